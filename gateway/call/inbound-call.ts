@@ -1,0 +1,280 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import { CallError } from "../errors.js";
+import { GraphApiError } from "../meta/graph-errors.js";
+import type { MetaLeg } from "../webrtc/meta-leg.js";
+import { OutboundStream } from "./outbound-stream.js";
+import { SerialQueue } from "./serial-queue.js";
+import type { CallTarget, TargetFailure } from "./target.js";
+
+/** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
+export interface MetaCallControl {
+  accept(callId: string, sdpOffer: string): Promise<{ answer: string; reoffer?: string }>;
+  reject(callId: string): Promise<void>;
+  terminate(callId: string): Promise<void>;
+}
+
+/**
+ * Named states of a consumer-initiated Messenger call:
+ * - `ringing`: the connect webhook arrived, our offer is built, the target is ringing;
+ * - `accepting`: the target answered, `accept` with our offer is in flight;
+ * - `connecting`: Meta's answer (and re-offer) applied, waiting for ICE/DTLS;
+ * - `active`: media flows both ways;
+ * - `ended`: both legs are down and every resource is released.
+ */
+export type InboundCallState = "ringing" | "accepting" | "connecting" | "active" | "ended";
+
+/** How a call ended, for logs and metrics. */
+export type CallOutcome =
+  | "completed-consumer-hangup"
+  | "completed-target-hangup"
+  | "completed-local-hangup"
+  | "target-busy"
+  | "target-declined"
+  | "target-unreachable"
+  | "target-no-answer"
+  | "target-failed"
+  | "accept-failed"
+  | "media-failed"
+  | "media-timeout"
+  | "consumer-gone"
+  | "error";
+
+export interface CallEndInfo {
+  callId: string;
+  outcome: CallOutcome;
+  detail: string;
+  durationMs: number;
+  /** Whether the consumer's audio reached the target at least once. */
+  mediaFlowed: boolean;
+}
+
+export interface InboundCallEvents {
+  state: [InboundCallState];
+  ended: [CallEndInfo];
+}
+
+export interface InboundCallOptions {
+  callId: string;
+  psid: string;
+  leg: MetaLeg;
+  target: CallTarget;
+  meta: MetaCallControl;
+  log: Logger;
+  /** Meta gives 60 s to accept; give up (reject) before that. */
+  acceptTimeoutMs: number;
+  /** From accept to DTLS up. */
+  connectTimeoutMs: number;
+  /** Ends an active call when the consumer's RTP stops for this long. */
+  mediaTimeoutMs: number;
+}
+
+const OPUS_FRAME_SAMPLES = 960;
+
+/**
+ * A consumer calls the business on Messenger. The connect webhook carries no SDP: we offer, ring
+ * the target at once, and `accept` with our offer when the target answers (so the consumer's
+ * "connected" means someone is there). Meta answers in the HTTP response and re-offers; the
+ * consumer's audio then arrives on the transceiver the re-offer added.
+ */
+export class InboundCall extends EventEmitter<InboundCallEvents> {
+  private _state: InboundCallState = "ringing";
+  private readonly queue: SerialQueue;
+  private readonly startedAt = Date.now();
+  private offer: string | undefined;
+  private acceptTimer: NodeJS.Timeout | undefined;
+  private mediaTimer: NodeJS.Timeout | undefined;
+  private readonly toConsumer = new OutboundStream(OPUS_FRAME_SAMPLES);
+  private mediaFlowed = false;
+
+  constructor(private readonly o: InboundCallOptions) {
+    super();
+    this.queue = new SerialQueue((err) => this.failFromError(err));
+  }
+
+  get callId(): string {
+    return this.o.callId;
+  }
+
+  get state(): InboundCallState {
+    return this._state;
+  }
+
+  /** Builds our offer and rings the target. Resolves when both are under way. */
+  start(): Promise<void> {
+    return this.queue.push(async () => {
+      const { leg, target, log } = this.o;
+      this.offer = await leg.createOffer();
+      target.on("answered", () => void this.queue.push(() => this.onTargetAnswered()));
+      target.on("failed", (why, detail) => void this.queue.push(() => this.onTargetFailed(why, detail)));
+      target.on("ended", (detail) => void this.queue.push(() => this.hangUpFromTarget(detail)));
+      target.on("audio", (frame) => {
+        if (this._state !== "active") return;
+        const { sequenceNumber, timestamp } = this.toConsumer.next(frame.timestamp);
+        leg.sendAudio(leg.opusPayloadType(), frame.payload, timestamp, sequenceNumber);
+      });
+      leg.on("rtp", (inbound) => {
+        if (this._state !== "active" || inbound.kind !== "audio") return;
+        // Consumer audio is Opus; telephone-event and anything else is not for the audio path.
+        if (inbound.packet.header.payloadType !== leg.opusPayloadType()) return;
+        this.mediaFlowed = true;
+        target.sendAudio({ payload: inbound.packet.payload, timestamp: inbound.packet.header.timestamp, arrivedAt: inbound.arrivedAt });
+      });
+      leg.on("state", (s) => {
+        if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
+      });
+      this.acceptTimer = setTimeout(
+        () => void this.queue.push(() => this.onTargetFailed("no-answer", `not answered within ${this.o.acceptTimeoutMs} ms`)),
+        this.o.acceptTimeoutMs,
+      );
+      log.info({ target: target.kind }, "call ringing target");
+      target.ring({ callId: this.o.callId, psid: this.o.psid });
+    });
+  }
+
+  /** The consumer (or Meta) ended the call: terminate webhook. */
+  onMetaTerminate(status: string): Promise<void> {
+    return this.queue.push(async () => {
+      if (this._state === "ended") return;
+      const outcome: CallOutcome = this._state === "active" || status === "Completed" ? "completed-consumer-hangup" : "consumer-gone";
+      await this.finish(outcome, `terminate webhook (${status})`, { tellMeta: false });
+    });
+  }
+
+  /** A media_update offer from Meta: apply and answer locally. */
+  onMetaOffer(sdp: string): Promise<void> {
+    return this.queue.push(async () => {
+      if (this._state !== "active" && this._state !== "connecting") return;
+      await this.o.leg.applyOffer(sdp);
+    });
+  }
+
+  /** Ends the call from our side (operator, shutdown). */
+  hangup(detail = "local hangup"): Promise<void> {
+    return this.queue.push(() => this.endBoth("completed-local-hangup", detail));
+  }
+
+  private async onTargetAnswered(): Promise<void> {
+    if (this._state !== "ringing") return;
+    this.clearAcceptTimer();
+    this.setState("accepting");
+    const { leg, meta, log } = this.o;
+    let answer: string;
+    let reoffer: string | undefined;
+    try {
+      ({ answer, reoffer } = await meta.accept(this.o.callId, this.offer!));
+    } catch (err) {
+      await this.onAcceptFailed(err);
+      return;
+    }
+    if (this.isEnded()) return;
+    this.setState("connecting");
+    await leg.applyAnswer(answer);
+    if (reoffer) await leg.applyOffer(reoffer);
+    else log.warn("accept response carried no sdp_renegotiation; consumer audio may not arrive");
+    try {
+      await leg.waitConnected(this.o.connectTimeoutMs);
+    } catch (err) {
+      if (this.isEnded()) return;
+      await this.endBoth("media-failed", (err as Error).message);
+      return;
+    }
+    if (this.isEnded()) return;
+    this.setState("active");
+    this.armMediaTimer();
+    log.info({ setupMs: Date.now() - this.startedAt }, "call active");
+  }
+
+  private async onAcceptFailed(err: unknown): Promise<void> {
+    const { meta, log } = this.o;
+    const gerr = err instanceof GraphApiError ? err : undefined;
+    log.warn(
+      { err: gerr ? { kind: gerr.kind, code: gerr.code, subcode: gerr.subcode, fbtraceId: gerr.fbtraceId, class: gerr.errorClass } : err },
+      "accept failed",
+    );
+    if (gerr?.errorClass !== "call-gone") {
+      // A definite refusal leaves the consumer ringing: reject. After a timeout nobody knows whether
+      // the accept took, and only terminate ends both a ringing and an accepted call.
+      const end = gerr?.kind === "timeout" || gerr?.kind === "network" ? meta.terminate : meta.reject;
+      await end.call(meta, this.o.callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
+    }
+    await this.finish("accept-failed", gerr ? gerr.message : String(err), { tellMeta: false });
+  }
+
+  private async onTargetFailed(why: TargetFailure, detail: string): Promise<void> {
+    if (this._state !== "ringing") return;
+    await this.o.meta.reject(this.o.callId).catch((e: unknown) => this.o.log.warn({ err: e }, "reject failed"));
+    await this.finish(`target-${why}`, detail, { tellMeta: false });
+  }
+
+  private async hangUpFromTarget(detail: string): Promise<void> {
+    if (this.isEnded()) return;
+    await this.endBoth("completed-target-hangup", detail);
+  }
+
+  /** Ends the call on both legs, telling Meta in the way that fits the state. */
+  private async endBoth(outcome: CallOutcome, detail: string): Promise<void> {
+    if (this.isEnded()) return;
+    await this.finish(outcome, detail, { tellMeta: true });
+  }
+
+  private async finish(outcome: CallOutcome, detail: string, opts: { tellMeta: boolean }): Promise<void> {
+    if (this.isEnded()) return;
+    const wasState = this._state;
+    this.setState("ended");
+    this.clearAcceptTimer();
+    if (this.mediaTimer) clearInterval(this.mediaTimer);
+    this.mediaTimer = undefined;
+    const { meta, leg, target, log } = this.o;
+    if (opts.tellMeta) {
+      const end = wasState === "ringing" ? meta.reject : meta.terminate;
+      await end.call(meta, this.o.callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
+    }
+    await Promise.allSettled([target.hangup(detail), leg.close()]);
+    this.queue.close();
+    const info: CallEndInfo = {
+      callId: this.o.callId,
+      outcome,
+      detail,
+      durationMs: Date.now() - this.startedAt,
+      mediaFlowed: this.mediaFlowed,
+    };
+    log.info({ outcome, detail, durationMs: info.durationMs, leg: leg.stats() }, "call ended");
+    this.emit("ended", info);
+    this.removeAllListeners();
+  }
+
+  private failFromError(err: unknown): void {
+    this.o.log.error({ err }, "call step failed");
+    const detail = err instanceof CallError || err instanceof Error ? err.message : String(err);
+    // Runs outside the queue: the failing step is over, and finishing must not wait behind it.
+    void this.finish("error", detail, { tellMeta: true });
+  }
+
+  private armMediaTimer(): void {
+    const check = Math.min(5_000, this.o.mediaTimeoutMs);
+    this.mediaTimer = setInterval(() => {
+      const last = this.o.leg.stats().lastPacketInAt ?? this.o.leg.stats().connectedAt ?? Date.now();
+      if (Date.now() - last > this.o.mediaTimeoutMs) {
+        void this.queue.push(() => this.endBoth("media-timeout", `no RTP from Meta for ${this.o.mediaTimeoutMs} ms`));
+      }
+    }, check);
+    this.mediaTimer.unref();
+  }
+
+  private clearAcceptTimer(): void {
+    if (this.acceptTimer) clearTimeout(this.acceptTimer);
+    this.acceptTimer = undefined;
+  }
+
+  private isEnded(): boolean {
+    return this._state === "ended";
+  }
+
+  private setState(s: InboundCallState): void {
+    if (this._state === s) return;
+    this._state = s;
+    this.o.log.debug({ state: s }, "call state");
+    this.emit("state", s);
+  }
+}

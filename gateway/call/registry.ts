@@ -1,0 +1,65 @@
+import type { CallEndInfo, CallOutcome, InboundCall } from "./inbound-call.js";
+
+export interface RegistryStats {
+  active: number;
+  started: number;
+  ended: Partial<Record<CallOutcome, number>>;
+}
+
+/**
+ * The live calls of this process, by Messenger call id. It also remembers recently ended ids, so
+ * a connect retried by Meta after the call ended does not start it again.
+ */
+export class CallRegistry {
+  private readonly calls = new Map<string, InboundCall>();
+  private readonly endedIds = new Map<string, number>();
+  private readonly counters: RegistryStats = { active: 0, started: 0, ended: {} };
+  private readonly endListeners: ((info: CallEndInfo) => void)[] = [];
+
+  constructor(private readonly rememberEndedMs = 10 * 60_000) {}
+
+  get size(): number {
+    return this.calls.size;
+  }
+
+  get(callId: string): InboundCall | undefined {
+    return this.calls.get(callId);
+  }
+
+  /** True when the id belongs to a live call or one that ended recently. */
+  knows(callId: string): boolean {
+    this.expire();
+    return this.calls.has(callId) || this.endedIds.has(callId);
+  }
+
+  add(call: InboundCall): void {
+    this.calls.set(call.callId, call);
+    this.counters.started++;
+    call.once("ended", (info) => {
+      this.calls.delete(info.callId);
+      this.endedIds.set(info.callId, Date.now());
+      this.counters.ended[info.outcome] = (this.counters.ended[info.outcome] ?? 0) + 1;
+      for (const l of this.endListeners) l(info);
+    });
+  }
+
+  onCallEnded(listener: (info: CallEndInfo) => void): void {
+    this.endListeners.push(listener);
+  }
+
+  all(): InboundCall[] {
+    return [...this.calls.values()];
+  }
+
+  stats(): RegistryStats {
+    return { ...this.counters, active: this.calls.size, ended: { ...this.counters.ended } };
+  }
+
+  private expire(): void {
+    const cutoff = Date.now() - this.rememberEndedMs;
+    for (const [id, at] of this.endedIds) {
+      if (at >= cutoff) break;
+      this.endedIds.delete(id);
+    }
+  }
+}

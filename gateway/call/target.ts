@@ -1,0 +1,38 @@
+import type { EventEmitter } from "node:events";
+
+/** Why the far end did not take the call. */
+export type TargetFailure = "busy" | "declined" | "unreachable" | "no-answer" | "failed";
+
+/** One audio packet of the Opus stream exchanged with the Meta leg. */
+export interface OpusFrame {
+  payload: Buffer;
+  /** RTP timestamp on the 48 kHz Opus clock. */
+  timestamp: number;
+  /** process.hrtime.bigint() when the packet entered the gateway. */
+  arrivedAt: bigint;
+}
+
+export interface CallTargetEvents {
+  /** The far end answered; media may flow. */
+  answered: [];
+  /** The far end refused or could not be reached before answering. */
+  failed: [TargetFailure, string];
+  /** The far end hung up after answering. */
+  ended: [string];
+  /** Audio for the consumer. */
+  audio: [OpusFrame];
+}
+
+/**
+ * The other side of a Messenger call: what a consumer's call rings (the PBX via SIP, or the echo
+ * target). The call session drives it and listens to its events; it never sees Meta.
+ */
+export interface CallTarget extends EventEmitter<CallTargetEvents> {
+  readonly kind: string;
+  /** Starts ringing the far end; the outcome arrives as answered or failed. */
+  ring(info: { callId: string; psid: string }): void;
+  /** Audio from the consumer. */
+  sendAudio(frame: OpusFrame): void;
+  /** Ends the far end's side (cancel before answer, hang up after); idempotent. */
+  hangup(reason: string): Promise<void>;
+}

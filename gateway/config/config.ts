@@ -1,0 +1,242 @@
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { parse as parseYaml } from "yaml";
+
+/** Every setting the gateway reads, after validation. One struct, validated in one place. */
+export interface GatewayConfig {
+  meta: {
+    appSecret: string;
+    verifyToken: string;
+    pageId: string;
+    pageAccessToken: string;
+    graphUrl: string;
+    graphVersion: string;
+    graphTimeoutMs: number;
+  };
+  http: { host: string; port: number };
+  sip: {
+    /** `echo` or a SIP URI that consumer-initiated calls ring. */
+    target: SipTarget;
+    /** host:port (and optional transport) the SIP stack listens on. */
+    listen: { host: string; port: number };
+  };
+  media: {
+    rtpPortMin: number;
+    rtpPortMax: number;
+    /** Address advertised in ICE candidates and SIP SDP; undefined = every local interface. */
+    publicIp: string | undefined;
+    /** Address media sockets bind to; undefined = all interfaces. */
+    bindIp: string | undefined;
+    /** STUN servers for the Meta leg; empty = none at all (werift's hidden default is disabled). */
+    stunUrls: string[];
+  };
+  calls: {
+    /** Upper bound Meta gives us to accept a consumer call (60 s); we answer well inside it. */
+    acceptTimeoutMs: number;
+    /** Ends a call whose Meta leg has received no RTP for this long after it connected. */
+    mediaTimeoutMs: number;
+    maxConcurrent: number;
+  };
+  logLevel: LogLevel;
+}
+
+export type SipTarget = { kind: "echo" } | { kind: "uri"; uri: string };
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+
+/** A setting is missing or invalid; the message names the setting. */
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`${setting}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Source = Record<string, string | undefined>;
+
+const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+/** The keys accepted from the environment and, with the same names, from a YAML file. */
+export const CONFIG_KEYS = [
+  "META_APP_SECRET",
+  "META_VERIFY_TOKEN",
+  "META_PAGE_ID",
+  "META_PAGE_ACCESS_TOKEN",
+  "META_GRAPH_URL",
+  "META_GRAPH_VERSION",
+  "META_GRAPH_TIMEOUT_MS",
+  "HTTP_HOST",
+  "HTTP_PORT",
+  "SIP_TARGET",
+  "SIP_LISTEN",
+  "RTP_PORT_MIN",
+  "RTP_PORT_MAX",
+  "PUBLIC_IP",
+  "MEDIA_BIND_IP",
+  "STUN_URLS",
+  "ACCEPT_TIMEOUT_MS",
+  "MEDIA_TIMEOUT_MS",
+  "MAX_CONCURRENT_CALLS",
+  "LOG_LEVEL",
+] as const;
+export type ConfigKey = (typeof CONFIG_KEYS)[number];
+
+/**
+ * Reads a YAML file of `KEY: value` pairs (the same keys as the environment). Environment
+ * variables win over the file so a container can override one setting without a new file.
+ */
+export function readConfigFile(path: string): Source {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError("--config", `cannot read ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError("--config", `${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError("--config", `${path} must be a mapping of settings`);
+  }
+  const out: Source = {};
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(key, `unknown setting in ${path}`);
+    }
+    if (value === null || value === undefined) continue;
+    if (Array.isArray(value)) out[key] = value.map(String).join(",");
+    else if (typeof value === "object") throw new ConfigError(key, "must be a scalar or a list");
+    else out[key] = String(value);
+  }
+  return out;
+}
+
+/** Builds and validates the configuration from the environment merged over an optional file. */
+export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
+  const src: Source = { ...file };
+  for (const key of CONFIG_KEYS) {
+    const v = env[key];
+    if (v !== undefined && v !== "") src[key] = v;
+  }
+  const str = (key: ConfigKey, fallback?: string): string => {
+    const v = src[key]?.trim();
+    if (v === undefined || v === "") {
+      if (fallback !== undefined) return fallback;
+      throw new ConfigError(key, "is required");
+    }
+    return v;
+  };
+  const optional = (key: ConfigKey): string | undefined => {
+    const v = src[key]?.trim();
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const int = (key: ConfigKey, fallback: number, min: number, max: number): number => {
+    const raw = optional(key);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw)) throw new ConfigError(key, `must be a whole number, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new ConfigError(key, `must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+  const ip = (key: ConfigKey): string | undefined => {
+    const v = optional(key);
+    if (v !== undefined && isIP(v) === 0) throw new ConfigError(key, `must be an IP address, got "${v}"`);
+    return v;
+  };
+
+  const graphUrl = str("META_GRAPH_URL", "https://graph.facebook.com").replace(/\/+$/, "");
+  if (!/^https?:\/\/[^/]+/.test(graphUrl)) {
+    throw new ConfigError("META_GRAPH_URL", `must be an http(s) URL, got "${graphUrl}"`);
+  }
+  const graphVersion = str("META_GRAPH_VERSION", "v26.0");
+  if (!/^v\d+\.\d+$/.test(graphVersion)) {
+    throw new ConfigError("META_GRAPH_VERSION", `must look like v26.0, got "${graphVersion}"`);
+  }
+  const pageId = str("META_PAGE_ID");
+  if (!/^\d+$/.test(pageId)) throw new ConfigError("META_PAGE_ID", "must be the numeric Page id");
+
+  const rtpPortMin = int("RTP_PORT_MIN", 40000, 1024, 65534);
+  const rtpPortMax = int("RTP_PORT_MAX", 49999, 1025, 65535);
+  if (rtpPortMax <= rtpPortMin) {
+    throw new ConfigError("RTP_PORT_MAX", `must be above RTP_PORT_MIN (${rtpPortMin})`);
+  }
+
+  const logLevel = str("LOG_LEVEL", "info") as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError("LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+
+  return {
+    meta: {
+      appSecret: str("META_APP_SECRET"),
+      verifyToken: str("META_VERIFY_TOKEN"),
+      pageId,
+      pageAccessToken: str("META_PAGE_ACCESS_TOKEN"),
+      graphUrl,
+      graphVersion,
+      graphTimeoutMs: int("META_GRAPH_TIMEOUT_MS", 10_000, 100, 120_000),
+    },
+    http: {
+      host: str("HTTP_HOST", "0.0.0.0"),
+      port: int("HTTP_PORT", 8080, 0, 65535),
+    },
+    sip: {
+      target: parseSipTarget(str("SIP_TARGET", "echo")),
+      listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060")),
+    },
+    media: {
+      rtpPortMin,
+      rtpPortMax,
+      publicIp: ip("PUBLIC_IP"),
+      bindIp: ip("MEDIA_BIND_IP"),
+      stunUrls: parseStunUrls(optional("STUN_URLS")),
+    },
+    calls: {
+      acceptTimeoutMs: int("ACCEPT_TIMEOUT_MS", 55_000, 1_000, 60_000),
+      mediaTimeoutMs: int("MEDIA_TIMEOUT_MS", 30_000, 1_000, 600_000),
+      maxConcurrent: int("MAX_CONCURRENT_CALLS", 500, 1, 100_000),
+    },
+    logLevel,
+  };
+}
+
+function parseSipTarget(raw: string): SipTarget {
+  if (raw.toLowerCase() === "echo") return { kind: "echo" };
+  if (!/^sips?:[^@\s]+@[^\s]+$|^sips?:[^\s@]+$/.test(raw)) {
+    throw new ConfigError("SIP_TARGET", `must be "echo" or a SIP URI like sip:agents@pbx.example.com, got "${raw}"`);
+  }
+  return { kind: "uri", uri: raw };
+}
+
+function parseHostPort(key: ConfigKey, raw: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(raw);
+  if (!m) throw new ConfigError(key, `must be host:port, got "${raw}"`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new ConfigError(key, `port must be 1..65535, got ${port}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function parseStunUrls(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  const urls = raw.split(",").map((u) => u.trim()).filter((u) => u.length > 0);
+  for (const url of urls) {
+    if (!/^stun:[^\s:]+(:\d+)?$/.test(url)) {
+      throw new ConfigError("STUN_URLS", `"${url}" is not a stun:host[:port] URL`);
+    }
+  }
+  return urls;
+}
+
+/** The configuration with secrets masked, for the start-up log line. */
+export function redactConfig(config: GatewayConfig): unknown {
+  return {
+    ...config,
+    meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: "***" },
+  };
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig, readConfigFile } from "./config/config.js";
+import { Gateway } from "./gateway.js";
+import { createLogger } from "./log.js";
+
+/** Seconds live calls get to finish after SIGTERM before they are ended. */
+const DRAIN_SECONDS = Number(process.env.DRAIN_SECONDS ?? 30);
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } } });
+  if (values.help) {
+    process.stdout.write("usage: meta-sip-gateway [--config gateway.yaml]\nSettings come from the environment (see README), optionally from a YAML file.\n");
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig(process.env, values.config ? readConfigFile(values.config) : {});
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  // werift's TURN client and socket layers can throw outside any promise chain (upstream #364,
+  // #414); one call's transport failure must not take every other call down with it.
+  process.on("uncaughtException", (err) => log.error({ err }, "uncaught exception (process continues)"));
+  process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (process continues)"));
+
+  const gateway = new Gateway(config, log);
+  await gateway.start();
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, drainSeconds: DRAIN_SECONDS }, "draining");
+    gateway
+      .stop(signal === "SIGTERM" ? DRAIN_SECONDS * 1000 : 0)
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

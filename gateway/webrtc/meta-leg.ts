@@ -1,0 +1,332 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import {
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtcpPayloadSpecificFeedback,
+  RtpHeader,
+  RtpPacket,
+  useOPUS,
+  useSdesMid,
+  type RTCRtpTransceiver,
+  type RtcpPacket,
+} from "werift";
+import { MetaLegError, SdpError } from "../errors.js";
+import { addEndOfCandidates, dropTrickleOption, keepSha256FingerprintsOnly, summarizeSdp, validateRemoteSdp } from "./sdp.js";
+
+/** Network settings of the Meta leg, from the gateway configuration. */
+export interface MetaLegNetwork {
+  portRange: [number, number];
+  /** Advertised as the only host candidate when set (1:1 NAT / public address). */
+  publicIp: string | undefined;
+  /** Media sockets bind here when set. */
+  bindIp: string | undefined;
+  stunUrls: string[];
+}
+
+export type MetaLegState = "new" | "offered" | "answered" | "connecting" | "connected" | "closed" | "failed";
+
+/** One RTP packet of the consumer's media, as received (SRTP already removed). */
+export interface InboundRtp {
+  mid: string | undefined;
+  kind: "audio" | "video";
+  packet: RtpPacket;
+  /** process.hrtime.bigint() at arrival, for latency accounting. */
+  arrivedAt: bigint;
+}
+
+export interface MetaLegEvents {
+  state: [MetaLegState];
+  rtp: [InboundRtp];
+  /** The consumer asked for a keyframe on our video (PLI/FIR). */
+  keyframeRequest: [];
+}
+
+export interface MetaLegStats {
+  state: MetaLegState;
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  lastPacketInAt: number | undefined;
+  connectedAt: number | undefined;
+}
+
+// Opus as Meta's edge negotiates it; minptime=10 and in-band FEC match Meta's own fmtp.
+const OPUS = (): RTCRtpCodecParameters =>
+  useOPUS({ payloadType: 111, parameters: "minptime=10;useinbandfec=1" });
+// Meta's Messenger re-offers carry telephone-event on the 48 kHz Opus clock (110); 126/8000 is what
+// WhatsApp uses. Offer both so whichever the far end keeps is one we can send.
+const TELEPHONE_EVENT_48K = (): RTCRtpCodecParameters =>
+  new RTCRtpCodecParameters({ mimeType: "audio/telephone-event", clockRate: 48000, payloadType: 110, parameters: "0-16" });
+const TELEPHONE_EVENT_8K = (): RTCRtpCodecParameters =>
+  new RTCRtpCodecParameters({ mimeType: "audio/telephone-event", clockRate: 8000, payloadType: 126, parameters: "0-16" });
+
+const RTCP_PSFB = 206;
+const PSFB_PLI = 1;
+const PSFB_FIR = 4;
+
+/**
+ * The WebRTC leg toward Meta's edge, on werift. Meta is always ice-lite, so we are the full,
+ * controlling ICE agent and the DTLS client. Every SDP we hand out is complete (Meta has no trickle).
+ *
+ * werift's known bugs are contained here, at the boundary, so the rest of the gateway never sees them:
+ * - its hidden public STUN default (removed before gathering);
+ * - payload-type rewriting on send (see sendRtp);
+ * - remote PLIs routed to the receiver instead of the sender (read at the DTLS transport).
+ */
+export class MetaLeg extends EventEmitter<MetaLegEvents> {
+  private readonly pc: RTCPeerConnection;
+  private readonly audio: RTCRtpTransceiver;
+  private readonly audioTrack = new MediaStreamTrack({ kind: "audio" });
+  private _state: MetaLegState = "new";
+  private readonly counters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 };
+  private lastPacketInAt: number | undefined;
+  private connectedAt: number | undefined;
+  private rtcpHooked = false;
+  private readonly subscriptions: { unSubscribe: () => void }[] = [];
+
+  constructor(
+    readonly callId: string,
+    network: MetaLegNetwork,
+    private readonly log: Logger,
+  ) {
+    super();
+    const advertiseOnly = network.publicIp !== undefined;
+    this.pc = new RTCPeerConnection({
+      iceServers: network.stunUrls.map((urls) => ({ urls })),
+      icePortRange: network.portRange,
+      iceAdditionalHostAddresses: network.publicIp ? [network.publicIp] : undefined,
+      iceInterfaceAddresses: network.bindIp ? { udp4: network.bindIp } : undefined,
+      // With a public address configured, advertise only it: private interface addresses in an
+      // SDP sent to Meta are useless to an ice-lite peer and leak the host's layout.
+      iceUseIpv4: !advertiseOnly,
+      iceUseIpv6: false,
+      iceStunGatherTimeout: 2,
+      bundlePolicy: "max-bundle",
+      codecs: { audio: [OPUS(), TELEPHONE_EVENT_48K(), TELEPHONE_EVENT_8K()], video: [] },
+      headerExtensions: { audio: [useSdesMid()], video: [] },
+    });
+    this.audio = this.pc.addTransceiver(this.audioTrack, { direction: "sendrecv" });
+    this.disableImplicitStun(network.stunUrls.length === 0);
+
+    // onTrack fires inside setRemoteDescription, so it must be subscribed before any SRD.
+    this.subscriptions.push(
+      this.pc.onTrack.subscribe((track) => {
+        const transceiver = this.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track));
+        const mid = transceiver?.mid ?? undefined;
+        const kind = track.kind === "video" ? "video" : "audio";
+        this.log.debug({ mid, kind, ssrc: track.ssrc }, "meta leg: remote track");
+        track.onReceiveRtp.subscribe((packet) => {
+          const arrivedAt = process.hrtime.bigint();
+          this.counters.packetsIn++;
+          this.counters.bytesIn += packet.payload.length;
+          this.lastPacketInAt = Date.now();
+          this.emit("rtp", { mid, kind, packet, arrivedAt });
+        });
+      }),
+      this.pc.connectionStateChange.subscribe((s) => {
+        if (s === "connected") {
+          this.connectedAt = Date.now();
+          this.hookRtcp();
+          this.setState("connected");
+        } else if (s === "failed") this.setState("failed");
+        else if (s === "connecting" && this._state === "answered") this.setState("connecting");
+      }),
+    );
+  }
+
+  get state(): MetaLegState {
+    return this._state;
+  }
+
+  /** Our initial offer: Opus and telephone-event, BUNDLE, rtcp-mux, actpass, every candidate gathered. */
+  async createOffer(): Promise<string> {
+    this.expectState("createOffer", ["new"]);
+    const offer = await this.pc.createOffer();
+    // werift's setLocalDescription waits for candidate gathering to finish, so the
+    // description read back afterwards carries every candidate and end-of-candidates.
+    await this.pc.setLocalDescription(offer);
+    // We never trickle (Meta has no channel for it), so do not claim to.
+    const sdp = dropTrickleOption(keepSha256FingerprintsOnly(this.pc.localDescription!.sdp));
+    this.setState("offered");
+    const s = summarizeSdp(sdp);
+    this.log.debug({ candidates: s.candidates, bundle: s.bundle }, "meta leg: offer ready");
+    return sdp;
+  }
+
+  /** Applies Meta's answer (`sdp_response`) to our offer. */
+  async applyAnswer(sdp: string): Promise<void> {
+    this.expectState("applyAnswer", ["offered"]);
+    const problem = validateRemoteSdp(sdp, "answer");
+    if (problem) throw new SdpError(this.callId, `Meta's answer ${problem}`);
+    try {
+      await this.pc.setRemoteDescription({ type: "answer", sdp: addEndOfCandidates(sdp) });
+    } catch (err) {
+      throw new SdpError(this.callId, `Meta's answer was refused: ${(err as Error).message}`, { cause: err });
+    }
+    this.setState("answered");
+  }
+
+  /**
+   * Applies an offer from Meta (`sdp_renegotiation`, or a media_update webhook) and returns our
+   * answer. Meta never receives this answer (no API takes it): it is set locally only, so it must
+   * describe exactly what we will do.
+   */
+  async applyOffer(sdp: string): Promise<string> {
+    this.expectState("applyOffer", ["answered", "connecting", "connected"]);
+    const problem = validateRemoteSdp(sdp, "offer");
+    if (problem) throw new SdpError(this.callId, `Meta's offer ${problem}`);
+    try {
+      await this.pc.setRemoteDescription({ type: "offer", sdp: addEndOfCandidates(sdp) });
+      const answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription(answer);
+    } catch (err) {
+      throw new SdpError(this.callId, `Meta's offer was refused: ${(err as Error).message}`, { cause: err });
+    }
+    const local = keepSha256FingerprintsOnly(this.pc.localDescription!.sdp);
+    const s = summarizeSdp(local);
+    this.log.debug({ media: s.media.map((m) => `${m.mid}:${m.kind}:${m.direction}`) }, "meta leg: answered Meta's offer");
+    return local;
+  }
+
+  /** Resolves once DTLS is up; rejects when the leg fails or closes first, or after timeoutMs. */
+  waitConnected(timeoutMs: number): Promise<void> {
+    if (this._state === "connected") return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off("state", onState);
+        reject(new MetaLegError(this.callId, `media did not connect within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onState = (s: MetaLegState): void => {
+        if (s === "connected") {
+          clearTimeout(timer);
+          this.off("state", onState);
+          resolve();
+        } else if (s === "failed" || s === "closed") {
+          clearTimeout(timer);
+          this.off("state", onState);
+          reject(new MetaLegError(this.callId, `media ${s} before connecting`));
+        }
+      };
+      this.on("state", onState);
+    });
+  }
+
+  /**
+   * Sends one audio packet toward the consumer on our transceiver (mid 0). The caller owns sequence
+   * numbers and timestamps (werift keeps them, adding a constant offset).
+   *
+   * werift's sender stamps every packet with the payload type of the first negotiated codec, which
+   * would send telephone-event labelled as Opus. The codec the sender stamps is read synchronously
+   * at the start of sendRtp, so swapping it for the duration of that call sends the right PT while
+   * keeping werift's sequence numbering, SSRC, header extensions, SR statistics and NACK cache.
+   */
+  sendAudio(payloadType: number, payload: Buffer, timestamp: number, sequenceNumber: number, marker = false): void {
+    if (this._state !== "connected") return;
+    const sender = this.audio.sender;
+    const negotiated = sender.codec;
+    if (!negotiated) return;
+    const header = new RtpHeader({ payloadType, timestamp, sequenceNumber, marker });
+    const packet = new RtpPacket(header, payload);
+    this.counters.packetsOut++;
+    this.counters.bytesOut += payload.length;
+    if (payloadType === negotiated.payloadType) {
+      sender.sendRtp(packet).catch((err: unknown) => this.log.debug({ err }, "meta leg: send failed"));
+      return;
+    }
+    const codec = this.findCodec(payloadType);
+    if (!codec) {
+      this.log.debug({ payloadType }, "meta leg: payload type not negotiated, packet dropped");
+      return;
+    }
+    sender.codec = codec;
+    try {
+      sender.sendRtp(packet).catch((err: unknown) => this.log.debug({ err }, "meta leg: send failed"));
+    } finally {
+      sender.codec = negotiated;
+    }
+  }
+
+  /** The telephone-event payload type Meta accepted on our audio, preferring the Opus clock. */
+  telephoneEventPayloadType(): { payloadType: number; clockRate: number } | undefined {
+    const codecs = this.audio.codecs ?? [];
+    const te = codecs.filter((c) => c.mimeType.toLowerCase() === "audio/telephone-event");
+    const pick = te.find((c) => c.clockRate === 48000) ?? te[0];
+    return pick ? { payloadType: pick.payloadType, clockRate: pick.clockRate } : undefined;
+  }
+
+  /** Payload type of Opus as negotiated on our sending transceiver. */
+  opusPayloadType(): number {
+    return this.audio.sender.codec?.payloadType ?? 111;
+  }
+
+  stats(): MetaLegStats {
+    return { state: this._state, ...this.counters, lastPacketInAt: this.lastPacketInAt, connectedAt: this.connectedAt };
+  }
+
+  async close(): Promise<void> {
+    if (this._state === "closed") return;
+    this.setState("closed");
+    for (const s of this.subscriptions) s.unSubscribe();
+    this.subscriptions.length = 0;
+    try {
+      await this.pc.close();
+    } catch (err) {
+      this.log.debug({ err }, "meta leg: close error");
+    }
+    this.removeAllListeners();
+  }
+
+  private findCodec(payloadType: number): RTCRtpCodecParameters | undefined {
+    return (this.audio.codecs ?? []).find((c) => c.payloadType === payloadType);
+  }
+
+  private setState(s: MetaLegState): void {
+    if (this._state === s || this._state === "closed") return;
+    if (this._state === "failed" && s !== "closed") return;
+    this._state = s;
+    this.emit("state", s);
+  }
+
+  private expectState(op: string, allowed: MetaLegState[]): void {
+    if (!allowed.includes(this._state)) {
+      throw new MetaLegError(this.callId, `${op} not possible in state ${this._state}`);
+    }
+  }
+
+  /**
+   * werift falls back to a public STUN server whenever no stun: URL is configured, even for an
+   * empty list (upstream issue #691). With no STUN configured we want none at all, so clear the
+   * derived server on every ICE connection before the first gathering.
+   */
+  private disableImplicitStun(noStun: boolean): void {
+    if (!noStun) return;
+    for (const transport of this.pc.iceTransports) {
+      (transport.connection as { stunServer?: unknown }).stunServer = undefined;
+    }
+  }
+
+  /**
+   * werift routes a PLI to whichever of its objects knows the RTCP sender SSRC; when the consumer
+   * also sends on that m-line, the PLI lands in the receiver and the sender's event never fires.
+   * Reading RTCP at the DTLS transport sees every feedback packet.
+   */
+  private hookRtcp(): void {
+    if (this.rtcpHooked) return;
+    const dtls = this.audio.dtlsTransport;
+    if (!dtls) return;
+    this.rtcpHooked = true;
+    const ourSsrcs = (): number[] => this.pc.getTransceivers().map((t) => t.sender.ssrc);
+    this.subscriptions.push(
+      dtls.onRtcp.subscribe((rtcp: RtcpPacket) => {
+        if (rtcp.type !== RTCP_PSFB) return;
+        const fb = (rtcp as RtcpPayloadSpecificFeedback).feedback;
+        if ((fb.count === PSFB_PLI || fb.count === PSFB_FIR) && ourSsrcs().includes(fb.mediaSsrc)) {
+          this.emit("keyframeRequest");
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Pure SDP shaping for the Meta leg. Meta validates what we send strictly (sha-256 only, complete
+ * candidates) and sends SDP our stack needs help with; every rule here is one of those facts.
+ */
+
+const EOL = "\r\n";
+
+/** Splits an SDP into lines, accepting LF or CRLF, dropping a trailing empty line. */
+export function sdpLines(sdp: string): string[] {
+  const lines = sdp.split(/\r?\n/);
+  while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
+  return lines;
+}
+
+export function joinSdp(lines: string[]): string {
+  return lines.join(EOL) + EOL;
+}
+
+/** Graph rejects any fingerprint that is not sha-256 (error_subcode 2494010): drop the others. */
+export function keepSha256FingerprintsOnly(sdp: string): string {
+  return joinSdp(sdpLines(sdp).filter((l) => !l.startsWith("a=fingerprint:") || /^a=fingerprint:sha-256 /i.test(l)));
+}
+
+export function dropTrickleOption(sdp: string): string {
+  return joinSdp(sdpLines(sdp).filter((l) => l !== "a=ice-options:trickle"));
+}
+
+/**
+ * Meta's SDP is always complete (no trickle channel exists), so say so: stacks that otherwise wait
+ * for more remote candidates start checks at once.
+ */
+export function addEndOfCandidates(sdp: string): string {
+  const lines = sdpLines(sdp);
+  const out: string[] = [];
+  let inMedia = false;
+  let sawEnd = false;
+  const flush = (): void => {
+    if (inMedia && !sawEnd) out.push("a=end-of-candidates");
+  };
+  for (const line of lines) {
+    if (line.startsWith("m=")) {
+      flush();
+      inMedia = true;
+      sawEnd = false;
+    } else if (line === "a=end-of-candidates") {
+      sawEnd = true;
+    }
+    out.push(line);
+  }
+  flush();
+  return joinSdp(out);
+}
+
+export interface SdpMediaSummary {
+  mid: string | undefined;
+  kind: string;
+  port: number;
+  direction: "sendrecv" | "sendonly" | "recvonly" | "inactive";
+  codecs: { pt: number; name: string; clockRate: number }[];
+  ssrcs: number[];
+}
+
+export interface SdpSummary {
+  bundle: string[];
+  iceLite: boolean;
+  setup: string[];
+  fingerprints: string[];
+  candidates: number;
+  media: SdpMediaSummary[];
+}
+
+/** A read-only digest of an SDP: enough to validate what Meta sent and to log it without the SDP. */
+export function summarizeSdp(sdp: string): SdpSummary {
+  const summary: SdpSummary = { bundle: [], iceLite: false, setup: [], fingerprints: [], candidates: 0, media: [] };
+  let current: SdpMediaSummary | undefined;
+  for (const line of sdpLines(sdp)) {
+    if (line.startsWith("m=")) {
+      const [kind = "", port = "0"] = line.slice(2).split(" ");
+      current = { mid: undefined, kind, port: Number(port), direction: "sendrecv", codecs: [], ssrcs: [] };
+      summary.media.push(current);
+    } else if (line.startsWith("a=group:BUNDLE")) {
+      summary.bundle = line.slice("a=group:BUNDLE".length).trim().split(/\s+/).filter(Boolean);
+    } else if (line === "a=ice-lite") {
+      summary.iceLite = true;
+    } else if (line.startsWith("a=setup:")) {
+      summary.setup.push(line.slice(8));
+    } else if (line.startsWith("a=fingerprint:")) {
+      summary.fingerprints.push(line.slice(14).split(" ")[0]!.toLowerCase());
+    } else if (line.startsWith("a=candidate:")) {
+      summary.candidates++;
+    } else if (current) {
+      if (line.startsWith("a=mid:")) current.mid = line.slice(6);
+      else if (/^a=(sendrecv|sendonly|recvonly|inactive)$/.test(line)) {
+        current.direction = line.slice(2) as SdpMediaSummary["direction"];
+      } else if (line.startsWith("a=rtpmap:")) {
+        const m = /^a=rtpmap:(\d+) ([^/]+)\/(\d+)/.exec(line);
+        if (m) current.codecs.push({ pt: Number(m[1]), name: m[2]!, clockRate: Number(m[3]) });
+      } else if (line.startsWith("a=ssrc:")) {
+        const ssrc = Number(line.slice(7).split(" ")[0]);
+        if (!current.ssrcs.includes(ssrc)) current.ssrcs.push(ssrc);
+      }
+    }
+  }
+  return summary;
+}
+
+/** Why an SDP from Meta cannot be used, or undefined when it can. */
+export function validateRemoteSdp(sdp: string, type: "offer" | "answer"): string | undefined {
+  if (!sdp.startsWith("v=0")) return "does not start with v=0";
+  const s = summarizeSdp(sdp);
+  if (s.media.length === 0) return "has no m= line";
+  if (!s.media.some((m) => m.kind === "audio" && m.port !== 0)) return "has no active audio m= line";
+  if (s.fingerprints.length === 0) return "has no DTLS fingerprint";
+  if (!/a=ice-ufrag:/.test(sdp) || !/a=ice-pwd:/.test(sdp)) return "has no ICE credentials";
+  if (type === "answer" && s.setup.some((r) => r === "actpass")) return "answers with a=setup:actpass";
+  return undefined;
+}
