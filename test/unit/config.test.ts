@@ -1,0 +1,93 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, readConfigFile } from "../../gateway/config/config.js";
+
+const base = {
+  META_APP_SECRET: "s3cret",
+  META_VERIFY_TOKEN: "verify-me",
+  META_PAGE_ID: "1234567890",
+  META_PAGE_ACCESS_TOKEN: "EAAtoken",
+};
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("configuration", () => {
+  it("applies documented defaults", () => {
+    const c = loadConfig(base);
+    expect(c.meta.graphUrl).toBe("https://graph.facebook.com");
+    expect(c.meta.graphVersion).toBe("v26.0");
+    expect(c.http.port).toBe(8080);
+    expect(c.sip.target).toEqual({ kind: "echo" });
+    expect(c.media.stunUrls).toEqual([]);
+    expect(c.media.rtpPortMin).toBeLessThan(c.media.rtpPortMax);
+    expect(c.logLevel).toBe("info");
+  });
+
+  it("names the missing setting", () => {
+    const { META_APP_SECRET: _, ...rest } = base;
+    const err = configError(() => loadConfig(rest));
+    expect(err.setting).toBe("META_APP_SECRET");
+    expect(err.message).toMatch(/required/);
+  });
+
+  it.each([
+    ["HTTP_PORT", "eighty", /whole number/],
+    ["HTTP_PORT", "70000", /between/],
+    ["META_PAGE_ID", "my-page", /numeric/],
+    ["PUBLIC_IP", "example.com", /IP address/],
+    ["STUN_URLS", "turn:x.example:3478", /stun:/],
+    ["SIP_TARGET", "pbx.example.com", /SIP URI/],
+    ["SIP_LISTEN", "5060", /host:port/],
+    ["LOG_LEVEL", "loud", /one of/],
+    ["META_GRAPH_URL", "graph.facebook.com", /http/],
+  ])("rejects %s=%s", (key, value, pattern) => {
+    const err = configError(() => loadConfig({ ...base, [key]: value }));
+    expect(err.setting).toBe(key);
+    expect(err.message).toMatch(pattern);
+  });
+
+  it("rejects an inverted RTP port range", () => {
+    const err = configError(() => loadConfig({ ...base, RTP_PORT_MIN: "50000", RTP_PORT_MAX: "40000" }));
+    expect(err.setting).toBe("RTP_PORT_MAX");
+  });
+
+  it("parses SIP targets, STUN lists and listen addresses", () => {
+    const c = loadConfig({
+      ...base,
+      SIP_TARGET: "sip:support@pbx.example.com:5080",
+      STUN_URLS: "stun:127.0.0.1:3478, stun:stun.internal",
+      SIP_LISTEN: "127.0.0.1:5070",
+    });
+    expect(c.sip.target).toEqual({ kind: "uri", uri: "sip:support@pbx.example.com:5080" });
+    expect(c.media.stunUrls).toEqual(["stun:127.0.0.1:3478", "stun:stun.internal"]);
+    expect(c.sip.listen).toEqual({ host: "127.0.0.1", port: 5070 });
+  });
+
+  it("reads a YAML file and lets the environment override it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gwcfg-"));
+    const file = join(dir, "gateway.yaml");
+    writeFileSync(file, `META_APP_SECRET: fromfile\nMETA_VERIFY_TOKEN: v\nMETA_PAGE_ID: 42\nMETA_PAGE_ACCESS_TOKEN: t\nHTTP_PORT: 9000\nSTUN_URLS:\n  - stun:127.0.0.1:3478\n`);
+    const c = loadConfig({ HTTP_PORT: "9100" }, readConfigFile(file));
+    expect(c.meta.appSecret).toBe("fromfile");
+    expect(c.meta.pageId).toBe("42");
+    expect(c.http.port).toBe(9100);
+    expect(c.media.stunUrls).toEqual(["stun:127.0.0.1:3478"]);
+  });
+
+  it("rejects unknown keys in the file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gwcfg-"));
+    const file = join(dir, "bad.yaml");
+    writeFileSync(file, "META_APP_SECRETT: typo\n");
+    expect(configError(() => readConfigFile(file)).setting).toBe("META_APP_SECRETT");
+  });
+});
