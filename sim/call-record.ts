@@ -1,0 +1,75 @@
+import type { CallEnd, CallPhase } from "./call-rules.js";
+import type { SimConsumer } from "./consumer.js";
+import type { CallDirection } from "./webhook-events.js";
+
+/** The simulator's own bookkeeping for one call; SimCall is the read-only face tests see. */
+export class CallRecord {
+  private currentPhase: CallPhase = "ringing";
+  private ending: CallEnd | undefined;
+  /** When the business connected (accept) or the consumer picked up an outbound call. */
+  connectedAt: number | undefined;
+  /** Meta's media version: 0 after the initial negotiation, +1 for every later SDP exchange. */
+  mediaVersion = 0;
+  /** The status the gateway answered to the connect webhook (0 when it did not answer). */
+  connectWebhookStatus: number | undefined;
+  private readonly listeners = new Set<() => void>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    readonly id: string,
+    readonly psid: string,
+    readonly direction: CallDirection,
+    readonly consumer: SimConsumer,
+    readonly startedAt: number,
+  ) {}
+
+  get phase(): CallPhase {
+    return this.currentPhase;
+  }
+
+  /** Re-read after every await: the call can end while an operation on it is in flight. */
+  get hasEnded(): boolean {
+    return this.currentPhase === "ended";
+  }
+
+  get end(): CallEnd | undefined {
+    return this.ending;
+  }
+
+  moveTo(phase: Exclude<CallPhase, "ended">): void {
+    if (this.currentPhase === "ended") return;
+    this.currentPhase = phase;
+    if (phase === "accepted") this.connectedAt ??= Date.now();
+    this.notify();
+  }
+
+  /** Ends the call once; later calls are ignored. Returns false when it had already ended. */
+  finish(end: CallEnd): boolean {
+    if (this.currentPhase === "ended") return false;
+    this.currentPhase = "ended";
+    this.ending = end;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.notify();
+    return true;
+  }
+
+  /** A timer that dies with the call. */
+  after(ms: number, work: () => void): void {
+    if (this.currentPhase === "ended") return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      work();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+}

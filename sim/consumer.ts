@@ -1,0 +1,413 @@
+import { randomInt } from "node:crypto";
+import {
+  MediaStream,
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtpHeader,
+  RtpPacket,
+  useSdesMid,
+  type RTCRtpTransceiver,
+  type RTCTrackEvent,
+} from "werift";
+import type { ToneDetection } from "../transcode/tone.js";
+import {
+  FRAME_MS,
+  OpusPcmRecorder,
+  OpusToneEncoder,
+  parseTelephoneEvent,
+  type TelephoneEvent,
+} from "./consumer-audio.js";
+import { ConsumerClosedError, ConsumerNegotiationError, SimStateError, SimTimeoutError } from "./errors.js";
+import { loopbackIceConfig } from "./loopback-ice.js";
+import { inferBusinessAnswer, META_OPUS_FMTP, META_OPUS_PAYLOAD_TYPE, shapeMetaAnswer, shapeMetaReoffer } from "./sdp-meta-style.js";
+import { parseSdp, rtpMaps } from "./sdp-text.js";
+
+export interface ConsumerOptions {
+  /** Frequency of the tone the consumer speaks, in Hz. */
+  toneHz?: number;
+  /** Peak amplitude of that tone as a fraction of full scale. */
+  toneAmplitude?: number;
+  /**
+   * Also negotiate telephone-event/8000 (PT 126) when the business offers it. Meta's sample
+   * answers carry Opus only, so this is off unless a test wants DTMF towards the consumer.
+   */
+  telephoneEvent?: boolean;
+  /** STUN URL on loopback; the ice-lite consumer never queries it, it only replaces werift's public default. */
+  stunUrl?: string;
+  /** How much received audio to keep, in seconds. */
+  keepSeconds?: number;
+}
+
+/**
+ * Where the consumer's media session stands:
+ * - `idle`: no offer seen yet;
+ * - `negotiating`: descriptions applied, waiting for ICE/DTLS from the business;
+ * - `connected`: DTLS is up (media may flow);
+ * - `failed`: ICE or DTLS failed;
+ * - `closed`: everything released.
+ */
+export type ConsumerState = "idle" | "negotiating" | "connected" | "failed" | "closed";
+
+export interface ConsumerStats {
+  state: ConsumerState;
+  packetsReceived: number;
+  bytesReceived: number;
+  /** Epoch ms of the first RTP packet from the business, if any. */
+  firstPacketAt: number | undefined;
+  lastPacketAt: number | undefined;
+  payloadTypes: number[];
+  ssrcs: number[];
+  /** Mids of the consumer's transceivers that received RTP. */
+  receivedOnMids: string[];
+  decodeErrors: number;
+  packetsSent: number;
+  telephoneEvents: TelephoneEvent[];
+}
+
+const DEFAULT_TONE_HZ = 440;
+const DEFAULT_TONE_AMPLITUDE = 0.3;
+/** Frames sent in one timer tick at most; a longer stall skips ahead instead of bursting. */
+const MAX_CATCH_UP_FRAMES = 5;
+
+function metaOpus(): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: "audio/opus",
+    clockRate: 48000,
+    channels: 2,
+    payloadType: META_OPUS_PAYLOAD_TYPE,
+    parameters: META_OPUS_FMTP,
+  });
+}
+
+function telephoneEvent8k(): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({ mimeType: "audio/telephone-event", clockRate: 8000, payloadType: 126, parameters: "0-16" });
+}
+
+/**
+ * The consumer behind Meta's edge: an ice-lite werift peer that answers the business offer as
+ * DTLS server (`a=setup:passive`), then re-offers with a split transceiver (mid 0 recvonly for the
+ * business's audio, a new sendonly mid for its own), speaks a test tone there and records what the
+ * business sends.
+ */
+export class SimConsumer {
+  private readonly pc: RTCPeerConnection;
+  private readonly toneHz: number;
+  private readonly toneAmplitude: number;
+  private readonly recorder: OpusPcmRecorder;
+  private currentState: ConsumerState = "idle";
+  private readonly closedSignal: Promise<never>;
+  private rejectPending: (error: Error) => void = () => undefined;
+  /** Serializes offer/answer work: werift must not see two description changes at once. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private businessSdp: string | undefined;
+  private opusPayloadTypes = new Set<number>([META_OPUS_PAYLOAD_TYPE]);
+  private telephoneEventPayloadTypes = new Set<number>([126]);
+  private sendTransceiver: RTCRtpTransceiver | undefined;
+  /** Inferred business answer waiting for DTLS before it is applied (see applyInferredAnswer). */
+  private pendingInferredAnswer: string | undefined;
+  private toneTimer: NodeJS.Timeout | undefined;
+  private readonly counters = {
+    packetsReceived: 0,
+    bytesReceived: 0,
+    firstPacketAt: undefined as number | undefined,
+    lastPacketAt: undefined as number | undefined,
+    payloadTypes: new Set<number>(),
+    ssrcs: new Set<number>(),
+    mids: new Set<string>(),
+    packetsSent: 0,
+    telephoneEvents: [] as TelephoneEvent[],
+    endedEventTimestamps: new Set<number>(),
+  };
+  private readonly packetWaiters = new Set<{ count: number; resolve: () => void }>();
+
+  constructor(options: ConsumerOptions = {}) {
+    this.toneHz = options.toneHz ?? DEFAULT_TONE_HZ;
+    this.toneAmplitude = options.toneAmplitude ?? DEFAULT_TONE_AMPLITUDE;
+    this.recorder = new OpusPcmRecorder(options.keepSeconds ?? 120);
+    this.closedSignal = new Promise<never>((_resolve, reject) => {
+      this.rejectPending = reject;
+    });
+    // Nobody may be awaiting it when close() runs; that must not surface as an unhandled rejection.
+    this.closedSignal.catch(() => undefined);
+
+    this.pc = new RTCPeerConnection({
+      ...loopbackIceConfig(options.stunUrl ?? "stun:127.0.0.1:3478"),
+      iceLite: true,
+      bundlePolicy: "max-bundle",
+      codecs: { audio: options.telephoneEvent ? [metaOpus(), telephoneEvent8k()] : [metaOpus()], video: [] },
+      headerExtensions: { audio: [useSdesMid()], video: [] },
+    });
+    this.pc.ontrack = (event: RTCTrackEvent) => this.onTrack(event);
+    this.pc.connectionStateChange.subscribe((state) => this.onConnectionState(state));
+  }
+
+  get state(): ConsumerState {
+    return this.currentState;
+  }
+
+  get stats(): ConsumerStats {
+    const c = this.counters;
+    return {
+      state: this.currentState,
+      packetsReceived: c.packetsReceived,
+      bytesReceived: c.bytesReceived,
+      firstPacketAt: c.firstPacketAt,
+      lastPacketAt: c.lastPacketAt,
+      payloadTypes: [...c.payloadTypes],
+      ssrcs: [...c.ssrcs],
+      receivedOnMids: [...c.mids],
+      decodeErrors: this.recorder.decodeErrors,
+      packetsSent: c.packetsSent,
+      telephoneEvents: [...c.telephoneEvents],
+    };
+  }
+
+  /** Decoded audio received from the business (48 kHz mono), the last `seconds` or all that is kept. */
+  receivedPcm(seconds?: number): Int16Array {
+    return this.recorder.pcm(seconds);
+  }
+
+  /** Dominant tone in the last `seconds` of received audio. */
+  detectTone(seconds = 1): ToneDetection {
+    return this.recorder.detectTone(seconds);
+  }
+
+  /** Answers the business's first offer (accept or connect) the way Meta's edge does. */
+  answerOffer(offerSdp: string): Promise<string> {
+    return this.serialized(async () => {
+      this.assertOpen();
+      this.rememberBusinessOffer(offerSdp);
+      await this.guard(this.pc.setRemoteDescription({ type: "offer", sdp: offerSdp }));
+      for (const transceiver of this.pc.getTransceivers()) {
+        transceiver.setDirection("sendrecv");
+        // werift answers a=setup:active unless the transport already has a role; Meta answers passive.
+        transceiver.dtlsTransport.role = "server";
+      }
+      const answer = await this.guard(this.pc.createAnswer());
+      await this.guard(this.pc.setLocalDescription(answer));
+      this.currentState = this.currentState === "connected" ? "connected" : "negotiating";
+      return shapeMetaAnswer(this.localSdp());
+    });
+  }
+
+  /**
+   * Meta's re-offer after the first answer: mid 0 turns recvonly and a new sendonly audio
+   * m-line carries the consumer's voice. The business's answer is inferred and applied once DTLS
+   * is up, which is when the tone starts on the new transceiver.
+   */
+  createSplitReoffer(): Promise<string> {
+    return this.serialized(async () => {
+      this.assertOpen();
+      if (this.sendTransceiver) throw new SimStateError("the consumer already has its own send transceiver");
+      for (const transceiver of this.pc.getTransceivers()) transceiver.setDirection("recvonly");
+      const track = new MediaStreamTrack({ kind: "audio" });
+      const stream = new MediaStream({ id: `meta-${randomInt(1, 2 ** 31)}`, tracks: [track] });
+      this.sendTransceiver = this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      return this.offerAndInferAnswer();
+    });
+  }
+
+  /** A further Meta re-offer of the current media state (for media_update webhooks). */
+  createReoffer(): Promise<string> {
+    return this.serialized(async () => {
+      this.assertOpen();
+      return this.offerAndInferAnswer();
+    });
+  }
+
+  /** Answers an offer the business sends with a media_update request. */
+  answerBusinessReoffer(offerSdp: string): Promise<string> {
+    return this.serialized(async () => {
+      this.assertOpen();
+      this.rememberBusinessOffer(offerSdp);
+      this.pendingInferredAnswer = undefined;
+      await this.guard(this.pc.setRemoteDescription({ type: "offer", sdp: offerSdp }));
+      const answer = await this.guard(this.pc.createAnswer());
+      await this.guard(this.pc.setLocalDescription(answer));
+      return shapeMetaAnswer(this.localSdp());
+    });
+  }
+
+  /** Resolves once at least `count` RTP packets arrived from the business. */
+  async waitForPackets(count: number, timeoutMs: number): Promise<void> {
+    if (this.counters.packetsReceived >= count) return;
+    let timer: NodeJS.Timeout | undefined;
+    let waiter: { count: number; resolve: () => void } | undefined;
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          waiter = { count, resolve };
+          this.packetWaiters.add(waiter);
+        }),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(
+            () => reject(new SimTimeoutError(`consumer received ${this.counters.packetsReceived}/${count} packets in ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+        this.closedSignal,
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (waiter) this.packetWaiters.delete(waiter);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.currentState === "closed") return;
+    this.currentState = "closed";
+    this.stopTone();
+    this.pendingInferredAnswer = undefined;
+    this.rejectPending(new ConsumerClosedError("consumer closed"));
+    this.packetWaiters.clear();
+    try {
+      await this.pc.close();
+    } catch {
+      // Transports that already failed can throw while closing; they hold nothing more to free.
+    }
+  }
+
+  private async offerAndInferAnswer(): Promise<string> {
+    const offer = await this.guard(this.pc.createOffer());
+    await this.guard(this.pc.setLocalDescription(offer));
+    const offerSdp = this.localSdp();
+    if (!this.businessSdp) throw new SimStateError("no business offer to infer an answer from");
+    this.pendingInferredAnswer = inferBusinessAnswer(this.businessSdp, offerSdp);
+    if (this.currentState === "connected") await this.applyInferredAnswer();
+    return shapeMetaReoffer(offerSdp);
+  }
+
+  /**
+   * Applying a remote answer makes werift start its transports again; doing that while the first
+   * DTLS handshake is still running flips the connection to "failed" for a moment. Waiting for
+   * DTLS first keeps the state clean and matches when Meta starts sending anyway.
+   */
+  private async applyInferredAnswer(): Promise<void> {
+    const sdp = this.pendingInferredAnswer;
+    this.pendingInferredAnswer = undefined;
+    if (!sdp || this.pc.signalingState !== "have-local-offer") return;
+    try {
+      await this.guard(this.pc.setRemoteDescription({ type: "answer", sdp }));
+    } catch (error) {
+      if (error instanceof ConsumerClosedError) return;
+      throw new ConsumerNegotiationError("werift rejected the inferred business answer", { cause: error });
+    }
+    this.startToneIfReady();
+  }
+
+  private onConnectionState(state: string): void {
+    if (this.currentState === "closed") return;
+    if (state === "connected") {
+      this.currentState = "connected";
+      if (this.pendingInferredAnswer) {
+        this.serialized(() => this.applyInferredAnswer()).catch(() => undefined);
+      } else {
+        this.startToneIfReady();
+      }
+    } else if (state === "failed") {
+      this.currentState = "failed";
+    }
+  }
+
+  private startToneIfReady(): void {
+    const transceiver = this.sendTransceiver;
+    if (this.toneTimer || !transceiver || this.currentState !== "connected" || !transceiver.sender.codec) return;
+    const encoder = new OpusToneEncoder(this.toneHz, this.toneAmplitude);
+    const firstSequence = randomInt(0, 0x10000);
+    const firstTimestamp = randomInt(0, 2 ** 32);
+    const startedAt = performance.now();
+    let framesSent = 0;
+    const tick = (): void => {
+      const due = Math.floor((performance.now() - startedAt) / FRAME_MS) + 1;
+      if (due - framesSent > MAX_CATCH_UP_FRAMES) framesSent = due - MAX_CATCH_UP_FRAMES;
+      while (framesSent < due) {
+        const { payload, timestampOffset } = encoder.nextFrame();
+        const header = new RtpHeader({
+          payloadType: META_OPUS_PAYLOAD_TYPE,
+          sequenceNumber: (firstSequence + framesSent) & 0xffff,
+          timestamp: (firstTimestamp + timestampOffset) >>> 0,
+          marker: framesSent === 0,
+        });
+        framesSent++;
+        this.counters.packetsSent++;
+        transceiver.sender.sendRtp(new RtpPacket(header, payload)).catch(() => undefined);
+      }
+    };
+    tick();
+    this.toneTimer = setInterval(tick, FRAME_MS);
+  }
+
+  private stopTone(): void {
+    if (this.toneTimer) clearInterval(this.toneTimer);
+    this.toneTimer = undefined;
+  }
+
+  private onTrack(event: RTCTrackEvent): void {
+    const mid = event.transceiver.mid ?? "?";
+    event.track.onReceiveRtp.subscribe((rtp) => this.onRtp(mid, rtp));
+  }
+
+  private onRtp(mid: string, rtp: RtpPacket): void {
+    const c = this.counters;
+    const now = Date.now();
+    c.packetsReceived++;
+    c.bytesReceived += rtp.payload.length;
+    c.firstPacketAt ??= now;
+    c.lastPacketAt = now;
+    c.payloadTypes.add(rtp.header.payloadType);
+    c.ssrcs.add(rtp.header.ssrc);
+    c.mids.add(mid);
+    if (this.opusPayloadTypes.has(rtp.header.payloadType)) {
+      this.recorder.push(rtp.payload);
+    } else if (this.telephoneEventPayloadTypes.has(rtp.header.payloadType)) {
+      const ev = parseTelephoneEvent(rtp.payload);
+      if (ev?.end && !c.endedEventTimestamps.has(rtp.header.timestamp)) {
+        c.endedEventTimestamps.add(rtp.header.timestamp);
+        c.telephoneEvents.push({ event: ev.event, durationSamples: ev.durationSamples, receivedAt: now });
+      }
+    }
+    for (const waiter of this.packetWaiters) {
+      if (c.packetsReceived >= waiter.count) {
+        this.packetWaiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  }
+
+  private rememberBusinessOffer(sdp: string): void {
+    this.businessSdp = sdp;
+    // The business picks the payload type numbers; record which of them carry Opus and DTMF.
+    const maps = parseSdp(sdp).media.flatMap((m) => rtpMaps(m));
+    const opus = maps.filter((m) => m.encoding.toLowerCase() === "opus").map((m) => m.payloadType);
+    const dtmf = maps.filter((m) => m.encoding.toLowerCase() === "telephone-event").map((m) => m.payloadType);
+    if (opus.length > 0) this.opusPayloadTypes = new Set(opus);
+    if (dtmf.length > 0) this.telephoneEventPayloadTypes = new Set(dtmf);
+  }
+
+  private localSdp(): string {
+    const sdp = this.pc.localDescription?.sdp;
+    if (!sdp) throw new ConsumerNegotiationError("werift produced no local description");
+    return sdp;
+  }
+
+  private assertOpen(): void {
+    if (this.currentState === "closed") throw new ConsumerClosedError("consumer closed");
+  }
+
+  /** werift never settles description calls made after close(); race them against our own close. */
+  private guard<T>(operation: Promise<T>): Promise<T> {
+    return Promise.race([operation, this.closedSignal]);
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run.catch((error: unknown) => {
+      if (error instanceof ConsumerClosedError || error instanceof SimStateError || error instanceof ConsumerNegotiationError) throw error;
+      throw new ConsumerNegotiationError(`werift negotiation failed: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
+    });
+  }
+}

@@ -1,0 +1,63 @@
+export { MetaSimulator, type MetaSimulatorOptions, type PlaceCallOptions } from "./simulator.js";
+export { SimCall, MEDIA_MILESTONE_PACKETS, type SimCallMilestone, type SimCallState } from "./sim-call.js";
+export type { CallEnd, CallEndReason } from "./call-rules.js";
+export { SimConsumer, type ConsumerOptions, type ConsumerState, type ConsumerStats } from "./consumer.js";
+export { OpusPcmRecorder, OpusToneEncoder, OPUS_SAMPLE_RATE, type TelephoneEvent } from "./consumer-audio.js";
+export {
+  WebhookSender,
+  type BatchLayout,
+  type DeliveryOptions,
+  type SignatureMode,
+  type WebhookDelivery,
+  type WebhookSenderOptions,
+} from "./webhook-sender.js";
+export {
+  callStatusEvent,
+  connectEvent,
+  mediaUpdateEvent,
+  terminateEvent,
+  unixSeconds,
+  webhookPayload,
+  type CallDirection,
+  type CallEvent,
+  type CallStatus,
+  type CallStatusEvent,
+  type ConnectEvent,
+  type MediaUpdateEvent,
+  type TerminateEvent,
+  type TerminateStatus,
+  type WebhookEntry,
+  type WebhookPayload,
+} from "./webhook-events.js";
+export { serializeLikeMeta, signBody, SIGNATURE_256_HEADER, SIGNATURE_SHA1_HEADER, type MetaJsonOptions } from "./signing.js";
+export {
+  GraphServer,
+  type CallPermissionsResponse,
+  type CallsSuccess,
+  type GraphFailure,
+  type GraphRequestRecord,
+  type PermissionStatus,
+  type SdpPayload,
+} from "./graph-server.js";
+export {
+  GraphApiError,
+  graphErrors,
+  MessengerCallingCode,
+  NON_SHA256_FINGERPRINT_SUBCODE,
+  type GraphErrorEnvelope,
+  type GraphErrorSpec,
+  type GraphErrorType,
+} from "./graph-errors.js";
+export { parseCallsBody, routeGraphPath, type CallAction, type CallsRequest, type TrackSpec } from "./graph-request.js";
+export { validateBusinessOffer, type OfferRules } from "./sdp-validation.js";
+export { inferBusinessAnswer, META_OPUS_FMTP } from "./sdp-meta-style.js";
+export { loopbackIceConfig, LOOPBACK_HOST } from "./loopback-ice.js";
+export { LoopbackStunServer } from "./stun-server.js";
+export {
+  ConsumerClosedError,
+  ConsumerNegotiationError,
+  SimCallEndedError,
+  SimStateError,
+  SimTimeoutError,
+  SimulatorError,
+} from "./errors.js";

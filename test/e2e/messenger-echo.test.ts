@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
+
+/**
+ * Consumer-initiated Messenger calls through the real gateway against the Meta simulator, with
+ * the echo target: the consumer's own tone must come back to them.
+ */
+describe("Messenger consumer call, echo target", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it("connects and the consumer hears their own tone back", async () => {
+    const call = await h.sim.placeCall({ toneHz: 440 });
+    await call.waitForState("accepted", 10_000);
+    await call.waitForState("media", 10_000);
+    await sleep(1500);
+    const tone = call.consumer.detectTone(1);
+    expect(tone.hz).toBeGreaterThan(430);
+    expect(tone.hz).toBeLessThan(450);
+    expect(tone.levelDbfs).toBeGreaterThan(-30);
+    // The echo came back on our transceiver (mid 0); the consumer sent on the one its re-offer added.
+    expect(call.consumer.stats.receivedOnMids).toEqual(["0"]);
+    const gwCall = h.gateway.registry.get(call.id);
+    expect(gwCall?.state).toBe("active");
+
+    // The accept carried our offer, shaped as Meta requires.
+    expect(graphRequests(h.sim, "accept", call.id)).toHaveLength(1);
+
+    await call.hangup();
+    await waitFor(() => h.gateway.registry.get(call.id) === undefined, 5000, "the gateway to end the call");
+    expect(h.logs.find("call ended").some((l) => l.callId === call.id && l.outcome === "completed-consumer-hangup")).toBe(true);
+  });
+
+  it("ends the call at Meta when the gateway hangs up", async () => {
+    const call = await h.sim.placeCall({ toneHz: 600 });
+    await call.waitForState("media", 10_000);
+    await h.gateway.registry.get(call.id)!.hangup("operator");
+    await call.waitForState("ended", 5_000);
+    expect(graphRequests(h.sim, "terminate", call.id)).toHaveLength(1);
+    expect(h.gateway.registry.get(call.id)).toBeUndefined();
+  });
+});

@@ -1,0 +1,190 @@
+/**
+ * Opus at 8 kHz mono, the rate G.711 runs at. libopus resamples and band-limits inside the codec when the
+ * decoder or encoder is opened at 8 kHz, so the telephone leg needs no separate resampler.
+ *
+ * What the `@evan/opus` binding (1.0.3, native libopus) allows, and therefore how losses are handled:
+ * - Its `decode(buf)` always calls libopus with `decode_fec = 0` (a second argument is ignored) and rejects an
+ *   empty buffer, so in-band FEC (LBRR) cannot be decoded: a lost frame is always filled by libopus PLC.
+ * - PLC is reached through a packet that carries a TOC byte and zero-length frames: libopus treats a frame of
+ *   length ≤ 1 exactly like a missing packet and conceals the duration the TOC states (opus_decoder.c,
+ *   "don't conceal more than what the ToC says"). {@link OpusDecoder8k.conceal} builds such packets.
+ * - The encoder exposes every CTL needed here (application, bitrate, complexity, in-band FEC, expected loss,
+ *   DTX), so the packets we send carry LBRR that Meta's decoder can use.
+ */
+import { Decoder, Encoder } from "@evan/opus";
+import { OPUS_RTP_CLOCK_RATE, opusMode, opusModeFrameSizes, opusTocWithFrameSize } from "./opus-toc.js";
+
+export const TELEPHONE_RATE = 8000;
+/** 20 ms at 8 kHz: the frame both G.711 (ptime 20) and our Opus encoder use. */
+export const FRAME_SAMPLES_8K = 160;
+
+export class OpusCodecError extends Error {
+  constructor(operation: "decode" | "encode" | "conceal" | "configure", cause: unknown) {
+    super(`libopus ${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "OpusCodecError";
+  }
+}
+
+export class OpusFrameSizeError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "OpusFrameSizeError";
+  }
+}
+
+/** Samples in 2.5 ms at 8 kHz: the granularity of every Opus frame size, hence of concealment. */
+const CONCEAL_GRANULE_8K = 20;
+const MAX_FRAMES_PER_PACKET = 48;
+const MAX_PACKET_SAMPLES_48K = 5760;
+/** Until a packet has been decoded there is no mode to continue; SILK narrowband 20 ms is a neutral guess. */
+const DEFAULT_TOC = 0x08;
+const SAMPLES_48K_PER_8K = OPUS_RTP_CLOCK_RATE / TELEPHONE_RATE;
+
+function asInt16(bytes: Uint8Array): Int16Array {
+  // The binding returns a fresh copy, so the view is aligned; copy only if that ever stops being true.
+  if (bytes.byteOffset % 2 === 0) return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
+  return new Int16Array(bytes.slice().buffer, 0, bytes.byteLength >> 1);
+}
+
+export class OpusDecoder8k {
+  readonly #decoder: Decoder;
+  #lastToc = DEFAULT_TOC;
+
+  constructor() {
+    try {
+      this.#decoder = new Decoder({ channels: 1, sample_rate: TELEPHONE_RATE });
+    } catch (error) {
+      throw new OpusCodecError("configure", error);
+    }
+  }
+
+  /** Decodes one packet (any frame size, any bandwidth) to 8 kHz mono. */
+  decode(packet: Uint8Array): Int16Array {
+    let pcm: Uint8Array;
+    try {
+      pcm = this.#decoder.decode(packet);
+    } catch (error) {
+      throw new OpusCodecError("decode", error);
+    }
+    this.#lastToc = packet[0] ?? this.#lastToc;
+    return asInt16(pcm);
+  }
+
+  /**
+   * Fills `samples` (8 kHz, a multiple of 20 = 2.5 ms) of lost audio by libopus PLC, continuing the last decoded
+   * signal and fading it out over long gaps. In-band FEC is not reachable through this binding (see above).
+   */
+  conceal(samples: number): Int16Array {
+    if (!Number.isInteger(samples) || samples <= 0 || samples % CONCEAL_GRANULE_8K !== 0) {
+      throw new OpusFrameSizeError(`concealment must cover a positive multiple of 2.5 ms, got ${samples} samples`);
+    }
+    const out = new Int16Array(samples);
+    let filled = 0;
+    while (filled < samples) {
+      const packet = this.#concealmentPacket((samples - filled) * SAMPLES_48K_PER_8K);
+      let pcm: Int16Array;
+      try {
+        pcm = asInt16(this.#decoder.decode(packet));
+      } catch (error) {
+        throw new OpusCodecError("conceal", error);
+      }
+      if (pcm.length === 0) throw new OpusCodecError("conceal", new Error("libopus concealed no samples"));
+      const take = Math.min(pcm.length, samples - filled);
+      out.set(pcm.subarray(0, take), filled);
+      filled += take;
+    }
+    return out;
+  }
+
+  reset(): void {
+    this.#decoder.reset();
+    this.#lastToc = DEFAULT_TOC;
+  }
+
+  /**
+   * A packet of zero-length frames in the last packet's mode, so PLC continues that mode. Frames stay at or
+   * below 20 ms because libopus conceals at most 20 ms per CELT or hybrid frame.
+   */
+  #concealmentPacket(samples48k: number): Uint8Array {
+    let toc: number | undefined;
+    let frame = 0;
+    for (const size of opusModeFrameSizes(opusMode(this.#lastToc))) {
+      if (size <= 960 && samples48k % size === 0) {
+        toc = opusTocWithFrameSize(this.#lastToc, size);
+        frame = size;
+        break;
+      }
+    }
+    if (toc === undefined) {
+      // Only CELT has 2.5 and 5 ms frames; PLC follows the decoder's previous mode, not this TOC's.
+      frame = [960, 480, 240, 120].find((size) => samples48k % size === 0) ?? 120;
+      toc = opusTocWithFrameSize(16 << 3, frame) as number;
+    }
+    const count = Math.min(samples48k / frame, MAX_FRAMES_PER_PACKET, Math.floor(MAX_PACKET_SAMPLES_48K / frame));
+    // Code 3, CBR, no padding: every frame has length (0 bytes remaining) / count = 0.
+    return count === 1 ? Uint8Array.of(toc) : Uint8Array.of(toc | 3, count);
+  }
+}
+
+export interface OpusEncoderOptions {
+  /** Target bitrate in bit/s; default 20000 (narrowband voice with room for FEC). */
+  bitrate?: number;
+  /** 0 (cheapest) … 10 (best); default 5. */
+  complexity?: number;
+  /**
+   * Loss rate the encoder provisions in-band FEC for, in percent. libopus adds LBRR only when this is above 0;
+   * default 10.
+   */
+  expectedLossPercent?: number;
+}
+
+type Complexity = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10;
+
+function checkedComplexity(value: number): Complexity {
+  if (!Number.isInteger(value) || value < 0 || value > 10) {
+    throw new RangeError(`Opus complexity must be an integer 0..10, got ${value}`);
+  }
+  return value as Complexity;
+}
+
+/**
+ * Encodes 20 ms frames of 8 kHz mono PCM for the Meta leg. DTX stays off: Meta (and WhatsApp) treat a leg
+ * without packets as dead, and the PBX side already decides what silence sounds like.
+ */
+export class OpusEncoder8k {
+  readonly #encoder: Encoder;
+
+  constructor(options: OpusEncoderOptions = {}) {
+    const bitrate = options.bitrate ?? 20_000;
+    const complexity = checkedComplexity(options.complexity ?? 5);
+    const loss = options.expectedLossPercent ?? 10;
+    if (!(bitrate >= 6000 && bitrate <= 510_000)) throw new RangeError(`Opus bitrate out of range: ${bitrate}`);
+    if (!(loss >= 0 && loss <= 100)) throw new RangeError(`expected loss must be 0..100 %, got ${loss}`);
+    try {
+      this.#encoder = new Encoder({ channels: 1, sample_rate: TELEPHONE_RATE, application: "voip" });
+      this.#encoder.bitrate = bitrate;
+      this.#encoder.complexity = complexity;
+      this.#encoder.inband_fec = true;
+      this.#encoder.packet_loss = Math.round(loss);
+      this.#encoder.dtx = false;
+    } catch (error) {
+      throw new OpusCodecError("configure", error);
+    }
+  }
+
+  /** One 20 ms frame (160 samples) in, one Opus packet (48 kHz RTP clock: 960 ticks) out. */
+  encode(frame: Int16Array): Uint8Array {
+    if (frame.length !== FRAME_SAMPLES_8K) {
+      throw new OpusFrameSizeError(`Opus encoder takes ${FRAME_SAMPLES_8K} samples per frame, got ${frame.length}`);
+    }
+    try {
+      return this.#encoder.encode(frame);
+    } catch (error) {
+      throw new OpusCodecError("encode", error);
+    }
+  }
+
+  reset(): void {
+    this.#encoder.reset();
+  }
+}
