@@ -83,8 +83,11 @@ export class GraphServer {
     const server = createServer();
     const graph = new GraphServer(server, options, backend);
     server.on("request", (req, res) => {
-      graph.onRequest(req, res).catch((error: unknown) => {
-        if (!res.headersSent) graph.answer(res, undefined, 500, { error: { message: String(error), type: "OAuthException", code: 1 } });
+      const record = graph.record(req);
+      graph.onRequest(req, res, record).catch((error: unknown) => {
+        // Graph's answer to its own failures: code 1, "An unknown error occurred".
+        const unknown = new GraphApiError({ httpStatus: 500, code: 1, message: `An unknown error occurred: ${String(error)}` });
+        if (!res.headersSent) graph.answer(res, record, 500, unknown.toEnvelope());
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -121,7 +124,7 @@ export class GraphServer {
     await closed;
   }
 
-  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private record(req: IncomingMessage): GraphRequestRecord {
     const url = new URL(req.url ?? "/", "http://graph.invalid");
     const record: GraphRequestRecord = {
       method: req.method ?? "GET",
@@ -135,6 +138,11 @@ export class GraphServer {
       response: undefined,
     };
     this.requests.push(record);
+    return record;
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse, record: GraphRequestRecord): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://graph.invalid");
     try {
       record.rawBody = await readBody(req);
     } catch (error) {

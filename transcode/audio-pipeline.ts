@@ -268,6 +268,8 @@ export class MetaToPbxAudio {
 
   #fillDeadlineMs(): number | undefined {
     if (this.#policy === "send-nothing" || this.#stream.name === "before-audio") return undefined;
+    // A gap is being waited for: its verdict (audio or concealment) is due within the jitter wait.
+    if (this.#jitter.nextDeadlineMs() !== undefined) return undefined;
     return this.#stream.horizonMs + this.#effectiveHoldoffMs();
   }
 

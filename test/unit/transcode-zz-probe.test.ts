@@ -1,21 +1,16 @@
 import { Encoder } from "@evan/opus";
 import { it } from "vitest";
-import { OpusDecoder8k } from "../../transcode/opus.js";
-import { detectTone, generateTone, goertzelPower, rmsDbfs } from "../../transcode/tone.js";
+import { MetaToPbxAudio, type OpusRtpInput } from "../../transcode/audio-pipeline.js";
+import { generateTone } from "../../transcode/tone.js";
 it("probe", () => {
-  for (const hz of [1000, 3400, 4500, 6000]) {
-    const encoder = new Encoder({ channels: 1, sample_rate: 48000, application: "audio" });
-    encoder.bitrate = 64000;
-    const pcm = generateTone({ hz, sampleRate: 48000, amplitude: 0.5, startSample: 0, samples: 48000 });
-    const d = new OpusDecoder8k();
-    const out: number[] = [];
-    for (let o = 0; o < pcm.length; o += 960) out.push(...d.decode(encoder.encode(pcm.subarray(o, o + 960))));
-    const p = Int16Array.from(out).subarray(800);
-    console.log(hz, rmsDbfs(pcm).toFixed(2), rmsDbfs(p).toFixed(2), detectTone(p, 8000), 10*Math.log10(goertzelPower(p,8000,2000)+1e-20));
-  }
-  const d = new OpusDecoder8k();
-  const e = new Encoder({ channels: 1, sample_rate: 48000, application: "voip" });
-  const pcm = generateTone({ hz: 1000, sampleRate: 48000, amplitude: 0.5, startSample: 0, samples: 48000 });
-  for (let o = 0; o < 24000; o += 960) d.decode(e.encode(pcm.subarray(o, o + 960)));
-  for (let k = 0; k < 8; k++) console.log("plc", k, rmsDbfs(d.conceal(160)).toFixed(1));
+  const encoder = new Encoder({ channels: 1, sample_rate: 48000, application: "voip" });
+  const pcm = generateTone({ hz: 440, sampleRate: 48000, amplitude: 0.5, startSample: 0, samples: 40 * 960 });
+  const packets: OpusRtpInput[] = [];
+  for (let n = 0; n < 40; n++) { const payload = encoder.encode(pcm.subarray(n*960,(n+1)*960)); if (n>=20&&n<35) continue; packets.push({ payload, seq: n < 20 ? n : n - 15, timestamp: n*960, arrivalMs: 1000+n*20 }); }
+  const log: string[] = [];
+  let now = 0;
+  const p = new MetaToPbxAudio({ codec: "PCMU", initialTimestamp: 0, onFrame: (f) => log.push(`${now} ts=${f.timestamp/160} ${f.content} m=${f.marker} arr=${f.oldestArrivalMs}`) });
+  const q = [...packets];
+  for (;;) { const d = p.nextDeadlineMs(); const n = q[0]?.arrivalMs ?? Infinity; if (d !== undefined && d <= n && d <= 1800) { now = d; p.tick(d); } else if (n <= 1800) { now = n; p.push(q.shift()!); } else break; }
+  console.log(log.join("\n")); console.log(p.stats());
 });
