@@ -47,7 +47,10 @@ export interface G711FrameOutput {
   /** RTP timestamp, 8 kHz clock: +160 per frame, jumping only at a talkspurt start (then `marker` is set). */
   timestamp: number;
   marker: boolean;
-  /** Arrival of the oldest input packet with audio in this frame; undefined for generated silence. */
+  /**
+   * Arrival of the oldest input packet with audio in this frame (for concealed audio: when the loss was
+   * declared); undefined for generated silence.
+   */
   oldestArrivalMs: number | undefined;
   content: "audio" | "silence";
 }
@@ -183,6 +186,7 @@ export class MetaToPbxAudio {
         this.#decodeFrame(event.packet.payload, event.arrivalMs);
         return;
       case "lost":
+        // event.fecFrom goes unused: @evan/opus cannot decode in-band FEC (see opus.ts), so PLC it is.
         this.#conceal(Math.round(event.samples / TICKS_48K_PER_8K), event.declaredAtMs);
         return;
       case "silence":

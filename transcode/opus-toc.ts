@@ -62,37 +62,44 @@ export function opusPacketSamples(packet: Uint8Array, sampleRate: number = OPUS_
   return (total48k * sampleRate) / OPUS_RTP_CLOCK_RATE;
 }
 
-/** Frame durations each mode can code (RFC 6716 §3.1, Table 2), in samples at 48 kHz, longest first. */
+/** Frame durations each mode can code (RFC 6716 §3.1, Table 2), in samples at 48 kHz. */
 const MODE_FRAME_SAMPLES_48K: Readonly<Record<OpusMode, readonly number[]>> = {
-  silk: [2880, 1920, 960, 480],
-  hybrid: [960, 480],
-  celt: [960, 480, 240, 120],
+  silk: [480, 960, 1920, 2880],
+  hybrid: [480, 960],
+  celt: [120, 240, 480, 960],
 };
+/** The first configuration number of each mode's group with the same bandwidth step (config & ~mask). */
+const MODE_SIZE_MASK: Readonly<Record<OpusMode, number>> = { silk: 3, hybrid: 1, celt: 3 };
+/** CELT narrowband, 2.5 ms: the fallback when the previous mode cannot code the needed duration. */
+const CELT_NB_TOC = 16 << 3;
+/** libopus conceals at most 20 ms per CELT or hybrid frame, so concealment frames stay at or below that. */
+const MAX_CONCEAL_FRAME_48K = 960;
+const MAX_FRAMES_PER_PACKET = 48;
 
-/**
- * The TOC byte (code 0) with the same mode and bandwidth as `toc` but a frame of `frameSamples48k`, or
- * undefined when that mode cannot code that duration.
- */
-export function opusTocWithFrameSize(toc: number, frameSamples48k: number): number | undefined {
+function tocWithFrameSize(toc: number, frameSamples48k: number): number | undefined {
   const mode = opusMode(toc);
-  const config = toc >> 3;
-  const stereo = toc & 0x04;
-  switch (mode) {
-    case "silk": {
-      const index = [480, 960, 1920, 2880].indexOf(frameSamples48k);
-      return index < 0 ? undefined : (((config & ~3) | index) << 3) | stereo;
-    }
-    case "hybrid": {
-      const index = [480, 960].indexOf(frameSamples48k);
-      return index < 0 ? undefined : (((config & ~1) | index) << 3) | stereo;
-    }
-    case "celt": {
-      const index = [120, 240, 480, 960].indexOf(frameSamples48k);
-      return index < 0 ? undefined : (((config & ~3) | index) << 3) | stereo;
-    }
-  }
+  const index = MODE_FRAME_SAMPLES_48K[mode].indexOf(frameSamples48k);
+  if (index < 0) return undefined;
+  const config = ((toc >> 3) & ~MODE_SIZE_MASK[mode]) | index;
+  return (config << 3) | (toc & 0x04);
 }
 
-export function opusModeFrameSizes(mode: OpusMode): readonly number[] {
-  return MODE_FRAME_SAMPLES_48K[mode];
+/**
+ * A packet that makes libopus conceal (PLC) up to `samples48k` of audio: a TOC in the previous packet's mode and
+ * bandwidth followed by zero-length frames, which the decoder treats exactly like missing packets. Covers
+ * less when more than 120 ms is asked for; call again for the rest. `samples48k` must be a multiple of 120.
+ */
+export function opusConcealmentPacket(previousToc: number, samples48k: number): Uint8Array {
+  if (!Number.isInteger(samples48k) || samples48k <= 0 || samples48k % 120 !== 0) {
+    throw new OpusPacketError(`concealment must cover a positive multiple of 2.5 ms, got ${samples48k} samples at 48 kHz`);
+  }
+  const fits = (size: number): boolean => size <= MAX_CONCEAL_FRAME_48K && samples48k % size === 0;
+  const ownSizes = MODE_FRAME_SAMPLES_48K[opusMode(previousToc)].filter(fits);
+  // Only CELT has 2.5 and 5 ms frames; PLC follows the decoder's previous mode, not this TOC's, either way.
+  const [base, sizes] = ownSizes.length > 0 ? [previousToc, ownSizes] : [CELT_NB_TOC, MODE_FRAME_SAMPLES_48K.celt.filter(fits)];
+  const frame = Math.max(...sizes);
+  const toc = tocWithFrameSize(base, frame) as number;
+  const count = Math.min(samples48k / frame, MAX_FRAMES_PER_PACKET, Math.floor(MAX_PACKET_SAMPLES_48K / frame));
+  // Code 3, CBR, no padding: each of `count` frames gets (0 bytes left) / count = 0 bytes.
+  return count === 1 ? Uint8Array.of(toc) : Uint8Array.of(toc | 3, count);
 }

@@ -7,12 +7,12 @@
  *   empty buffer, so in-band FEC (LBRR) cannot be decoded: a lost frame is always filled by libopus PLC.
  * - PLC is reached through a packet that carries a TOC byte and zero-length frames: libopus treats a frame of
  *   length ≤ 1 exactly like a missing packet and conceals the duration the TOC states (opus_decoder.c,
- *   "don't conceal more than what the ToC says"). {@link OpusDecoder8k.conceal} builds such packets.
+ *   "don't conceal more than what the ToC says"). {@link OpusDecoder8k.conceal} sends such packets.
  * - The encoder exposes every CTL needed here (application, bitrate, complexity, in-band FEC, expected loss,
  *   DTX), so the packets we send carry LBRR that Meta's decoder can use.
  */
 import { Decoder, Encoder } from "@evan/opus";
-import { OPUS_RTP_CLOCK_RATE, opusMode, opusModeFrameSizes, opusTocWithFrameSize } from "./opus-toc.js";
+import { OPUS_RTP_CLOCK_RATE, opusConcealmentPacket } from "./opus-toc.js";
 
 export const TELEPHONE_RATE = 8000;
 /** 20 ms at 8 kHz: the frame both G.711 (ptime 20) and our Opus encoder use. */
@@ -34,8 +34,6 @@ export class OpusFrameSizeError extends RangeError {
 
 /** Samples in 2.5 ms at 8 kHz: the granularity of every Opus frame size, hence of concealment. */
 const CONCEAL_GRANULE_8K = 20;
-const MAX_FRAMES_PER_PACKET = 48;
-const MAX_PACKET_SAMPLES_48K = 5760;
 /** Until a packet has been decoded there is no mode to continue; SILK narrowband 20 ms is a neutral guess. */
 const DEFAULT_TOC = 0x08;
 const SAMPLES_48K_PER_8K = OPUS_RTP_CLOCK_RATE / TELEPHONE_RATE;
@@ -81,7 +79,7 @@ export class OpusDecoder8k {
     const out = new Int16Array(samples);
     let filled = 0;
     while (filled < samples) {
-      const packet = this.#concealmentPacket((samples - filled) * SAMPLES_48K_PER_8K);
+      const packet = opusConcealmentPacket(this.#lastToc, (samples - filled) * SAMPLES_48K_PER_8K);
       let pcm: Int16Array;
       try {
         pcm = asInt16(this.#decoder.decode(packet));
@@ -99,30 +97,6 @@ export class OpusDecoder8k {
   reset(): void {
     this.#decoder.reset();
     this.#lastToc = DEFAULT_TOC;
-  }
-
-  /**
-   * A packet of zero-length frames in the last packet's mode, so PLC continues that mode. Frames stay at or
-   * below 20 ms because libopus conceals at most 20 ms per CELT or hybrid frame.
-   */
-  #concealmentPacket(samples48k: number): Uint8Array {
-    let toc: number | undefined;
-    let frame = 0;
-    for (const size of opusModeFrameSizes(opusMode(this.#lastToc))) {
-      if (size <= 960 && samples48k % size === 0) {
-        toc = opusTocWithFrameSize(this.#lastToc, size);
-        frame = size;
-        break;
-      }
-    }
-    if (toc === undefined) {
-      // Only CELT has 2.5 and 5 ms frames; PLC follows the decoder's previous mode, not this TOC's.
-      frame = [960, 480, 240, 120].find((size) => samples48k % size === 0) ?? 120;
-      toc = opusTocWithFrameSize(16 << 3, frame) as number;
-    }
-    const count = Math.min(samples48k / frame, MAX_FRAMES_PER_PACKET, Math.floor(MAX_PACKET_SAMPLES_48K / frame));
-    // Code 3, CBR, no padding: every frame has length (0 bytes remaining) / count = 0.
-    return count === 1 ? Uint8Array.of(toc) : Uint8Array.of(toc | 3, count);
   }
 }
 

@@ -1,7 +1,13 @@
 import { Decoder, Encoder } from "@evan/opus";
 import { describe, expect, it } from "vitest";
 import { OpusDecoder8k, OpusEncoder8k, OpusFrameSizeError } from "../../transcode/opus.js";
-import { opusFrameCount, opusFrameSamples, opusPacketSamples, OpusPacketError } from "../../transcode/opus-toc.js";
+import {
+  opusConcealmentPacket,
+  opusFrameCount,
+  opusFrameSamples,
+  opusPacketSamples,
+  OpusPacketError,
+} from "../../transcode/opus-toc.js";
 import { detectTone, generateTone, goertzelPower, rmsDbfs } from "../../transcode/tone.js";
 
 /** An independent 48 kHz fullband encoder, as a WebRTC peer would use. */
@@ -55,6 +61,19 @@ describe("Opus TOC", () => {
     expect(() => opusPacketSamples(Uint8Array.of((1 << 3) | 3, 0))).toThrow(OpusPacketError);
     // 7 × 20 ms = 140 ms, over the 120 ms limit.
     expect(() => opusPacketSamples(Uint8Array.of((1 << 3) | 3, 7))).toThrow(OpusPacketError);
+  });
+
+  it("builds concealment packets in the previous mode, falling back to CELT for 2.5 ms steps", () => {
+    const silkNb20 = 1 << 3;
+    expect(Array.from(opusConcealmentPacket(silkNb20, 960))).toEqual([silkNb20]);
+    expect(Array.from(opusConcealmentPacket(silkNb20, 2880))).toEqual([silkNb20 | 3, 3]);
+    expect(Array.from(opusConcealmentPacket(silkNb20, 480))).toEqual([0 << 3]);
+    expect(Array.from(opusConcealmentPacket(silkNb20, 120))).toEqual([16 << 3]);
+    expect(Array.from(opusConcealmentPacket((13 << 3) | 4, 480))).toEqual([(12 << 3) | 4]); // hybrid SWB, stereo
+    expect(Array.from(opusConcealmentPacket(31 << 3, 240))).toEqual([29 << 3]); // CELT FB 5 ms
+    // Never more than 120 ms in one packet; the caller asks again for the rest.
+    expect(opusPacketSamples(opusConcealmentPacket(silkNb20, 9600))).toBe(5760);
+    expect(() => opusConcealmentPacket(silkNb20, 100)).toThrow(OpusPacketError);
   });
 
   it("agrees with what the encoder produced for 10, 20, 40 and 60 ms packets", () => {
@@ -129,6 +148,24 @@ describe("OpusEncoder8k", () => {
     const pcm = concat(out).subarray(SETTLE_8K);
     expect(Math.abs(detectTone(pcm, 8000).hz - 1000)).toBeLessThan(5);
     expect(Math.abs(rmsDbfs(pcm) - rmsDbfs(input))).toBeLessThan(3);
+  });
+
+  it("puts in-band FEC (SILK LBRR) into its packets when loss is expected", () => {
+    // A mono 20 ms SILK packet starts with two equiprobable range-coded flags, VAD then LBRR, which land in the
+    // top bits of the first byte after the TOC (RFC 6716 §4.2.3).
+    const lbrrShare = (expectedLossPercent: number): number => {
+      const encoder = new OpusEncoder8k({ expectedLossPercent });
+      const input = generateTone({ hz: 440, sampleRate: 8000, amplitude: 0.3, startSample: 0, samples: 8000 });
+      let withLbrr = 0;
+      for (let offset = 0; offset < input.length; offset += 160) {
+        const packet = encoder.encode(input.subarray(offset, offset + 160));
+        expect(packet[0] as number >> 3).toBeLessThan(12); // SILK-only
+        if (((packet[1] as number) & 0x40) !== 0) withLbrr++;
+      }
+      return withLbrr / 50;
+    };
+    expect(lbrrShare(0)).toBe(0);
+    expect(lbrrShare(10)).toBeGreaterThan(0.5);
   });
 
   it("keeps sending real packets through silence (no DTX toward Meta)", () => {

@@ -1,0 +1,130 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Fails loudly when a real peer the tests need is not installed (CI installs it). */
+export function requireTool(name: string, hint: string): void {
+  const found = spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
+  if (!found) throw new Error(`${name} is not installed: ${hint} (scripts/setup.sh installs it)`);
+}
+
+export interface BaresipOptions {
+  /** SIP port on 127.0.0.1. */
+  port: number;
+  /** Frequency of the tone it sends once a call is up. */
+  toneHz: number;
+  /** First RTP port of the range it uses. */
+  rtpPortMin: number;
+  audioCodecs?: string;
+  user?: string;
+}
+
+/**
+ * A real SIP phone (Debian's baresip), headless: it auto-answers, speaks a sine tone and records
+ * what it hears into a WAV file, so a test can check the audio that actually reached a phone.
+ */
+export class Baresip {
+  private readonly output: string[] = [];
+
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly dir: string,
+    readonly uri: string,
+  ) {
+    proc.stdout?.on("data", (d: Buffer) => this.output.push(d.toString()));
+    proc.stderr?.on("data", (d: Buffer) => this.output.push(d.toString()));
+  }
+
+  static async start(o: BaresipOptions): Promise<Baresip> {
+    requireTool("baresip", "Debian package baresip");
+    const dir = mkdtempSync(join(tmpdir(), "baresip-"));
+    mkdirSync(join(dir, "rec"));
+    const user = o.user ?? "agent";
+    writeFileSync(
+      join(dir, "config"),
+      [
+        "poll_method epoll",
+        `sip_listen 127.0.0.1:${o.port}`,
+        "audio_player aubridge,nil",
+        `audio_source ausine,${o.toneHz}`,
+        "audio_alert aubridge,nil",
+        // ausine only starts at 48 kHz stereo; baresip resamples to the codec.
+        "ausrc_srate 48000",
+        "ausrc_channels 2",
+        "audio_level no",
+        `rtp_ports ${o.rtpPortMin}-${o.rtpPortMin + 99}`,
+        "jitter_buffer_delay 1-5",
+        "module_path /usr/lib/baresip/modules",
+        "module g711.so",
+        "module ausine.so",
+        "module aubridge.so",
+        "module sndfile.so",
+        "module_app account.so",
+        "module_app menu.so",
+        `snd_path ${join(dir, "rec")}`,
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(
+      join(dir, "accounts"),
+      `<sip:${user}@127.0.0.1:${o.port}>;regint=0;answermode=auto;audio_codecs=${o.audioCodecs ?? "PCMU,PCMA"}\n`,
+    );
+    const proc = spawn("baresip", ["-f", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    const phone = new Baresip(proc, dir, `sip:${user}@127.0.0.1:${o.port}`);
+    const until = Date.now() + 5000;
+    while (!phone.log.includes("baresip is ready") && !phone.log.includes("Useragent")) {
+      if (proc.exitCode !== null) throw new Error(`baresip exited: ${phone.log}`);
+      if (Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return phone;
+  }
+
+  get log(): string {
+    return this.output.join("");
+  }
+
+  /** Audio the phone received and decoded, 8 kHz-or-codec-rate mono PCM from its recording. */
+  receivedPcm(): { pcm: Int16Array; sampleRate: number } {
+    const files = readdirSync(join(this.dir, "rec")).filter((f) => f.endsWith("-dec.wav")).sort();
+    const last = files.at(-1);
+    if (!last) return { pcm: new Int16Array(0), sampleRate: 8000 };
+    return parseWav(readFileSync(join(this.dir, "rec", last)));
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null) {
+      const exited = new Promise((r) => this.proc.once("exit", r));
+      this.proc.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      if (this.proc.exitCode === null) this.proc.kill("SIGKILL");
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads a PCM WAV (16-bit); returns the first channel. */
+export function parseWav(buf: Buffer): { pcm: Int16Array; sampleRate: number } {
+  if (buf.length < 44 || buf.toString("ascii", 0, 4) !== "RIFF") return { pcm: new Int16Array(0), sampleRate: 8000 };
+  let off = 12;
+  let sampleRate = 8000;
+  let channels = 1;
+  while (off + 8 <= buf.length) {
+    const id = buf.toString("ascii", off, off + 4);
+    let size = buf.readUInt32LE(off + 4);
+    if (id === "fmt ") {
+      channels = buf.readUInt16LE(off + 10);
+      sampleRate = buf.readUInt32LE(off + 12);
+    } else if (id === "data") {
+      // A recording cut short by the process ending may still say 0 or too much.
+      if (size === 0 || off + 8 + size > buf.length) size = buf.length - off - 8;
+      const frames = Math.floor(size / 2 / channels);
+      const pcm = new Int16Array(frames);
+      for (let i = 0; i < frames; i++) pcm[i] = buf.readInt16LE(off + 8 + i * 2 * channels);
+      return { pcm, sampleRate };
+    }
+    off += 8 + size + (size & 1);
+  }
+  return { pcm: new Int16Array(0), sampleRate };
+}
