@@ -1,3 +1,4 @@
+import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 
@@ -7,10 +8,20 @@ import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../su
  */
 describe("Messenger consumer call, echo target", () => {
   let h: Harness;
+  const destinations = new Set<string>();
+  const originalSend = dgram.Socket.prototype.send;
   beforeAll(async () => {
+    // Record where every UDP datagram of this process goes: nothing may leave loopback, and in
+    // particular werift must not fall back to its built-in public STUN server.
+    dgram.Socket.prototype.send = function (this: dgram.Socket, ...args: unknown[]) {
+      const host = args.slice(1).find((a) => typeof a === "string");
+      destinations.add(String(host));
+      return (originalSend as (...a: unknown[]) => void).apply(this, args);
+    } as typeof dgram.Socket.prototype.send;
     h = await startHarness();
   });
   afterAll(async () => {
+    dgram.Socket.prototype.send = originalSend;
     await h?.stop();
   });
 
@@ -34,6 +45,11 @@ describe("Messenger consumer call, echo target", () => {
     await call.hangup();
     await waitFor(() => h.gateway.registry.get(call.id) === undefined, 5000, "the gateway to end the call");
     expect(h.logs.find("call ended").some((l) => l.callId === call.id && l.outcome === "completed-consumer-hangup")).toBe(true);
+  });
+
+  it("sent UDP to loopback only (no STUN server, no other host)", () => {
+    expect(destinations.size).toBeGreaterThan(0);
+    expect([...destinations]).toEqual(["127.0.0.1"]);
   });
 
   it("ends the call at Meta when the gateway hangs up", async () => {
