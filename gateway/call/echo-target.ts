@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { CallTarget, CallTargetEvents, OpusFrame } from "./target.js";
+import type { CallTarget, CallTargetEvents, Digit, OpusFrame } from "./target.js";
 
 /**
  * A call target that answers at once and plays the consumer's audio back to them. It lets an
@@ -30,6 +30,11 @@ export class EchoTarget extends EventEmitter<CallTargetEvents> implements CallTa
     if (this.state !== "answered") return;
     // The payload goes back unchanged; the session stamps it with the outbound stream's numbering.
     this.emit("audio", frame);
+  }
+
+  sendDtmf(digit: Digit, durationMs: number): void {
+    if (this.state !== "answered") return;
+    this.emit("dtmf", digit, durationMs);
   }
 
   async hangup(): Promise<void> {

@@ -2,10 +2,11 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
+import { DtmfReceiver, dtmfPackets } from "../../transcode/dtmf.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { OutboundStream } from "./outbound-stream.js";
 import { SerialQueue } from "./serial-queue.js";
-import type { CallTarget, TargetFailure } from "./target.js";
+import type { CallTarget, Digit, TargetFailure } from "./target.js";
 
 /** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
 export interface MetaCallControl {
@@ -86,6 +87,8 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
   private mediaTimer: NodeJS.Timeout | undefined;
   private readonly toConsumer = new OutboundStream(OPUS_FRAME_SAMPLES);
   private mediaFlowed = false;
+  private dtmfFromConsumer: { payloadType: number; receiver: DtmfReceiver } | undefined;
+  private readonly dtmfTimers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly o: InboundCallOptions) {
     super();
@@ -113,12 +116,22 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
         const { sequenceNumber, timestamp } = this.toConsumer.next(frame.timestamp);
         leg.sendAudio(leg.opusPayloadType(), frame.payload, timestamp, sequenceNumber);
       });
+      target.on("dtmf", (digit, durationMs) => this.sendDtmfToConsumer(digit, durationMs));
       leg.on("rtp", (inbound) => {
         if (this._state !== "active" || inbound.kind !== "audio") return;
-        // Consumer audio is Opus; telephone-event and anything else is not for the audio path.
-        if (inbound.packet.header.payloadType !== leg.opusPayloadType()) return;
-        this.mediaFlowed = true;
-        target.sendAudio({ payload: inbound.packet.payload, timestamp: inbound.packet.header.timestamp, arrivedAt: inbound.arrivedAt });
+        const { header, payload } = inbound.packet;
+        if (header.payloadType === leg.opusPayloadType()) {
+          this.mediaFlowed = true;
+          target.sendAudio({
+            payload,
+            timestamp: header.timestamp,
+            sequenceNumber: header.sequenceNumber,
+            ssrc: header.ssrc,
+            arrivalMs: inbound.arrivalMs,
+          });
+          return;
+        }
+        this.onConsumerEventPacket(header.payloadType, payload, header.timestamp);
       });
       leg.on("state", (s) => {
         if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
@@ -152,6 +165,51 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
   /** Ends the call from our side (operator, shutdown). */
   hangup(detail = "local hangup"): Promise<void> {
     return this.queue.push(() => this.endBoth("completed-local-hangup", detail));
+  }
+
+  /** RFC 4733 digits from the consumer (Meta sends them on the Opus clock) go to the target once each. */
+  private onConsumerEventPacket(payloadType: number, payload: Buffer, timestamp: number): void {
+    if (this.dtmfFromConsumer?.payloadType !== payloadType) {
+      const codec = this.o.leg.inboundCodec(payloadType);
+      if (codec?.name !== "telephone-event") return;
+      const receiver = new DtmfReceiver(codec.clockRate, (d) => {
+        this.o.log.info({ digit: d.digit, durationMs: d.durationMs }, "DTMF from consumer");
+        this.o.target.sendDtmf(d.digit as Digit, d.durationMs);
+      });
+      this.dtmfFromConsumer = { payloadType, receiver };
+    }
+    try {
+      this.dtmfFromConsumer.receiver.push({ payload, timestamp });
+    } catch (err) {
+      this.o.log.debug({ err }, "malformed telephone-event from Meta dropped");
+    }
+  }
+
+  /** A digit from the target goes to the consumer as RFC 4733 events on the leg's telephone-event clock. */
+  private sendDtmfToConsumer(digit: Digit, durationMs: number): void {
+    if (this._state !== "active") return;
+    const { leg, log } = this.o;
+    const te = leg.telephoneEventPayloadType();
+    if (!te) {
+      log.warn({ digit }, "DTMF for the consumer dropped: Meta negotiated no telephone-event");
+      return;
+    }
+    const start = this.toConsumer.nextEventNumbers();
+    log.info({ digit, durationMs }, "DTMF to consumer");
+    for (const p of dtmfPackets(digit, { clockRate: te.clockRate, timestamp: start.timestamp, durationMs })) {
+      const send = (): void => {
+        const { sequenceNumber } = this.toConsumer.nextEventNumbers();
+        leg.sendAudio(te.payloadType, p.payload, p.timestamp, sequenceNumber, p.marker);
+      };
+      if (p.sendOffsetMs <= 0) send();
+      else {
+        const t = setTimeout(() => {
+          this.dtmfTimers.delete(t);
+          if (this._state === "active") send();
+        }, p.sendOffsetMs);
+        this.dtmfTimers.add(t);
+      }
+    }
   }
 
   private async onTargetAnswered(): Promise<void> {
@@ -225,6 +283,8 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
     this.clearAcceptTimer();
     if (this.mediaTimer) clearInterval(this.mediaTimer);
     this.mediaTimer = undefined;
+    for (const t of this.dtmfTimers) clearTimeout(t);
+    this.dtmfTimers.clear();
     const { meta, leg, target, log } = this.o;
     if (opts.tellMeta) {
       const end = wasState === "ringing" ? meta.reject : meta.terminate;

@@ -12,6 +12,15 @@ export class OutboundStream {
     this.lastOutTs = this.tsBase;
   }
 
+  /**
+   * Numbering for a packet that is not audio (telephone-event): the next sequence number, and the
+   * timestamp the audio has reached, so the event lines up with the audio around it.
+   */
+  nextEventNumbers(): { sequenceNumber: number; timestamp: number } {
+    this.seq = (this.seq + 1) & 0xffff;
+    return { sequenceNumber: this.seq, timestamp: this.lastOutTs };
+  }
+
   /** Returns the sequence number and timestamp for the next packet, given the source's timestamp. */
   next(sourceTs: number): { sequenceNumber: number; timestamp: number } {
     let ts: number;

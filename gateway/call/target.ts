@@ -5,12 +5,18 @@ export type TargetFailure = "busy" | "declined" | "unreachable" | "no-answer" | 
 
 /** One audio packet of the Opus stream exchanged with the Meta leg. */
 export interface OpusFrame {
-  payload: Buffer;
+  payload: Uint8Array;
   /** RTP timestamp on the 48 kHz Opus clock. */
   timestamp: number;
-  /** process.hrtime.bigint() when the packet entered the gateway. */
-  arrivedAt: bigint;
+  /** RTP sequence number as received from Meta (toward the target only; the jitter buffer needs it). */
+  sequenceNumber?: number;
+  ssrc?: number;
+  /** performance.now() when the packet that carried this audio entered the gateway. */
+  arrivalMs: number;
 }
+
+/** A DTMF digit as RFC 4733 (or SIP INFO) carries it. */
+export type Digit = "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "*" | "#" | "A" | "B" | "C" | "D";
 
 export interface CallTargetEvents {
   /** The far end answered; media may flow. */
@@ -21,6 +27,8 @@ export interface CallTargetEvents {
   ended: [string];
   /** Audio for the consumer. */
   audio: [OpusFrame];
+  /** A digit the far end pressed. */
+  dtmf: [Digit, number];
 }
 
 /**
@@ -33,6 +41,8 @@ export interface CallTarget extends EventEmitter<CallTargetEvents> {
   ring(info: { callId: string; psid: string }): void;
   /** Audio from the consumer. */
   sendAudio(frame: OpusFrame): void;
+  /** A digit the consumer pressed, with its duration in ms. */
+  sendDtmf(digit: Digit, durationMs: number): void;
   /** Ends the far end's side (cancel before answer, hang up after); idempotent. */
   hangup(reason: string): Promise<void>;
 }

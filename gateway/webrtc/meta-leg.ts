@@ -32,8 +32,8 @@ export interface InboundRtp {
   mid: string | undefined;
   kind: "audio" | "video";
   packet: RtpPacket;
-  /** process.hrtime.bigint() at arrival, for latency accounting. */
-  arrivedAt: bigint;
+  /** performance.now() at arrival, for latency accounting. */
+  arrivalMs: number;
 }
 
 export interface MetaLegEvents {
@@ -119,11 +119,11 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
         const kind = track.kind === "video" ? "video" : "audio";
         this.log.debug({ mid, kind, ssrc: track.ssrc }, "meta leg: remote track");
         track.onReceiveRtp.subscribe((packet) => {
-          const arrivedAt = process.hrtime.bigint();
+          const arrivalMs = performance.now();
           this.counters.packetsIn++;
           this.counters.bytesIn += packet.payload.length;
           this.lastPacketInAt = Date.now();
-          this.emit("rtp", { mid, kind, packet, arrivedAt });
+          this.emit("rtp", { mid, kind, packet, arrivalMs });
         });
       }),
       this.pc.connectionStateChange.subscribe((s) => {
@@ -223,11 +223,12 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
    * at the start of sendRtp, so swapping it for the duration of that call sends the right PT while
    * keeping werift's sequence numbering, SSRC, header extensions, SR statistics and NACK cache.
    */
-  sendAudio(payloadType: number, payload: Buffer, timestamp: number, sequenceNumber: number, marker = false): void {
+  sendAudio(payloadType: number, data: Uint8Array, timestamp: number, sequenceNumber: number, marker = false): void {
     if (this._state !== "connected") return;
     const sender = this.audio.sender;
     const negotiated = sender.codec;
     if (!negotiated) return;
+    const payload = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const header = new RtpHeader({ payloadType, timestamp, sequenceNumber, marker });
     const packet = new RtpPacket(header, payload);
     this.counters.packetsOut++;
@@ -255,6 +256,15 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     const te = codecs.filter((c) => c.mimeType.toLowerCase() === "audio/telephone-event");
     const pick = te.find((c) => c.clockRate === 48000) ?? te[0];
     return pick ? { payloadType: pick.payloadType, clockRate: pick.clockRate } : undefined;
+  }
+
+  /** What a payload type received from Meta carries, from every negotiated transceiver. */
+  inboundCodec(payloadType: number): { name: string; clockRate: number } | undefined {
+    for (const t of this.pc.getTransceivers()) {
+      const c = (t.codecs ?? []).find((codec) => codec.payloadType === payloadType);
+      if (c) return { name: c.mimeType.split("/")[1]!.toLowerCase(), clockRate: c.clockRate };
+    }
+    return undefined;
   }
 
   /** Payload type of Opus as negotiated on our sending transceiver. */
