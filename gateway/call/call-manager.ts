@@ -111,7 +111,7 @@ export class CallManager {
       case "media_update": {
         const call = this.o.registry.get(event.callId);
         if (!call) return this.unknown(event);
-        void call.onMetaOffer(event.offer.sdp);
+        void call.onMetaMediaUpdate(event.version, event.offer.sdp);
         return;
       }
       case "call_status":

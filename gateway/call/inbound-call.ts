@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
+import { MediaVersionMachine } from "../meta/media-version.js";
 import { DtmfReceiver, dtmfPackets } from "../../transcode/dtmf.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { OutboundStream } from "./outbound-stream.js";
@@ -87,6 +88,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
   private mediaTimer: NodeJS.Timeout | undefined;
   private readonly toConsumer = new OutboundStream(OPUS_FRAME_SAMPLES);
   private mediaFlowed = false;
+  private readonly mediaVersion = new MediaVersionMachine();
   private dtmfFromConsumer: { payloadType: number; receiver: DtmfReceiver } | undefined;
   private readonly dtmfTimers = new Set<NodeJS.Timeout>();
 
@@ -101,6 +103,15 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
 
   get state(): InboundCallState {
     return this._state;
+  }
+
+  /** The far end this call rings (for stats and tests). */
+  get target(): CallTarget {
+    return this.o.target;
+  }
+
+  get leg(): MetaLeg {
+    return this.o.leg;
   }
 
   /** Builds our offer and rings the target. Resolves when both are under way. */
@@ -154,11 +165,21 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
     });
   }
 
-  /** A media_update offer from Meta: apply and answer locally. */
-  onMetaOffer(sdp: string): Promise<void> {
+  /**
+   * A media_update webhook: Meta's new offer, applied and answered locally under the version rules
+   * (stale and duplicate versions dropped; the highest wins).
+   */
+  onMetaMediaUpdate(version: number, sdp: string): Promise<void> {
     return this.queue.push(async () => {
       if (this._state !== "active" && this._state !== "connecting") return;
-      await this.o.leg.applyOffer(sdp);
+      const decision = this.mediaVersion.onWebhook({ version, sdp });
+      if (decision.kind !== "apply") {
+        this.o.log.info({ version, current: this.mediaVersion.version, decision: decision.kind === "drop" ? decision.reason : "held" }, "media_update not applied");
+        return;
+      }
+      await this.o.leg.applyOffer(decision.offer.sdp);
+      this.mediaVersion.remoteApplied(decision.offer.version);
+      this.o.log.info({ version }, "media_update applied");
     });
   }
 

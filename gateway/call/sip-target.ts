@@ -7,6 +7,7 @@ import { RtpEndpoint } from "../../sip/rtp/rtp-endpoint.js";
 import type { RtpPacket } from "../../sip/rtp/rtp-packet.js";
 import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
 import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
+import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
 import type { MediaTicker } from "./media-ticker.js";
 import type { CallTarget, CallTargetEvents, Digit, OpusFrame, TargetFailure } from "./target.js";
 
@@ -32,6 +33,9 @@ export interface SipTargetStats {
   toPbx: ReturnType<MetaToPbxAudio["stats"]> | undefined;
   toMeta: ReturnType<PbxToMetaAudio["stats"]> | undefined;
   comfortFrames: number;
+  /** Arrival from Meta to departure toward the PBX, and the reverse, in ms. */
+  latencyToPbx: LatencySnapshot;
+  latencyToMeta: LatencySnapshot;
 }
 
 /**
@@ -63,6 +67,8 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
   private lastPbxAudioAt = 0;
   private nextComfortAt = 0;
   private comfortFrames = 0;
+  private readonly latencyToPbx = new LatencyRecorder();
+  private readonly latencyToMeta = new LatencyRecorder();
   private pbxTimestamp = 0;
   private dtmfFromPbx: DtmfReceiver | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -136,6 +142,8 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       toPbx: this.toPbx?.stats(),
       toMeta: this.toMeta?.stats(),
       comfortFrames: this.comfortFrames,
+      latencyToPbx: this.latencyToPbx.snapshot(),
+      latencyToMeta: this.latencyToMeta.snapshot(),
     };
   }
 
@@ -204,11 +212,15 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       codec,
       onFrame: (f) => {
         this.pbxTimestamp = f.timestamp;
+        if (f.oldestArrivalMs !== undefined) this.latencyToPbx.record(performance.now() - f.oldestArrivalMs);
         this.rtp?.send({ payloadType: remote.audio.payloadType, payload: Buffer.from(f.payload), timestamp: f.timestamp, marker: f.marker });
       },
     });
     this.toMeta = new PbxToMetaAudio({
-      onFrame: (f) => this.emit("audio", { payload: f.payload, timestamp: f.timestamp, arrivalMs: f.oldestArrivalMs ?? performance.now() }),
+      onFrame: (f) => {
+        if (f.oldestArrivalMs !== undefined) this.latencyToMeta.record(performance.now() - f.oldestArrivalMs);
+        this.emit("audio", { payload: f.payload, timestamp: f.timestamp, arrivalMs: f.oldestArrivalMs ?? performance.now() });
+      },
     });
     this._state = "answered";
     this.lastPbxAudioAt = performance.now();

@@ -1,5 +1,6 @@
 import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mediaUpdateEvent } from "../../sim/webhook-events.js";
 import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 
 /**
@@ -59,5 +60,37 @@ describe("Messenger consumer call, echo target", () => {
     await call.waitForState("ended", 5_000);
     expect(graphRequests(h.sim, "terminate", call.id)).toHaveLength(1);
     expect(h.gateway.registry.get(call.id)).toBeUndefined();
+  });
+});
+
+describe("Messenger media_update webhooks on a live call", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it("applies a consumer re-offer, drops a duplicate, and audio keeps flowing", async () => {
+    const call = await h.sim.placeCall({ toneHz: 500 });
+    await call.waitForState("media", 10_000);
+    // Meta re-delivers the same media_update: version 1 is applied once, the copy dropped.
+    expect(await call.sendMediaUpdate({ duplicates: 1 })).toBe(200);
+    await waitFor(() => h.logs.find("media_update applied").some((l) => l.callId === call.id), 5000, "the re-offer to be applied");
+    await waitFor(() => h.logs.find("duplicate webhook event dropped").some((l) => l.callId === call.id), 5000, "the duplicate to be dropped");
+    expect(h.logs.find("media_update applied").filter((l) => l.callId === call.id)).toHaveLength(1);
+    // A late retry of an older version is stale once version 1 is in place.
+    const stale = mediaUpdateEvent({ callId: call.id, version: 1, sdp: "v=0\r\n" });
+    stale.timestamp -= 5; // a different delivery of version 1, not a byte-identical duplicate
+    expect(await h.sim.webhooks.sendEvent(stale)).toBe(200);
+    await waitFor(() => h.logs.find("media_update not applied").some((l) => l.callId === call.id), 5000, "the stale version to be dropped");
+    const before = call.consumer.stats.packetsReceived;
+    await sleep(800);
+    expect(call.consumer.stats.packetsReceived - before).toBeGreaterThan(25);
+    const tone = call.consumer.detectTone(0.5);
+    expect(Math.abs(tone.hz - 500)).toBeLessThan(10);
+    expect(h.gateway.registry.get(call.id)?.state).toBe("active");
+    await call.hangup();
   });
 });
