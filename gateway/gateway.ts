@@ -1,8 +1,14 @@
 import type { AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
+import { EmbeddedSipSignaling } from "../sip/embedded/embedded-signaling.js";
+import { PortAllocator } from "../sip/rtp/port-allocator.js";
+import type { SipSignaling } from "../sip/signaling.js";
 import { CallManager } from "./call/call-manager.js";
 import { EchoTarget } from "./call/echo-target.js";
 import { CallRegistry } from "./call/registry.js";
+import { MediaTicker } from "./call/media-ticker.js";
+import { SipTarget } from "./call/sip-target.js";
 import type { CallTarget } from "./call/target.js";
 import { redactConfig, type GatewayConfig } from "./config/config.js";
 import { HttpServer } from "./http/server.js";
@@ -23,6 +29,11 @@ export class Gateway {
   readonly graph: GraphClient;
   readonly calls: CallManager;
   readonly metrics: GatewayMetrics;
+  private readonly embeddedSip: EmbeddedSipSignaling;
+  private readonly sipRtpPorts: PortAllocator;
+  private readonly ticker = new MediaTicker();
+  /** Address our SIP-side SDP advertises for media. */
+  readonly sipMediaAddress: string;
   private readonly http: HttpServer;
   private address: AddressInfo | undefined;
 
@@ -31,6 +42,20 @@ export class Gateway {
     private readonly log: Logger,
   ) {
     const { meta, media, calls } = config;
+    // One range for all media: the lower half for ICE toward Meta, the upper half for RTP pairs
+    // toward the PBX, so neither stack probes ports the other holds.
+    const split = media.rtpPortMin + Math.floor((media.rtpPortMax - media.rtpPortMin) / 2);
+    const icePorts: [number, number] = [media.rtpPortMin, split];
+    this.sipRtpPorts = new PortAllocator({ address: media.bindIp ?? "0.0.0.0", minPort: split + 1, maxPort: media.rtpPortMax });
+    this.sipMediaAddress = media.publicIp ?? media.bindIp ?? firstExternalIpv4() ?? "127.0.0.1";
+    this.embeddedSip = new EmbeddedSipSignaling({
+      address: config.sip.listen.host,
+      port: config.sip.listen.port,
+      transports: config.sip.transports,
+      host: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
+      userAgent: "meta-sip-gateway",
+      logger: log.child({ subsystem: "sip" }),
+    });
     this.graph = new GraphClient({
       graphUrl: meta.graphUrl,
       graphVersion: meta.graphVersion,
@@ -47,10 +72,10 @@ export class Gateway {
       createLeg: (callId, callLog) =>
         new MetaLeg(
           callId,
-          { portRange: [media.rtpPortMin, media.rtpPortMax], publicIp: media.publicIp, bindIp: media.bindIp, stunUrls: media.stunUrls },
+          { portRange: icePorts, publicIp: media.publicIp, bindIp: media.bindIp, stunUrls: media.stunUrls },
           callLog,
         ),
-      createTarget: () => this.createTarget(),
+      createTarget: (callId) => this.createTarget(callId, log.child({ callId, leg: "sip" })),
       log: log.child({ subsystem: "calls" }),
       acceptTimeoutMs: calls.acceptTimeoutMs,
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
@@ -76,6 +101,15 @@ export class Gateway {
     });
   }
 
+  get sip(): SipSignaling {
+    return this.embeddedSip;
+  }
+
+  /** The SIP port actually bound (useful with port 0). */
+  get sipPort(): number {
+    return this.embeddedSip.port;
+  }
+
   /** The HTTP address actually bound (useful with port 0). */
   get httpAddress(): AddressInfo {
     if (!this.address) throw new Error("gateway not started");
@@ -83,6 +117,7 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    await this.sip.start();
     this.address = await this.http.listen();
     this.log.info({ http: `${this.address.address}:${this.address.port}`, config: redactConfig(this.config) }, "gateway started");
   }
@@ -101,12 +136,31 @@ export class Gateway {
       await this.calls.hangupAll("gateway shutting down");
     }
     await this.http.close();
+    await this.sip.stop();
     this.log.info("gateway stopped");
   }
 
-  private createTarget(): CallTarget {
+  private createTarget(_callId: string, log: Logger): CallTarget {
     const target = this.config.sip.target;
     if (target.kind === "echo") return new EchoTarget();
-    throw new Error(`SIP target ${target.uri} needs the SIP leg, which is not available in this build`);
+    return new SipTarget({
+      signaling: this.sip,
+      allocator: this.sipRtpPorts,
+      ticker: this.ticker,
+      uri: target.uri,
+      auth: this.config.sip.auth,
+      mediaAddress: this.sipMediaAddress,
+      // The call session gives up first (it must reject within Meta's window); this only backstops it.
+      ringTimeoutMs: this.config.calls.acceptTimeoutMs + 5_000,
+      pageId: this.config.meta.pageId,
+      log,
+    });
   }
+}
+
+function firstExternalIpv4(): string | undefined {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return undefined;
 }

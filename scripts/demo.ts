@@ -30,6 +30,7 @@ async function main(): Promise<number> {
     PUBLIC_IP: "127.0.0.1",
     MEDIA_BIND_IP: "127.0.0.1",
     SIP_TARGET: "echo",
+    SIP_LISTEN: "127.0.0.1:0",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   });
   const gateway = new Gateway(config, createLogger(config.logLevel));

@@ -17,6 +17,7 @@ export interface SipTargetOptions {
   ticker: MediaTicker;
   /** SIP URI consumer calls ring. */
   uri: string;
+  auth: { username: string; password: string } | undefined;
   /** Address written in our SDP (public address, or the bind address). */
   mediaAddress: string;
   /** Ringing longer than this is given up (CANCEL) and reported as no answer. */
@@ -163,6 +164,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       from: { user: info.psid, displayName: "Messenger" },
       headers: { "X-Meta-PSID": info.psid, "X-Meta-Call-Id": info.callId, "X-Meta-Page-Id": this.o.pageId },
       timeoutMs: this.o.ringTimeoutMs,
+      auth: this.o.auth,
     });
     this.sip = call;
     call.on("provisional", (status, reason) => log.debug({ status, reason }, "PBX provisional"));

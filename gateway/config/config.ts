@@ -17,8 +17,11 @@ export interface GatewayConfig {
   sip: {
     /** `echo` or a SIP URI that consumer-initiated calls ring. */
     target: SipTarget;
-    /** host:port (and optional transport) the SIP stack listens on. */
+    /** host:port the SIP stack listens on (UDP and TCP). */
     listen: { host: string; port: number };
+    transports: ("udp" | "tcp")[];
+    /** Credentials for digest challenges (401/407) from the PBX or its proxy. */
+    auth: { username: string; password: string } | undefined;
   };
   media: {
     rtpPortMin: number;
@@ -71,6 +74,9 @@ export const CONFIG_KEYS = [
   "HTTP_PORT",
   "SIP_TARGET",
   "SIP_LISTEN",
+  "SIP_TRANSPORTS",
+  "SIP_AUTH_USER",
+  "SIP_AUTH_PASSWORD",
   "RTP_PORT_MIN",
   "RTP_PORT_MAX",
   "PUBLIC_IP",
@@ -188,7 +194,9 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
     },
     sip: {
       target: parseSipTarget(str("SIP_TARGET", "echo")),
-      listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060")),
+      listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060"), true),
+      transports: parseTransports(str("SIP_TRANSPORTS", "udp,tcp")),
+      auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
     },
     media: {
       rtpPortMin,
@@ -214,12 +222,28 @@ function parseSipTarget(raw: string): SipTarget {
   return { kind: "uri", uri: raw };
 }
 
-function parseHostPort(key: ConfigKey, raw: string): { host: string; port: number } {
+function parseHostPort(key: ConfigKey, raw: string, allowAnyPort = false): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(raw);
   if (!m) throw new ConfigError(key, `must be host:port, got "${raw}"`);
   const port = Number(m[2]);
-  if (port < 1 || port > 65535) throw new ConfigError(key, `port must be 1..65535, got ${port}`);
+  if (port < (allowAnyPort ? 0 : 1) || port > 65535) throw new ConfigError(key, `port must be 1..65535, got ${port}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function parseTransports(raw: string): ("udp" | "tcp")[] {
+  const list = raw.toLowerCase().split(",").map((t) => t.trim()).filter(Boolean);
+  for (const t of list) {
+    if (t !== "udp" && t !== "tcp") throw new ConfigError("SIP_TRANSPORTS", `"${t}" is not udp or tcp`);
+  }
+  if (list.length === 0) throw new ConfigError("SIP_TRANSPORTS", "needs at least one of udp, tcp");
+  return [...new Set(list)] as ("udp" | "tcp")[];
+}
+
+function parseSipAuth(username: string | undefined, password: string | undefined): { username: string; password: string } | undefined {
+  if (username === undefined && password === undefined) return undefined;
+  if (username === undefined) throw new ConfigError("SIP_AUTH_USER", "is required when SIP_AUTH_PASSWORD is set");
+  if (password === undefined) throw new ConfigError("SIP_AUTH_PASSWORD", "is required when SIP_AUTH_USER is set");
+  return { username, password };
 }
 
 function parseStunUrls(raw: string | undefined): string[] {
@@ -238,5 +262,6 @@ export function redactConfig(config: GatewayConfig): unknown {
   return {
     ...config,
     meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: "***" },
+    sip: { ...config.sip, auth: config.sip.auth ? { username: config.sip.auth.username, password: "***" } : undefined },
   };
 }

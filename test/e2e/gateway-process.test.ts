@@ -52,6 +52,7 @@ describe("the gateway process (npm start)", () => {
         RTP_PORT_MIN: "43000",
         RTP_PORT_MAX: "43999",
         SIP_TARGET: "echo",
+        SIP_LISTEN: "127.0.0.1:0",
         LOG_LEVEL: "info",
       },
       stdio: ["ignore", "pipe", "inherit"],

@@ -62,6 +62,7 @@ export async function startHarness(
     RTP_PORT_MIN: "42000",
     RTP_PORT_MAX: "42999",
     SIP_TARGET: "echo",
+    SIP_LISTEN: "127.0.0.1:0",
     LOG_LEVEL: "debug",
     ...opts.env,
   });
