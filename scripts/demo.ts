@@ -1,23 +1,32 @@
 /**
- * `npm run demo`: one simulated Messenger call through the real gateway, printing what flowed.
- * Everything runs on 127.0.0.1: the Meta simulator (Graph API, signed webhooks, an ice-lite WebRTC
- * consumer speaking a 440 Hz tone) and the gateway with the echo target, so the consumer should
- * hear their own tone back. Exits 0 only if it did.
+ * `npm run demo`: one simulated Messenger call through the real gateway to a real SIP phone,
+ * printing what flowed. Everything runs on 127.0.0.1: the Meta simulator (Graph API, signed
+ * webhooks, an ice-lite WebRTC consumer speaking 440 Hz), the gateway, and baresip as the agent's
+ * phone (auto-answer, speaking 1 kHz, recording what it hears). Exits 0 only if audio went both
+ * ways. `npm run demo -- --echo` uses the gateway's echo target instead of a phone.
  */
 import { loadConfig } from "../gateway/config/config.js";
+import type { SipTarget } from "../gateway/call/sip-target.js";
 import { Gateway } from "../gateway/gateway.js";
 import { createLogger } from "../gateway/log.js";
 import { MetaSimulator } from "../sim/index.js";
+import { detectTone } from "../transcode/tone.js";
+import { Baresip } from "./peers/baresip.js";
 
 const SECRET = "demo-app-secret";
 const PAGE_ID = "100000000000001";
 const PAGE_TOKEN = "demo-page-token";
-const TONE_HZ = 440;
+const CONSUMER_HZ = 440;
+const PHONE_HZ = 1000;
+const PHONE_PORT = 25060;
 const TALK_MS = 3000;
 
 const out = (s: string): void => void process.stdout.write(s + "\n");
+const near = (hz: number, want: number): boolean => Math.abs(hz - want) < 10;
 
 async function main(): Promise<number> {
+  const echo = process.argv.includes("--echo");
+  const phone = echo ? undefined : await Baresip.start({ port: PHONE_PORT, toneHz: PHONE_HZ, rtpPortMin: 25100 });
   const sim = await MetaSimulator.start({ appSecret: SECRET, pageId: PAGE_ID, pageAccessToken: PAGE_TOKEN });
   const config = loadConfig({
     META_APP_SECRET: SECRET,
@@ -29,43 +38,61 @@ async function main(): Promise<number> {
     HTTP_PORT: "0",
     PUBLIC_IP: "127.0.0.1",
     MEDIA_BIND_IP: "127.0.0.1",
-    SIP_TARGET: "echo",
     SIP_LISTEN: "127.0.0.1:0",
+    SIP_TARGET: phone ? phone.uri : "echo",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   });
   const gateway = new Gateway(config, createLogger(config.logLevel));
   await gateway.start();
   sim.setWebhookUrl(`http://127.0.0.1:${gateway.httpAddress.port}/webhooks/meta`);
-  out(`gateway   http://127.0.0.1:${gateway.httpAddress.port}  (SIP_TARGET=echo)`);
-  out(`simulator Graph API ${sim.graphUrl}`);
+  out(`gateway    http://127.0.0.1:${gateway.httpAddress.port}, SIP 127.0.0.1:${gateway.sipPort}`);
+  out(`simulator  Graph API ${sim.graphUrl}`);
+  out(phone ? `phone      baresip ${phone.uri} (auto-answer, speaks ${PHONE_HZ} Hz)` : "target     echo");
 
   try {
     const t0 = Date.now();
-    const call = await sim.placeCall({ toneHz: TONE_HZ });
-    out(`\nconsumer ${call.psid} calls Page ${PAGE_ID}: call ${call.id}, consumer sends ${TONE_HZ} Hz as Opus`);
-    await call.waitForState("accepted", 10_000);
-    out(`accepted after ${Date.now() - t0} ms (our offer in accept, Meta's answer and re-offer applied)`);
+    const call = await sim.placeCall({ toneHz: CONSUMER_HZ });
+    out(`\nconsumer ${call.psid} calls Page ${PAGE_ID} (call ${call.id}) and speaks ${CONSUMER_HZ} Hz`);
+    await call.waitForState("accepted", 15_000);
+    out(`${phone ? "phone answered, " : ""}accept sent with our offer: ${Date.now() - t0} ms after the connect webhook`);
     await call.waitForState("media", 10_000);
-    out(`echoed audio reaching the consumer ${Date.now() - t0} ms after the connect webhook`);
+    out(`first audio at the consumer: ${Date.now() - t0} ms`);
     await new Promise((r) => setTimeout(r, TALK_MS));
 
-    const gw = gateway.registry.get(call.id);
+    const gwCall = gateway.registry.get(call.id);
     const consumer = call.consumer.stats;
-    const tone = call.consumer.detectTone(1);
-    out(`\nconsumer → gateway : ${consumer.packetsSent} Opus packets sent`);
-    out(`gateway  → consumer: ${consumer.packetsReceived} Opus packets received on mid ${consumer.receivedOnMids.join(",")}, ${consumer.decodeErrors} decode errors`);
-    out(`tone heard by the consumer: ${tone.hz.toFixed(1)} Hz at ${tone.levelDbfs.toFixed(1)} dBFS (SNR ${tone.snrDb.toFixed(1)} dB)`);
-    out(`gateway call state: ${gw?.state ?? "gone"}`);
+    const heard = call.consumer.detectTone(1);
+    const sipStats = phone && gwCall ? (gwCall.target as SipTarget).stats() : undefined;
+    out(`\nMeta → gateway   ${consumer.packetsSent} Opus packets sent by the consumer`);
+    if (sipStats?.rtp) {
+      const r = sipStats.rtp;
+      out(`gateway → phone  ${r.packetsSent} ${sipStats.codec} packets (20 ms), latency in gateway p50 ${sipStats.latencyToPbx.p50.toFixed(2)} ms, p99 ${sipStats.latencyToPbx.p99.toFixed(2)} ms`);
+      out(`phone → gateway  ${r.packetsReceived} ${sipStats.codec} packets, ${r.packetsLost} lost, jitter ${r.jitterMs.toFixed(2)} ms`);
+      out(`gateway → Meta   ${consumer.packetsReceived} Opus packets received by the consumer, latency in gateway p50 ${sipStats.latencyToMeta.p50.toFixed(2)} ms, p99 ${sipStats.latencyToMeta.p99.toFixed(2)} ms`);
+    } else {
+      out(`gateway → Meta   ${consumer.packetsReceived} Opus packets received by the consumer`);
+    }
+    const wantAtConsumer = phone ? PHONE_HZ : CONSUMER_HZ;
+    out(`consumer hears   ${heard.hz.toFixed(1)} Hz at ${heard.levelDbfs.toFixed(1)} dBFS (expected ${wantAtConsumer} Hz)`);
 
     await call.hangup();
     await call.waitForState("ended", 5_000);
-    const ok = Math.abs(tone.hz - TONE_HZ) < 10 && tone.levelDbfs > -40 && consumer.packetsReceived > 0;
-    out(`\ncall ended by the consumer; gateway calls left: ${gateway.registry.size}`);
-    out(ok ? "RESULT: audio flowed both ways through the gateway" : "RESULT: FAILED, the tone did not come back");
+    await new Promise((r) => setTimeout(r, 300));
+    let ok = near(heard.hz, wantAtConsumer) && heard.levelDbfs > -40;
+    if (phone) {
+      const { pcm, sampleRate } = phone.receivedPcm();
+      const last = pcm.subarray(Math.max(0, pcm.length - sampleRate));
+      const atPhone = detectTone(last, sampleRate);
+      out(`phone heard      ${atPhone.hz.toFixed(1)} Hz at ${atPhone.levelDbfs.toFixed(1)} dBFS over ${(pcm.length / sampleRate).toFixed(1)} s recorded (expected ${CONSUMER_HZ} Hz)`);
+      ok = ok && near(atPhone.hz, CONSUMER_HZ) && atPhone.levelDbfs > -40;
+    }
+    out(`\nconsumer hung up; both legs ended, gateway calls left: ${gateway.registry.size}`);
+    out(ok ? "RESULT: audio flowed both ways through the gateway" : "RESULT: FAILED, audio did not flow both ways");
     return ok ? 0 : 1;
   } finally {
     await gateway.stop(0);
     await sim.stop();
+    await phone?.stop();
   }
 }
 

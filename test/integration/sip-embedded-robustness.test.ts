@@ -1,0 +1,128 @@
+import dgram from "node:dgram";
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EmbeddedSipSignaling } from "../../sip/embedded/embedded-signaling.js";
+import { SipTransportError } from "../../sip/errors.js";
+import type { SipLogger } from "../../sip/logger.js";
+
+/** Malformed input, port clashes and shutdown: the stack logs and carries on, never crashes. */
+
+const warnings: string[] = [];
+const logger: SipLogger = {
+  debug() {},
+  info() {},
+  warn(_o, msg) {
+    warnings.push(msg ?? "");
+  },
+  error(_o, msg) {
+    warnings.push(`error: ${msg ?? ""}`);
+  },
+};
+
+function udpExchange(port: number, payload: string, waitMs = 300): Promise<string[]> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket("udp4");
+    const got: string[] = [];
+    s.on("message", (m) => got.push(m.toString("latin1")));
+    s.bind(0, "127.0.0.1", () => {
+      s.send(Buffer.from(payload, "latin1"), port, "127.0.0.1");
+      setTimeout(() => s.close(() => resolve(got)), waitMs);
+    });
+  });
+}
+
+function request(method: string, port: number, extra: { cseqMethod?: string; toTag?: string; via?: boolean } = {}): string {
+  const lines = [
+    `${method} sip:gw@127.0.0.1:${port} SIP/2.0`,
+    ...(extra.via === false ? [] : ["Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-" + Math.random().toString(36).slice(2)]),
+    "From: <sip:x@127.0.0.1>;tag=abc",
+    `To: <sip:gw@127.0.0.1>${extra.toTag ? `;tag=${extra.toTag}` : ""}`,
+    `Call-ID: ${Math.random().toString(36).slice(2)}@test`,
+    `CSeq: 1 ${extra.cseqMethod ?? method}`,
+    "Max-Forwards: 70",
+    "Content-Length: 0",
+    "",
+    "",
+  ];
+  return lines.join("\r\n");
+}
+
+describe("embedded SIP: robustness", () => {
+  let sig: EmbeddedSipSignaling;
+  let peer: EmbeddedSipSignaling;
+
+  beforeAll(async () => {
+    sig = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0, logger });
+    peer = new EmbeddedSipSignaling({ address: "127.0.0.4", port: 0 });
+    await sig.start();
+    await peer.start();
+  });
+  afterAll(async () => {
+    await sig?.stop();
+    await peer?.stop();
+  });
+
+  it("drops garbage and malformed UDP messages and keeps answering", async () => {
+    const garbage = [
+      "\x00\x01\x02 not sip at all",
+      "INVITE\r\n\r\n",
+      "SIP/2.0 200\r\n\r\n",
+      request("OPTIONS", sig.port, { via: false }),
+      "OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\nVia: ???\r\nCSeq: x\r\n\r\n",
+      "INVITE sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKq\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:gw@127.0.0.1>\r\nCall-ID: q\r\nCSeq: 1 INVITE\r\nContact: <not a uri\r\nContent-Length: 99999\r\n\r\nv=0",
+      "\r\n\r\n",
+    ];
+    for (const g of garbage) expect(await udpExchange(sig.port, g, 50)).toBeDefined();
+    expect(await peer.options(`sip:gw@127.0.0.1:${sig.port}`)).toBe(200);
+    expect(warnings.some((w) => w.includes("malformed"))).toBe(true);
+  });
+
+  it("answers what it cannot serve: 400, 481, 405", async () => {
+    const mismatch = await udpExchange(sig.port, request("OPTIONS", sig.port, { cseqMethod: "INVITE" }));
+    expect(mismatch[0]).toMatch(/^SIP\/2\.0 400 /);
+    const bye = await udpExchange(sig.port, request("BYE", sig.port));
+    expect(bye[0]).toMatch(/^SIP\/2\.0 481 /);
+    const inDialog = await udpExchange(sig.port, request("INFO", sig.port, { toTag: "nope" }));
+    expect(inDialog[0]).toMatch(/^SIP\/2\.0 481 /);
+    const subscribe = await udpExchange(sig.port, request("SUBSCRIBE", sig.port));
+    expect(subscribe[0]).toMatch(/^SIP\/2\.0 405 /);
+    expect(subscribe[0]).toContain("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+  });
+
+  it("closes a TCP connection it cannot frame, and keeps serving TCP", async () => {
+    const closed = await new Promise<boolean>((resolve) => {
+      const c = net.connect(sig.port, "127.0.0.1", () => c.write("OPTIONS sip:gw SIP/2.0\r\nVia: x\r\nContent-Length: banana\r\n\r\n"));
+      c.on("error", () => {});
+      c.on("close", () => resolve(true));
+      setTimeout(() => resolve(false), 2000);
+    });
+    expect(closed).toBe(true);
+    expect(await peer.options(`sip:gw@127.0.0.1:${sig.port};transport=tcp`)).toBe(200);
+  });
+
+  it("rejects start() on a port in use with SipTransportError instead of crashing", async () => {
+    const clash = new EmbeddedSipSignaling({ address: "127.0.0.1", port: sig.port });
+    await expect(clash.start()).rejects.toBeInstanceOf(SipTransportError);
+    await clash.stop();
+  });
+
+  it("refuses bad input from our own side with a typed error", () => {
+    expect(() => sig.placeCall({ uri: "not-a-uri", sdp: "v=0" })).toThrow(/invalid SIP URI/);
+    expect(() => sig.placeCall({ uri: "sip:a@127.0.0.1", sdp: "v=0", headers: { "X-Evil": "a\r\nVia: x" } })).toThrow(/invalid value/);
+    expect(() => sig.placeCall({ uri: "sip:a@127.0.0.1", sdp: "v=0", headers: { Via: "x" } })).toThrow(/set by the stack/);
+    expect(() => sig.placeCall({ uri: "sip:a@127.0.0.1", sdp: "v=0", from: { user: "a b" } })).toThrow(/user part/);
+  });
+
+  it("stop() frees its UDP and TCP ports", async () => {
+    const s = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0 });
+    await s.start();
+    const port = s.port;
+    // An outgoing TCP connection is open too (an OPTIONS over TCP to the peer).
+    expect(await s.options(`sip:x@127.0.0.4:${peer.port};transport=tcp`)).toBe(200);
+    await s.stop();
+    const again = new EmbeddedSipSignaling({ address: "127.0.0.1", port });
+    await again.start();
+    expect(again.port).toBe(port);
+    await again.stop();
+  });
+});
