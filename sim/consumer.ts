@@ -29,8 +29,9 @@ export interface ConsumerOptions {
   /** Peak amplitude of that tone as a fraction of full scale. */
   toneAmplitude?: number;
   /**
-   * Also negotiate telephone-event/8000 (PT 126) when the business offers it. Meta's sample
-   * answers carry Opus only, so this is off unless a test wants DTMF towards the consumer.
+   * Also negotiate telephone-event (110/48000 as Meta's Messenger re-offers carry it, and 126/8000)
+   * when the business offers it. Meta's sample answers carry Opus only, so this is off unless a
+   * test wants DTMF in either direction.
    */
   telephoneEvent?: boolean;
   /** STUN URL on loopback; the ice-lite consumer never queries it, it only replaces werift's public default. */
@@ -80,6 +81,10 @@ function metaOpus(): RTCRtpCodecParameters {
   });
 }
 
+function telephoneEvent48k(): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({ mimeType: "audio/telephone-event", clockRate: 48000, payloadType: 110, parameters: "0-16" });
+}
+
 function telephoneEvent8k(): RTCRtpCodecParameters {
   return new RTCRtpCodecParameters({ mimeType: "audio/telephone-event", clockRate: 8000, payloadType: 126, parameters: "0-16" });
 }
@@ -107,6 +112,10 @@ export class SimConsumer {
   /** Inferred business answer waiting for DTLS before it is applied (see applyInferredAnswer). */
   private pendingInferredAnswer: string | undefined;
   private toneTimer: NodeJS.Timeout | undefined;
+  /** One sequence space for everything the consumer sends on its SSRC: audio and DTMF events. */
+  private sequence = randomInt(0, 0x10000);
+  private lastAudioTimestamp = 0;
+  private readonly dtmfTimers = new Set<NodeJS.Timeout>();
   private readonly counters = {
     packetsReceived: 0,
     bytesReceived: 0,
@@ -135,7 +144,7 @@ export class SimConsumer {
       ...loopbackIceConfig(options.stunUrl ?? "stun:127.0.0.1:3478"),
       iceLite: true,
       bundlePolicy: "max-bundle",
-      codecs: { audio: options.telephoneEvent ? [metaOpus(), telephoneEvent8k()] : [metaOpus()], video: [] },
+      codecs: { audio: options.telephoneEvent ? [metaOpus(), telephoneEvent48k(), telephoneEvent8k()] : [metaOpus()], video: [] },
       headerExtensions: { audio: [useSdesMid()], video: [] },
     });
     this.pc.ontrack = (event: RTCTrackEvent) => this.onTrack(event);
@@ -314,7 +323,6 @@ export class SimConsumer {
     const transceiver = this.sendTransceiver;
     if (this.toneTimer || !transceiver || this.currentState !== "connected" || !transceiver.sender.codec) return;
     const encoder = new OpusToneEncoder(this.toneHz, this.toneAmplitude);
-    const firstSequence = randomInt(0, 0x10000);
     const firstTimestamp = randomInt(0, 2 ** 32);
     const startedAt = performance.now();
     let framesSent = 0;
@@ -325,8 +333,8 @@ export class SimConsumer {
         const { payload, timestampOffset } = encoder.nextFrame();
         const header = new RtpHeader({
           payloadType: META_OPUS_PAYLOAD_TYPE,
-          sequenceNumber: (firstSequence + framesSent) & 0xffff,
-          timestamp: (firstTimestamp + timestampOffset) >>> 0,
+          sequenceNumber: this.nextSequence(),
+          timestamp: (this.lastAudioTimestamp = (firstTimestamp + timestampOffset) >>> 0),
           marker: framesSent === 0,
         });
         framesSent++;
@@ -341,6 +349,64 @@ export class SimConsumer {
   private stopTone(): void {
     if (this.toneTimer) clearInterval(this.toneTimer);
     this.toneTimer = undefined;
+    for (const t of this.dtmfTimers) clearTimeout(t);
+    this.dtmfTimers.clear();
+  }
+
+  private nextSequence(): number {
+    this.sequence = (this.sequence + 1) & 0xffff;
+    return this.sequence;
+  }
+
+  /**
+   * Presses a key the way Meta's clients do (RFC 4733 in the RTP stream, 500 ms per tone): event
+   * packets every 20 ms on the negotiated telephone-event clock, then three end packets.
+   * Resolves when the last packet is sent; false when no telephone-event was negotiated.
+   */
+  async sendDtmf(digit: string, durationMs = 500): Promise<boolean> {
+    const transceiver = this.sendTransceiver;
+    const code = "0123456789*#ABCD".indexOf(digit.toUpperCase());
+    if (code < 0) throw new SimStateError(`"${digit}" is not a DTMF key`);
+    if (!transceiver || this.currentState !== "connected") throw new SimStateError("the consumer is not connected");
+    const te = (transceiver.codecs ?? []).filter((c) => c.mimeType.toLowerCase() === "audio/telephone-event");
+    const codec = te.find((c) => c.clockRate === 48000) ?? te[0];
+    if (!codec) return false;
+    const start = this.lastAudioTimestamp;
+    const ticksPerMs = codec.clockRate / 1000;
+    const steps = Math.max(1, Math.round(durationMs / FRAME_MS));
+    const send = (duration: number, end: boolean, marker: boolean): void => {
+      const payload = Buffer.alloc(4);
+      payload[0] = code;
+      payload[1] = (end ? 0x80 : 0) | 10; // volume -10 dBm0
+      payload.writeUInt16BE(Math.min(0xffff, Math.round(duration * ticksPerMs)), 2);
+      const header = new RtpHeader({ payloadType: codec.payloadType, sequenceNumber: this.nextSequence(), timestamp: start, marker });
+      // The sender stamps packets with its first codec's payload type (Opus); swap it for this write.
+      const sender = transceiver.sender;
+      const negotiated = sender.codec;
+      sender.codec = codec;
+      try {
+        sender.sendRtp(new RtpPacket(header, payload)).catch(() => undefined);
+      } finally {
+        sender.codec = negotiated;
+      }
+      this.counters.packetsSent++;
+    };
+    for (let i = 1; i <= steps; i++) {
+      await this.wait(FRAME_MS);
+      send(i * FRAME_MS, false, i === 1);
+    }
+    for (let i = 0; i < 3; i++) send(steps * FRAME_MS, true, false);
+    return true;
+  }
+
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.dtmfTimers.delete(t);
+        resolve();
+      }, ms);
+      this.dtmfTimers.add(t);
+    });
   }
 
   private onTrack(event: RTCTrackEvent): void {
