@@ -35,7 +35,9 @@ export interface SdpMediaSection {
   kind: string;
   port: number;
   protocol: string;
-  /** Format list in the order the sender prefers. */
+  /** The m= line's format list as written. */
+  formats: string[];
+  /** Format list as RTP payload types (empty for non-RTP media), in the order the sender prefers. */
   payloadTypes: number[];
   rtpmaps: SdpRtpMap[];
   fmtps: Map<number, string>;
@@ -112,6 +114,7 @@ export function parseSdp(text: string): SdpSessionDescription {
           kind: f[0] as string,
           port,
           protocol,
+          formats,
           payloadTypes,
           rtpmaps: [],
           fmtps: new Map(),
@@ -361,7 +364,7 @@ export function buildAnswer(offer: string | SdpSessionDescription, o: LocalSdpOp
       const h264 = remote.video.h264;
       lines.push(...videoSection(o.video, h264.payloadType, h264.fmtp, o.video.direction ?? answerDirection(remote.video.direction)));
     } else {
-      lines.push(`m=${section.kind} 0 ${section.protocol} ${section.payloadTypes.length ? section.payloadTypes.join(" ") : "0"}`);
+      lines.push(`m=${section.kind} 0 ${section.protocol} ${section.formats.length ? section.formats.join(" ") : "0"}`);
     }
   });
   return lines.join("\r\n") + "\r\n";

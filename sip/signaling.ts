@@ -90,7 +90,7 @@ export interface SipDialogCall {
 export type OutgoingCallState = "calling" | "proceeding" | "early" | "confirmed" | "cancelling" | "terminating" | "terminated";
 
 export interface OutgoingSipCallEvents extends SipDialogEvents {
-  /** 18x (and 100); `sdp` is early media when present. */
+  /** 101–199 (not 100 Trying); `sdp` is early media when present. */
   provisional: [status: number, reason: string, sdp: string | undefined];
   answered: [remoteSdp: string];
   failed: [status: number, reason: string, kind: SipFailureKind];
@@ -99,7 +99,11 @@ export interface OutgoingSipCallEvents extends SipDialogEvents {
 
 export interface OutgoingSipCall extends EventEmitter<OutgoingSipCallEvents>, SipDialogCall {
   readonly state: OutgoingCallState;
-  /** CANCEL (deferred until a provisional arrives, as RFC 3261 §9.1 requires); ends with `failed(…, 'cancelled')`. */
+  /**
+   * Ends the unanswered call with `failed(487, …, 'cancelled')`. The CANCEL goes out once a
+   * provisional has arrived (RFC 3261 §9.1); before that, `failed` is reported at once and the
+   * CANCEL follows the first provisional. A 2xx that crosses the CANCEL is ACKed and BYEd.
+   */
   cancel(): Promise<void>;
 }
 
@@ -129,8 +133,12 @@ export interface IncomingSipCall extends EventEmitter<IncomingSipCallEvents>, Si
   header(name: string): string | undefined;
   /** 180 Ringing, or 183 Session Progress with early-media SDP. */
   ringing(sdp?: string): void;
-  /** 200 OK with our SDP, retransmitted until the ACK; resolves on the ACK, rejects if it never comes. */
-  accept(sdp: string): Promise<void>;
+  /**
+   * 200 OK with our SDP, retransmitted until the ACK. Resolves true on the ACK, false when the
+   * call ended first (no ACK: we sent BYE and `ended('ack-timeout')` follows). Rejects only when
+   * the call can no longer be accepted (SipCallStateError).
+   */
+  accept(sdp: string): Promise<boolean>;
   reject(status: number, reason?: string): void;
 }
 

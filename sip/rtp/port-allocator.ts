@@ -99,6 +99,11 @@ export class PortAllocator {
 
   private makePair(rtpPort: number, rtp: dgram.Socket, rtcp: dgram.Socket): BoundPortPair {
     let released: Promise<void> | undefined;
+    // A send error on a socket without an 'error' listener would throw from the event loop;
+    // whoever uses the pair adds its own listener for logging.
+    const ignore = (): void => {};
+    rtp.on("error", ignore);
+    rtcp.on("error", ignore);
     return {
       address: this.address,
       rtpPort,
@@ -117,7 +122,11 @@ function bindOne(address: string, port: number): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket({ type: isIPv6(address) ? "udp6" : "udp4", reuseAddr: false });
     const onError = (err: Error): void => {
-      socket.close();
+      try {
+        socket.close();
+      } catch {
+        // never bound
+      }
       reject(err);
     };
     socket.once("error", onError);

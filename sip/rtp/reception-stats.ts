@@ -21,6 +21,7 @@ export class ReceptionStats {
   private transit: number | undefined;
   private jitterUnits = 0;
   private lastSr: { middle32: number; arrivedAtMs: number } | undefined;
+  private lastFraction = 0;
 
   constructor(private readonly clockRate: number) {}
 
@@ -109,6 +110,11 @@ export class ReceptionStats {
     return (this.jitterUnits * 1000) / this.clockRate;
   }
 
+  /** Loss fraction (0–1) of the last reported interval in which packets were expected. */
+  get fractionLost(): number {
+    return this.lastFraction;
+  }
+
   get hasReceived(): boolean {
     return this.started;
   }
@@ -122,6 +128,7 @@ export class ReceptionStats {
     this.receivedPrior = this.received;
     const lostInterval = expectedInterval - receivedInterval;
     const fractionLost = expectedInterval <= 0 || lostInterval <= 0 ? 0 : Math.floor((lostInterval * 256) / expectedInterval);
+    if (expectedInterval > 0) this.lastFraction = Math.min(255, fractionLost) / 256;
     return {
       ssrc,
       fractionLost: Math.min(255, fractionLost),

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe as suite, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe as suite, expect, it } from "vitest";
 import { EmbeddedSipSignaling } from "../../sip/embedded/embedded-signaling.js";
 import { buildAnswer, readRemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
@@ -11,8 +11,8 @@ function nextIncoming(sig: EmbeddedSipSignaling): Promise<IncomingSipCall> {
 suite("embedded SIP: calls the PBX places to us, with SIPp as the PBX", () => {
   let sig: EmbeddedSipSignaling;
 
+  beforeEach(() => requireSipp());
   beforeAll(async () => {
-    requireSipp();
     // A short T1 keeps the no-ACK case (64·T1) quick; retransmissions still start at T1.
     sig = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0, timers: { t1Ms: 100 } });
     await sig.start();

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe as suite, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe as suite, expect, it } from "vitest";
 import { EmbeddedSipSignaling } from "../../sip/embedded/embedded-signaling.js";
 import { buildAnswer, buildOffer, readRemoteMedia } from "../../sip/sdp.js";
 import type { OutgoingSipCall, OutgoingSipCallEvents, SipFailureKind } from "../../sip/signaling.js";
@@ -25,8 +25,8 @@ async function answered(call: OutgoingSipCall): Promise<string> {
 suite("embedded SIP: calls we place, against SIPp as the PBX", () => {
   let sig: EmbeddedSipSignaling;
 
+  beforeEach(() => requireSipp());
   beforeAll(async () => {
-    requireSipp();
     sig = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0, userAgent: "gw-test/1" });
     await sig.start();
   });

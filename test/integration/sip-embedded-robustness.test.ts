@@ -2,6 +2,7 @@ import dgram from "node:dgram";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EmbeddedSipSignaling } from "../../sip/embedded/embedded-signaling.js";
+import { buildAnswer, buildOffer } from "../../sip/sdp.js";
 import { SipTransportError } from "../../sip/errors.js";
 import type { SipLogger } from "../../sip/logger.js";
 
@@ -124,5 +125,30 @@ describe("embedded SIP: robustness", () => {
     await again.start();
     expect(again.port).toBe(port);
     await again.stop();
+  });
+
+  it("after calls over UDP and TCP, stop() leaves no socket or timer behind", async () => {
+    const kinds = ["UDPWrap", "TCPWrap", "TCPSocketWrap", "TCPServerWrap", "Timeout"];
+    const count = (): Record<string, number> => Object.fromEntries(kinds.map((k) => [k, process.getActiveResourcesInfo().filter((r) => r === k).length]));
+    const before = count();
+    const x = new EmbeddedSipSignaling({ address: "127.0.0.5", port: 0 });
+    const y = new EmbeddedSipSignaling({ address: "127.0.0.6", port: 0 });
+    await x.start();
+    await y.start();
+    y.on("incoming", (c) => {
+      c.ringing();
+      void c.accept(buildAnswer(c.remoteSdp ?? "", { mediaAddress: "127.0.0.6", audioPort: 5000 }));
+    });
+    for (const t of ["udp", "tcp"]) {
+      const call = x.placeCall({ uri: `sip:y@127.0.0.6:${y.port};transport=${t}`, sdp: buildOffer({ mediaAddress: "127.0.0.5", audioPort: 6000 }) });
+      await new Promise((r) => call.once("answered", r));
+      await call.reinvite(buildOffer({ mediaAddress: "127.0.0.5", audioPort: 6000, sessionVersion: 2 }));
+      await call.hangup();
+    }
+    await x.stop();
+    await y.stop();
+    await new Promise((r) => setTimeout(r, 50));
+    const after = count();
+    for (const k of kinds) expect(after[k], k).toBeLessThanOrEqual(before[k] ?? 0);
   });
 });

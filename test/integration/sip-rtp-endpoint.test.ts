@@ -3,13 +3,16 @@ import { afterEach, describe, expect, it } from "vitest";
 import { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { serializeRtp } from "../../sip/rtp/rtp-packet.js";
 import { RtpEndpoint, type SocketAddress } from "../../sip/rtp/rtp-endpoint.js";
+import { freePort, killAllSipp, requireSipp, startSipp } from "./sip-sipp-runner.js";
 
 /** Real UDP between RTP endpoints on loopback addresses. */
 
-const base = 30000 + 2 * Math.floor(Math.random() * 5000);
+// Below the kernel's ephemeral range and the SIP tests' ports (20000+), so nothing else lands here.
+const base = 10000 + 2 * Math.floor(Math.random() * 4900);
 const open: RtpEndpoint[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((e) => e.close()));
+  await killAllSipp();
 });
 
 async function endpoint(allocator: PortAllocator, rtcpIntervalMs = 200): Promise<RtpEndpoint> {
@@ -123,5 +126,24 @@ describe("RtpEndpoint on loopback", () => {
     } finally {
       squatter.close();
     }
+  });
+
+  it("exchanges RTP with a third-party peer (SIPp -rtp_echo) and latches to its port", async () => {
+    requireSipp();
+    const port = await freePort();
+    // Any scenario will do; SIPp echoes RTP on its media port (-mp, here port + 2) meanwhile.
+    const sipp = startSipp({ scenario: "uas-options.xml", port, extraArgs: ["-rtp_echo"] });
+    await sipp.ready;
+    const e = await endpoint(new PortAllocator({ address: "127.0.0.1", minPort: base + 80, maxPort: base + 99 }));
+    e.setRemote({ address: "127.0.0.1", port: port + 2 });
+    const echoed: number[] = [];
+    e.on("rtp", (p) => echoed.push(p.sequenceNumber));
+    for (let i = 0; i < 10; i++) {
+      e.send({ payloadType: 0, payload: Buffer.alloc(160, i), timestamp: i * 160 });
+      await sleep(5);
+    }
+    await sleep(300);
+    expect(echoed).toHaveLength(10);
+    expect(e.stats()).toMatchObject({ latched: { address: "127.0.0.1", port: port + 2 }, packetsReceived: 10, packetsLost: 0, remoteSsrc: e.ssrc });
   });
 });

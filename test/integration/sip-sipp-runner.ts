@@ -10,19 +10,31 @@ import { fileURLToPath } from "node:url";
 
 export const SIPP_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../sipp");
 
-/** Fails (never skips) when SIPp is missing: these tests exist to talk to a real peer. */
+let sippFound: boolean | undefined;
+
+/**
+ * Fails (never skips) when SIPp is missing: these tests exist to talk to a real peer. Call it in
+ * beforeEach or in the test: a throwing beforeAll would make vitest report the tests as skipped.
+ */
 export function requireSipp(): void {
-  const r = spawnSync("sipp", ["-v"], { encoding: "utf8" });
-  if (r.error || !/SIPp v\d/.test(`${r.stdout}${r.stderr}`)) {
+  if (sippFound === undefined) {
+    const r = spawnSync("sipp", ["-v"], { encoding: "utf8" });
+    sippFound = !r.error && /SIPp v\d/.test(`${r.stdout}${r.stderr}`);
+  }
+  if (!sippFound) {
     throw new Error("sipp is not on PATH: install Debian's sip-tester (scripts/setup.sh does); the SIP integration tests need it");
   }
 }
 
-/** A random port in 20000–59999 that is free for both UDP and TCP on the address right now. */
+/**
+ * A random port in 20000–31999 (below the kernel's ephemeral range, where the stacks under test
+ * get their port-0 sockets) that is free for UDP and TCP, with the next two free for SIPp's
+ * control and media sockets.
+ */
 export async function freePort(address = "127.0.0.1"): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
-    if ((await udpFree(address, port)) && (await tcpFree(address, port))) return port;
+    const port = 20000 + 8 * Math.floor(Math.random() * 1500);
+    if ((await udpFree(address, port)) && (await tcpFree(address, port)) && (await udpFree(address, port + 1)) && (await udpFree(address, port + 2))) return port;
   }
   throw new Error("no free port found");
 }

@@ -1,0 +1,462 @@
+import { SipCallStateError, SipRequestError } from "../errors.js";
+import type { ReinviteAnswer, SipEndReason } from "../signaling.js";
+import { AnswerRetransmitter } from "./answer-retransmitter.js";
+import { DigestAuthenticator } from "./authenticator.js";
+import type { CallContext, DialogOwner } from "./call-context.js";
+import { acceptRemoteCSeq, dialogKey, inDialogRequest, refreshTarget, type Dialog } from "./dialog.js";
+import { ALLOWED_METHODS, fromWire, headerText, toWire, type RemoteInfo, type SipRequest, type SipResponse } from "./message.js";
+import type { OutgoingRequest } from "./stack.js";
+
+/** What a session reports to the call object that owns it. */
+export interface SessionHooks {
+  /** Returns false when nobody listens (the session then answers with the current local SDP). */
+  onReinvite(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
+  onInfo(contentType: string, body: string): void;
+  onEnded(reason: SipEndReason): void;
+}
+
+export interface SessionOptions {
+  callId: string;
+  contact: string;
+  localSdp: string;
+  remoteSdp: string | undefined;
+  credentials: { username: string; password: string } | undefined;
+  /** We generated the Call-ID (we placed the call): decides the 491 back-off range. */
+  ownsCallId: boolean;
+  hooks: SessionHooks;
+}
+
+export type SessionState = "active" | "terminating" | "terminated";
+
+interface PendingAck {
+  cseq: number;
+  retransmitter: AnswerRetransmitter;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  /** We put an offer in the 2xx, so the ACK carries the answer. */
+  expectsAnswer: boolean;
+  /** Settles (never rejects) when the ACK arrives or will not. */
+  settled: Promise<void>;
+}
+
+/**
+ * The confirmed part of a call, the same whichever side placed it: BYE in both directions,
+ * re-INVITE in both directions with RFC 3261 §14 rules (one INVITE transaction at a time, 491
+ * for glare with the randomized retry, 500 + Retry-After for overlapping offers), INFO, in-dialog
+ * OPTIONS, and retransmission of our 2xx answers until their ACK.
+ */
+export class DialogSession implements DialogOwner {
+  state: SessionState = "active";
+  localSdp: string;
+  remoteSdp: string | undefined;
+  private readonly key: string;
+  private readonly auth: DigestAuthenticator;
+  private pendingAck: PendingAck | undefined;
+  /** An incoming re-INVITE we have not answered yet. */
+  private incomingInvite: { rq: SipRequest; respond: (a: ReinviteAnswer) => void } | undefined;
+  private outgoingInvite = false;
+  private idleWaiters: (() => void)[] = [];
+  /** ACKs we sent for our INVITEs' 2xx, by CSeq, to repeat when the 2xx is retransmitted. */
+  private readonly sentAcks = new Map<number, OutgoingRequest>();
+  private reinviteChain: Promise<unknown> = Promise.resolve();
+  private hangupPromise: Promise<void> | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private endedResolve!: (reason: SipEndReason) => void;
+  /** Settles when the session ends; lets in-flight requests give up at once. */
+  private readonly ended: Promise<SipEndReason>;
+
+  constructor(
+    private readonly ctx: CallContext,
+    readonly dialog: Dialog,
+    private readonly options: SessionOptions,
+  ) {
+    this.localSdp = options.localSdp;
+    this.remoteSdp = options.remoteSdp;
+    this.auth = new DigestAuthenticator(options.credentials);
+    this.key = dialogKey(dialog.callId, dialog.localTag, dialog.remoteTag);
+    this.ended = new Promise((resolve) => (this.endedResolve = resolve));
+    ctx.registerDialog(this.key, this);
+  }
+
+  private get ids(): [string, string] {
+    return [this.options.callId, this.dialog.callId];
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Our 2xx waiting for its ACK
+
+  /**
+   * Starts retransmitting a 2xx we sent (initial INVITE or re-INVITE) until the ACK with this
+   * CSeq arrives. Resolves on the ACK; on timeout the session sends BYE and ends ('ack-timeout').
+   */
+  awaitAck(cseq: number, resend: () => void, expectsAnswer: boolean): Promise<void> {
+    let settle!: () => void;
+    const settled = new Promise<void>((r) => (settle = r));
+    const acked = new Promise<void>((resolveAck, rejectAck) => {
+      const resolve = (): void => (resolveAck(), settle());
+      const reject = (err: Error): void => (rejectAck(err), settle());
+      const retransmitter = new AnswerRetransmitter(resend, this.ctx.timers.t1Ms, this.ctx.timers.t2Ms, () => {
+        this.pendingAck = undefined;
+        reject(new SipCallStateError(...this.ids, "no ACK for our 2xx"));
+        this.notifyIdle();
+        this.ctx.logger.warn({ sipCallId: this.dialog.callId }, "no ACK for our 2xx; ending the call");
+        void this.sendBye("ack-timeout");
+      });
+      this.pendingAck = { cseq, retransmitter, resolve, reject, expectsAnswer, settled };
+      retransmitter.start();
+    });
+    return acked;
+  }
+
+  /** Remembers the ACK sent for a 2xx to our INVITE so a retransmitted 2xx gets it again. */
+  rememberAck(cseq: number, ack: OutgoingRequest): void {
+    this.sentAcks.set(cseq, ack);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Requests from the peer
+
+  handleRequest(rq: SipRequest, _remote: RemoteInfo): void {
+    const stack = this.ctx.stack;
+    if (rq.method === "ACK") {
+      this.onAck(rq);
+      return;
+    }
+    if (this.state === "terminated") {
+      stack.respond(rq, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    if (!acceptRemoteCSeq(this.dialog, rq)) {
+      stack.respond(rq, 500, "CSeq Out of Order");
+      return;
+    }
+    switch (rq.method) {
+      case "BYE":
+        stack.respond(rq, 200, "OK");
+        this.incomingInvite?.respond({ status: 487, reason: "Request Terminated" });
+        this.terminate("remote-bye");
+        return;
+      case "INVITE":
+        this.onReinvite(rq);
+        return;
+      case "INFO": {
+        stack.respond(rq, 200, "OK");
+        this.options.hooks.onInfo(headerText(rq, "content-type") ?? "", fromWire(rq.content));
+        return;
+      }
+      case "OPTIONS":
+        stack.respond(rq, 200, "OK", { headers: { allow: ALLOWED_METHODS, accept: "application/sdp" } });
+        return;
+      case "CANCEL":
+        // A CANCEL of a re-INVITE we are still thinking about.
+        stack.respond(rq, 200, "OK");
+        this.incomingInvite?.respond({ status: 487, reason: "Request Terminated" });
+        return;
+      default:
+        stack.respond(rq, 501, "Not Implemented", { headers: { allow: ALLOWED_METHODS } });
+    }
+  }
+
+  private onAck(rq: SipRequest): void {
+    const pending = this.pendingAck;
+    if (!pending || rq.headers.cseq.seq !== pending.cseq) return;
+    pending.retransmitter.stop();
+    this.pendingAck = undefined;
+    if (pending.expectsAnswer) {
+      const body = fromWire(rq.content);
+      if (body) this.remoteSdp = body;
+    }
+    pending.resolve();
+    this.notifyIdle();
+  }
+
+  private onReinvite(rq: SipRequest): void {
+    const stack = this.ctx.stack;
+    if (this.outgoingInvite) {
+      stack.respond(rq, 491, "Request Pending");
+      return;
+    }
+    if (this.incomingInvite || this.pendingAck) {
+      stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(Math.floor(Math.random() * 10)) } });
+      return;
+    }
+    stack.respond(rq, 100, "Trying");
+    refreshTarget(this.dialog, rq);
+    const offer = fromWire(rq.content);
+    let answered = false;
+    const guard = this.timer(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
+    const respond = (answer: ReinviteAnswer): void => {
+      if (answered) return;
+      answered = true;
+      this.clearTimer(guard);
+      this.incomingInvite = undefined;
+      if (this.state === "terminated") return;
+      if (typeof answer !== "string") {
+        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
+        stack.respond(rq, status, answer.reason ?? defaultReason(status));
+        this.notifyIdle();
+        return;
+      }
+      this.localSdp = answer;
+      if (offer) this.remoteSdp = offer;
+      const rs = stack.respond(rq, 200, "OK", {
+        headers: { contact: this.options.contact, allow: ALLOWED_METHODS },
+        body: answer,
+        contentType: "application/sdp",
+      });
+      this.awaitAck(rq.headers.cseq.seq, () => stack.sendResponse(rs), offer === "").catch(() => {});
+    };
+    this.incomingInvite = { rq, respond };
+    let listened = false;
+    try {
+      listened = this.options.hooks.onReinvite(offer, respond);
+    } catch (err) {
+      this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "re-INVITE listener threw");
+      respond({ status: 500 });
+      return;
+    }
+    if (!listened) respond(this.localSdp);
+  }
+
+  handleStrayResponse(rs: SipResponse): void {
+    if (rs.headers.cseq.method !== "INVITE" || rs.status < 200 || rs.status >= 300) return;
+    const ack = this.sentAcks.get(rs.headers.cseq.seq);
+    if (ack) this.ctx.stack.sendAck(ack);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Our requests
+
+  /** Sends BYE (once the ACK for our 2xx is in, per §15) and ends the session. */
+  hangup(): Promise<void> {
+    return this.sendBye("local-bye");
+  }
+
+  private sendBye(reason: SipEndReason): Promise<void> {
+    if (this.state === "terminated") return Promise.resolve();
+    this.hangupPromise ??= (async () => {
+      this.state = "terminating";
+      if (this.pendingAck && reason !== "ack-timeout") {
+        // RFC 3261 §15: a UAS must not send BYE before the ACK for its 2xx (or its timeout).
+        await this.pendingAck.settled;
+      }
+      if (this.isTerminated()) return;
+      this.incomingInvite?.respond({ status: 487, reason: "Request Terminated" });
+      try {
+        await this.request("BYE", {});
+      } catch (err) {
+        this.ctx.logger.debug({ err, sipCallId: this.dialog.callId }, "BYE failed; ending anyway");
+      }
+      this.terminate(reason);
+    })();
+    return this.hangupPromise;
+  }
+
+  /** Sends BYE without waiting, and ends now (the stack is stopping). */
+  shutdown(): void {
+    if (this.state === "terminated") return;
+    if (this.state === "active") {
+      try {
+        this.ctx.stack.sendRequest(inDialogRequest(this.dialog, "BYE"), () => {});
+      } catch {
+        // best effort
+      }
+    }
+    this.terminate("stopped");
+  }
+
+  reinvite(sdp: string): Promise<string> {
+    const run = this.reinviteChain.then(() => this.reinviteNow(sdp));
+    this.reinviteChain = run.catch(() => {});
+    return run;
+  }
+
+  private async reinviteNow(sdp: string): Promise<string> {
+    const maxAttempts = 4;
+    for (let attempt = 1; ; attempt++) {
+      await this.waitUntilNoInviteTransaction();
+      if (this.state !== "active") throw new SipCallStateError(...this.ids, `cannot re-INVITE a ${this.state} call`);
+      this.outgoingInvite = true;
+      let rs: SipResponse;
+      try {
+        rs = await this.request("INVITE", { body: sdp, contentType: "application/sdp" });
+      } finally {
+        this.outgoingInvite = false;
+        this.notifyIdle();
+      }
+      if (rs.status >= 200 && rs.status < 300) {
+        const answer = fromWire(rs.content);
+        this.localSdp = sdp;
+        if (answer) this.remoteSdp = answer;
+        return answer;
+      }
+      if (rs.status === 491 && attempt < maxAttempts) {
+        await this.sleep(glareDelayMs(this.options.ownsCallId));
+        continue;
+      }
+      throw new SipRequestError(...this.ids, "INVITE", rs.status, rs.reason);
+    }
+  }
+
+  async sendInfo(contentType: string, body: string): Promise<number> {
+    if (this.state !== "active") throw new SipCallStateError(...this.ids, `cannot send INFO on a ${this.state} call`);
+    const rs = await this.request("INFO", { body, contentType });
+    if (rs.status >= 300) throw new SipRequestError(...this.ids, "INFO", rs.status, rs.reason);
+    return rs.status;
+  }
+
+  /**
+   * Sends an in-dialog request and resolves with its final response, answering digest challenges.
+   * For INVITE the 2xx is acknowledged here (and again for each retransmission). A 481 or 408
+   * means the dialog is gone (§12.2.1.2) and ends the session.
+   */
+  private request(method: string, o: { body?: string; contentType?: string }, isRetry = false): Promise<SipResponse> {
+    const rq = inDialogRequest(this.dialog, method);
+    if (method === "INVITE") {
+      rq.headers.contact = this.options.contact;
+      rq.headers.allow = ALLOWED_METHODS;
+    }
+    if (o.body !== undefined) {
+      rq.headers["content-type"] = o.contentType ?? "application/sdp";
+      rq.content = toWire(o.body);
+    }
+    if (isRetry) this.auth.apply(rq);
+    const response = new Promise<SipResponse>((resolve) => {
+      let settled = false;
+      this.ctx.stack.sendRequest(rq, (rs) => {
+        if (rs.status < 200) return;
+        if (method === "INVITE" && rs.status < 300) {
+          const known = this.sentAcks.get(rq.headers.cseq.seq);
+          if (known) {
+            this.ctx.stack.sendAck(known);
+          } else {
+            const lateAnswer = this.state === "terminated";
+            if (!lateAnswer) refreshTarget(this.dialog, rs);
+            const ack = inDialogRequest(this.dialog, "ACK", rq.headers.cseq.seq);
+            copyAuth(rq, ack);
+            this.rememberAck(rq.headers.cseq.seq, ack);
+            this.ctx.stack.sendAck(ack);
+            // The session ended while this re-INVITE was out: the PBX still thinks the call is up.
+            if (lateAnswer) this.ctx.stack.sendRequest(inDialogRequest(this.dialog, "BYE"), () => {});
+          }
+        }
+        if (settled) return;
+        settled = true;
+        resolve(rs);
+      });
+    });
+    return Promise.race([response, this.ended.then((reason) => makeLocalFailure(rq, reason))]).then(async (rs) => {
+      if ((rs.status === 401 || rs.status === 407) && !isRetry && this.state !== "terminated" && this.auth.accept(rs)) {
+        return this.request(method, o, true);
+      }
+      if ((rs.status === 481 || rs.status === 408) && method !== "BYE" && this.state === "active") {
+        this.ctx.logger.warn({ sipCallId: this.dialog.callId, method, status: rs.status }, "dialog lost");
+        this.terminate("dialog-lost");
+      }
+      return rs;
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Bookkeeping
+
+  private waitUntilNoInviteTransaction(): Promise<void> {
+    if (!this.incomingInvite && !this.pendingAck) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private notifyIdle(): void {
+    if (this.incomingInvite || this.pendingAck || this.outgoingInvite) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Ends the session: timers cleared, dialog unregistered, owner told once. */
+  terminate(reason: SipEndReason): void {
+    if (this.state === "terminated") return;
+    this.state = "terminated";
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    if (this.pendingAck) {
+      this.pendingAck.retransmitter.stop();
+      this.pendingAck.reject(new SipCallStateError(...this.ids, `call ended (${reason}) before the ACK`));
+      this.pendingAck = undefined;
+    }
+    this.ctx.unregisterDialog(this.key);
+    this.endedResolve(reason);
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+    this.options.hooks.onEnded(reason);
+  }
+
+  private isTerminated(): boolean {
+    return this.state === "terminated";
+  }
+
+  private timer(fn: () => void, ms: number): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  private clearTimer(t: NodeJS.Timeout): void {
+    clearTimeout(t);
+    this.timers.delete(t);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.timer(resolve, ms);
+      void this.ended.then(() => resolve());
+    });
+  }
+}
+
+/**
+ * RFC 3261 §14.1: after a 491, the Call-ID owner waits 2.1–4 s, the other side 0–2 s, both in
+ * 10 ms steps, so the two retries do not collide again.
+ */
+export function glareDelayMs(ownsCallId: boolean): number {
+  const steps = ownsCallId ? 210 + Math.floor(Math.random() * 191) : Math.floor(Math.random() * 201);
+  return steps * 10;
+}
+
+function copyAuth(from: OutgoingRequest, to: OutgoingRequest): void {
+  for (const h of ["authorization", "proxy-authorization"]) {
+    if (typeof from.headers[h] === "string") to.headers[h] = from.headers[h];
+  }
+}
+
+function makeLocalFailure(rq: OutgoingRequest, reason: SipEndReason): SipResponse {
+  return {
+    status: 487,
+    reason: `Call Ended (${reason})`,
+    headers: {
+      via: [],
+      to: { uri: "", params: {} },
+      from: { uri: "", params: {} },
+      "call-id": rq.headers["call-id"],
+      cseq: rq.headers.cseq,
+    },
+  };
+}
+
+function defaultReason(status: number): string {
+  switch (status) {
+    case 488:
+      return "Not Acceptable Here";
+    case 491:
+      return "Request Pending";
+    case 500:
+      return "Server Internal Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Rejected";
+  }
+}

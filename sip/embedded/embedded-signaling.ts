@@ -1,0 +1,252 @@
+import { EventEmitter } from "node:events";
+import { SipArgumentError } from "../errors.js";
+import { silentLogger, type SipLogger } from "../logger.js";
+import type { OutgoingSipCall, PlaceCallOptions, SipSignaling, SipSignalingEvents, SipTransportName } from "../signaling.js";
+import { DEFAULT_TIMERS, type CallContext, type DialogOwner, type LiveCall, type SipTimers } from "./call-context.js";
+import { dialogKey, dialogKeyOfRequest } from "./dialog.js";
+import { EmbeddedIncomingCall } from "./incoming-call.js";
+import {
+  ALLOWED_METHODS,
+  checkSipUri,
+  contactUri,
+  headerText,
+  randomToken,
+  tagOf,
+  type RemoteInfo,
+  type SipRequest,
+  type SipResponse,
+} from "./message.js";
+import { EmbeddedOutgoingCall } from "./outgoing-call.js";
+import { SipStack, type OutgoingRequest } from "./stack.js";
+
+export interface EmbeddedSipOptions {
+  /** Address the SIP sockets bind to. */
+  address: string;
+  /** UDP and TCP port; 0 picks a free one (see `port` after start()). */
+  port: number;
+  /** Default both. */
+  transports?: SipTransportName[];
+  /**
+   * Host written in Via, Contact and From. Default the bind address. Set a hostname or the
+   * public address when the PBX must reach us through something else than the bind address.
+   */
+  host?: string;
+  /** User-Agent / Server header. */
+  userAgent?: string;
+  /** From user part when a call does not give one. Default "gateway". */
+  defaultFromUser?: string;
+  logger?: SipLogger;
+  timers?: Partial<SipTimers>;
+}
+
+/**
+ * SipSignaling on npm `sip` with our own dialog layer, in process: no sidecar to run. Routes
+ * requests to the dialogs they belong to, answers OPTIONS, turns new INVITEs into
+ * IncomingSipCall events and answers what it cannot place (481, 405) itself.
+ */
+export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> implements SipSignaling {
+  private readonly stack: SipStack;
+  private readonly logger: SipLogger;
+  private readonly timers: SipTimers;
+  private readonly dialogs = new Map<string, DialogOwner>();
+  private readonly calls = new Set<LiveCall>();
+  /** Incoming INVITEs not yet answered finally, by Call-ID + top Via branch (for CANCEL). */
+  private readonly pendingInvites = new Map<string, EmbeddedIncomingCall>();
+  private readonly context: CallContext;
+  private state: "new" | "started" | "stopping" | "stopped" = "new";
+
+  constructor(private readonly config: EmbeddedSipOptions) {
+    super();
+    const transports = config.transports ?? ["udp", "tcp"];
+    this.logger = config.logger ?? silentLogger;
+    this.timers = { ...DEFAULT_TIMERS, ...config.timers };
+    this.stack = new SipStack(
+      {
+        address: config.address,
+        port: config.port,
+        udp: transports.includes("udp"),
+        tcp: transports.includes("tcp"),
+        host: config.host,
+        userAgent: config.userAgent ?? "meta-sip-gateway",
+        logger: this.logger,
+      },
+      (rq, remote) => this.onRequest(rq, remote),
+      (rs) => this.onStrayResponse(rs),
+    );
+    this.context = {
+      stack: this.stack,
+      logger: this.logger,
+      timers: this.timers,
+      registerDialog: (key, owner) => this.dialogs.set(key, owner),
+      unregisterDialog: (key) => this.dialogs.delete(key),
+      callStarted: (call) => this.calls.add(call),
+      callEnded: (call) => this.calls.delete(call),
+    };
+  }
+
+  /** The bound SIP port (after start()). */
+  get port(): number {
+    return this.stack.port;
+  }
+
+  /** Calls not yet over, counting a cancelled INVITE still waiting for its final response. */
+  get activeCalls(): number {
+    return this.calls.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== "new") throw new SipArgumentError(`cannot start a ${this.state} SIP stack`);
+    await this.stack.start();
+    this.state = "started";
+    this.logger.info({ address: this.config.address, port: this.stack.port, host: this.stack.host }, "SIP stack listening");
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === "stopped" || this.state === "stopping") return;
+    const wasStarted = this.state === "started";
+    this.state = "stopping";
+    for (const call of [...this.calls]) {
+      try {
+        call.shutdown();
+      } catch (err) {
+        this.logger.warn({ err }, "error ending a call while stopping");
+      }
+    }
+    // Let the BYEs/CANCELs just queued leave before the sockets close.
+    if (wasStarted) await new Promise((r) => setTimeout(r, 50));
+    await this.stack.stop();
+    this.calls.clear();
+    this.dialogs.clear();
+    this.pendingInvites.clear();
+    this.state = "stopped";
+  }
+
+  placeCall(call: PlaceCallOptions): OutgoingSipCall {
+    if (this.state !== "started") throw new SipArgumentError("SIP stack is not started");
+    return new EmbeddedOutgoingCall(this.context, call, this.config.defaultFromUser ?? "gateway");
+  }
+
+  options(uri: string): Promise<number> {
+    if (this.state !== "started") return Promise.reject(new SipArgumentError("SIP stack is not started"));
+    let target: ReturnType<typeof checkSipUri>;
+    try {
+      target = checkSipUri(uri);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const host = this.stack.host;
+    const rq: OutgoingRequest = {
+      method: "OPTIONS",
+      uri,
+      headers: {
+        from: `<sip:${this.config.defaultFromUser ?? "gateway"}@${host}>;tag=${randomToken()}`,
+        to: `<sip:${target.user ? `${target.user}@` : ""}${target.host}${target.port ? `:${target.port}` : ""}>`,
+        "call-id": `${randomToken(12)}@${host}`,
+        cseq: { seq: 1, method: "OPTIONS" },
+        contact: this.stack.contact(this.config.defaultFromUser ?? "gateway", this.stack.protocolFor(uri)),
+        accept: "application/sdp",
+      },
+    };
+    return new Promise((resolve) => {
+      this.stack.sendRequest(rq, (rs) => {
+        if (rs.status >= 200) resolve(rs.status);
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private onRequest(rq: SipRequest, remote: RemoteInfo): void {
+    if (this.state !== "started") {
+      if (rq.method !== "ACK") this.stack.respond(rq, 503, "Service Unavailable", { toTag: randomToken() });
+      return;
+    }
+    const key = dialogKeyOfRequest(rq);
+    if (key) {
+      const owner = this.dialogs.get(key);
+      if (owner) owner.handleRequest(rq, remote);
+      else if (rq.method !== "ACK") this.stack.respond(rq, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    if (tagOf(rq.headers.to)) {
+      // A To tag but no From tag: not a dialog we could have made.
+      if (rq.method !== "ACK") this.stack.respond(rq, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    switch (rq.method) {
+      case "ACK":
+        return; // an ACK for a non-2xx, already absorbed by its transaction
+      case "INVITE":
+        this.onInvite(rq);
+        return;
+      case "CANCEL": {
+        const call = this.pendingInvites.get(pendingKey(rq));
+        if (call) call.handleCancel(rq);
+        else this.stack.respond(rq, 481, "Call/Transaction Does Not Exist", { toTag: randomToken() });
+        return;
+      }
+      case "OPTIONS":
+        this.stack.respond(rq, 200, "OK", {
+          toTag: randomToken(),
+          headers: { allow: ALLOWED_METHODS, accept: "application/sdp" },
+        });
+        return;
+      case "BYE":
+      case "INFO":
+      case "UPDATE":
+      case "PRACK":
+        this.stack.respond(rq, 481, "Call/Transaction Does Not Exist", { toTag: randomToken() });
+        return;
+      default:
+        this.stack.respond(rq, 405, "Method Not Allowed", { toTag: randomToken(), headers: { allow: ALLOWED_METHODS } });
+    }
+  }
+
+  private onInvite(rq: SipRequest): void {
+    const tag = randomToken();
+    if (!contactUri(rq)) {
+      this.stack.respond(rq, 400, "Missing Contact", { toTag: tag });
+      return;
+    }
+    if (!tagOf(rq.headers.from)) {
+      this.stack.respond(rq, 400, "Missing From Tag", { toTag: tag });
+      return;
+    }
+    const require = headerText(rq, "require");
+    if (require && require.trim() !== "") {
+      this.stack.respond(rq, 420, "Bad Extension", { toTag: tag, headers: { unsupported: require } });
+      return;
+    }
+    const contentType = (headerText(rq, "content-type") ?? "").toLowerCase();
+    if (rq.content && !contentType.startsWith("application/sdp")) {
+      this.stack.respond(rq, 415, "Unsupported Media Type", { toTag: tag, headers: { accept: "application/sdp" } });
+      return;
+    }
+    if (this.listenerCount("incoming") === 0) {
+      this.stack.respond(rq, 480, "Temporarily Unavailable", { toTag: tag });
+      return;
+    }
+    const key = pendingKey(rq);
+    const call = new EmbeddedIncomingCall(this.context, rq, () => this.pendingInvites.delete(key));
+    this.pendingInvites.set(key, call);
+    // Once answered, only a CANCEL can still name the INVITE transaction; keep the entry until
+    // the call ends so a late CANCEL still gets its 200.
+    try {
+      this.emit("incoming", call);
+    } catch (err) {
+      this.logger.error({ err, sipCallId: call.sipCallId }, "incoming-call listener threw");
+      call.reject(500, "Server Internal Error");
+    }
+  }
+
+  private onStrayResponse(rs: SipResponse): void {
+    const local = tagOf(rs.headers.from);
+    const remote = tagOf(rs.headers.to);
+    if (!local || !remote) return;
+    this.dialogs.get(dialogKey(rs.headers["call-id"], local, remote))?.handleStrayResponse(rs);
+  }
+}
+
+function pendingKey(rq: SipRequest): string {
+  return `${rq.headers["call-id"]}\n${rq.headers.via[0]?.params.branch ?? ""}`;
+}

@@ -1,0 +1,218 @@
+import { randomBytes } from "node:crypto";
+import sip from "sip";
+import { SipArgumentError } from "../errors.js";
+
+/**
+ * Helpers over npm `sip`'s message objects. The library reads and writes messages as latin1
+ * strings (one char per byte, Content-Length = string length), so every text we put on the wire
+ * is converted from UTF-8 here, and every text we hand up is converted back.
+ */
+
+export type SipMessage = sip.Message;
+export type SipUri = sip.Uri;
+export type Via = sip.Via;
+
+/** Headers of a received message that passed `isValidMessage`. */
+export interface ReceivedHeaders {
+  via: sip.Via[];
+  to: sip.NameAddr;
+  from: sip.NameAddr;
+  "call-id": string;
+  cseq: sip.CSeq;
+  contact?: sip.NameAddr[] | "*" | string;
+  "record-route"?: sip.NameAddr<sip.Uri | undefined>[] | string;
+  "content-type"?: string;
+  "www-authenticate"?: Record<string, string>[];
+  "proxy-authenticate"?: Record<string, string>[];
+  [name: string]: unknown;
+}
+
+export interface SipRequest extends SipMessage {
+  method: string;
+  uri: string;
+  headers: ReceivedHeaders;
+}
+
+export interface SipResponse extends SipMessage {
+  status: number;
+  reason: string;
+  headers: ReceivedHeaders;
+}
+
+/** Where a message came from. */
+export interface RemoteInfo {
+  protocol: "UDP" | "TCP";
+  address: string;
+  port: number;
+}
+
+export const ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+export const MAX_FORWARDS = 70;
+
+export function toWire(text: string): string {
+  return Buffer.from(text, "utf8").toString("latin1");
+}
+
+export function fromWire(text: string | undefined): string {
+  return text === undefined ? "" : Buffer.from(text, "latin1").toString("utf8");
+}
+
+export function randomToken(bytes = 8): string {
+  return randomBytes(bytes).toString("hex");
+}
+
+/** RFC 3261 §8.1.1.7: branches start with the magic cookie. */
+export function newBranch(): string {
+  return `z9hG4bK${randomToken(10)}`;
+}
+
+/** Structural check of what the parser returned; messages failing it are dropped. */
+export function isValidMessage(m: SipMessage | undefined): m is SipRequest | SipResponse {
+  if (!m || typeof m !== "object" || !m.headers) return false;
+  const h = m.headers;
+  const isRequest = typeof m.method === "string" && typeof m.uri === "string";
+  const isResponse = typeof m.status === "number" && m.status >= 100 && m.status <= 699;
+  if (isRequest === isResponse) return false;
+  if (!Array.isArray(h.via) || h.via.length === 0 || !h.via.every((v) => v && typeof v === "object" && v.params && typeof v.host === "string")) return false;
+  if (typeof h["call-id"] !== "string" || h["call-id"] === "") return false;
+  if (!isNameAddr(h.to) || !isNameAddr(h.from)) return false;
+  const cseq = h.cseq;
+  if (!cseq || typeof cseq !== "object" || !Number.isInteger(cseq.seq) || typeof cseq.method !== "string") return false;
+  if (isResponse && typeof m.reason !== "string") m.reason = "";
+  return true;
+}
+
+function isNameAddr(v: unknown): v is sip.NameAddr {
+  return !!v && typeof v === "object" && typeof (v as sip.NameAddr).uri === "string" && typeof (v as sip.NameAddr).params === "object";
+}
+
+export function isRequest(m: SipRequest | SipResponse): m is SipRequest {
+  return typeof m.method === "string";
+}
+
+export function tagOf(addr: sip.NameAddr | string | undefined): string | undefined {
+  if (!addr || typeof addr === "string") return undefined;
+  const tag = addr.params.tag;
+  return typeof tag === "string" && tag !== "" ? tag : undefined;
+}
+
+/** A header's text (for headers the parser keeps as strings), by lower-case name. */
+export function headerText(m: SipMessage, name: string): string | undefined {
+  const v = m.headers[name.toLowerCase()];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "string") return v;
+  if (typeof v === "number") return String(v);
+  return undefined;
+}
+
+/** The first Contact URI of a message, or undefined. */
+export function contactUri(m: SipMessage): string | undefined {
+  const c = m.headers.contact;
+  if (!Array.isArray(c) || c.length === 0) return undefined;
+  const uri = c[0]?.uri;
+  return typeof uri === "string" && sip.parseUri(uri) ? uri : undefined;
+}
+
+/** Record-Route entries as `<uri;params>` strings in message order; unparseable ones dropped. */
+export function recordRoutes(m: SipMessage): string[] {
+  const rr = m.headers["record-route"];
+  if (!Array.isArray(rr)) return [];
+  const out: string[] = [];
+  for (const entry of rr) {
+    if (!entry || !entry.uri) continue;
+    out.push(`<${sip.stringifyUri(entry.uri)}>${stringifyParams(entry.params)}`);
+  }
+  return out;
+}
+
+export function stringifyParams(params: sip.Params | undefined): string {
+  if (!params) return "";
+  let s = "";
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined) continue;
+    s += v === null ? `;${k}` : `;${k}=${v}`;
+  }
+  return s;
+}
+
+/** name-addr back to wire text (latin1 kept as is). */
+export function stringifyNameAddr(a: sip.NameAddr): string {
+  return `${a.name ? `${a.name} ` : ""}<${a.uri}>${stringifyParams(a.params)}`;
+}
+
+/** Display name as a quoted-string on the wire (RFC 3261 §25.1), UTF-8 encoded. */
+export function quoteDisplayName(name: string): string {
+  const clean = name.replace(/[\r\n\0]/g, " ").replace(/[\\"]/g, (c) => `\\${c}`);
+  return `"${toWire(clean)}"`;
+}
+
+/** A received display name back to Unicode. */
+export function readDisplayName(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let s = raw.trim();
+  if (s.startsWith('"') && s.endsWith('"') && s.length >= 2) s = s.slice(1, -1).replace(/\\(.)/g, "$1");
+  return fromWire(s);
+}
+
+const USER_PART = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$/;
+const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+const RESERVED_HEADERS = new Set([
+  "via",
+  "v",
+  "from",
+  "f",
+  "to",
+  "t",
+  "call-id",
+  "i",
+  "cseq",
+  "contact",
+  "m",
+  "max-forwards",
+  "content-length",
+  "l",
+  "content-type",
+  "c",
+  "route",
+  "record-route",
+  "authorization",
+  "proxy-authorization",
+]);
+
+export function checkUserPart(user: string): void {
+  if (!USER_PART.test(user)) throw new SipArgumentError(`invalid SIP user part ${JSON.stringify(user)}`);
+}
+
+/** Validates caller-supplied extra headers; returns them with wire-encoded values. */
+export function checkExtraHeaders(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name)) throw new SipArgumentError(`invalid header name ${JSON.stringify(name)}`);
+    if (RESERVED_HEADERS.has(name.toLowerCase())) throw new SipArgumentError(`header ${name} is set by the stack`);
+    if (typeof value !== "string" || /[\r\n\0]/.test(value)) throw new SipArgumentError(`invalid value for header ${name}`);
+    out[name] = toWire(value);
+  }
+  return out;
+}
+
+/** Parses a SIP URI or throws SipArgumentError. */
+export function checkSipUri(uri: string): SipUri {
+  const parsed = typeof uri === "string" && !/[\s<>"]/.test(uri) ? sip.parseUri(uri) : undefined;
+  if (!parsed || (parsed.schema !== "sip" && parsed.schema !== "sips")) throw new SipArgumentError(`invalid SIP URI ${JSON.stringify(uri)}`);
+  if (parsed.schema === "sips") throw new SipArgumentError(`sips: URIs need TLS, which this stack does not run: ${uri}`);
+  return parsed;
+}
+
+export function transportOfUri(uri: SipUri): "UDP" | "TCP" | undefined {
+  const t = uri.params.transport;
+  if (t === undefined || t === null) return undefined;
+  const upper = t.toUpperCase();
+  return upper === "UDP" || upper === "TCP" ? upper : undefined;
+}
+
+/** The URI inside the first entry of a Route header text (`<sip:a;lr>, <sip:b>`). */
+export function firstRouteUri(route: string): string | undefined {
+  const m = /^\s*(?:"[^"]*"\s*)?<([^>]+)>/.exec(route);
+  return m?.[1];
+}

@@ -1,0 +1,386 @@
+import { EventEmitter } from "node:events";
+import { SipArgumentError, SipCallStateError } from "../errors.js";
+import {
+  failureKindForStatus,
+  type OutgoingCallState,
+  type OutgoingSipCall,
+  type OutgoingSipCallEvents,
+  type PlaceCallOptions,
+  type SipEndReason,
+  type SipFailureKind,
+} from "../signaling.js";
+import { DigestAuthenticator } from "./authenticator.js";
+import type { CallContext, LiveCall } from "./call-context.js";
+import { DialogSession } from "./dialog-session.js";
+import { dialogFromUacResponse, inDialogRequest } from "./dialog.js";
+import {
+  ALLOWED_METHODS,
+  checkExtraHeaders,
+  checkSipUri,
+  checkUserPart,
+  fromWire,
+  quoteDisplayName,
+  randomToken,
+  tagOf,
+  toWire,
+  type SipResponse,
+} from "./message.js";
+import type { ClientTransactionHandle, OutgoingRequest } from "./stack.js";
+
+const MAX_AUTH_ROUNDS = 3;
+
+/**
+ * A call we place to the PBX (UAC side of RFC 3261 §13.2): the INVITE with our offer, provisional
+ * responses, digest retries, CANCEL (only after a provisional, §9.1), the 2xx ACK through the
+ * route set, and a BYE for any extra 2xx from a forking proxy. Once answered, a DialogSession
+ * carries the call.
+ */
+export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> implements OutgoingSipCall, LiveCall {
+  readonly sipCallId: string;
+  readonly callId: string;
+  private currentState: OutgoingCallState = "calling";
+  private readonly uri: string;
+  private readonly localTag = randomToken();
+  private readonly localAddr: string;
+  private readonly remoteAddr: string;
+  private readonly extraHeaders: Record<string, string>;
+  private readonly auth: DigestAuthenticator;
+  private readonly contact: string;
+  private cseq = 1 + Math.floor(Math.random() * 10_000);
+  private authRounds = 0;
+  private invite: OutgoingRequest | undefined;
+  private inviteHandle: ClientTransactionHandle | undefined;
+  private session: DialogSession | undefined;
+  private provisionalSeen = false;
+  private cancelRequested = false;
+  private cancelSent = false;
+  /** Why we are cancelling when it is not the caller's cancel() (ring timeout, stop). */
+  private cancelCause: { status: number; reason: string; kind: SipFailureKind } | undefined;
+  private ringTimer: NodeJS.Timeout | undefined;
+  /** Bounds the INVITE transaction after our CANCEL; outlives done() since the CANCEL may still be answered. */
+  private giveUpTimer: NodeJS.Timeout | undefined;
+  private finishedResolve!: () => void;
+  private readonly finished: Promise<void>;
+  private remote: string | undefined;
+
+  constructor(
+    private readonly ctx: CallContext,
+    private readonly o: PlaceCallOptions,
+    defaultFromUser: string,
+  ) {
+    super();
+    const target = checkSipUri(o.uri);
+    const user = o.from?.user ?? defaultFromUser;
+    checkUserPart(user);
+    this.extraHeaders = checkExtraHeaders(o.headers);
+    if (typeof o.sdp !== "string" || o.sdp.trim() === "") throw new SipArgumentError("placeCall needs an SDP offer");
+    this.uri = o.uri;
+    this.sipCallId = `${randomToken(12)}@${ctx.stack.host}`;
+    this.callId = o.callId ?? this.sipCallId;
+    const display = o.from?.displayName;
+    this.localAddr = `${display ? `${quoteDisplayName(display)} ` : ""}<sip:${user}@${ctx.stack.host}>`;
+    // To carries the target without URI parameters such as transport (they belong to the R-URI).
+    this.remoteAddr = `<${target.schema}:${target.user ? `${target.user}@` : ""}${target.host}${target.port ? `:${target.port}` : ""}>`;
+    this.auth = new DigestAuthenticator(o.auth);
+    this.contact = ctx.stack.contact(user, ctx.stack.protocolFor(o.uri));
+    this.finished = new Promise((resolve) => (this.finishedResolve = resolve));
+    ctx.callStarted(this);
+    process.nextTick(() => this.start());
+  }
+
+  get state(): OutgoingCallState {
+    return this.currentState;
+  }
+  get localSdp(): string {
+    return this.session?.localSdp ?? this.o.sdp;
+  }
+  get remoteSdp(): string | undefined {
+    return this.session?.remoteSdp ?? this.remote;
+  }
+
+  private setState(s: OutgoingCallState): void {
+    if (this.currentState === s) return;
+    this.currentState = s;
+    this.emit("state", s);
+  }
+
+  private start(): void {
+    if (this.currentState === "terminated") return;
+    const ringMs = this.o.timeoutMs ?? this.ctx.timers.defaultRingTimeoutMs;
+    this.ringTimer = setTimeout(() => {
+      this.ringTimer = undefined;
+      this.cancelCause = { status: 408, reason: `No Answer within ${ringMs} ms`, kind: "no-answer" };
+      void this.cancel();
+    }, ringMs);
+    this.sendInvite();
+  }
+
+  private sendInvite(): void {
+    const rq: OutgoingRequest = {
+      method: "INVITE",
+      uri: this.uri,
+      headers: {
+        from: `${this.localAddr};tag=${this.localTag}`,
+        to: this.remoteAddr,
+        "call-id": this.sipCallId,
+        cseq: { seq: this.cseq, method: "INVITE" },
+        contact: this.contact,
+        allow: ALLOWED_METHODS,
+        ...this.extraHeaders,
+        "content-type": "application/sdp",
+      },
+      content: toWire(this.o.sdp),
+    };
+    if (this.authRounds > 0) this.auth.apply(rq);
+    this.invite = rq;
+    this.ctx.logger.debug({ callId: this.callId, sipCallId: this.sipCallId, uri: this.uri, cseq: this.cseq }, "INVITE sent");
+    this.inviteHandle = this.ctx.stack.sendRequest(rq, (rs, fromNetwork) => this.onInviteResponse(rq, rs, fromNetwork));
+  }
+
+  private onInviteResponse(rq: OutgoingRequest, rs: SipResponse, fromNetwork: boolean): void {
+    const status = rs.status;
+    if (status >= 200) this.inviteSettled(rq);
+    if (status >= 200 && status < 300) {
+      this.on2xx(rq, rs);
+      return;
+    }
+    if (rq !== this.invite) return;
+    if (status < 200) {
+      this.provisionalSeen = true;
+      // A cancel asked for before any provisional goes out now, even if the caller was already
+      // told the call failed: otherwise the PBX would ring on.
+      if (this.cancelRequested && !this.cancelSent) this.sendCancel();
+      if (this.currentState === "terminated") return;
+      if (this.currentState === "calling") this.setState("proceeding");
+      if (status > 100 && tagOf(rs.headers.to) && this.currentState === "proceeding") this.setState("early");
+      if (status > 100) {
+        const body = fromWire(rs.content);
+        this.emit("provisional", status, rs.reason, body || undefined);
+      }
+      return;
+    }
+    if (this.currentState === "terminated") return;
+    if ((status === 401 || status === 407) && !this.cancelRequested && this.authRounds < MAX_AUTH_ROUNDS && this.auth.accept(rs)) {
+      this.authRounds++;
+      this.cseq++;
+      this.provisionalSeen = false;
+      this.sendInvite();
+      return;
+    }
+    if (this.cancelRequested) {
+      const cause = this.cancelCause;
+      this.fail(cause?.status ?? status, cause?.reason ?? rs.reason, cause?.kind ?? "cancelled");
+    } else if (!fromNetwork) {
+      // Timer B or a transport error: nothing (more) came back from the PBX.
+      this.fail(status, rs.reason || "No Response", "unreachable");
+    } else {
+      this.fail(status, rs.reason, failureKindForStatus(status));
+    }
+  }
+
+  /** The INVITE transaction has its final response: no need to give it up any more. */
+  private inviteSettled(rq: OutgoingRequest): void {
+    if (rq === this.invite && this.giveUpTimer) {
+      clearTimeout(this.giveUpTimer);
+      this.giveUpTimer = undefined;
+      if (this.currentState === "terminated") this.ctx.callEnded(this);
+    }
+  }
+
+  private on2xx(rq: OutgoingRequest, rs: SipResponse): void {
+    const remoteTag = tagOf(rs.headers.to) ?? "";
+    if (this.session) {
+      if (this.session.dialog.remoteTag === remoteTag) this.session.handleStrayResponse(rs);
+      else this.ackAndBye(rq, rs);
+      return;
+    }
+    if (this.currentState === "terminated") {
+      this.ackAndBye(rq, rs);
+      return;
+    }
+    const dialog = dialogFromUacResponse(
+      { callId: this.sipCallId, localTag: this.localTag, localAddr: this.localAddr, remoteAddr: this.remoteAddr, cseq: rq.headers.cseq.seq, uri: this.uri },
+      rs,
+    );
+    const ack = this.buildAck(rq, dialog);
+    const body = fromWire(rs.content);
+    this.session = new DialogSession(this.ctx, dialog, {
+      callId: this.callId,
+      contact: this.contact,
+      localSdp: this.o.sdp,
+      remoteSdp: body || undefined,
+      credentials: this.o.auth,
+      ownsCallId: true,
+      hooks: {
+        onReinvite: (offer, respond) => {
+          if (this.listenerCount("reinvite") === 0) return false;
+          this.emit("reinvite", offer, respond);
+          return true;
+        },
+        onInfo: (contentType, text) => this.emit("info", contentType, text),
+        onEnded: (reason) => this.onSessionEnded(reason),
+      },
+    });
+    this.session.rememberAck(rq.headers.cseq.seq, ack);
+    this.ctx.stack.sendAck(ack);
+    this.clearTimers();
+    if (this.cancelRequested) {
+      // The answer crossed our CANCEL: the call exists now and must be ended with BYE (§9.1).
+      const cause = this.cancelCause;
+      void this.session.hangup();
+      this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
+      return;
+    }
+    if (!body) {
+      void this.session.hangup();
+      this.fail(rs.status, "answer without SDP", "failed");
+      return;
+    }
+    this.remote = body;
+    this.setState("confirmed");
+    this.emit("answered", body);
+  }
+
+  private buildAck(rq: OutgoingRequest, dialog: ReturnType<typeof dialogFromUacResponse>): OutgoingRequest {
+    const ack = inDialogRequest(dialog, "ACK", rq.headers.cseq.seq);
+    // §13.2.2.4: the ACK carries the INVITE's credentials.
+    for (const h of ["authorization", "proxy-authorization"]) if (typeof rq.headers[h] === "string") ack.headers[h] = rq.headers[h];
+    return ack;
+  }
+
+  /** An extra or late 2xx: acknowledge it and end that dialog at once. */
+  private ackAndBye(rq: OutgoingRequest, rs: SipResponse): void {
+    const dialog = dialogFromUacResponse(
+      { callId: this.sipCallId, localTag: this.localTag, localAddr: this.localAddr, remoteAddr: this.remoteAddr, cseq: rq.headers.cseq.seq, uri: this.uri },
+      rs,
+    );
+    this.ctx.stack.sendAck(this.buildAck(rq, dialog));
+    this.ctx.stack.sendRequest(inDialogRequest(dialog, "BYE"), () => {});
+  }
+
+  private onSessionEnded(reason: SipEndReason): void {
+    if (this.currentState === "confirmed" || this.currentState === "terminating") {
+      this.setState("terminated");
+      this.emit("ended", reason);
+      this.done();
+    }
+    // Otherwise the call already reported `failed` (a 2xx we are tearing down).
+  }
+
+  cancel(): Promise<void> {
+    switch (this.currentState) {
+      case "calling":
+      case "proceeding":
+      case "early": {
+        this.cancelRequested = true;
+        this.setState("cancelling");
+        if (this.ringTimer) clearTimeout(this.ringTimer);
+        this.ringTimer = undefined;
+        if (this.provisionalSeen) {
+          this.sendCancel();
+        } else {
+          // §9.1: no CANCEL before a provisional. The caller learns now; the transaction lives on
+          // to CANCEL on a late provisional, or ACK and BYE a late 2xx, until Timer B ends it.
+          const cause = this.cancelCause;
+          this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
+        }
+        return this.finished;
+      }
+      case "confirmed":
+        return this.hangup();
+      default:
+        return this.finished;
+    }
+  }
+
+  private sendCancel(): void {
+    const invite = this.invite;
+    const topVia = invite?.headers.via?.[0];
+    if (!invite || !topVia) return;
+    this.cancelSent = true;
+    const cancel: OutgoingRequest = {
+      method: "CANCEL",
+      uri: invite.uri,
+      headers: {
+        // §9.1: same Request-URI, Call-ID, To, From, CSeq number and top Via (branch) as the INVITE.
+        via: [{ ...topVia, params: { ...topVia.params } }],
+        from: invite.headers.from,
+        to: invite.headers.to,
+        "call-id": invite.headers["call-id"],
+        cseq: { seq: invite.headers.cseq.seq, method: "CANCEL" },
+      },
+    };
+    if (invite.headers.route !== undefined) cancel.headers.route = invite.headers.route;
+    this.ctx.stack.sendRequest(cancel, () => {});
+    // §9.1: without a final response 64·T1 after the CANCEL, the INVITE transaction is given up.
+    this.giveUpTimer = setTimeout(() => {
+      this.giveUpTimer = undefined;
+      this.inviteHandle?.shutdown();
+      const cause = this.cancelCause;
+      this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
+      this.ctx.callEnded(this);
+    }, 64 * this.ctx.timers.t1Ms);
+    // Stays known to the stack (so stop() clears the timer) until the INVITE settles.
+    this.ctx.callStarted(this);
+  }
+
+  hangup(): Promise<void> {
+    if (this.currentState === "confirmed" && this.session) {
+      this.setState("terminating");
+      return this.session.hangup().then(() => this.finished);
+    }
+    if (this.currentState === "terminating") return this.finished;
+    return this.cancel();
+  }
+
+  reinvite(sdp: string): Promise<string> {
+    if (this.currentState !== "confirmed" || !this.session) {
+      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot re-INVITE in state ${this.currentState}`));
+    }
+    return this.session.reinvite(sdp);
+  }
+
+  sendInfo(contentType: string, body: string): Promise<number> {
+    if (this.currentState !== "confirmed" || !this.session) {
+      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot send INFO in state ${this.currentState}`));
+    }
+    return this.session.sendInfo(contentType, body);
+  }
+
+  shutdown(): void {
+    switch (this.currentState) {
+      case "confirmed":
+      case "terminating":
+        this.setState("terminating");
+        this.session?.shutdown();
+        return;
+      default:
+        if (this.currentState !== "terminated" && this.provisionalSeen && !this.cancelSent) this.sendCancel();
+        if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
+        this.giveUpTimer = undefined;
+        this.inviteHandle?.shutdown();
+        this.fail(503, "Signalling Stopped", "failed");
+        this.ctx.callEnded(this);
+    }
+  }
+
+  private fail(status: number, reason: string, kind: SipFailureKind): void {
+    if (this.currentState === "terminated") return;
+    this.ctx.logger.info({ callId: this.callId, sipCallId: this.sipCallId, status, reason, kind }, "SIP call failed");
+    this.setState("terminated");
+    this.emit("failed", status, reason, kind);
+    this.done();
+  }
+
+  private clearTimers(): void {
+    if (this.ringTimer) clearTimeout(this.ringTimer);
+    this.ringTimer = undefined;
+  }
+
+  private done(): void {
+    this.clearTimers();
+    // A CANCELled INVITE still waiting for its 487 stays known to the stack until it settles.
+    if (!this.giveUpTimer) this.ctx.callEnded(this);
+    this.finishedResolve();
+  }
+}

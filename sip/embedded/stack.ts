@@ -1,0 +1,392 @@
+import dns from "node:dns";
+import net from "node:net";
+import sip from "sip";
+import { SipTransportError } from "../errors.js";
+import type { SipLogger } from "../logger.js";
+import {
+  isRequest,
+  isValidMessage,
+  MAX_FORWARDS,
+  newBranch,
+  randomToken,
+  firstRouteUri,
+  tagOf,
+  toWire,
+  transportOfUri,
+  type RemoteInfo,
+  type SipMessage,
+  type SipRequest,
+  type SipResponse,
+} from "./message.js";
+import { SipTransport, type Flow, type TransportTarget } from "./transport.js";
+
+/** A request we send. Header values are wire (latin1) text unless the library needs an object. */
+export interface OutgoingRequest extends SipMessage {
+  method: string;
+  uri: string;
+  headers: {
+    via?: sip.Via[];
+    from: string;
+    to: string | sip.NameAddr;
+    "call-id": string;
+    cseq: sip.CSeq;
+    route?: string;
+    [name: string]: unknown;
+  };
+}
+
+export interface ResponseExtras {
+  /** Our To tag (added unless the request already has one). */
+  toTag?: string;
+  headers?: Record<string, string>;
+  /** Body as Unicode text; Content-Type goes in `contentType`. */
+  body?: string;
+  contentType?: string;
+}
+
+export type ResponseCallback = (rs: SipResponse, fromNetwork: boolean) => void;
+
+export interface ClientTransactionHandle {
+  /** Drops the transaction (its timers and flow) without waiting for its own timeout. */
+  shutdown(): void;
+}
+
+export interface SipStackOptions {
+  address: string;
+  port: number;
+  udp: boolean;
+  tcp: boolean;
+  /** Host written in Via and Contact; default the bind address. */
+  host?: string;
+  userAgent: string;
+  logger: SipLogger;
+}
+
+/**
+ * The transaction-and-transport part of the embedded stack: npm `sip`'s parser, serializer and
+ * RFC 3261 transaction state machines (timers A–M), over our own sockets and message dispatch.
+ * It sends requests toward the next hop (first Route, else Request-URI), fills Via, Max-Forwards
+ * and User-Agent, and hands requests that start a transaction to the dialog layer above.
+ */
+export class SipStack {
+  private readonly transport: SipTransport;
+  private readonly layer: sip.TransactionLayer;
+  /** Responses that really came off the wire, as opposed to the 408/503 the library synthesizes. */
+  private readonly fromNetwork = new WeakSet<object>();
+  private readonly logger: SipLogger;
+  private started = false;
+  private stopped = false;
+
+  constructor(
+    private readonly options: SipStackOptions,
+    private readonly onRequest: (rq: SipRequest, remote: RemoteInfo) => void,
+    private readonly onStrayResponse: (rs: SipResponse) => void,
+  ) {
+    this.logger = options.logger;
+    this.transport = new SipTransport(
+      { address: options.address, port: options.port, udp: options.udp, tcp: options.tcp, logger: options.logger },
+      (raw, remote) => this.receive(raw, remote),
+    );
+    this.layer = sip.makeTransactionLayer({ "max-forwards": MAX_FORWARDS }, undefined);
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    await this.transport.start();
+    this.started = true;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    try {
+      this.layer.destroy();
+    } catch (err) {
+      this.logger.warn({ err }, "destroying SIP transactions failed");
+    }
+    await this.transport.stop();
+  }
+
+  get port(): number {
+    return this.transport.port;
+  }
+
+  get host(): string {
+    return this.options.host ?? this.options.address;
+  }
+
+  get userAgent(): string {
+    return this.options.userAgent;
+  }
+
+  supports(protocol: "UDP" | "TCP"): boolean {
+    return this.transport.supports(protocol);
+  }
+
+  /** Our Contact for a dialog carried over `protocol`. */
+  contact(user: string, protocol: "UDP" | "TCP"): string {
+    return `<sip:${user}@${this.host}:${this.port}${protocol === "TCP" ? ";transport=tcp" : ""}>`;
+  }
+
+  /** The transport a request to `uri` will use (its transport param, else UDP when enabled). */
+  protocolFor(uri: string): "UDP" | "TCP" {
+    const parsed = sip.parseUri(uri);
+    return (parsed && transportOfUri(parsed)) ?? (this.transport.supports("UDP") ? "UDP" : "TCP");
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Receiving
+
+  private receive(raw: string, remote: RemoteInfo): void {
+    let m: SipMessage | undefined;
+    try {
+      m = sip.parse(raw);
+    } catch (err) {
+      this.logger.warn({ err, remote }, "unparseable SIP message dropped");
+      return;
+    }
+    if (!isValidMessage(m)) {
+      // Keep-alive CRLFs are not worth a log line.
+      if (raw.trim() !== "") this.logger.warn({ remote, firstLine: raw.split("\r\n", 1)[0]?.slice(0, 120) }, "malformed SIP message dropped");
+      return;
+    }
+    try {
+      if (isRequest(m)) this.receiveRequest(m, remote);
+      else this.receiveResponse(m, remote);
+    } catch (err) {
+      this.logger.error({ err, remote }, "error while handling a SIP message");
+    }
+  }
+
+  private receiveRequest(rq: SipRequest, remote: RemoteInfo): void {
+    const via = rq.headers.via[0] as sip.Via;
+    via.params.received = remote.address;
+    if (Object.prototype.hasOwnProperty.call(via.params, "rport")) via.params.rport = String(remote.port);
+
+    if (rq.method === "ACK") {
+      // An ACK for a non-2xx belongs to its INVITE transaction; one for a 2xx (or one that wrongly
+      // reuses the INVITE branch) is the dialog layer's. The dialog layer ignores what it does not know.
+      this.layer.getServer(rq)?.message(rq, remote);
+      this.deliver(rq, remote, undefined);
+      return;
+    }
+    const existing = this.layer.getServer(rq);
+    if (existing) {
+      existing.message(rq, remote); // retransmission: the transaction repeats its last response
+      return;
+    }
+    const txn = this.layer.createServerTransaction(rq, this.replyConnection(remote, via));
+    if (rq.headers.cseq.method.toUpperCase() !== rq.method.toUpperCase()) {
+      txn.send(this.buildResponse(rq, 400, "CSeq Method Mismatch", { toTag: randomToken() }));
+      return;
+    }
+    this.deliver(rq, remote, txn);
+  }
+
+  private deliver(rq: SipRequest, remote: RemoteInfo, txn: sip.ServerTransaction | undefined): void {
+    try {
+      this.onRequest(rq, remote);
+    } catch (err) {
+      this.logger.error({ err, method: rq.method, callId: rq.headers["call-id"] }, "SIP request handler failed");
+      if (txn) txn.send(this.buildResponse(rq, 500, "Server Internal Error", { toTag: randomToken() }));
+    }
+  }
+
+  private receiveResponse(rs: SipResponse, remote: RemoteInfo): void {
+    this.fromNetwork.add(rs);
+    const txn = this.layer.getClient(rs);
+    if (txn) txn.message(rs, remote);
+    else this.onStrayResponse(rs);
+  }
+
+  private replyConnection(remote: RemoteInfo, via: sip.Via): sip.Connection {
+    const fallback: TransportTarget = {
+      protocol: remote.protocol,
+      address: via.params.received ?? via.host,
+      port: via.port ?? 5060,
+    };
+    let flow: Flow | undefined;
+    const getFlow = (): Flow => (flow ??= this.transport.reply(remote, fallback));
+    return {
+      protocol: remote.protocol,
+      send: (m) => {
+        try {
+          getFlow().send(sip.stringify(m));
+        } catch (err) {
+          this.logger.warn({ err, remote }, "cannot send SIP response");
+        }
+      },
+      release: () => flow?.release(),
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Responding
+
+  /** A response to `rq` (Via, From, To, Call-ID, CSeq copied; To tag added). */
+  buildResponse(rq: SipRequest, status: number, reason: string, extras: ResponseExtras = {}): SipResponse {
+    const rs = sip.makeResponse(rq, status, reason) as SipResponse;
+    if (extras.toTag && !tagOf(rq.headers.to) && status > 100) {
+      rs.headers.to = { ...rq.headers.to, params: { ...rq.headers.to.params, tag: extras.toTag } };
+    }
+    rs.headers.server = toWire(this.options.userAgent);
+    for (const [k, v] of Object.entries(extras.headers ?? {})) rs.headers[k] = v;
+    if (extras.body !== undefined && extras.body !== "") {
+      rs.headers["content-type"] = extras.contentType ?? "application/sdp";
+      rs.content = toWire(extras.body);
+    }
+    return rs;
+  }
+
+  /** Sends a response through its server transaction (which also retransmits it as RFC 3261 says). */
+  sendResponse(rs: SipResponse): void {
+    const txn = this.layer.getServer(rs);
+    if (!txn) {
+      this.logger.debug({ status: rs.status, callId: rs.headers["call-id"] }, "no server transaction for response; not sent");
+      return;
+    }
+    try {
+      txn.send(rs);
+    } catch (err) {
+      this.logger.warn({ err }, "sending SIP response failed");
+    }
+  }
+
+  respond(rq: SipRequest, status: number, reason: string, extras: ResponseExtras = {}): SipResponse {
+    const rs = this.buildResponse(rq, status, reason, extras);
+    this.sendResponse(rs);
+    return rs;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sending
+
+  /**
+   * Sends a request in a new client transaction. Every response (provisional, final, and for
+   * INVITE the retransmitted 2xx) goes to `onResponse`; a transport failure or timeout arrives as
+   * a synthesized 503/408 with `fromNetwork` false.
+   */
+  sendRequest(rq: OutgoingRequest, onResponse: ResponseCallback): ClientTransactionHandle {
+    let txn: sip.ClientTransaction | undefined;
+    let cancelled = false;
+    const safeCallback = (rs: SipMessage): void => {
+      try {
+        onResponse(rs as SipResponse, this.fromNetwork.has(rs));
+      } catch (err) {
+        this.logger.error({ err, method: rq.method }, "SIP response handler failed");
+      }
+    };
+    const fail = (status: number, reason: string): void => {
+      setImmediate(() => safeCallback(sip.makeResponse(rq, status, reason)));
+    };
+    this.prepare(rq);
+    this.resolveNextHop(rq)
+      .then((target) => {
+        if (cancelled) return;
+        if (this.stopped) return fail(503, "Stack Stopped");
+        if (rq.method !== "CANCEL") {
+          const below: sip.Via[] = Array.isArray(rq.headers.via) ? rq.headers.via : [];
+          // Via first on the wire: the serializer writes headers in insertion order.
+          rq.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.port, params: {} }, ...below], ...rq.headers };
+        }
+        let flow: Flow;
+        try {
+          flow = this.transport.open(target, () => txn?.message(sip.makeResponse(rq, 503, "Transport Error")));
+        } catch (err) {
+          this.logger.warn({ err, target }, "cannot open SIP flow");
+          return fail(503, "Transport Error");
+        }
+        txn = this.layer.createClientTransaction(this.requestConnection(flow, rq), rq, safeCallback);
+      })
+      .catch((err: unknown) => {
+        this.logger.warn({ err, uri: rq.uri }, "cannot reach SIP next hop");
+        fail(err instanceof UnreachableError ? err.status : 503, err instanceof UnreachableError ? err.reason : "Service Unavailable");
+      });
+    return {
+      shutdown: () => {
+        cancelled = true;
+        txn?.shutdown();
+      },
+    };
+  }
+
+  /** Sends an ACK for a 2xx: end to end, outside any transaction (RFC 3261 §13.2.2.4). */
+  sendAck(ack: OutgoingRequest): void {
+    this.prepare(ack);
+    this.resolveNextHop(ack)
+      .then((target) => {
+        if (this.stopped) return;
+        const { via: _previous, ...rest } = ack.headers;
+        ack.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.port, params: { branch: newBranch() } }], ...rest };
+        const flow = this.transport.open(target);
+        try {
+          this.requestConnection(flow, ack).send(ack);
+        } finally {
+          flow.release();
+        }
+      })
+      .catch((err: unknown) => this.logger.warn({ err, uri: ack.uri }, "cannot send ACK"));
+  }
+
+  private prepare(rq: OutgoingRequest): void {
+    if (rq.headers["max-forwards"] === undefined) rq.headers["max-forwards"] = MAX_FORWARDS;
+    if (rq.headers["user-agent"] === undefined) rq.headers["user-agent"] = toWire(this.options.userAgent);
+  }
+
+  private requestConnection(flow: Flow, original: OutgoingRequest): sip.Connection {
+    return {
+      protocol: flow.protocol,
+      send: (m) => {
+        if (m.method) {
+          const via = m.headers.via?.[0];
+          if (via) {
+            via.host = this.host;
+            via.port = this.port;
+            via.protocol = flow.protocol;
+            if (flow.protocol === "UDP" && !("rport" in via.params)) via.params.rport = null;
+          }
+          // The library's ACK for a non-2xx lacks the INVITE's Route set, which RFC 3261
+          // §17.1.1.3 requires.
+          if (m.method === "ACK" && m.headers.route === undefined && original.headers.route !== undefined) m.headers.route = original.headers.route;
+          if (m.headers["max-forwards"] === undefined) m.headers["max-forwards"] = MAX_FORWARDS;
+        }
+        try {
+          flow.send(sip.stringify(m));
+        } catch (err) {
+          this.logger.warn({ err }, "SIP send failed");
+        }
+      },
+      release: () => flow.release(),
+    };
+  }
+
+  private async resolveNextHop(rq: OutgoingRequest): Promise<TransportTarget> {
+    const hopText = typeof rq.headers.route === "string" && rq.headers.route !== "" ? firstRouteUri(rq.headers.route) : rq.uri;
+    const hop = hopText ? sip.parseUri(hopText) : undefined;
+    if (!hop) throw new UnreachableError(416, "Unsupported URI", `cannot parse next hop ${hopText}`);
+    const protocol = transportOfUri(hop) ?? (this.transport.supports("UDP") ? "UDP" : "TCP");
+    if (!this.transport.supports(protocol)) throw new UnreachableError(503, `${protocol} Not Enabled`, `${protocol} is not enabled`);
+    const port = hop.port && hop.port > 0 ? hop.port : 5060;
+    if (net.isIP(hop.host)) return { protocol, address: hop.host, port };
+    const addresses = await dns.promises.lookup(hop.host, { all: true }).catch((err: unknown) => {
+      throw new UnreachableError(503, "DNS Failure", `cannot resolve ${hop.host}`, err);
+    });
+    // Prefer the family we are bound to; "localhost" often resolves to ::1 first.
+    const family = net.isIPv6(this.options.address) ? 6 : 4;
+    const pick = addresses.find((a) => a.family === family) ?? addresses[0];
+    if (!pick) throw new UnreachableError(503, "DNS Failure", `no address for ${hop.host}`);
+    return { protocol, address: pick.address, port };
+  }
+}
+
+class UnreachableError extends SipTransportError {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    cause?: unknown,
+  ) {
+    super(message, { cause });
+  }
+}
+

@@ -1,0 +1,279 @@
+import dgram from "node:dgram";
+import net from "node:net";
+import { SipTransportError } from "../errors.js";
+import type { SipLogger } from "../logger.js";
+import type { RemoteInfo } from "./message.js";
+import { StreamFramer } from "./stream-framer.js";
+
+/** One way to send to one peer (a UDP destination or a TCP connection). */
+export interface Flow {
+  readonly protocol: "UDP" | "TCP";
+  send(text: string): void;
+  /** The transaction using this flow is done with it. */
+  release(): void;
+}
+
+export interface TransportTarget {
+  protocol: "UDP" | "TCP";
+  address: string;
+  port: number;
+}
+
+export interface SipTransportOptions {
+  address: string;
+  /** 0 picks a free port (the same number for UDP and TCP). */
+  port: number;
+  udp: boolean;
+  tcp: boolean;
+  logger: SipLogger;
+  /** An unused TCP connection is closed after this long. Default 120 s. */
+  tcpIdleMs?: number;
+}
+
+type MessageSink = (raw: string, remote: RemoteInfo) => void;
+
+class TcpConnection {
+  refs = 0;
+  readonly errorListeners = new Set<() => void>();
+  private readonly framer = new StreamFramer();
+
+  constructor(
+    readonly key: string,
+    readonly socket: net.Socket,
+    private readonly remote: RemoteInfo,
+    sink: MessageSink,
+    logger: SipLogger,
+    idleMs: number,
+    onGone: (c: TcpConnection) => void,
+  ) {
+    socket.setEncoding("latin1");
+    socket.setNoDelay(true);
+    socket.setTimeout(idleMs);
+    socket.on("data", (chunk: string) => {
+      let messages: string[];
+      try {
+        messages = this.framer.push(chunk);
+      } catch (err) {
+        logger.warn({ err, remote }, "unframeable SIP over TCP; closing the connection");
+        socket.destroy();
+        return;
+      }
+      for (const m of messages) sink(m, this.remote);
+    });
+    socket.on("timeout", () => {
+      if (this.refs === 0) socket.destroy();
+    });
+    socket.on("error", (err) => logger.debug({ err, remote }, "SIP TCP connection error"));
+    socket.on("close", () => {
+      onGone(this);
+      // Pending transactions learn at once instead of waiting for their timers.
+      for (const l of [...this.errorListeners]) l();
+      this.errorListeners.clear();
+    });
+  }
+
+  flow(onError?: () => void): Flow {
+    this.refs++;
+    if (onError) this.errorListeners.add(onError);
+    let released = false;
+    return {
+      protocol: "TCP",
+      send: (text) => {
+        if (this.socket.destroyed) {
+          // Asynchronously, as a socket error would be: the transaction may be mid-transition.
+          if (onError) setImmediate(onError);
+          return;
+        }
+        this.socket.write(text, "latin1");
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        this.refs--;
+        if (onError) this.errorListeners.delete(onError);
+      },
+    };
+  }
+}
+
+/**
+ * UDP and TCP sockets of the SIP stack. Unlike npm `sip`'s own transports, every socket here has
+ * an error listener (a refused bind or failed send is logged or reported, never thrown from the
+ * event loop), and stop() closes TCP connections as well as the listeners.
+ */
+export class SipTransport {
+  private udp: dgram.Socket | undefined;
+  private tcpServer: net.Server | undefined;
+  private readonly connections = new Map<string, TcpConnection>();
+  private boundPort = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly options: SipTransportOptions,
+    private readonly sink: MessageSink,
+  ) {
+    if (!options.udp && !options.tcp) throw new SipTransportError("at least one of UDP and TCP must be enabled");
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get address(): string {
+    return this.options.address;
+  }
+
+  supports(protocol: "UDP" | "TCP"): boolean {
+    return protocol === "UDP" ? this.options.udp : this.options.tcp;
+  }
+
+  async start(): Promise<void> {
+    const attempts = this.options.port === 0 ? 10 : 1;
+    let lastError: unknown;
+    for (let i = 0; i < attempts; i++) {
+      try {
+        await this.bindAll(this.options.port);
+        return;
+      } catch (err) {
+        lastError = err;
+        await this.closeListeners();
+      }
+    }
+    const e = lastError as NodeJS.ErrnoException | undefined;
+    throw new SipTransportError(`cannot bind SIP on ${this.options.address}:${this.options.port}: ${e?.code ?? e?.message ?? e}`, { cause: lastError });
+  }
+
+  private async bindAll(port: number): Promise<void> {
+    let chosen = port;
+    if (this.options.udp) {
+      this.udp = await bindUdp(this.options.address, chosen, (msg, rinfo) => {
+        this.sink(msg.toString("latin1"), { protocol: "UDP", address: rinfo.address, port: rinfo.port });
+      });
+      this.udp.on("error", (err) => this.options.logger.warn({ err }, "SIP UDP socket error"));
+      chosen = this.udp.address().port;
+    }
+    if (this.options.tcp) {
+      this.tcpServer = await listenTcp(this.options.address, chosen, (socket) => this.adopt(socket));
+      this.tcpServer.on("error", (err) => this.options.logger.warn({ err }, "SIP TCP server error"));
+      chosen = (this.tcpServer.address() as net.AddressInfo).port;
+    }
+    this.boundPort = chosen;
+  }
+
+  private adopt(socket: net.Socket): void {
+    if (this.stopped || !socket.remoteAddress || !socket.remotePort) {
+      socket.destroy();
+      return;
+    }
+    const remote: RemoteInfo = { protocol: "TCP", address: socket.remoteAddress, port: socket.remotePort };
+    this.track(remote, socket);
+  }
+
+  private track(remote: RemoteInfo, socket: net.Socket): TcpConnection {
+    const key = `${remote.address}:${remote.port}`;
+    const conn = new TcpConnection(key, socket, remote, this.sink, this.options.logger, this.options.tcpIdleMs ?? 120_000, (c) => {
+      if (this.connections.get(c.key) === c) this.connections.delete(c.key);
+    });
+    this.connections.set(key, conn);
+    return conn;
+  }
+
+  /** A flow toward a peer, reusing a TCP connection to the same address and port. */
+  open(target: TransportTarget, onError?: () => void): Flow {
+    if (this.stopped) throw new SipTransportError("SIP transport stopped");
+    if (target.protocol === "UDP") {
+      const udp = this.udp;
+      if (!udp) throw new SipTransportError("UDP is not enabled");
+      return {
+        protocol: "UDP",
+        send: (text) => {
+          const bytes = Buffer.from(text, "latin1");
+          udp.send(bytes, target.port, target.address, (err) => {
+            if (err) {
+              this.options.logger.warn({ err, to: target }, "SIP UDP send failed");
+              onError?.();
+            }
+          });
+        },
+        release: () => {},
+      };
+    }
+    if (!this.tcpServer) throw new SipTransportError("TCP is not enabled");
+    const key = `${target.address}:${target.port}`;
+    const existing = this.connections.get(key);
+    if (existing && !existing.socket.destroyed) return existing.flow(onError);
+    const socket = net.connect({ host: target.address, port: target.port, localAddress: this.options.address });
+    return this.track({ protocol: "TCP", address: target.address, port: target.port }, socket).flow(onError);
+  }
+
+  /**
+   * The flow to answer a request on: the same UDP source, or the TCP connection it came on; if
+   * that connection is gone, a new one to the Via's sent-by (RFC 3261 §18.2.2).
+   */
+  reply(remote: RemoteInfo, viaFallback: TransportTarget): Flow {
+    if (remote.protocol === "TCP") {
+      const conn = this.connections.get(`${remote.address}:${remote.port}`);
+      if (conn && !conn.socket.destroyed) return conn.flow();
+      return this.open(viaFallback);
+    }
+    return this.open(remote);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const c of this.connections.values()) c.socket.destroy();
+    this.connections.clear();
+    await this.closeListeners();
+  }
+
+  private async closeListeners(): Promise<void> {
+    const udp = this.udp;
+    const tcp = this.tcpServer;
+    this.udp = undefined;
+    this.tcpServer = undefined;
+    await Promise.all([
+      udp && new Promise<void>((r) => {
+        try {
+          udp.close(() => r());
+        } catch {
+          r();
+        }
+      }),
+      tcp && new Promise<void>((r) => tcp.close(() => r())),
+    ]);
+  }
+}
+
+function bindUdp(address: string, port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(net.isIPv6(address) ? "udp6" : "udp4", onMessage);
+    const onError = (err: Error): void => {
+      try {
+        socket.close();
+      } catch {
+        // never bound
+      }
+      reject(err);
+    };
+    socket.once("error", onError);
+    socket.bind(port, address, () => {
+      socket.off("error", onError);
+      resolve(socket);
+    });
+  });
+}
+
+function listenTcp(address: string, port: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer(onConnection);
+    const onError = (err: Error): void => {
+      server.close();
+      reject(err);
+    };
+    server.once("error", onError);
+    server.listen(port, address, () => {
+      server.off("error", onError);
+      resolve(server);
+    });
+  });
+}

@@ -1,0 +1,30 @@
+/** The SIP side of the gateway: what other modules may use. */
+export type {
+  IncomingCallState,
+  IncomingSipCall,
+  IncomingSipCallEvents,
+  OutgoingCallState,
+  OutgoingSipCall,
+  OutgoingSipCallEvents,
+  PlaceCallOptions,
+  ReinviteAnswer,
+  ReinviteResponder,
+  SipDialogCall,
+  SipDialogEvents,
+  SipEndReason,
+  SipFailureKind,
+  SipParty,
+  SipSignaling,
+  SipSignalingEvents,
+  SipTransportName,
+} from "./signaling.js";
+export { failureKindForStatus } from "./signaling.js";
+export { EmbeddedSipSignaling, type EmbeddedSipOptions } from "./embedded/embedded-signaling.js";
+export type { SipTimers } from "./embedded/call-context.js";
+export type { SipLogger } from "./logger.js";
+export * from "./errors.js";
+export * from "./sdp.js";
+export { PortAllocator, type BoundPortPair, type PortAllocatorOptions } from "./rtp/port-allocator.js";
+export { RtpEndpoint, type RtpEndpointEvents, type RtpEndpointOptions, type RtpEndpointStats, type RtpRemote, type RtpSendOptions, type SocketAddress } from "./rtp/rtp-endpoint.js";
+export { parseRtp, serializeRtp, looksLikeRtcp, type RtpPacket, type RtpPacketInit } from "./rtp/rtp-packet.js";
+export { parseRtcp, serializeRtcp, type RtcpPacket, type ReportBlock } from "./rtp/rtcp-packet.js";
