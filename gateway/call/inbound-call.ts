@@ -251,17 +251,19 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
     await leg.applyAnswer(answer);
     if (reoffer) await leg.applyOffer(reoffer);
     else log.warn("accept response carried no sdp_renegotiation; consumer audio may not arrive");
-    try {
-      await leg.waitConnected(this.o.connectTimeoutMs);
-    } catch (err) {
-      if (this.isEnded()) return;
-      await this.endBoth("media-failed", (err as Error).message);
-      return;
-    }
-    if (this.isEnded()) return;
+    // Waiting for DTLS happens outside the queue: a terminate arriving meanwhile must not wait
+    // behind the handshake.
+    leg.waitConnected(this.o.connectTimeoutMs).then(
+      () => void this.queue.push(() => this.onMediaConnected()),
+      (err: unknown) => void this.queue.push(() => this.endBoth("media-failed", (err as Error).message)),
+    );
+  }
+
+  private onMediaConnected(): void {
+    if (this._state !== "connecting") return;
     this.setState("active");
     this.armMediaTimer();
-    log.info({ setupMs: Date.now() - this.startedAt }, "call active");
+    this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
   }
 
   private async onAcceptFailed(err: unknown): Promise<void> {

@@ -210,14 +210,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     }
     this.applyRemote(remote);
     const codec = remote.audio.codec;
-    this.toPbx = new MetaToPbxAudio({
-      codec,
-      onFrame: (f) => {
-        this.pbxTimestamp = f.timestamp;
-        if (f.oldestArrivalMs !== undefined) this.latencyToPbx.record(performance.now() - f.oldestArrivalMs);
-        this.rtp?.send({ payloadType: remote.audio.payloadType, payload: Buffer.from(f.payload), timestamp: f.timestamp, marker: f.marker });
-      },
-    });
+    this.toPbx = this.createToPbx(codec);
     this.toMeta = new PbxToMetaAudio({
       onFrame: (f) => {
         if (f.oldestArrivalMs !== undefined) this.latencyToMeta.record(performance.now() - f.oldestArrivalMs);
@@ -232,8 +225,27 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     this.emit("answered");
   }
 
+  private createToPbx(codec: RemoteMedia["audio"]["codec"]): MetaToPbxAudio {
+    return new MetaToPbxAudio({
+      codec,
+      initialTimestamp: this.pbxTimestamp,
+      onFrame: (f) => {
+        this.pbxTimestamp = f.timestamp;
+        if (f.oldestArrivalMs !== undefined) this.latencyToPbx.record(performance.now() - f.oldestArrivalMs);
+        const pt = this.remote?.audio.payloadType ?? 0;
+        this.rtp?.send({ payloadType: pt, payload: Buffer.from(f.payload), timestamp: f.timestamp, marker: f.marker });
+      },
+    });
+  }
+
   private applyRemote(remote: RemoteMedia): void {
+    const codecChanged = this.remote !== undefined && this.remote.audio.codec !== remote.audio.codec;
     this.remote = remote;
+    if (codecChanged && this.toPbx) {
+      // A re-INVITE may switch G.711 law; the encoder toward the PBX follows, the timeline continues.
+      this.toPbx = this.createToPbx(remote.audio.codec);
+      this.o.log.info({ codec: remote.audio.codec }, "PBX changed the audio codec");
+    }
     this.rtp?.setRemote({
       address: remote.audio.address,
       port: remote.audio.port,

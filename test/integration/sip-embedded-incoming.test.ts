@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe as suite, expect, 
 import { EmbeddedSipSignaling } from "../../sip/embedded/embedded-signaling.js";
 import { buildAnswer, readRemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
-import { describe, finish, freePort, killAllSipp, requireSipp, startSipp } from "./sip-sipp-runner.js";
+import { describe, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
 
 function nextIncoming(sig: EmbeddedSipSignaling): Promise<IncomingSipCall> {
   return new Promise((resolve) => sig.once("incoming", resolve));

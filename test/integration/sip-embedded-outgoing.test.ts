@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe as suite, expect, 
 import { EmbeddedSipSignaling } from "../../sip/embedded/embedded-signaling.js";
 import { buildAnswer, buildOffer, readRemoteMedia } from "../../sip/sdp.js";
 import type { OutgoingSipCall, OutgoingSipCallEvents, SipFailureKind } from "../../sip/signaling.js";
-import { describe, finish, freePort, killAllSipp, requireSipp, startSipp, type SippOptions } from "./sip-sipp-runner.js";
+import { describe, finish, freePort, killAllSipp, requireSipp, startSipp, type SippOptions } from "../support/sipp.js";
 
 const OFFER = buildOffer({ mediaAddress: "127.0.0.1", audioPort: 40000, sessionId: "1" });
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { serializeRtp } from "../../sip/rtp/rtp-packet.js";
 import { RtpEndpoint, type SocketAddress } from "../../sip/rtp/rtp-endpoint.js";
-import { freePort, killAllSipp, requireSipp, startSipp } from "./sip-sipp-runner.js";
+import { freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
 
 /** Real UDP between RTP endpoints on loopback addresses. */
 
