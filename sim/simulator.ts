@@ -185,6 +185,18 @@ export class MetaSimulator {
     return [...this.records.values()].map((r) => this.facade(r));
   }
 
+  /** Forgets ended calls (their consumers' recordings included); long runs call it to keep memory flat. */
+  forgetEndedCalls(): number {
+    let n = 0;
+    for (const [id, record] of this.records) {
+      if (!record.hasEnded) continue;
+      this.records.delete(id);
+      this.facades.delete(id);
+      n++;
+    }
+    return n;
+  }
+
   getCall(callId: string): SimCall | undefined {
     const record = this.records.get(callId);
     return record ? this.facade(record) : undefined;

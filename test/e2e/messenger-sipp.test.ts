@@ -110,7 +110,7 @@ describe("Messenger consumer call, SIPp as the PBX", () => {
     const result = await finish(sipp);
     expect(result.code, describeSipp(result)).toBe(0);
     expect(result.logs).toMatch(/re-INVITE answered m=audio \d+ RTP\/AVP 8/);
-    expect((h.logs.find("PBX changed the audio codec").find((l) => l.callId === call.id) ?? {}).codec).toBe("PCMA");
+    expect(h.logs.find("PBX changed the audio codec").find((l) => l.callId === call.id)?.codec).toBe("PCMA");
   });
 
   describe("media and DTMF at the PBX's RTP port", () => {

@@ -132,7 +132,7 @@ export interface PacketizedFrame {
 
 /** RTP packets per frame with werift's packetizers (MTU 1200), 3000 ticks apart. */
 export function packetizeSample(sample: EncodedSample, startTimestamp = 1000, ssrc = 0x1234): PacketizedFrame[] {
-  const common = { maxPayloadSize: 1200, payloadType: 96, ssrc, sequenceNumber: 65_000 };
+  const common = { maxPayloadSize: 1200, payloadType: 96, ssrc, sequenceNumber: 65_450 };
   const out: PacketizedFrame[] = [];
   const vp8 = new Vp8Packetizer(common);
   const vp9 = new Vp9Packetizer(common);
