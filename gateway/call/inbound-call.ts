@@ -7,7 +7,7 @@ import { DtmfReceiver, dtmfPackets } from "../../transcode/dtmf.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { OutboundStream } from "./outbound-stream.js";
 import { SerialQueue } from "./serial-queue.js";
-import type { CallTarget, Digit, TargetFailure } from "./target.js";
+import type { CallTarget, Digit, OpusFrame, TargetFailure } from "./target.js";
 
 /** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
 export interface MetaCallControl {
@@ -72,6 +72,8 @@ export interface InboundCallOptions {
 }
 
 const OPUS_FRAME_SAMPLES = 960;
+/** At most this much target audio (20 ms frames) is held while the Meta leg connects: 1 s. */
+const HOLD_FOR_CONSUMER_FRAMES = 50;
 
 /**
  * A consumer calls the business on Messenger. The connect webhook carries no SDP: we offer, ring
@@ -89,6 +91,8 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
   private readonly toConsumer = new OutboundStream(OPUS_FRAME_SAMPLES);
   private mediaFlowed = false;
   private readonly mediaVersion = new MediaVersionMachine();
+  /** Target audio that arrived between the answer and DTLS up, sent once the consumer can hear it. */
+  private heldForConsumer: OpusFrame[] = [];
   private dtmfFromConsumer: { payloadType: number; receiver: DtmfReceiver } | undefined;
   private readonly dtmfTimers = new Set<NodeJS.Timeout>();
 
@@ -123,9 +127,8 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
       target.on("failed", (why, detail) => void this.queue.push(() => this.onTargetFailed(why, detail)));
       target.on("ended", (detail) => void this.queue.push(() => this.hangUpFromTarget(detail)));
       target.on("audio", (frame) => {
-        if (this._state !== "active") return;
-        const { sequenceNumber, timestamp } = this.toConsumer.next(frame.timestamp);
-        leg.sendAudio(leg.opusPayloadType(), frame.payload, timestamp, sequenceNumber);
+        if (this._state === "active") this.sendToConsumer(frame);
+        else if (this._state === "connecting") this.holdForConsumer(frame);
       });
       target.on("dtmf", (digit, durationMs) => this.sendDtmfToConsumer(digit, durationMs));
       leg.on("rtp", (inbound) => {
@@ -259,9 +262,29 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
     );
   }
 
+  private sendToConsumer(frame: OpusFrame): void {
+    const { sequenceNumber, timestamp } = this.toConsumer.next(frame.timestamp);
+    this.o.leg.sendAudio(this.o.leg.opusPayloadType(), frame.payload, timestamp, sequenceNumber);
+  }
+
+  /**
+   * The agent usually speaks the moment the PBX answers, while ICE/DTLS toward Meta still takes a
+   * few hundred ms. Dropping that audio clips the greeting; holding it and sending it as a burst
+   * once DTLS is up lets the consumer's jitter buffer play it (WebRTC receivers speed up playout to
+   * absorb a burst) instead of adding that delay to the whole call.
+   */
+  private holdForConsumer(frame: OpusFrame): void {
+    this.heldForConsumer.push(frame);
+    if (this.heldForConsumer.length > HOLD_FOR_CONSUMER_FRAMES) this.heldForConsumer.shift();
+  }
+
   private onMediaConnected(): void {
     if (this._state !== "connecting") return;
+    const held = this.heldForConsumer;
+    this.heldForConsumer = [];
     this.setState("active");
+    for (const frame of held) this.sendToConsumer(frame);
+    if (held.length > 0) this.o.log.debug({ frames: held.length }, "audio held during DTLS sent to the consumer");
     this.armMediaTimer();
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
   }
@@ -308,6 +331,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
     this.mediaTimer = undefined;
     for (const t of this.dtmfTimers) clearTimeout(t);
     this.dtmfTimers.clear();
+    this.heldForConsumer = [];
     const { meta, leg, target, log } = this.o;
     if (opts.tellMeta) {
       const end = wasState === "ringing" ? meta.reject : meta.terminate;

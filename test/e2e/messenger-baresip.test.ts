@@ -38,6 +38,11 @@ describe("Messenger consumer call to a real SIP phone", () => {
     expect(stats.rtp!.packetsReceived).toBeGreaterThan(50);
     expect(stats.rtp!.packetsSent).toBeGreaterThan(50);
 
+    // The phone spoke from the moment it answered, before DTLS toward Meta was up: that audio was
+    // held and delivered, not dropped.
+    const held = h.logs.find("audio held during DTLS sent to the consumer").find((l) => l.callId === call.id);
+    expect(held?.frames).toBeGreaterThan(0);
+
     await call.hangup();
     await waitFor(() => h.gateway.registry.size === 0, 5000, "the call to end");
     await sleep(500);

@@ -77,8 +77,6 @@ async function runPipeline(sample: EncodedSample, name: string, options: Pipelin
   const file = join(dir, `${name}.h264`);
   writeFileSync(file, Buffer.concat(received.map((f) => f.data)));
   const probe = await probeVideo(file, "h264");
-  const st = transcoder.stats();
-  console.log(name, JSON.stringify({ probe, aus: aus.length, keys: aus.filter(a=>a.keyframe).map(a=>(a.timestamp-1000)/3000), lat: st.latencyMs, cpu: st.cpuSeconds, drops: st.framesDropped, restarts: st.restarts, handovers: st.handovers, forced: st.keyframesForced, kn: st.keyframeNeededEvents, maxPayload, outStats: outbound.stats().framesDropped }));
   return { aus, received, maxPayload, probe, transcoder, inputFrames: rtp.length, pushedAt };
 }
 
