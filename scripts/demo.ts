@@ -64,7 +64,7 @@ async function main(): Promise<number> {
     const heard = call.consumer.detectTone(1);
     const sipStats = phone && gwCall ? (gwCall.target as SipTarget).stats() : undefined;
     out(`\nMeta → gateway   ${consumer.packetsSent} Opus packets sent by the consumer`);
-    if (sipStats?.rtp) {
+    if (sipStats?.rtp && sipStats.latencyToPbx && sipStats.latencyToMeta) {
       const r = sipStats.rtp;
       out(`gateway → phone  ${r.packetsSent} ${sipStats.codec} packets (20 ms), latency in gateway p50 ${sipStats.latencyToPbx.p50.toFixed(2)} ms, p99 ${sipStats.latencyToPbx.p99.toFixed(2)} ms`);
       out(`phone → gateway  ${r.packetsReceived} ${sipStats.codec} packets, ${r.packetsLost} lost, jitter ${r.jitterMs.toFixed(2)} ms`);

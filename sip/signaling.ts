@@ -129,6 +129,8 @@ export interface IncomingSipCall extends EventEmitter<IncomingSipCallEvents>, Si
   readonly from: SipParty;
   readonly to: SipParty;
   readonly requestUri: string;
+  /** Where the INVITE came from on the network (for source allowlists). */
+  readonly source: { address: string; port: number; transport: "udp" | "tcp" };
   /** A header of the INVITE by (case-insensitive) name, as text. */
   header(name: string): string | undefined;
   /** 180 Ringing, or 183 Session Progress with early-media SDP. */

@@ -3,11 +3,10 @@ import type { Logger } from "pino";
 import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import { MediaVersionMachine } from "../meta/media-version.js";
-import { DtmfReceiver, dtmfPackets } from "../../transcode/dtmf.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
-import { OutboundStream } from "./outbound-stream.js";
+import { ConsumerMedia } from "./consumer-media.js";
 import { SerialQueue } from "./serial-queue.js";
-import type { CallTarget, Digit, OpusFrame, TargetFailure } from "./target.js";
+import type { CallTarget, TargetFailure } from "./target.js";
 
 /** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
 export interface MetaCallControl {
@@ -71,9 +70,6 @@ export interface InboundCallOptions {
   mediaTimeoutMs: number;
 }
 
-const OPUS_FRAME_SAMPLES = 960;
-/** At most this much target audio (20 ms frames) is held while the Meta leg connects: 1 s. */
-const HOLD_FOR_CONSUMER_FRAMES = 50;
 
 /**
  * A consumer calls the business on Messenger. The connect webhook carries no SDP: we offer, ring
@@ -88,17 +84,13 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
   private offer: string | undefined;
   private acceptTimer: NodeJS.Timeout | undefined;
   private mediaTimer: NodeJS.Timeout | undefined;
-  private readonly toConsumer = new OutboundStream(OPUS_FRAME_SAMPLES);
-  private mediaFlowed = false;
+  private readonly consumer: ConsumerMedia;
   private readonly mediaVersion = new MediaVersionMachine();
-  /** Target audio that arrived between the answer and DTLS up, sent once the consumer can hear it. */
-  private heldForConsumer: OpusFrame[] = [];
-  private dtmfFromConsumer: { payloadType: number; receiver: DtmfReceiver } | undefined;
-  private readonly dtmfTimers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly o: InboundCallOptions) {
     super();
     this.queue = new SerialQueue((err) => this.failFromError(err));
+    this.consumer = new ConsumerMedia(o.leg, o.log);
   }
 
   get callId(): string {
@@ -126,27 +118,13 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
       target.on("answered", () => void this.queue.push(() => this.onTargetAnswered()));
       target.on("failed", (why, detail) => void this.queue.push(() => this.onTargetFailed(why, detail)));
       target.on("ended", (detail) => void this.queue.push(() => this.hangUpFromTarget(detail)));
+      // Once the target answered, its audio is for the consumer (held until the Meta leg is up).
       target.on("audio", (frame) => {
-        if (this._state === "active") this.sendToConsumer(frame);
-        else if (this._state === "connecting") this.holdForConsumer(frame);
+        if (this._state !== "ringing" && this._state !== "ended") this.consumer.send(frame);
       });
-      target.on("dtmf", (digit, durationMs) => this.sendDtmfToConsumer(digit, durationMs));
-      leg.on("rtp", (inbound) => {
-        if (this._state !== "active" || inbound.kind !== "audio") return;
-        const { header, payload } = inbound.packet;
-        if (header.payloadType === leg.opusPayloadType()) {
-          this.mediaFlowed = true;
-          target.sendAudio({
-            payload,
-            timestamp: header.timestamp,
-            sequenceNumber: header.sequenceNumber,
-            ssrc: header.ssrc,
-            arrivalMs: inbound.arrivalMs,
-          });
-          return;
-        }
-        this.onConsumerEventPacket(header.payloadType, payload, header.timestamp);
-      });
+      target.on("dtmf", (digit, durationMs) => this.consumer.sendDtmf(digit, durationMs));
+      this.consumer.on("audio", (frame) => target.sendAudio(frame));
+      this.consumer.on("dtmf", (digit, durationMs) => target.sendDtmf(digit, durationMs));
       leg.on("state", (s) => {
         if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
       });
@@ -191,51 +169,6 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
     return this.queue.push(() => this.endBoth("completed-local-hangup", detail));
   }
 
-  /** RFC 4733 digits from the consumer (Meta sends them on the Opus clock) go to the target once each. */
-  private onConsumerEventPacket(payloadType: number, payload: Buffer, timestamp: number): void {
-    if (this.dtmfFromConsumer?.payloadType !== payloadType) {
-      const codec = this.o.leg.inboundCodec(payloadType);
-      if (codec?.name !== "telephone-event") return;
-      const receiver = new DtmfReceiver(codec.clockRate, (d) => {
-        this.o.log.info({ digit: d.digit, durationMs: d.durationMs }, "DTMF from consumer");
-        this.o.target.sendDtmf(d.digit as Digit, d.durationMs);
-      });
-      this.dtmfFromConsumer = { payloadType, receiver };
-    }
-    try {
-      this.dtmfFromConsumer.receiver.push({ payload, timestamp });
-    } catch (err) {
-      this.o.log.debug({ err }, "malformed telephone-event from Meta dropped");
-    }
-  }
-
-  /** A digit from the target goes to the consumer as RFC 4733 events on the leg's telephone-event clock. */
-  private sendDtmfToConsumer(digit: Digit, durationMs: number): void {
-    if (this._state !== "active") return;
-    const { leg, log } = this.o;
-    const te = leg.telephoneEventPayloadType();
-    if (!te) {
-      log.warn({ digit }, "DTMF for the consumer dropped: Meta negotiated no telephone-event");
-      return;
-    }
-    const start = this.toConsumer.nextEventNumbers();
-    log.info({ digit, durationMs }, "DTMF to consumer");
-    for (const p of dtmfPackets(digit, { clockRate: te.clockRate, timestamp: start.timestamp, durationMs })) {
-      const send = (): void => {
-        const { sequenceNumber } = this.toConsumer.nextEventNumbers();
-        leg.sendAudio(te.payloadType, p.payload, p.timestamp, sequenceNumber, p.marker);
-      };
-      if (p.sendOffsetMs <= 0) send();
-      else {
-        const t = setTimeout(() => {
-          this.dtmfTimers.delete(t);
-          if (this._state === "active") send();
-        }, p.sendOffsetMs);
-        this.dtmfTimers.add(t);
-      }
-    }
-  }
-
   private async onTargetAnswered(): Promise<void> {
     if (this._state !== "ringing") return;
     this.clearAcceptTimer();
@@ -262,29 +195,10 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
     );
   }
 
-  private sendToConsumer(frame: OpusFrame): void {
-    const { sequenceNumber, timestamp } = this.toConsumer.next(frame.timestamp);
-    this.o.leg.sendAudio(this.o.leg.opusPayloadType(), frame.payload, timestamp, sequenceNumber);
-  }
-
-  /**
-   * The agent usually speaks the moment the PBX answers, while ICE/DTLS toward Meta still takes a
-   * few hundred ms. Dropping that audio clips the greeting; holding it and sending it as a burst
-   * once DTLS is up lets the consumer's jitter buffer play it (WebRTC receivers speed up playout to
-   * absorb a burst) instead of adding that delay to the whole call.
-   */
-  private holdForConsumer(frame: OpusFrame): void {
-    this.heldForConsumer.push(frame);
-    if (this.heldForConsumer.length > HOLD_FOR_CONSUMER_FRAMES) this.heldForConsumer.shift();
-  }
-
   private onMediaConnected(): void {
     if (this._state !== "connecting") return;
-    const held = this.heldForConsumer;
-    this.heldForConsumer = [];
     this.setState("active");
-    for (const frame of held) this.sendToConsumer(frame);
-    if (held.length > 0) this.o.log.debug({ frames: held.length }, "audio held during DTLS sent to the consumer");
+    this.consumer.startFlowing();
     this.armMediaTimer();
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
   }
@@ -329,9 +243,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
     this.clearAcceptTimer();
     if (this.mediaTimer) clearInterval(this.mediaTimer);
     this.mediaTimer = undefined;
-    for (const t of this.dtmfTimers) clearTimeout(t);
-    this.dtmfTimers.clear();
-    this.heldForConsumer = [];
+    this.consumer.stop();
     const { meta, leg, target, log } = this.o;
     if (opts.tellMeta) {
       const end = wasState === "ringing" ? meta.reject : meta.terminate;
@@ -344,7 +256,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
       outcome,
       detail,
       durationMs: Date.now() - this.startedAt,
-      mediaFlowed: this.mediaFlowed,
+      mediaFlowed: this.consumer.mediaFlowed,
     };
     log.info({ outcome, detail, durationMs: info.durationMs, leg: leg.stats() }, "call ended");
     this.emit("ended", info);

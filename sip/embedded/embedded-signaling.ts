@@ -177,7 +177,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
       case "ACK":
         return; // an ACK for a non-2xx, already absorbed by its transaction
       case "INVITE":
-        this.onInvite(rq);
+        this.onInvite(rq, remote);
         return;
       case "CANCEL": {
         const call = this.pendingInvites.get(pendingKey(rq));
@@ -202,7 +202,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
     }
   }
 
-  private onInvite(rq: SipRequest): void {
+  private onInvite(rq: SipRequest, remote: RemoteInfo): void {
     const tag = randomToken();
     if (!contactUri(rq)) {
       this.stack.respond(rq, 400, "Missing Contact", { toTag: tag });
@@ -227,7 +227,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
       return;
     }
     const key = pendingKey(rq);
-    const call = new EmbeddedIncomingCall(this.context, rq, () => this.pendingInvites.delete(key));
+    const call = new EmbeddedIncomingCall(this.context, rq, remote, () => this.pendingInvites.delete(key));
     this.pendingInvites.set(key, call);
     // Once answered, only a CANCEL can still name the INVITE transaction; keep the entry until
     // the call ends so a late CANCEL still gets its 200.

@@ -5,7 +5,7 @@ import type { IncomingCallState, IncomingSipCall, IncomingSipCallEvents, SipEndR
 import type { CallContext, LiveCall } from "./call-context.js";
 import { DialogSession } from "./dialog-session.js";
 import { dialogFromUasRequest } from "./dialog.js";
-import { ALLOWED_METHODS, fromWire, headerText, randomToken, readDisplayName, recordRoutes, type SipRequest } from "./message.js";
+import { ALLOWED_METHODS, fromWire, headerText, randomToken, readDisplayName, recordRoutes, type SipRequest, type RemoteInfo } from "./message.js";
 
 /**
  * A call the PBX places to us (UAS side of RFC 3261 §13.3): 100 Trying at once, then 18x,
@@ -18,6 +18,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
   readonly from: SipParty;
   readonly to: SipParty;
   readonly requestUri: string;
+  readonly source: { address: string; port: number; transport: "udp" | "tcp" };
   private currentState: IncomingCallState = "offered";
   private readonly localTag = randomToken();
   private readonly contact: string;
@@ -29,9 +30,11 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
   constructor(
     private readonly ctx: CallContext,
     private readonly invite: SipRequest,
+    remote: RemoteInfo,
     private readonly onFinished: () => void,
   ) {
     super();
+    this.source = { address: remote.address, port: remote.port, transport: remote.protocol === "TCP" ? "tcp" : "udp" };
     this.sipCallId = invite.headers["call-id"];
     this.callId = this.sipCallId;
     this.requestUri = invite.uri;

@@ -1,0 +1,253 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { PortAllocator } from "../../sip/rtp/port-allocator.js";
+import { RtpEndpoint } from "../../sip/rtp/rtp-endpoint.js";
+import type { RtpPacket } from "../../sip/rtp/rtp-packet.js";
+import { buildAnswer, buildOffer, type LocalSdpOptions, type RemoteMedia } from "../../sip/sdp.js";
+import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
+import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
+import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
+import type { MediaTicker } from "./media-ticker.js";
+import type { Digit, OpusFrame } from "./target.js";
+
+export interface PbxMediaOptions {
+  allocator: PortAllocator;
+  ticker: MediaTicker;
+  /** Address written in our SDP (public address, or the bind address). */
+  mediaAddress: string;
+  log: Logger;
+  /** Sends SIP INFO in the call's dialog: the DTMF fallback toward a PBX without telephone-event. */
+  sendInfo: (contentType: string, body: string) => Promise<unknown>;
+}
+
+export interface PbxMediaEvents {
+  /** Opus for the consumer: the PBX's audio, or comfort noise while the PBX sends nothing. */
+  audio: [OpusFrame];
+  /** A key the agent pressed (RFC 4733 or SIP INFO). */
+  dtmf: [Digit, number];
+}
+
+export interface PbxMediaStats {
+  codec: string | undefined;
+  rtp: ReturnType<RtpEndpoint["stats"]>;
+  toPbx: ReturnType<MetaToPbxAudio["stats"]> | undefined;
+  toMeta: ReturnType<PbxToMetaAudio["stats"]> | undefined;
+  comfortFrames: number;
+  /** Arrival from Meta to departure toward the PBX, and the reverse, in ms. */
+  latencyToPbx: LatencySnapshot;
+  latencyToMeta: LatencySnapshot;
+}
+
+const TELEPHONE_EVENT_PT = 101;
+/** Toward Meta a frame is due every 20 ms; after this long with nothing from the PBX, comfort audio fills in. */
+const PBX_SILENCE_MS = 60;
+const FRAME_MS = 20;
+
+/**
+ * The PBX's side of a call's audio: one RTP/RTCP port pair, our SIP-side SDP, and the transcoding
+ * both ways. Opus from the consumer is jitter-buffered, decoded straight to 8 kHz and sent as
+ * G.711 in 20 ms packets; G.711 from the PBX is encoded to Opus, with comfort noise whenever the
+ * PBX sends nothing so the Meta leg is never silent. Shared by both call directions.
+ */
+export class PbxMedia extends EventEmitter<PbxMediaEvents> {
+  private remote: RemoteMedia | undefined;
+  private toPbx: MetaToPbxAudio | undefined;
+  private toMeta: PbxToMetaAudio | undefined;
+  private untick: (() => void) | undefined;
+  private nextComfortAt = 0;
+  private comfortFrames = 0;
+  private pbxTimestamp = 0;
+  private dtmfIn: DtmfReceiver | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private sessionVersion = 1;
+  private readonly sessionId = String(Math.floor(Math.random() * 1e12));
+  private readonly latencyToPbx = new LatencyRecorder();
+  private readonly latencyToMeta = new LatencyRecorder();
+  private closed = false;
+
+  private constructor(
+    private readonly rtp: RtpEndpoint,
+    private readonly o: PbxMediaOptions,
+  ) {
+    super();
+    rtp.on("rtp", (packet) => this.onPbxRtp(packet));
+  }
+
+  static async open(o: PbxMediaOptions): Promise<PbxMedia> {
+    const rtp = await RtpEndpoint.open({ allocator: o.allocator, clockRate: 8000 });
+    return new PbxMedia(rtp, o);
+  }
+
+  /** Our offer (we call the PBX). */
+  offer(): string {
+    return buildOffer(this.localSdp(false));
+  }
+
+  /** Our answer to the PBX's offer (the PBX calls us, or re-INVITEs). */
+  answer(remoteOffer: string): string {
+    return buildAnswer(remoteOffer, this.localSdp(this.remote !== undefined));
+  }
+
+  /** Where the PBX's media is, from its SDP; a change of G.711 law rebuilds the encoder. */
+  setRemote(remote: RemoteMedia): void {
+    const codecChanged = this.remote !== undefined && this.remote.audio.codec !== remote.audio.codec;
+    this.remote = remote;
+    this.rtp.setRemote({
+      address: remote.audio.address,
+      port: remote.audio.port,
+      rtcpAddress: remote.audio.rtcpAddress,
+      rtcpPort: remote.audio.rtcpPort,
+    });
+    if (codecChanged && this.toPbx) {
+      // The timeline toward the PBX continues across the switch.
+      this.toPbx = this.createToPbx();
+      this.o.log.info({ codec: remote.audio.codec }, "PBX changed the audio codec");
+    }
+  }
+
+  /** Starts transcoding both ways (the call is answered). */
+  start(): void {
+    if (this.toPbx || this.closed || !this.remote) return;
+    this.toPbx = this.createToPbx();
+    this.toMeta = new PbxToMetaAudio({
+      onFrame: (f) => {
+        if (f.oldestArrivalMs !== undefined) this.latencyToMeta.record(performance.now() - f.oldestArrivalMs);
+        this.emit("audio", { payload: f.payload, timestamp: f.timestamp, arrivalMs: f.oldestArrivalMs ?? performance.now() });
+      },
+    });
+    this.nextComfortAt = performance.now() + PBX_SILENCE_MS;
+    this.untick = this.o.ticker.add((now) => this.onTick(now));
+  }
+
+  get codec(): string | undefined {
+    return this.remote?.audio.codec;
+  }
+
+  sendAudio(frame: OpusFrame): void {
+    this.toPbx?.push({
+      payload: frame.payload,
+      seq: frame.sequenceNumber ?? 0,
+      timestamp: frame.timestamp,
+      ssrc: frame.ssrc,
+      arrivalMs: frame.arrivalMs,
+    });
+  }
+
+  sendDtmf(digit: Digit, durationMs: number): void {
+    if (!this.toPbx || !this.remote) return;
+    const pt = this.remote.audio.telephoneEventPayloadType;
+    if (pt === undefined) {
+      // The PBX takes no RFC 4733: SIP INFO is the fallback PBXs commonly accept.
+      this.o.sendInfo("application/dtmf-relay", `Signal=${digit}\r\nDuration=${durationMs}\r\n`).catch((err: unknown) => {
+        this.o.log.warn({ err, digit }, "DTMF INFO to the PBX failed");
+      });
+      return;
+    }
+    for (const p of dtmfPackets(digit, { clockRate: 8000, timestamp: this.pbxTimestamp, durationMs })) {
+      const send = (): void => void this.rtp.send({ payloadType: pt, payload: Buffer.from(p.payload), timestamp: p.timestamp, marker: p.marker });
+      if (p.sendOffsetMs <= 0) send();
+      else {
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          if (!this.closed) send();
+        }, p.sendOffsetMs);
+        this.timers.add(t);
+      }
+    }
+  }
+
+  /** SIP INFO from the PBX: `application/dtmf-relay` carries keys. */
+  onInfo(contentType: string, body: string): void {
+    if (!/dtmf/i.test(contentType)) return;
+    const signal = /Signal\s*=\s*([0-9*#A-Da-d])/.exec(body)?.[1]?.toUpperCase();
+    const duration = Number(/Duration\s*=\s*(\d+)/.exec(body)?.[1] ?? 160);
+    if (signal && isDtmfDigit(signal)) {
+      this.o.log.info({ digit: signal, durationMs: duration }, "DTMF from PBX (INFO)");
+      this.emit("dtmf", signal, duration);
+    }
+  }
+
+  stats(): PbxMediaStats {
+    return {
+      codec: this.remote?.audio.codec,
+      rtp: this.rtp.stats(),
+      toPbx: this.toPbx?.stats(),
+      toMeta: this.toMeta?.stats(),
+      comfortFrames: this.comfortFrames,
+      latencyToPbx: this.latencyToPbx.snapshot(),
+      latencyToMeta: this.latencyToMeta.snapshot(),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.untick?.();
+    this.untick = undefined;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.toPbx = undefined;
+    this.toMeta = undefined;
+    this.removeAllListeners();
+    await this.rtp.close();
+  }
+
+  private createToPbx(): MetaToPbxAudio {
+    return new MetaToPbxAudio({
+      codec: this.remote!.audio.codec,
+      initialTimestamp: this.pbxTimestamp,
+      onFrame: (f) => {
+        this.pbxTimestamp = f.timestamp;
+        if (f.oldestArrivalMs !== undefined) this.latencyToPbx.record(performance.now() - f.oldestArrivalMs);
+        const pt = this.remote?.audio.payloadType ?? 0;
+        this.rtp.send({ payloadType: pt, payload: Buffer.from(f.payload), timestamp: f.timestamp, marker: f.marker });
+      },
+    });
+  }
+
+  private onPbxRtp(packet: RtpPacket): void {
+    if (!this.toMeta || !this.remote) return;
+    const te = this.remote.audio.telephoneEventPayloadType;
+    if (te !== undefined && packet.payloadType === te) {
+      this.dtmfIn ??= new DtmfReceiver(8000, (d) => {
+        this.o.log.info({ digit: d.digit, durationMs: d.durationMs }, "DTMF from PBX");
+        this.emit("dtmf", d.digit, d.durationMs);
+      });
+      try {
+        this.dtmfIn.push({ payload: packet.payload, timestamp: packet.timestamp });
+      } catch (err) {
+        this.o.log.debug({ err }, "malformed telephone-event from PBX dropped");
+      }
+      return;
+    }
+    const now = performance.now();
+    this.nextComfortAt = now + PBX_SILENCE_MS;
+    this.toMeta.push({ payload: packet.payload, payloadType: packet.payloadType, arrivalMs: now });
+  }
+
+  /** Jitter-buffer deadlines toward the PBX, and comfort audio toward Meta while the PBX is silent. */
+  private onTick(now: number): void {
+    const deadline = this.toPbx?.nextDeadlineMs();
+    if (deadline !== undefined && now >= deadline) this.toPbx!.tick(now);
+    if (this.toMeta && now >= this.nextComfortAt) {
+      const f = this.toMeta.comfortFrame();
+      this.comfortFrames++;
+      this.nextComfortAt += FRAME_MS;
+      // After a stall (a busy event loop) catch up to now rather than bursting frames.
+      if (this.nextComfortAt < now) this.nextComfortAt = now + FRAME_MS;
+      this.emit("audio", { payload: f.payload, timestamp: f.timestamp, arrivalMs: now });
+    }
+  }
+
+  private localSdp(bump: boolean): LocalSdpOptions {
+    if (bump) this.sessionVersion++;
+    return {
+      mediaAddress: this.o.mediaAddress,
+      audioPort: this.rtp.localRtpPort,
+      rtcpPort: this.rtp.localRtcpPort,
+      telephoneEventPayloadType: TELEPHONE_EVENT_PT,
+      sessionId: this.sessionId,
+      sessionVersion: this.sessionVersion,
+    };
+  }
+}
