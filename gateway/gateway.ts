@@ -8,6 +8,8 @@ import { CallManager } from "./call/call-manager.js";
 import { EchoTarget } from "./call/echo-target.js";
 import { CallRegistry } from "./call/registry.js";
 import { MediaTicker } from "./call/media-ticker.js";
+import { PbxMedia } from "./call/pbx-media.js";
+import { SipIngressPolicy } from "./call/sip-ingress.js";
 import { SipTarget } from "./call/sip-target.js";
 import type { CallTarget } from "./call/target.js";
 import { redactConfig, type GatewayConfig } from "./config/config.js";
@@ -81,7 +83,18 @@ export class Gateway {
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
       mediaTimeoutMs: calls.mediaTimeoutMs,
       maxConcurrent: calls.maxConcurrent,
+      ingress: new SipIngressPolicy(config.sip.allowFrom, config.sip.psidHeader),
+      createPbxMedia: (callLog, sendInfo) =>
+        PbxMedia.open({
+          allocator: this.sipRtpPorts,
+          ticker: this.ticker,
+          mediaAddress: this.sipMediaAddress,
+          log: callLog,
+          sendInfo,
+        }),
+      ringTimeoutMs: config.sip.ringTimeoutMs,
     });
+    this.embeddedSip.on("incoming", (invite) => this.calls.handleSipInvite(invite));
     this.metrics = new GatewayMetrics({
       registry: () => this.registry.stats(),
       manager: () => this.calls.stats(),

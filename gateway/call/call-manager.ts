@@ -2,16 +2,24 @@ import type { Logger } from "pino";
 import type { EventDeduper } from "../meta/dedupe.js";
 import { isStaleConnect } from "../meta/dedupe.js";
 import { dedupeKey, type ConnectEvent, type MessengerCallEvent, type ParsedWebhook } from "../meta/webhook.js";
+import type { IncomingSipCall } from "../../sip/signaling.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { InboundCall, type MetaCallControl } from "./inbound-call.js";
+import type { MessengerCall } from "./messenger-call.js";
+import { OutboundCall, type MetaOutboundControl } from "./outbound-call.js";
+import type { PbxMedia } from "./pbx-media.js";
 import type { CallRegistry } from "./registry.js";
+import type { SipIngressPolicy } from "./sip-ingress.js";
 import type { CallTarget } from "./target.js";
+
+/** How long a webhook for a not-yet-known call id is kept (connect's response may be slower). */
+const EARLY_EVENT_MS = 10_000;
 
 export interface CallManagerOptions {
   pageId: string;
   registry: CallRegistry;
   deduper: EventDeduper;
-  meta: MetaCallControl;
+  meta: MetaCallControl & MetaOutboundControl;
   createLeg: (callId: string, log: Logger) => MetaLeg;
   createTarget: (callId: string) => CallTarget;
   log: Logger;
@@ -19,6 +27,10 @@ export interface CallManagerOptions {
   connectTimeoutMs: number;
   mediaTimeoutMs: number;
   maxConcurrent: number;
+  /** Agents' calls to consumers. */
+  ingress: SipIngressPolicy;
+  createPbxMedia: (log: Logger, sendInfo: (contentType: string, body: string) => Promise<unknown>) => Promise<PbxMedia>;
+  ringTimeoutMs: number;
 }
 
 export interface CallManagerStats {
@@ -28,6 +40,7 @@ export interface CallManagerStats {
   unknownCallEvents: number;
   otherPageDropped: number;
   admissionRejected: number;
+  sipRefused: number;
 }
 
 /**
@@ -44,7 +57,13 @@ export class CallManager {
     unknownCallEvents: 0,
     otherPageDropped: 0,
     admissionRejected: 0,
+    sipRefused: 0,
   };
+  /**
+   * Webhooks for a call id not known yet. An agent's call learns its id from connect's response,
+   * and Meta's call_status may overtake that response; such events wait here briefly.
+   */
+  private readonly early = new Map<string, { events: MessengerCallEvent[]; until: number }>();
 
   constructor(private readonly o: CallManagerOptions) {}
 
@@ -102,29 +121,91 @@ export class CallManager {
       case "connect":
         this.onConnect(event);
         return;
-      case "terminate": {
+      case "terminate":
+      case "media_update":
+      case "call_status": {
         const call = this.o.registry.get(event.callId);
         if (!call) return this.unknown(event);
+        this.deliver(call, event);
+        return;
+      }
+    }
+  }
+
+  private deliver(call: MessengerCall, event: MessengerCallEvent): void {
+    switch (event.event) {
+      case "terminate":
         void call.onMetaTerminate(event.status);
         return;
-      }
-      case "media_update": {
-        const call = this.o.registry.get(event.callId);
-        if (!call) return this.unknown(event);
+      case "media_update":
         void call.onMetaMediaUpdate(event.version, event.offer.sdp);
         return;
-      }
       case "call_status":
-        // Only business-initiated calls get call_status; those arrive with outbound calling.
-        if (!this.o.registry.get(event.callId)) this.unknown(event);
+        void call.onMetaCallStatus(event.status);
+        return;
+      case "connect":
         return;
     }
+  }
+
+  /** An agent's INVITE: checked against the ingress policy before anything reaches Meta. */
+  handleSipInvite(invite: IncomingSipCall): void {
+    const log = this.o.log.child({ sipCallId: invite.sipCallId, direction: "outbound" });
+    const decision = this.o.ingress.check(invite);
+    if ("status" in decision) {
+      this.counters.sipRefused++;
+      log.warn({ source: invite.source.address, status: decision.status, detail: decision.detail }, "agent call refused");
+      invite.reject(decision.status, decision.reason);
+      return;
+    }
+    if (!invite.remoteSdp) {
+      this.counters.sipRefused++;
+      log.warn("agent call without an SDP offer refused");
+      invite.reject(488, "SDP Offer Required");
+      return;
+    }
+    if (this.draining || this.atCapacity) {
+      this.counters.admissionRejected++;
+      invite.reject(503, "Service Unavailable");
+      return;
+    }
+    void this.startOutbound(invite, decision.psid, log.child({ psid: decision.psid }));
+  }
+
+  private async startOutbound(invite: IncomingSipCall, psid: string, log: Logger): Promise<void> {
+    let media: PbxMedia;
+    try {
+      media = await this.o.createPbxMedia(log, (contentType, body) => invite.sendInfo(contentType, body));
+    } catch (err) {
+      log.error({ err }, "no media ports for an agent call");
+      invite.reject(503, "No Media Ports");
+      return;
+    }
+    const call = new OutboundCall({
+      sip: invite,
+      psid,
+      leg: this.o.createLeg(`sip:${invite.sipCallId}`, log),
+      media,
+      meta: this.o.meta,
+      log,
+      register: (callId, c) => {
+        this.o.registry.add(c, callId);
+        const early = this.early.get(callId);
+        this.early.delete(callId);
+        for (const e of early?.events ?? []) this.deliver(c, e);
+      },
+      ringTimeoutMs: this.o.ringTimeoutMs,
+      mediaTimeoutMs: this.o.mediaTimeoutMs,
+    });
+    log.info({ from: invite.from.uri }, "agent call received");
+    await call.start();
   }
 
   private onConnect(event: ConnectEvent): void {
     const log = this.o.log.child({ callId: event.callId });
     if (event.direction !== "user_initiated") {
-      log.warn({ direction: event.direction }, "connect for a call we did not place: ignored");
+      // Meta announces the calls our agents place; the call itself is driven by connect's response.
+      log.debug("connect webhook for an agent's call");
       return;
     }
     if (this.o.registry.knows(event.callId)) {
@@ -161,7 +242,16 @@ export class CallManager {
   }
 
   private unknown(event: MessengerCallEvent): void {
-    this.counters.unknownCallEvents++;
-    this.o.log.debug({ callId: event.callId, event: event.event }, "event for no live call");
+    const now = Date.now();
+    for (const [id, e] of this.early) if (e.until < now) this.early.delete(id);
+    if (this.o.registry.knows(event.callId)) {
+      this.counters.unknownCallEvents++;
+      this.o.log.debug({ callId: event.callId, event: event.event }, "event for an ended call");
+      return;
+    }
+    const entry = this.early.get(event.callId) ?? { events: [], until: now + EARLY_EVENT_MS };
+    if (entry.events.length < 16) entry.events.push(event);
+    this.early.set(event.callId, entry);
+    this.o.log.debug({ callId: event.callId, event: event.event }, "event for no live call kept briefly");
   }
 }

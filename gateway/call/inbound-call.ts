@@ -5,6 +5,8 @@ import { GraphApiError } from "../meta/graph-errors.js";
 import { MediaVersionMachine } from "../meta/media-version.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { ConsumerMedia } from "./consumer-media.js";
+import type { MessengerCall } from "./messenger-call.js";
+import type { PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
 import type { CallTarget, TargetFailure } from "./target.js";
 
@@ -39,6 +41,11 @@ export type CallOutcome =
   | "media-failed"
   | "media-timeout"
   | "consumer-gone"
+  | "consumer-declined"
+  | "consumer-no-answer"
+  | "no-permission"
+  | "connect-failed"
+  | "pbx-cancelled"
   | "error";
 
 export interface CallEndInfo {
@@ -77,7 +84,8 @@ export interface InboundCallOptions {
  * "connected" means someone is there). Meta answers in the HTTP response and re-offers; the
  * consumer's audio then arrives on the transceiver the re-offer added.
  */
-export class InboundCall extends EventEmitter<InboundCallEvents> {
+export class InboundCall extends EventEmitter<InboundCallEvents> implements MessengerCall {
+  readonly direction = "inbound";
   private _state: InboundCallState = "ringing";
   private readonly queue: SerialQueue;
   private readonly startedAt = Date.now();
@@ -162,6 +170,19 @@ export class InboundCall extends EventEmitter<InboundCallEvents> {
       this.mediaVersion.remoteApplied(decision.offer.version);
       this.o.log.info({ version }, "media_update applied");
     });
+  }
+
+  pbxMediaStats(): PbxMediaStats | undefined {
+    return this.o.target.pbxMediaStats?.();
+  }
+
+  whenEnded(listener: (info: CallEndInfo) => void): void {
+    this.once("ended", listener);
+  }
+
+  /** call_status belongs to calls the business placed; a consumer's call never gets one. */
+  async onMetaCallStatus(status: "ringing" | "accepted"): Promise<void> {
+    this.o.log.warn({ status }, "call_status for a consumer-initiated call ignored");
   }
 
   /** Ends the call from our side (operator, shutdown). */

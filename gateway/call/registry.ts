@@ -1,4 +1,5 @@
-import type { CallEndInfo, CallOutcome, InboundCall } from "./inbound-call.js";
+import type { CallEndInfo, CallOutcome } from "./inbound-call.js";
+import type { MessengerCall } from "./messenger-call.js";
 
 export interface RegistryStats {
   active: number;
@@ -11,7 +12,7 @@ export interface RegistryStats {
  * a connect retried by Meta after the call ended does not start it again.
  */
 export class CallRegistry {
-  private readonly calls = new Map<string, InboundCall>();
+  private readonly calls = new Map<string, MessengerCall>();
   private readonly endedIds = new Map<string, number>();
   private readonly counters: RegistryStats = { active: 0, started: 0, ended: {} };
   private readonly endListeners: ((info: CallEndInfo) => void)[] = [];
@@ -22,7 +23,7 @@ export class CallRegistry {
     return this.calls.size;
   }
 
-  get(callId: string): InboundCall | undefined {
+  get(callId: string): MessengerCall | undefined {
     return this.calls.get(callId);
   }
 
@@ -32,12 +33,13 @@ export class CallRegistry {
     return this.calls.has(callId) || this.endedIds.has(callId);
   }
 
-  add(call: InboundCall): void {
-    this.calls.set(call.callId, call);
+  /** Registers a call under its Messenger call id (given when the call learns it later). */
+  add(call: MessengerCall, callId: string = call.callId): void {
+    this.calls.set(callId, call);
     this.counters.started++;
-    call.once("ended", (info) => {
-      this.calls.delete(info.callId);
-      this.endedIds.set(info.callId, Date.now());
+    call.whenEnded((info) => {
+      this.calls.delete(callId);
+      this.endedIds.set(callId, Date.now());
       this.counters.ended[info.outcome] = (this.counters.ended[info.outcome] ?? 0) + 1;
       for (const l of this.endListeners) l(info);
     });
@@ -47,7 +49,7 @@ export class CallRegistry {
     this.endListeners.push(listener);
   }
 
-  all(): InboundCall[] {
+  all(): MessengerCall[] {
     return [...this.calls.values()];
   }
 

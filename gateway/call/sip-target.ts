@@ -77,6 +77,10 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     this.removeAllListeners();
   }
 
+  pbxMediaStats(): PbxMediaStats | undefined {
+    return this.media?.stats();
+  }
+
   stats(): SipTargetStats {
     return { state: this._state, sipCallId: this.sip?.sipCallId, ...this.media?.stats() };
   }

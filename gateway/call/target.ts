@@ -1,4 +1,5 @@
 import type { EventEmitter } from "node:events";
+import type { PbxMediaStats } from "./pbx-media.js";
 
 /** Why the far end did not take the call. */
 export type TargetFailure = "busy" | "declined" | "unreachable" | "no-answer" | "failed";
@@ -43,6 +44,8 @@ export interface CallTarget extends EventEmitter<CallTargetEvents> {
   sendAudio(frame: OpusFrame): void;
   /** A digit the consumer pressed, with its duration in ms. */
   sendDtmf(digit: Digit, durationMs: number): void;
+  /** Media figures of the far end's leg, when it is a SIP leg with media. */
+  pbxMediaStats?(): PbxMediaStats | undefined;
   /** Ends the far end's side (cancel before answer, hang up after); idempotent. */
   hangup(reason: string): Promise<void>;
 }

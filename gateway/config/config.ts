@@ -22,6 +22,12 @@ export interface GatewayConfig {
     transports: ("udp" | "tcp")[];
     /** Credentials for digest challenges (401/407) from the PBX or its proxy. */
     auth: { username: string; password: string } | undefined;
+    /** Sources (IPs and CIDRs) allowed to place agent calls; empty = none. */
+    allowFrom: string[];
+    /** Where an agent's INVITE names the consumer: the Request-URI user part, or this header. */
+    psidHeader: string | undefined;
+    /** Give up on a consumer who does not pick up an agent's call. */
+    ringTimeoutMs: number;
   };
   media: {
     rtpPortMin: number;
@@ -77,6 +83,9 @@ export const CONFIG_KEYS = [
   "SIP_TRANSPORTS",
   "SIP_AUTH_USER",
   "SIP_AUTH_PASSWORD",
+  "SIP_ALLOW_FROM",
+  "SIP_PSID_HEADER",
+  "RING_TIMEOUT_MS",
   "RTP_PORT_MIN",
   "RTP_PORT_MAX",
   "PUBLIC_IP",
@@ -197,6 +206,9 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060"), true),
       transports: parseTransports(str("SIP_TRANSPORTS", "udp,tcp")),
       auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
+      allowFrom: parseAllowList(optional("SIP_ALLOW_FROM")),
+      psidHeader: parseHeaderName(optional("SIP_PSID_HEADER")),
+      ringTimeoutMs: int("RING_TIMEOUT_MS", 60_000, 1_000, 300_000),
     },
     media: {
       rtpPortMin,
@@ -244,6 +256,26 @@ function parseSipAuth(username: string | undefined, password: string | undefined
   if (username === undefined) throw new ConfigError("SIP_AUTH_USER", "is required when SIP_AUTH_PASSWORD is set");
   if (password === undefined) throw new ConfigError("SIP_AUTH_PASSWORD", "is required when SIP_AUTH_USER is set");
   return { username, password };
+}
+
+function parseAllowList(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  const entries = raw.split(",").map((e) => e.trim()).filter(Boolean);
+  for (const e of entries) {
+    const [addr, bits, extra] = e.split("/");
+    const family = isIP(addr ?? "");
+    const max = family === 6 ? 128 : 32;
+    if (family === 0 || extra !== undefined || (bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > max))) {
+      throw new ConfigError("SIP_ALLOW_FROM", `"${e}" is not an IP address or CIDR`);
+    }
+  }
+  return entries;
+}
+
+function parseHeaderName(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[A-Za-z0-9-]+$/.test(raw)) throw new ConfigError("SIP_PSID_HEADER", `"${raw}" is not a header name`);
+  return raw;
 }
 
 function parseStunUrls(raw: string | undefined): string[] {

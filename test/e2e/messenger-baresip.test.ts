@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SipTarget } from "../../gateway/call/sip-target.js";
 import { detectTone } from "../../transcode/tone.js";
 import { Baresip } from "../../scripts/peers/baresip.js";
 import { sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
@@ -33,7 +32,7 @@ describe("Messenger consumer call to a real SIP phone", () => {
     expect(heard.levelDbfs).toBeGreaterThan(-35);
 
     const gw = h.gateway.registry.get(call.id)!;
-    const stats = (gw.target as SipTarget).stats();
+    const stats = gw.pbxMediaStats()!;
     expect(stats.codec).toBe("PCMU");
     expect(stats.rtp!.packetsReceived).toBeGreaterThan(50);
     expect(stats.rtp!.packetsSent).toBeGreaterThan(50);

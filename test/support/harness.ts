@@ -95,8 +95,9 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, what: stri
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Graph API requests the simulator received for one action (and call). */
-export function graphRequests(sim: MetaSimulator, action: string, callId?: string): MetaSimulator["requests"][number][] {
+export function graphRequests(sim: MetaSimulator, action?: string, callId?: string): MetaSimulator["requests"][number][] {
   return sim.requests.filter((r) => {
+    if (action === undefined) return r.action === "connect";
     if (r.action !== action) return false;
     if (callId === undefined) return true;
     const body = r.body as { call_id?: unknown } | undefined;

@@ -1,0 +1,349 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import { readRemoteMedia } from "../../sip/sdp.js";
+import type { IncomingSipCall } from "../../sip/signaling.js";
+import { GraphApiError } from "../meta/graph-errors.js";
+import { MediaVersionMachine } from "../meta/media-version.js";
+import type { MetaLeg } from "../webrtc/meta-leg.js";
+import { ConsumerMedia } from "./consumer-media.js";
+import type { CallEndInfo, CallOutcome } from "./inbound-call.js";
+import type { MessengerCall } from "./messenger-call.js";
+import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
+import { SerialQueue } from "./serial-queue.js";
+
+/** The Graph API calls an agent's call to a consumer makes; the GraphClient provides them. */
+export interface MetaOutboundControl {
+  getCallPermission(psid: string): Promise<{ status: "has_permission" | "no_permission"; canStartCall: boolean }>;
+  connect(psid: string, sdpOffer: string): Promise<{ callId: string; answer: string }>;
+  terminate(callId: string): Promise<void>;
+}
+
+/**
+ * Named states of a business-initiated Messenger call (an agent calls a consumer):
+ * - `checking`: the PBX's INVITE is in; the consumer's call permission is being read;
+ * - `connecting`: `connect` with our offer is in flight;
+ * - `ringing`: Meta answered; waiting for the consumer (180 sent on `call_status: ringing`);
+ * - `answering`: the consumer picked up; our 200 OK is out, waiting for the ACK;
+ * - `active`: both legs up, audio both ways (the consumer's audio needs Meta's pickup re-offer);
+ * - `ended`.
+ */
+export type OutboundCallState = "checking" | "connecting" | "ringing" | "answering" | "active" | "ended";
+
+export interface OutboundCallOptions {
+  sip: IncomingSipCall;
+  psid: string;
+  leg: MetaLeg;
+  media: PbxMedia;
+  meta: MetaOutboundControl;
+  log: Logger;
+  /** The call is registered under Meta's call id as soon as `connect` returns it. */
+  register: (callId: string, call: OutboundCall) => void;
+  /** Give up on a consumer who does not pick up. */
+  ringTimeoutMs: number;
+  mediaTimeoutMs: number;
+}
+
+/**
+ * An agent on the PBX calls a consumer. Our offer goes out in `connect` (never retried: a retry
+ * could ring the consumer twice) and Meta's answer comes back in its response; `call_status`
+ * webhooks drive 180 and 200 toward the PBX, and the `media_update` re-offer after pickup brings
+ * the consumer's audio.
+ */
+export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [OutboundCallState] }> implements MessengerCall {
+  readonly direction = "outbound";
+  private _state: OutboundCallState = "checking";
+  private _callId: string;
+  private readonly queue: SerialQueue;
+  private readonly startedAt = Date.now();
+  private readonly consumer: ConsumerMedia;
+  private readonly mediaVersion = new MediaVersionMachine();
+  private ringTimer: NodeJS.Timeout | undefined;
+  private mediaTimer: NodeJS.Timeout | undefined;
+  private pickedUp = false;
+
+  constructor(private readonly o: OutboundCallOptions) {
+    super();
+    this._callId = `sip:${o.sip.sipCallId}`;
+    this.queue = new SerialQueue((err) => this.failFromError(err));
+    this.consumer = new ConsumerMedia(o.leg, o.log);
+  }
+
+  get callId(): string {
+    return this._callId;
+  }
+
+  get state(): OutboundCallState {
+    return this._state;
+  }
+
+  start(): Promise<void> {
+    return this.queue.push(async () => {
+      const { sip, leg, media, meta, log, psid } = this.o;
+      sip.on("cancel", () => void this.queue.push(() => this.onPbxCancel()));
+      sip.on("ended", (reason) => void this.queue.push(() => this.onPbxEnded(reason)));
+      sip.on("reinvite", (offer, respond) => {
+        try {
+          media.setRemote(readRemoteMedia(offer));
+          respond(media.answer(offer));
+        } catch (err) {
+          log.warn({ err }, "PBX re-INVITE refused");
+          respond({ status: 488, reason: "Not Acceptable Here" });
+        }
+      });
+      sip.on("info", (contentType, body) => media.onInfo(contentType, body));
+      media.on("audio", (frame) => this.consumer.send(frame));
+      media.on("dtmf", (digit, ms) => this.consumer.sendDtmf(digit, ms));
+      this.consumer.on("audio", (frame) => media.sendAudio(frame));
+      this.consumer.on("dtmf", (digit, ms) => media.sendDtmf(digit, ms));
+      leg.on("state", (s) => {
+        if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
+        if (s === "connected") void this.queue.push(() => this.maybeActive());
+      });
+
+      // 1. The consumer must have granted permission; without it Meta refuses connect anyway, and
+      //    asking first costs no ring.
+      let permitted: boolean;
+      try {
+        const p = await meta.getCallPermission(psid);
+        permitted = p.status === "has_permission" && p.canStartCall;
+      } catch (err) {
+        await this.refuse(sipStatusForGraphError(err), "connect-failed", `permission check failed: ${(err as Error).message}`);
+        return;
+      }
+      if (this.isEnded()) return;
+      if (!permitted) {
+        await this.refuse({ status: 403, reason: "Consumer Has Not Granted Call Permission" }, "no-permission", "no call permission");
+        return;
+      }
+
+      // 2. Our offer in connect; Meta's answer in its response.
+      this.setState("connecting");
+      const offer = await leg.createOffer();
+      let connected: { callId: string; answer: string };
+      try {
+        connected = await meta.connect(psid, offer);
+      } catch (err) {
+        await this.refuse(sipStatusForGraphError(err), "connect-failed", (err as Error).message);
+        return;
+      }
+      this._callId = connected.callId;
+      this.o.register(connected.callId, this);
+      log.info({ callId: connected.callId }, "consumer call placed");
+      if (this.isEnded()) {
+        // The PBX cancelled while connect was in flight: the consumer is ringing now, stop it.
+        await meta.terminate(connected.callId).catch((e: unknown) => log.warn({ err: e }, "terminate failed"));
+        return;
+      }
+      await leg.applyAnswer(connected.answer);
+      this.setState("ringing");
+      this.ringTimer = setTimeout(
+        () => void this.queue.push(() => this.endBoth("consumer-no-answer", `not answered within ${this.o.ringTimeoutMs} ms`)),
+        this.o.ringTimeoutMs,
+      );
+    });
+  }
+
+  onMetaCallStatus(status: "ringing" | "accepted"): Promise<void> {
+    return this.queue.push(async () => {
+      if (status === "ringing" && this._state === "ringing") {
+        this.o.sip.ringing();
+        this.o.log.info("consumer ringing");
+        return;
+      }
+      if (status === "accepted" && this._state === "ringing") await this.onPickup();
+    });
+  }
+
+  onMetaMediaUpdate(version: number, sdp: string): Promise<void> {
+    return this.queue.push(async () => {
+      if (this.isEnded() || this._state === "checking" || this._state === "connecting") return;
+      const decision = this.mediaVersion.onWebhook({ version, sdp });
+      if (decision.kind !== "apply") {
+        this.o.log.info({ version, current: this.mediaVersion.version }, "media_update not applied");
+        return;
+      }
+      await this.o.leg.applyOffer(decision.offer.sdp);
+      this.mediaVersion.remoteApplied(decision.offer.version);
+      this.o.log.info({ version }, "media_update applied");
+      // Meta's pickup re-offer is the consumer's side of the media: without it, no inbound audio.
+      await this.maybeActive();
+    });
+  }
+
+  onMetaTerminate(status: string): Promise<void> {
+    return this.queue.push(async () => {
+      if (this.isEnded()) return;
+      if (!this.pickedUp) {
+        // Messenger has no "rejected" status: a terminate before pickup is a decline or a timeout.
+        const ringingFor = Date.now() - this.startedAt;
+        const noAnswer = status !== "Completed" || ringingFor >= this.o.ringTimeoutMs * 0.9;
+        await this.refuse(
+          noAnswer ? { status: 480, reason: "Consumer Did Not Answer" } : { status: 486, reason: "Consumer Declined" },
+          noAnswer ? "consumer-no-answer" : "consumer-declined",
+          `terminate webhook (${status}) before pickup`,
+          false,
+        );
+        return;
+      }
+      await this.finish("completed-consumer-hangup", `terminate webhook (${status})`, { tellMeta: false });
+    });
+  }
+
+  hangup(detail = "local hangup"): Promise<void> {
+    return this.queue.push(() => this.endBoth("completed-local-hangup", detail));
+  }
+
+  pbxMediaStats(): PbxMediaStats | undefined {
+    return this.o.media.stats();
+  }
+
+  whenEnded(listener: (info: CallEndInfo) => void): void {
+    this.once("ended", listener);
+  }
+
+  private async onPickup(): Promise<void> {
+    this.pickedUp = true;
+    this.clearRingTimer();
+    this.setState("answering");
+    const { sip, media, log } = this.o;
+    const offer = sip.remoteSdp!;
+    media.setRemote(readRemoteMedia(offer));
+    const answer = media.answer(offer);
+    media.start();
+    log.info("consumer picked up; answering the PBX");
+    // accept() resolves on the ACK; the call goes on meanwhile (the queue is not held by it).
+    sip.accept(answer).then(
+      (acked) => {
+        if (!acked) void this.queue.push(() => this.endBoth("error", "the PBX never acknowledged our 200 OK"));
+      },
+      (err: unknown) => void this.queue.push(() => this.endBoth("error", `answering the PBX failed: ${(err as Error).message}`)),
+    );
+    await this.maybeActive();
+  }
+
+  /** Active once the consumer picked up, DTLS is up, and Meta's pickup re-offer has been applied. */
+  private async maybeActive(): Promise<void> {
+    if (this._state !== "answering") return;
+    if (this.o.leg.state !== "connected" || this.mediaVersion.version === 0) return;
+    this.setState("active");
+    this.consumer.startFlowing();
+    this.armMediaTimer();
+    this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
+  }
+
+  private async onPbxCancel(): Promise<void> {
+    if (this.isEnded()) return;
+    // The SIP layer already answered 200 and 487; the consumer must stop ringing.
+    await this.finish("pbx-cancelled", "CANCEL from the PBX", { tellMeta: this._state !== "checking" && this._state !== "connecting" });
+  }
+
+  private async onPbxEnded(reason: string): Promise<void> {
+    if (this.isEnded()) return;
+    await this.finish("completed-target-hangup", `SIP dialog ended (${reason})`, { tellMeta: true });
+  }
+
+  private async endBoth(outcome: CallOutcome, detail: string): Promise<void> {
+    if (this.isEnded()) return;
+    if (!this.pickedUp && outcome === "consumer-no-answer") {
+      await this.refuse({ status: 480, reason: "Consumer Did Not Answer" }, outcome, detail, true);
+      return;
+    }
+    if (!this.pickedUp) {
+      await this.refuse({ status: 500, reason: "Call Failed" }, outcome, detail, this._state !== "checking");
+      return;
+    }
+    await this.finish(outcome, detail, { tellMeta: true });
+  }
+
+  /** Before pickup: a final SIP response that says why, and the call ended at Meta if it exists there. */
+  private async refuse(
+    response: { status: number; reason: string },
+    outcome: CallOutcome,
+    detail: string,
+    tellMeta = false,
+  ): Promise<void> {
+    if (this.isEnded()) return;
+    this.o.log.info({ status: response.status, reason: response.reason, detail }, "agent's call refused");
+    this.o.sip.reject(response.status, response.reason);
+    await this.finish(outcome, detail, { tellMeta });
+  }
+
+  private async finish(outcome: CallOutcome, detail: string, opts: { tellMeta: boolean }): Promise<void> {
+    if (this.isEnded()) return;
+    this.setState("ended");
+    this.clearRingTimer();
+    if (this.mediaTimer) clearInterval(this.mediaTimer);
+    this.mediaTimer = undefined;
+    const { meta, leg, media, sip, log } = this.o;
+    if (opts.tellMeta && this._callId.startsWith("c_")) {
+      await meta.terminate(this._callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
+    }
+    this.consumer.stop();
+    await Promise.allSettled([sip.hangup(), leg.close(), media.close()]);
+    this.queue.close();
+    const info: CallEndInfo = {
+      callId: this._callId,
+      outcome,
+      detail,
+      durationMs: Date.now() - this.startedAt,
+      mediaFlowed: this.consumer.mediaFlowed,
+    };
+    log.info({ outcome, detail, durationMs: info.durationMs, leg: leg.stats() }, "call ended");
+    this.emit("ended", info);
+    this.removeAllListeners();
+  }
+
+  private failFromError(err: unknown): void {
+    this.o.log.error({ err }, "call step failed");
+    void this.endBoth("error", err instanceof Error ? err.message : String(err));
+  }
+
+  private armMediaTimer(): void {
+    const check = Math.min(5_000, this.o.mediaTimeoutMs);
+    this.mediaTimer = setInterval(() => {
+      const s = this.o.leg.stats();
+      const last = s.lastPacketInAt ?? s.connectedAt ?? Date.now();
+      if (Date.now() - last > this.o.mediaTimeoutMs) {
+        void this.queue.push(() => this.endBoth("media-timeout", `no RTP from Meta for ${this.o.mediaTimeoutMs} ms`));
+      }
+    }, check);
+    this.mediaTimer.unref();
+  }
+
+  private clearRingTimer(): void {
+    if (this.ringTimer) clearTimeout(this.ringTimer);
+    this.ringTimer = undefined;
+  }
+
+  private isEnded(): boolean {
+    return this._state === "ended";
+  }
+
+  private setState(s: OutboundCallState): void {
+    if (this._state === s) return;
+    this._state = s;
+    this.o.log.debug({ state: s }, "call state");
+    this.emit("state", s);
+  }
+}
+
+/** A Graph API failure as the SIP final response an agent's phone can show. */
+export function sipStatusForGraphError(err: unknown): { status: number; reason: string } {
+  if (!(err instanceof GraphApiError)) return { status: 500, reason: "Gateway Error" };
+  if (err.kind === "timeout") return { status: 504, reason: "Meta Did Not Answer" };
+  if (err.kind === "network") return { status: 503, reason: "Meta Unreachable" };
+  switch (err.errorClass) {
+    case "permission":
+      return { status: 403, reason: "Consumer Has Not Granted Call Permission" };
+    case "rate-limit":
+      return { status: 503, reason: "Meta Rate Limit" };
+    case "invalid-sdp":
+      return { status: 488, reason: "Meta Refused The Media Offer" };
+    case "auth":
+      return { status: 503, reason: "Page Token Refused By Meta" };
+    case "call-gone":
+      return { status: 480, reason: "Call No Longer Exists" };
+    default:
+      return { status: 502, reason: "Meta Refused The Call" };
+  }
+}
