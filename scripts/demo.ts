@@ -6,7 +6,6 @@
  * ways. `npm run demo -- --echo` uses the gateway's echo target instead of a phone.
  */
 import { loadConfig } from "../gateway/config/config.js";
-import type { SipTarget } from "../gateway/call/sip-target.js";
 import { Gateway } from "../gateway/gateway.js";
 import { createLogger } from "../gateway/log.js";
 import { MetaSimulator } from "../sim/index.js";
@@ -62,7 +61,7 @@ async function main(): Promise<number> {
     const gwCall = gateway.registry.get(call.id);
     const consumer = call.consumer.stats;
     const heard = call.consumer.detectTone(1);
-    const sipStats = phone && gwCall ? (gwCall.target as SipTarget).stats() : undefined;
+    const sipStats = phone && gwCall ? gwCall.pbxMediaStats() : undefined;
     out(`\nMeta → gateway   ${consumer.packetsSent} Opus packets sent by the consumer`);
     if (sipStats?.rtp && sipStats.latencyToPbx && sipStats.latencyToMeta) {
       const r = sipStats.rtp;

@@ -18,6 +18,8 @@ export interface BaresipOptions {
   rtpPortMin: number;
   audioCodecs?: string;
   user?: string;
+  /** Dial this URI as soon as the phone is up (the phone is then the calling agent). */
+  dial?: string;
 }
 
 /**
@@ -70,7 +72,8 @@ export class Baresip {
       join(dir, "accounts"),
       `<sip:${user}@127.0.0.1:${o.port}>;regint=0;answermode=auto;audio_codecs=${o.audioCodecs ?? "PCMU,PCMA"}\n`,
     );
-    const proc = spawn("baresip", ["-f", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    const args = ["-f", dir, ...(o.dial ? ["-e", `/dial ${o.dial}`] : [])];
+    const proc = spawn("baresip", args, { stdio: ["pipe", "pipe", "pipe"] });
     const phone = new Baresip(proc, dir, `sip:${user}@127.0.0.1:${o.port}`);
     const until = Date.now() + 5000;
     while (!phone.log.includes("baresip is ready") && !phone.log.includes("Useragent")) {
@@ -91,6 +94,11 @@ export class Baresip {
     const last = files.at(-1);
     if (!last) return { pcm: new Int16Array(0), sampleRate: 8000 };
     return parseWav(readFileSync(join(this.dir, "rec", last)));
+  }
+
+  /** Hangs up the current call (menu command on its control input). */
+  hangup(): void {
+    this.proc.stdin?.write("/hangup\n");
   }
 
   async stop(): Promise<void> {
