@@ -93,6 +93,7 @@ export class Gateway {
           sendInfo,
         }),
       ringTimeoutMs: config.sip.ringTimeoutMs,
+      requestPermission: config.sip.requestPermission,
     });
     this.embeddedSip.on("incoming", (invite) => this.calls.handleSipInvite(invite));
     this.metrics = new GatewayMetrics({

@@ -28,6 +28,7 @@ export type CallsRequest =
 export type GraphRoute =
   | { kind: "calls"; version: string; pageId: string }
   | { kind: "call-permissions"; version: string; pageId: string }
+  | { kind: "messages"; version: string; pageId: string }
   | { kind: "unknown"; version: string | undefined; objectId: string | undefined };
 
 /** `/v26.0/<page-id>/calls` and `/v26.0/<page-id>/messenger_call_permissions`; any `vNN.N` version. */
@@ -40,6 +41,7 @@ export function routeGraphPath(pathname: string): GraphRoute {
   }
   if (edge === "calls") return { kind: "calls", version, pageId: objectId };
   if (edge === "messenger_call_permissions") return { kind: "call-permissions", version, pageId: objectId };
+  if (edge === "messages") return { kind: "messages", version, pageId: objectId };
   return { kind: "unknown", version, objectId };
 }
 

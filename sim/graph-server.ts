@@ -34,6 +34,8 @@ export interface CallPermissionsResponse {
 export interface GraphBackend {
   handleCalls(request: CallsRequest): Promise<CallsSuccess>;
   callPermissions(psid: string): CallPermissionsResponse;
+  /** Send API: only the `calling_optin` template (the call permission request) is simulated. */
+  sendMessage(body: unknown): { recipient_id: string; message_id: string };
 }
 
 /** An injected answer for the next request with a given action: a Graph error, or no answer at all. */
@@ -172,6 +174,14 @@ export class GraphServer {
       record.body = parseBody(record.rawBody, req.headers["content-type"]);
     } catch (error) {
       return this.fail(res, record, graphErrors.invalidBody(error instanceof Error ? error.message : String(error)));
+    }
+    if (route.kind === "messages") {
+      try {
+        return this.answer(res, record, 200, this.backend.sendMessage(record.body));
+      } catch (error) {
+        if (error instanceof GraphApiError) return this.fail(res, record, error);
+        throw error;
+      }
     }
     record.action = actionOf(record.body);
 

@@ -14,7 +14,7 @@ import {
   type PermissionStatus,
   type SdpPayload,
 } from "./graph-server.js";
-import { newCallId, newPsid } from "./ids.js";
+import { newCallId, newFbtraceId, newPsid } from "./ids.js";
 import { LOOPBACK_HOST } from "./loopback-ice.js";
 import { validateBusinessOffer, type OfferRules } from "./sdp-validation.js";
 import { SimCall, type ConsumerActions } from "./sim-call.js";
@@ -112,7 +112,10 @@ export class MetaSimulator {
   private readonly backend: GraphBackend = {
     handleCalls: (request) => this.handleCalls(request),
     callPermissions: (psid) => this.callPermissions(psid),
+    sendMessage: (body) => this.sendMessage(body),
   };
+  /** Call permission requests sent per PSID, with their times (Meta allows 2 per thread per day). */
+  private readonly permissionRequests = new Map<string, number[]>();
   /** What SimCall calls into when a test makes the consumer act. */
   private readonly consumerActions: ConsumerActions = {
     hangup: (record, status, delivery) => this.consumerHangsUp(record, status, delivery),
@@ -268,6 +271,29 @@ export class MetaSimulator {
     }
   }
 
+  /** Permission requests (`calling_optin`) the business sent to a consumer in the last 24 h. */
+  permissionRequestsTo(psid: string): number {
+    const dayAgo = Date.now() - 24 * 3600 * 1000;
+    return (this.permissionRequests.get(psid) ?? []).filter((t) => t > dayAgo).length;
+  }
+
+  private sendMessage(body: unknown): { recipient_id: string; message_id: string } {
+    const b = body as { recipient?: { id?: unknown }; message?: { attachment?: { type?: unknown; payload?: { template_type?: unknown } } } };
+    const psid = typeof b?.recipient?.id === "string" ? b.recipient.id : undefined;
+    if (!psid) throw graphErrors.invalidParameter("recipient.id is required");
+    const attachment = b.message?.attachment;
+    if (attachment?.type !== "template" || attachment.payload?.template_type !== "calling_optin") {
+      throw graphErrors.invalidParameter("only the calling_optin template is simulated");
+    }
+    if (this.permissionRequestsTo(psid) >= 2) {
+      throw graphErrors.invalidParameter("Call permission request limit reached: 2 per thread per day");
+    }
+    const times = this.permissionRequests.get(psid) ?? [];
+    times.push(Date.now());
+    this.permissionRequests.set(psid, times);
+    return { recipient_id: psid, message_id: `m_${newFbtraceId()}` };
+  }
+
   private callPermissions(psid: string): CallPermissionsResponse {
     const status = this.permissions.get(psid) ?? this.options.defaultPermission ?? DEFAULTS.defaultPermission;
     const granted = status === "has_permission";
@@ -278,8 +304,8 @@ export class MetaSimulator {
       actions: [
         {
           action_name: "send_call_permission_request",
-          can_perform_action: !granted,
-          limits: [{ time_period: "PT24H", max_allowed_per_user: 2, current_usage: 0 }],
+          can_perform_action: !granted && this.permissionRequestsTo(psid) < 2,
+          limits: [{ time_period: "PT24H", max_allowed_per_user: 2, current_usage: this.permissionRequestsTo(psid) }],
         },
         { action_name: "start_call", can_perform_action: granted },
       ],

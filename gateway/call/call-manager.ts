@@ -31,6 +31,7 @@ export interface CallManagerOptions {
   ingress: SipIngressPolicy;
   createPbxMedia: (log: Logger, sendInfo: (contentType: string, body: string) => Promise<unknown>) => Promise<PbxMedia>;
   ringTimeoutMs: number;
+  requestPermission: boolean;
 }
 
 export interface CallManagerStats {
@@ -196,6 +197,7 @@ export class CallManager {
       },
       ringTimeoutMs: this.o.ringTimeoutMs,
       mediaTimeoutMs: this.o.mediaTimeoutMs,
+      requestPermission: this.o.requestPermission,
     });
     log.info({ from: invite.from.uri }, "agent call received");
     await call.start();

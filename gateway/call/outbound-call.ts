@@ -13,7 +13,8 @@ import { SerialQueue } from "./serial-queue.js";
 
 /** The Graph API calls an agent's call to a consumer makes; the GraphClient provides them. */
 export interface MetaOutboundControl {
-  getCallPermission(psid: string): Promise<{ status: "has_permission" | "no_permission"; canStartCall: boolean }>;
+  getCallPermission(psid: string): Promise<{ status: "has_permission" | "no_permission"; canStartCall: boolean; canRequestPermission: boolean }>;
+  requestCallPermission(psid: string): Promise<void>;
   connect(psid: string, sdpOffer: string): Promise<{ callId: string; answer: string }>;
   terminate(callId: string): Promise<void>;
 }
@@ -41,6 +42,8 @@ export interface OutboundCallOptions {
   /** Give up on a consumer who does not pick up. */
   ringTimeoutMs: number;
   mediaTimeoutMs: number;
+  /** Without permission, ask the consumer for it (Messenger's calling_optin) when Meta allows. */
+  requestPermission: boolean;
 }
 
 /**
@@ -103,15 +106,27 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
       // 1. The consumer must have granted permission; without it Meta refuses connect anyway, and
       //    asking first costs no ring.
       let permitted: boolean;
+      let mayAsk = false;
       try {
         const p = await meta.getCallPermission(psid);
         permitted = p.status === "has_permission" && p.canStartCall;
+        mayAsk = p.canRequestPermission;
       } catch (err) {
         await this.refuse(sipStatusForGraphError(err), "connect-failed", `permission check failed: ${(err as Error).message}`);
         return;
       }
       if (this.isEnded()) return;
       if (!permitted) {
+        if (this.o.requestPermission && mayAsk) {
+          try {
+            await meta.requestCallPermission(psid);
+            log.info("call permission requested from the consumer");
+            await this.refuse({ status: 403, reason: "Call Permission Requested From Consumer" }, "no-permission", "permission requested");
+            return;
+          } catch (err) {
+            log.warn({ err }, "call permission request failed");
+          }
+        }
         await this.refuse({ status: 403, reason: "Consumer Has Not Granted Call Permission" }, "no-permission", "no call permission");
         return;
       }

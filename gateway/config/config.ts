@@ -28,6 +28,8 @@ export interface GatewayConfig {
     psidHeader: string | undefined;
     /** Give up on a consumer who does not pick up an agent's call. */
     ringTimeoutMs: number;
+    /** Ask a consumer without call permission for it (calling_optin) when an agent calls. */
+    requestPermission: boolean;
   };
   media: {
     rtpPortMin: number;
@@ -86,6 +88,7 @@ export const CONFIG_KEYS = [
   "SIP_ALLOW_FROM",
   "SIP_PSID_HEADER",
   "RING_TIMEOUT_MS",
+  "CALL_PERMISSION_REQUEST",
   "RTP_PORT_MIN",
   "RTP_PORT_MAX",
   "PUBLIC_IP",
@@ -159,6 +162,13 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
     if (n < min || n > max) throw new ConfigError(key, `must be between ${min} and ${max}, got ${n}`);
     return n;
   };
+  const bool = (key: ConfigKey, fallback: boolean): boolean => {
+    const raw = optional(key)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (["true", "yes", "1", "on"].includes(raw)) return true;
+    if (["false", "no", "0", "off"].includes(raw)) return false;
+    throw new ConfigError(key, `must be true or false, got "${raw}"`);
+  };
   const ip = (key: ConfigKey): string | undefined => {
     const v = optional(key);
     if (v !== undefined && isIP(v) === 0) throw new ConfigError(key, `must be an IP address, got "${v}"`);
@@ -209,6 +219,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       allowFrom: parseAllowList(optional("SIP_ALLOW_FROM")),
       psidHeader: parseHeaderName(optional("SIP_PSID_HEADER")),
       ringTimeoutMs: int("RING_TIMEOUT_MS", 60_000, 1_000, 300_000),
+      requestPermission: bool("CALL_PERMISSION_REQUEST", false),
     },
     media: {
       rtpPortMin,

@@ -205,6 +205,27 @@ export class GraphClient {
     return permission;
   }
 
+  /**
+   * Asks the consumer for call permission: the `calling_optin` template through the Send API.
+   * Meta allows two per thread per day and the normal 24 h messaging window applies; never retried,
+   * since each attempt counts against that limit.
+   */
+  async requestCallPermission(psid: string): Promise<void> {
+    requireNonEmpty("psid", psid);
+    await this.execute({
+      action: "permission_request",
+      method: "POST",
+      url: `${this.base}/${encodeURIComponent(this.pageId)}/messages`,
+      body: {
+        recipient: { id: psid },
+        messaging_type: "RESPONSE",
+        message: { attachment: { type: "template", payload: { template_type: "calling_optin" } } },
+      },
+      psid,
+      retry: "never",
+    });
+  }
+
   stats(): GraphClientStats {
     return {
       requests: { ...this.counters.requests },

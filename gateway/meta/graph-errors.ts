@@ -1,5 +1,5 @@
 /** Everything the Graph client does; also the keys of its stats. */
-export type GraphAction = "accept" | "connect" | "media_update" | "reject" | "terminate" | "call_permissions";
+export type GraphAction = "accept" | "connect" | "media_update" | "reject" | "terminate" | "call_permissions" | "permission_request";
 
 export const GRAPH_ACTIONS: readonly GraphAction[] = [
   "accept",
@@ -8,6 +8,7 @@ export const GRAPH_ACTIONS: readonly GraphAction[] = [
   "reject",
   "terminate",
   "call_permissions",
+  "permission_request",
 ];
 
 /**

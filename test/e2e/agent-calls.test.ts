@@ -142,3 +142,38 @@ describe("agent calls a consumer", () => {
     expect(connects(psid)).toHaveLength(1);
   });
 });
+
+describe("agent calls a consumer without permission, with permission requests on", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { SIP_ALLOW_FROM: "127.0.0.1", CALL_PERMISSION_REQUEST: "true" } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+  afterEach(async () => {
+    await killAllSipp();
+  });
+
+  it("sends calling_optin within Meta's limit of 2 a day, then only refuses", async () => {
+    requireSipp();
+    const psid = "7300000000001";
+    h.sim.setPermission(psid, "no_permission");
+    const reasons: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const sipp = startSipp({ scenario: "gw-agent-refused.xml", port, remote: `127.0.0.1:${h.gateway.sipPort}`, service: psid, vars: { status: "403" } });
+      await sipp.ready;
+      const result = await finish(sipp);
+      expect(result.code, describeSipp(result)).toBe(0);
+      reasons.push(/refused SIP\/2.0 403 ([^\n]*)/.exec(result.logs)?.[1]?.trim() ?? "");
+    }
+    expect(reasons).toEqual([
+      "Call Permission Requested From Consumer",
+      "Call Permission Requested From Consumer",
+      "Consumer Has Not Granted Call Permission",
+    ]);
+    expect(h.sim.permissionRequestsTo(psid)).toBe(2);
+    expect(graphRequests(h.sim).filter((r) => (r.body as { to?: string } | undefined)?.to === psid)).toHaveLength(0);
+  });
+});

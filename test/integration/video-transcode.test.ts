@@ -36,6 +36,12 @@ interface PipelineOptions {
   transcoder?: Partial<VideoTranscoderOptions>;
   /** Called before frame `index` is pushed. */
   onFrame?: (index: number, transcoder: VideoTranscoder) => void | Promise<void>;
+  /** Packets lost on the way in. */
+  drop?: (frame: number, packet: number) => boolean;
+  /** Input RTP timestamps, per frame (default: the sample's own). */
+  timestamps?: (frame: number, original: number) => number;
+  /** Keyframe requests the inbound depacketizer raised (what would become PLIs toward Meta). */
+  onKeyframeRequest?: () => void;
 }
 
 async function runPipeline(sample: EncodedSample, name: string, options: PipelineOptions = {}): Promise<PipelineResult> {
@@ -50,6 +56,7 @@ async function runPipeline(sample: EncodedSample, name: string, options: Pipelin
   let maxPayload = 0;
 
   inbound.on("frame", (frame) => transcoder.write(frame));
+  inbound.on("keyframe-request", () => options.onKeyframeRequest?.());
   transcoder.on("access-unit", (au) => {
     aus.push(au);
     for (const packet of packetizer.packetize(au.data, au.timestamp)) {
@@ -68,10 +75,14 @@ async function runPipeline(sample: EncodedSample, name: string, options: Pipelin
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     pushedAt.push(performance.now());
-    for (const packet of frame.packets) inbound.push(packet);
+    for (const [j, packet] of frame.packets.entries()) {
+      if (options.drop?.(i, j)) continue;
+      if (options.timestamps) packet.header.timestamp = options.timestamps(i, frame.timestamp) >>> 0;
+      inbound.push(packet);
+    }
   }
   // Let the last frames come out.
-  const lastTs = rtp.at(-1)!.timestamp;
+  const lastTs = options.timestamps ? options.timestamps(rtp.length - 1, rtp.at(-1)!.timestamp) >>> 0 : rtp.at(-1)!.timestamp;
   for (let waited = 0; waited < 3000 && aus.at(-1)?.timestamp !== lastTs; waited += 20) await sleep(20);
 
   const file = join(dir, `${name}.h264`);
@@ -217,6 +228,34 @@ describe("video transcoding through ffmpeg", () => {
     const ts = result.aus.map((a) => a.timestamp);
     expect(ts).toEqual([...ts].sort((a, b) => a - b));
     expect(result.probe.frames).toBe(result.inputFrames);
+    await result.transcoder.close();
+  }, 30_000);
+
+  it("loss on the way in: the broken stretch is skipped up to the next keyframe, the output stays decodable", async () => {
+    let requests = 0;
+    const result = track(
+      await runPipeline(samples.get("AV1")!, "loss-AV1", {
+        drop: (frame, packet) => frame === 10 && packet === 0,
+        onKeyframeRequest: () => requests++,
+      }),
+    );
+    expect(requests).toBeGreaterThanOrEqual(1);
+    // Frames 10..29 depend on the lost one; 30 is the next keyframe.
+    expect(result.aus.length).toBe(40);
+    expect(result.probe.frames).toBe(40);
+    expect(result.probe.profile).toBe("Constrained Baseline");
+    await result.transcoder.close();
+  }, 30_000);
+
+  it("a jump in input timestamps (a new source) does not stop the output", async () => {
+    const result = track(
+      await runPipeline(samples.get("VP8")!, "jump-VP8", {
+        // From the keyframe at 30 on, timestamps restart far behind, as from a new sender.
+        timestamps: (frame, original) => (frame < 30 ? original : original - 2_000_000_000 + 0x1_0000_0000),
+      }),
+    );
+    expect(result.aus.length).toBe(60);
+    expect(result.probe.frames).toBe(60);
     await result.transcoder.close();
   }, 30_000);
 
