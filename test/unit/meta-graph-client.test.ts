@@ -335,6 +335,23 @@ describe("GraphClient.reject and terminate", () => {
   });
 });
 
+describe("GraphClient.requestCallPermission", () => {
+  it("sends the calling_optin template through the Send API, once even on a transient error", async () => {
+    const stub = await startGraph(json(200, { recipient_id: "123", message_id: "m_1" }));
+    await client(stub).requestCallPermission("123");
+    const [req] = stub.requests;
+    expect(req?.method).toBe("POST");
+    expect(req?.url).toBe(`/v26.0/${PAGE}/messages`);
+    expect(req?.body).toMatchObject({
+      recipient: { id: "123" },
+      message: { attachment: { type: "template", payload: { template_type: "calling_optin" } } },
+    });
+    const failing = await startGraph(json(500, { error: { message: "oops", code: 2, fbtrace_id: "x" } }));
+    expect(await rejection(client(failing).requestCallPermission("123"))).toMatchObject({ action: "permission_request" });
+    expect(failing.requests).toHaveLength(1);
+  });
+});
+
 describe("GraphClient.getCallPermission", () => {
   it("GETs the permission for a PSID with the bearer token in the header only", async () => {
     const stub = await startGraph(
@@ -411,7 +428,7 @@ describe("GraphClient logging and stats", () => {
     await c.reject("c_2");
     await c.terminate("c_3");
     const s = c.stats();
-    expect(s.requests).toEqual({ accept: 0, connect: 0, media_update: 0, reject: 1, terminate: 2, call_permissions: 0 });
+    expect(s.requests).toEqual({ accept: 0, connect: 0, media_update: 0, reject: 1, terminate: 2, call_permissions: 0, permission_request: 0 });
     expect(s.errors.terminate).toBe(0);
     expect(s.latencyMs.terminate.count).toBe(2);
     expect(s.latencyMs.terminate.sum).toBeGreaterThan(0);

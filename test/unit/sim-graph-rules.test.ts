@@ -37,7 +37,8 @@ describe("routeGraphPath and accessTokenOf", () => {
     expect(routeGraphPath("/v26.0/123/calls")).toEqual({ kind: "calls", version: "v26.0", pageId: "123" });
     expect(routeGraphPath("/v19.0/123/messenger_call_permissions")).toEqual({ kind: "call-permissions", version: "v19.0", pageId: "123" });
     expect(routeGraphPath("/26.0/123/calls").kind).toBe("unknown");
-    expect(routeGraphPath("/v26.0/123/messages").kind).toBe("unknown");
+    expect(routeGraphPath("/v26.0/123/messages").kind).toBe("messages");
+    expect(routeGraphPath("/v26.0/123/conversations").kind).toBe("unknown");
     expect(routeGraphPath("/v26.0/123/calls/extra").kind).toBe("unknown");
   });
 
