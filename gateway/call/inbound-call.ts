@@ -7,6 +7,7 @@ import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { ConsumerMedia } from "./consumer-media.js";
 import type { MessengerCall } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
+import { watchMetaMedia } from "./media-watchdog.js";
 import { SerialQueue } from "./serial-queue.js";
 import type { CallTarget, TargetFailure } from "./target.js";
 
@@ -91,7 +92,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private readonly startedAt = Date.now();
   private offer: string | undefined;
   private acceptTimer: NodeJS.Timeout | undefined;
-  private mediaTimer: NodeJS.Timeout | undefined;
+  private stopWatchdog: () => void = () => undefined;
   private readonly consumer: ConsumerMedia;
   private readonly mediaVersion = new MediaVersionMachine();
 
@@ -220,7 +221,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     if (this._state !== "connecting") return;
     this.setState("active");
     this.consumer.startFlowing();
-    this.armMediaTimer();
+    this.stopWatchdog = watchMetaMedia(this.o.leg, this.o.mediaTimeoutMs, (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)));
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
   }
 
@@ -262,8 +263,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     const wasState = this._state;
     this.setState("ended");
     this.clearAcceptTimer();
-    if (this.mediaTimer) clearInterval(this.mediaTimer);
-    this.mediaTimer = undefined;
+    this.stopWatchdog();
     this.consumer.stop();
     const { meta, leg, target, log } = this.o;
     if (opts.tellMeta) {
@@ -289,17 +289,6 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     const detail = err instanceof CallError || err instanceof Error ? err.message : String(err);
     // Runs outside the queue: the failing step is over, and finishing must not wait behind it.
     void this.finish("error", detail, { tellMeta: true });
-  }
-
-  private armMediaTimer(): void {
-    const check = Math.min(5_000, this.o.mediaTimeoutMs);
-    this.mediaTimer = setInterval(() => {
-      const last = this.o.leg.stats().lastPacketInAt ?? this.o.leg.stats().connectedAt ?? Date.now();
-      if (Date.now() - last > this.o.mediaTimeoutMs) {
-        void this.queue.push(() => this.endBoth("media-timeout", `no RTP from Meta for ${this.o.mediaTimeoutMs} ms`));
-      }
-    }, check);
-    this.mediaTimer.unref();
   }
 
   private clearAcceptTimer(): void {

@@ -9,6 +9,7 @@ import { ConsumerMedia } from "./consumer-media.js";
 import type { CallEndInfo, CallOutcome } from "./inbound-call.js";
 import type { MessengerCall } from "./messenger-call.js";
 import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
+import { watchMetaMedia } from "./media-watchdog.js";
 import { SerialQueue } from "./serial-queue.js";
 
 /** The Graph API calls an agent's call to a consumer makes; the GraphClient provides them. */
@@ -61,7 +62,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   private readonly consumer: ConsumerMedia;
   private readonly mediaVersion = new MediaVersionMachine();
   private ringTimer: NodeJS.Timeout | undefined;
-  private mediaTimer: NodeJS.Timeout | undefined;
+  private stopWatchdog: () => void = () => undefined;
   private pickedUp = false;
 
   constructor(private readonly o: OutboundCallOptions) {
@@ -84,15 +85,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
       const { sip, leg, media, meta, log, psid } = this.o;
       sip.on("cancel", () => void this.queue.push(() => this.onPbxCancel()));
       sip.on("ended", (reason) => void this.queue.push(() => this.onPbxEnded(reason)));
-      sip.on("reinvite", (offer, respond) => {
-        try {
-          media.setRemote(readRemoteMedia(offer));
-          respond(media.answer(offer));
-        } catch (err) {
-          log.warn({ err }, "PBX re-INVITE refused");
-          respond({ status: 488, reason: "Not Acceptable Here" });
-        }
-      });
+      sip.on("reinvite", (offer, respond) => media.answerReinvite(offer, respond));
       sip.on("info", (contentType, body) => media.onInfo(contentType, body));
       media.on("audio", (frame) => this.consumer.send(frame));
       media.on("dtmf", (digit, ms) => this.consumer.sendDtmf(digit, ms));
@@ -242,7 +235,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     if (this.o.leg.state !== "connected" || this.mediaVersion.version === 0) return;
     this.setState("active");
     this.consumer.startFlowing();
-    this.armMediaTimer();
+    this.stopWatchdog = watchMetaMedia(this.o.leg, this.o.mediaTimeoutMs, (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)));
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
   }
 
@@ -287,8 +280,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     if (this.isEnded()) return;
     this.setState("ended");
     this.clearRingTimer();
-    if (this.mediaTimer) clearInterval(this.mediaTimer);
-    this.mediaTimer = undefined;
+    this.stopWatchdog();
     const { meta, leg, media, sip, log } = this.o;
     if (opts.tellMeta && this._callId.startsWith("c_")) {
       await meta.terminate(this._callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
@@ -311,18 +303,6 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   private failFromError(err: unknown): void {
     this.o.log.error({ err }, "call step failed");
     void this.endBoth("error", err instanceof Error ? err.message : String(err));
-  }
-
-  private armMediaTimer(): void {
-    const check = Math.min(5_000, this.o.mediaTimeoutMs);
-    this.mediaTimer = setInterval(() => {
-      const s = this.o.leg.stats();
-      const last = s.lastPacketInAt ?? s.connectedAt ?? Date.now();
-      if (Date.now() - last > this.o.mediaTimeoutMs) {
-        void this.queue.push(() => this.endBoth("media-timeout", `no RTP from Meta for ${this.o.mediaTimeoutMs} ms`));
-      }
-    }, check);
-    this.mediaTimer.unref();
   }
 
   private clearRingTimer(): void {

@@ -3,7 +3,8 @@ import type { Logger } from "pino";
 import type { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { RtpEndpoint } from "../../sip/rtp/rtp-endpoint.js";
 import type { RtpPacket } from "../../sip/rtp/rtp-packet.js";
-import { buildAnswer, buildOffer, type LocalSdpOptions, type RemoteMedia } from "../../sip/sdp.js";
+import { buildAnswer, buildOffer, readRemoteMedia, type LocalSdpOptions, type RemoteMedia } from "../../sip/sdp.js";
+import type { ReinviteResponder } from "../../sip/signaling.js";
 import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
 import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
 import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
@@ -86,6 +87,21 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   /** Our answer to the PBX's offer (the PBX calls us, or re-INVITEs). */
   answer(remoteOffer: string): string {
     return buildAnswer(remoteOffer, this.localSdp(this.remote !== undefined));
+  }
+
+  /** Answers a re-INVITE from the PBX: our current offer when it sent none, else our answer. */
+  answerReinvite(offerSdp: string, respond: ReinviteResponder): void {
+    if (!offerSdp) {
+      respond(this.offer());
+      return;
+    }
+    try {
+      this.setRemote(readRemoteMedia(offerSdp));
+      respond(this.answer(offerSdp));
+    } catch (err) {
+      this.o.log.warn({ err }, "PBX re-INVITE refused");
+      respond({ status: 488, reason: "Not Acceptable Here" });
+    }
   }
 
   /** Where the PBX's media is, from its SDP; a change of G.711 law rebuilds the encoder. */

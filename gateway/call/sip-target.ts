@@ -124,19 +124,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       void media.close();
       this.emit("ended", reason === "remote-bye" ? "PBX hung up" : `SIP dialog ended (${reason})`);
     });
-    call.on("reinvite", (offerSdp, respond) => {
-      if (!offerSdp) {
-        respond(media.offer());
-        return;
-      }
-      try {
-        media.setRemote(readRemoteMedia(offerSdp));
-        respond(media.answer(offerSdp));
-      } catch (err) {
-        log.warn({ err }, "PBX re-INVITE refused");
-        respond({ status: 488, reason: "Not Acceptable Here" });
-      }
-    });
+    call.on("reinvite", (offerSdp, respond) => media.answerReinvite(offerSdp, respond));
     call.on("info", (contentType, body) => media.onInfo(contentType, body));
     log.info({ uri: this.o.uri, sipCallId: call.sipCallId }, "INVITE sent to PBX");
   }

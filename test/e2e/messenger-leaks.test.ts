@@ -1,20 +1,6 @@
-import { createSocket } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { canBind, resourceCounts } from "../support/resources.js";
 import { graphRequests, requestSdp, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
-
-function resourceCounts(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
-  return counts;
-}
-
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createSocket("udp4");
-    s.once("error", () => resolve(false));
-    s.bind(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
 
 /** A gateway that leaks a socket or a timer per call dies in production after a busy week. */
 describe("resources over sequential calls", () => {

@@ -1,13 +1,7 @@
-import { createSocket } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { canBind, resourceCounts } from "../support/resources.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
 import { sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
-
-function resources(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
-  return counts;
-}
 
 function heapMB(): number {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -15,14 +9,6 @@ function heapMB(): number {
   gc();
   gc();
   return process.memoryUsage().heapUsed / 2 ** 20;
-}
-
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createSocket("udp4");
-    s.once("error", () => resolve(false));
-    s.bind(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
 }
 
 /** Calls through both legs, one after another and side by side: nothing may stay behind. */
@@ -62,7 +48,7 @@ describe("Messenger calls to SIPp, sequential and parallel", () => {
 
     await oneCall(); // the first call creates process-wide state (certificate, codec tables)
     await settle();
-    const before = resources();
+    const before = resourceCounts();
     const heapBefore = heapMB();
 
     for (let i = 0; i < 49; i++) await oneCall();
@@ -73,9 +59,9 @@ describe("Messenger calls to SIPp, sequential and parallel", () => {
     // SIP transactions linger by design after they complete (RFC 3261 Timer J: 64·T1 = 32 s on UDP)
     // to absorb retransmissions; wait for them before counting.
     const t0 = Date.now();
-    await waitFor(() => (resources().Timeout ?? 0) <= (before.Timeout ?? 0), 40_000, "SIP transaction timers to expire");
+    await waitFor(() => (resourceCounts().Timeout ?? 0) <= (before.Timeout ?? 0), 40_000, "SIP transaction timers to expire");
     console.log(`timers back to baseline after ${Date.now() - t0} ms`);
-    const after = resources();
+    const after = resourceCounts();
     const heapAfter = heapMB();
     // TCP sockets are left out: the HTTP keep-alive pools between the simulator and the gateway
     // (webhooks one way, Graph API the other) keep idle connections by design, more after a burst.
