@@ -110,15 +110,6 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     return this._state;
   }
 
-  /** The far end this call rings (for stats and tests). */
-  get target(): CallTarget {
-    return this.o.target;
-  }
-
-  get leg(): MetaLeg {
-    return this.o.leg;
-  }
-
   /** Builds our offer and rings the target. Resolves when both are under way. */
   start(): Promise<void> {
     return this.queue.push(async () => {

@@ -11,6 +11,7 @@ import {
   formatProfileLevelId,
   parseProfileLevelId,
   profileDecodableBy,
+  type H264Profile,
   type H264ProfileLevel,
 } from "./h264-profile.js";
 import { videoCodecFromEncodingName, type VideoCodec } from "./video-codec.js";
@@ -51,8 +52,8 @@ export const TRANSCODE_CORES_PER_STREAM: Readonly<Record<VideoCodec, { p360: num
 /** Transcoding cost rank; equal ranks are "about the same" and fall back to Meta's order. */
 export const TRANSCODE_RANK: Readonly<Record<VideoCodec, number>> = { H264: 0, VP8: 1, VP9: 2, AV1: 2, H265: 3 };
 
-/** The profile-level-id our encoder produces (x264 baseline, constrained; level set by frame size). */
-export const TRANSCODER_OUTPUT_PROFILE = "constrained-baseline";
+/** The profile our encoder produces (x264 baseline is constrained baseline; its level follows the frame size). */
+export const TRANSCODER_OUTPUT_PROFILE: H264Profile = "constrained-baseline";
 
 export interface PassthroughChoice {
   mode: "passthrough";
@@ -90,7 +91,9 @@ export type VideoCodecChoice = PassthroughChoice | TranscodeChoice | NoVideoChoi
 
 export function parseFmtp(fmtp: Fmtp | undefined): Record<string, string> {
   if (fmtp === undefined) return {};
-  if (typeof fmtp !== "string") return { ...fmtp };
+  if (typeof fmtp !== "string") {
+    return Object.fromEntries(Object.entries(fmtp).map(([k, v]) => [k.trim().toLowerCase(), String(v).trim()]));
+  }
   const out: Record<string, string> = {};
   for (const part of fmtp.split(";")) {
     const eq = part.indexOf("=");
@@ -184,6 +187,7 @@ export function chooseVideoCodec(
     transcode: true,
     codec: cheapest.codec,
     offer: cheapest.offer,
+    // Meta sends what it offered for this codec; we decode any of it, so the answer repeats the offer.
     answerFmtp: cheapest.offer.fmtp === undefined ? undefined : formatFmtp(cheapest.params),
     pbxFormat: output.format,
     pbxLevel: output.profileLevel.level,
