@@ -5,10 +5,19 @@ import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   RtcpPayloadSpecificFeedback,
+  ReceiverEstimatedMaxBitrate,
   RtpHeader,
   RtpPacket,
+  useAbsSendTime,
+  useAV1X,
+  useH264,
+  useNACK,
   useOPUS,
+  usePLI,
+  useREMB,
   useSdesMid,
+  useVP8,
+  useVP9,
   type RTCRtpTransceiver,
   type RtcpPacket,
 } from "werift";
@@ -63,6 +72,21 @@ const TELEPHONE_EVENT_48K = (): RTCRtpCodecParameters =>
 const TELEPHONE_EVENT_8K = (): RTCRtpCodecParameters =>
   new RTCRtpCodecParameters({ mimeType: "audio/telephone-event", clockRate: 8000, payloadType: 126, parameters: "0-16" });
 
+// Video as Meta's edge sends it. The order is our preference when the consumer's offer lists
+// several: H.264 first, since a SIP phone takes it without transcoding. werift's transport-cc
+// feedback is malformed (werift-notes §2), so bandwidth goes by REMB, which we send ourselves.
+const VIDEO_FEEDBACK = () => [useNACK(), usePLI(), useREMB()];
+const VIDEO_CODECS = (): RTCRtpCodecParameters[] => [
+  useH264({ payloadType: 109, rtcpFeedback: VIDEO_FEEDBACK(), parameters: "profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1" }),
+  useVP8({ payloadType: 96, rtcpFeedback: VIDEO_FEEDBACK() }),
+  useVP9({ payloadType: 98, rtcpFeedback: VIDEO_FEEDBACK() }),
+  useAV1X({ payloadType: 45, rtcpFeedback: VIDEO_FEEDBACK() }),
+  new RTCRtpCodecParameters({ mimeType: "video/H265", clockRate: 90000, payloadType: 49, rtcpFeedback: VIDEO_FEEDBACK() }),
+];
+/** What we tell Meta we can take for video: enough for 720p30 without starving audio. */
+const REMB_BITRATE_BPS = 1_500_000;
+const REMB_INTERVAL_MS = 1000;
+
 const RTCP_PSFB = 206;
 const PSFB_PLI = 1;
 const PSFB_FIR = 4;
@@ -85,6 +109,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   private lastPacketInAt: number | undefined;
   private connectedAt: number | undefined;
   private rtcpHooked = false;
+  private rembTimer: NodeJS.Timeout | undefined;
   private readonly subscriptions: { unSubscribe: () => void }[] = [];
 
   constructor(
@@ -105,8 +130,8 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       iceUseIpv6: false,
       iceStunGatherTimeout: 2,
       bundlePolicy: "max-bundle",
-      codecs: { audio: [OPUS(), TELEPHONE_EVENT_48K(), TELEPHONE_EVENT_8K()], video: [] },
-      headerExtensions: { audio: [useSdesMid()], video: [] },
+      codecs: { audio: [OPUS(), TELEPHONE_EVENT_48K(), TELEPHONE_EVENT_8K()], video: VIDEO_CODECS() },
+      headerExtensions: { audio: [useSdesMid()], video: [useSdesMid(), useAbsSendTime()] },
     });
     this.audio = this.pc.addTransceiver(this.audioTrack, { direction: "sendrecv" });
     this.disableImplicitStun(network.stunUrls.length === 0);
@@ -267,9 +292,44 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     return undefined;
   }
 
+  /**
+   * Asks the consumer for a keyframe on every video stream we receive (PLI), e.g. when the PBX
+   * needs one or our transcoder lost its reference.
+   */
+  requestKeyframe(): void {
+    for (const t of this.pc.getTransceivers()) {
+      if (t.kind !== "video") continue;
+      for (const track of t.receiver.tracks) {
+        if (track.ssrc !== undefined) t.receiver.sendRtcpPLI(track.ssrc).catch(() => undefined);
+      }
+    }
+  }
+
   /** Payload type of Opus as negotiated on our sending transceiver. */
   opusPayloadType(): number {
     return this.audio.sender.codec?.payloadType ?? 111;
+  }
+
+  /**
+   * werift never sends REMB; without it Meta's sender stays on its slow loss-based ramp. Tell it
+   * what we can take, for every video stream we receive, once a second while any exists.
+   */
+  private sendRemb(): void {
+    const dtls = this.audio.dtlsTransport;
+    const ssrcs = this.pc
+      .getTransceivers()
+      .filter((t) => t.kind === "video")
+      .flatMap((t) => t.receiver.tracks.map((tr) => tr.ssrc))
+      .filter((ssrc): ssrc is number => ssrc !== undefined);
+    if (!dtls || ssrcs.length === 0) return;
+    let mantissa = REMB_BITRATE_BPS;
+    let exp = 0;
+    while (mantissa > 0x3ffff) {
+      mantissa >>= 1;
+      exp++;
+    }
+    const remb = new ReceiverEstimatedMaxBitrate({ senderSsrc: this.audio.sender.ssrc, mediaSsrc: 0, ssrcNum: ssrcs.length, brExp: exp, brMantissa: mantissa, ssrcFeedbacks: ssrcs });
+    dtls.sendRtcp([new RtcpPayloadSpecificFeedback({ feedback: remb })]).catch(() => undefined);
   }
 
   stats(): MetaLegStats {
@@ -279,6 +339,8 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   async close(): Promise<void> {
     if (this._state === "closed") return;
     this.setState("closed");
+    if (this.rembTimer) clearInterval(this.rembTimer);
+    this.rembTimer = undefined;
     for (const s of this.subscriptions) s.unSubscribe();
     this.subscriptions.length = 0;
     try {
@@ -328,6 +390,8 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     const dtls = this.audio.dtlsTransport;
     if (!dtls) return;
     this.rtcpHooked = true;
+    this.rembTimer = setInterval(() => this.sendRemb(), REMB_INTERVAL_MS);
+    this.rembTimer.unref();
     const ourSsrcs = (): number[] => this.pc.getTransceivers().map((t) => t.sender.ssrc);
     this.subscriptions.push(
       dtls.onRtcp.subscribe((rtcp: RtcpPacket) => {
