@@ -4,6 +4,7 @@ import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import { MediaVersionMachine } from "../meta/media-version.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
+import { videoCodecFromEncodingName, type VideoCodec } from "../../transcode/video/video-codec.js";
 import { ConsumerMedia } from "./consumer-media.js";
 import type { MessengerCall } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
@@ -95,6 +96,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private stopWatchdog: () => void = () => undefined;
   private readonly consumer: ConsumerMedia;
   private readonly mediaVersion = new MediaVersionMachine();
+  private consumerVideo: VideoCodec | undefined;
 
   constructor(private readonly o: InboundCallOptions) {
     super();
@@ -125,6 +127,10 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
       target.on("dtmf", (digit, durationMs) => this.consumer.sendDtmf(digit, durationMs));
       this.consumer.on("audio", (frame) => target.sendAudio(frame));
       this.consumer.on("dtmf", (digit, durationMs) => target.sendDtmf(digit, durationMs));
+      target.on("keyframeRequest", () => leg.requestKeyframe());
+      leg.on("rtp", (inbound) => {
+        if (inbound.kind === "video" && this._state === "active") target.sendVideo?.(inbound.packet, inbound.arrivalMs);
+      });
       leg.on("state", (s) => {
         if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
       });
@@ -161,7 +167,19 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
       await this.o.leg.applyOffer(decision.offer.sdp);
       this.mediaVersion.remoteApplied(decision.offer.version);
       this.o.log.info({ version }, "media_update applied");
+      await this.followConsumerVideo();
     });
+  }
+
+  /** Video on or off at the consumer's side is carried to the target (a re-INVITE for a PBX). */
+  private async followConsumerVideo(): Promise<void> {
+    const name = this.o.leg.inboundVideoCodec();
+    const codec = name === undefined ? undefined : videoCodecFromEncodingName(name);
+    if (codec !== this.consumerVideo) {
+      this.consumerVideo = codec;
+      this.o.log.info({ codec: codec ?? "off" }, "consumer video changed");
+      await this.o.target.setConsumerVideo?.(codec);
+    }
   }
 
   pbxMediaStats(): PbxMediaStats | undefined {

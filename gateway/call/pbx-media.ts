@@ -22,6 +22,8 @@ export interface PbxMediaOptions {
 }
 
 export interface PbxMediaEvents {
+  /** The PBX asked for a keyframe on the video we send it (PLI/FIR, or SIP INFO picture_fast_update). */
+  keyframeRequest: [];
   /** Opus for the consumer: the PBX's audio, or comfort noise while the PBX sends nothing. */
   audio: [OpusFrame];
   /** A key the agent pressed (RFC 4733 or SIP INFO). */
@@ -65,6 +67,8 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   private readonly latencyToPbx = new LatencyRecorder();
   private readonly latencyToMeta = new LatencyRecorder();
   private closed = false;
+  /** The video RTP endpoint toward the PBX, once the call has video. */
+  private video: RtpEndpoint | undefined;
 
   private constructor(
     private readonly rtp: RtpEndpoint,
@@ -79,9 +83,45 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     return new PbxMedia(rtp, o);
   }
 
-  /** Our offer (we call the PBX). */
+  /** Our offer (we call the PBX), with video once openVideo() was called. */
   offer(): string {
-    return buildOffer(this.localSdp(false));
+    return buildOffer(this.localSdp(this.remote !== undefined));
+  }
+
+  /** Opens the video port pair (idempotent); our next offer or answer then carries H.264 video. */
+  async openVideo(): Promise<void> {
+    if (this.video || this.closed) return;
+    const video = await RtpEndpoint.open({ allocator: this.o.allocator, clockRate: 90000 });
+    if (this.closed) {
+      await video.close();
+      return;
+    }
+    video.on("rtcp", (packets) => {
+      // PSFB (206) with FMT 1 is PLI, FMT 4 is FIR: both ask for a keyframe.
+      if (packets.some((p) => p.type === "other" && p.packetType === 206 && (p.count === 1 || p.count === 4))) {
+        this.emit("keyframeRequest");
+      }
+    });
+    this.video = video;
+  }
+
+  /** Closes the video port pair; our next offer or answer has no video. */
+  async closeVideo(): Promise<void> {
+    const video = this.video;
+    this.video = undefined;
+    await video?.close();
+  }
+
+  /** Whether the PBX's last SDP accepted our video. */
+  get pbxTakesVideo(): boolean {
+    return this.video !== undefined && this.remote?.video?.h264 !== undefined;
+  }
+
+  /** An H.264 RTP payload of the consumer's video for the PBX. */
+  sendVideo(packet: { payload: Buffer; timestamp: number; marker: boolean }): void {
+    const h264 = this.remote?.video?.h264;
+    if (!this.video || !h264) return;
+    this.video.send({ payloadType: h264.payloadType, payload: packet.payload, timestamp: packet.timestamp, marker: packet.marker });
   }
 
   /** Our answer to the PBX's offer (the PBX calls us, or re-INVITEs). */
@@ -114,6 +154,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       rtcpAddress: remote.audio.rtcpAddress,
       rtcpPort: remote.audio.rtcpPort,
     });
+    if (this.video && remote.video) this.video.setRemote({ address: remote.video.address, port: remote.video.port });
     if (codecChanged && this.toPbx) {
       // The timeline toward the PBX continues across the switch.
       this.toPbx = this.createToPbx();
@@ -172,8 +213,12 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     }
   }
 
-  /** SIP INFO from the PBX: `application/dtmf-relay` carries keys. */
+  /** SIP INFO from the PBX: `application/dtmf-relay` carries keys, media_control XML keyframe requests. */
   onInfo(contentType: string, body: string): void {
+    if (/media_control/i.test(contentType) && /picture_fast_update/i.test(body)) {
+      this.emit("keyframeRequest");
+      return;
+    }
     if (!/dtmf/i.test(contentType)) return;
     const signal = /Signal\s*=\s*([0-9*#A-Da-d])/.exec(body)?.[1]?.toUpperCase();
     const duration = Number(/Duration\s*=\s*(\d+)/.exec(body)?.[1] ?? 160);
@@ -205,7 +250,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     this.toPbx = undefined;
     this.toMeta = undefined;
     this.removeAllListeners();
-    await this.rtp.close();
+    await Promise.all([this.rtp.close(), this.closeVideo()]);
   }
 
   private createToPbx(): MetaToPbxAudio {
@@ -264,6 +309,9 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       telephoneEventPayloadType: TELEPHONE_EVENT_PT,
       sessionId: this.sessionId,
       sessionVersion: this.sessionVersion,
+      video: this.video
+        ? { port: this.video.localRtpPort, rtcpPort: this.video.localRtcpPort, payloadType: 96, profileLevelId: "42e01f", packetizationMode: 1 }
+        : undefined,
     };
   }
 }

@@ -4,7 +4,10 @@ import type { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { readRemoteMedia } from "../../sip/sdp.js";
 import type { OutgoingSipCall, SipFailureKind, SipSignaling } from "../../sip/signaling.js";
 import type { MediaTicker } from "./media-ticker.js";
+import type { RtpPacketLike } from "../../transcode/video/depacketizer.js";
+import type { VideoCodec } from "../../transcode/video/video-codec.js";
 import { PbxMedia, type PbxMediaStats } from "./pbx-media.js";
+import { VideoToPbx } from "./video-to-pbx.js";
 import type { CallTarget, CallTargetEvents, Digit, OpusFrame, TargetFailure } from "./target.js";
 
 export interface SipTargetOptions {
@@ -42,6 +45,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
   private _state: SipTargetState = "idle";
   private media: PbxMedia | undefined;
   private sip: OutgoingSipCall | undefined;
+  private video: VideoToPbx | undefined;
 
   constructor(private readonly o: SipTargetOptions) {
     super();
@@ -68,11 +72,58 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     if (this._state === "answered") this.media?.sendDtmf(digit, durationMs);
   }
 
+  /**
+   * The consumer turned video on or off: re-INVITE the PBX adding H.264 video (or removing it).
+   * The call's audio is untouched by either.
+   */
+  async setConsumerVideo(codec: VideoCodec | undefined): Promise<void> {
+    const { media, sip } = this;
+    if (this._state !== "answered" || !media || !sip) return;
+    if (codec === this.video?.codec) return;
+    const previous = this.video;
+    this.video = undefined;
+    await previous?.close();
+    if (codec === undefined) {
+      await media.closeVideo();
+      await this.renegotiate(media, sip);
+      this.o.log.info("consumer video off: video removed toward the PBX");
+      return;
+    }
+    await media.openVideo();
+    await this.renegotiate(media, sip);
+    if (!media.pbxTakesVideo) {
+      this.o.log.info("the PBX declined video");
+      await media.closeVideo();
+      return;
+    }
+    const video = new VideoToPbx(codec, this.o.log);
+    video.on("packet", (p) => media.sendVideo(p));
+    video.on("keyframeNeeded", () => this.emit("keyframeRequest"));
+    media.on("keyframeRequest", () => video.requestKeyframe());
+    try {
+      await video.start();
+    } catch (err) {
+      this.o.log.error({ err }, "video toward the PBX could not start");
+      await video.close();
+      return;
+    }
+    this.video = video;
+    const untick = this.o.ticker.add((now) => video.tick(now));
+    video.once("closed", untick);
+    // The PBX's decoder needs a keyframe to start.
+    this.emit("keyframeRequest");
+  }
+
+  sendVideo(packet: RtpPacketLike, arrivalMs: number): void {
+    this.video?.push(packet, arrivalMs);
+  }
+
   async hangup(reason: string): Promise<void> {
     if (this._state === "ended") return;
     this._state = "ended";
     this.o.log.debug({ reason }, "SIP leg ending");
     if (this.sip) await this.sip.hangup().catch((err: unknown) => this.o.log.debug({ err }, "SIP hangup error"));
+    await this.video?.close();
     await this.media?.close();
     this.removeAllListeners();
   }
@@ -121,12 +172,22 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       if (this._state === "ended") return;
       log.info({ reason }, "PBX leg ended");
       this._state = "ended";
+      void this.video?.close();
       void media.close();
       this.emit("ended", reason === "remote-bye" ? "PBX hung up" : `SIP dialog ended (${reason})`);
     });
     call.on("reinvite", (offerSdp, respond) => media.answerReinvite(offerSdp, respond));
     call.on("info", (contentType, body) => media.onInfo(contentType, body));
     log.info({ uri: this.o.uri, sipCallId: call.sipCallId }, "INVITE sent to PBX");
+  }
+
+  private async renegotiate(media: PbxMedia, sip: OutgoingSipCall): Promise<void> {
+    try {
+      const answer = await sip.reinvite(media.offer());
+      media.setRemote(readRemoteMedia(answer));
+    } catch (err) {
+      this.o.log.warn({ err }, "re-INVITE toward the PBX failed; the call goes on as it was");
+    }
   }
 
   private onAnswered(sdp: string): void {

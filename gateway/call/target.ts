@@ -1,4 +1,6 @@
 import type { EventEmitter } from "node:events";
+import type { VideoCodec } from "../../transcode/video/video-codec.js";
+import type { RtpPacketLike } from "../../transcode/video/depacketizer.js";
 import type { PbxMediaStats } from "./pbx-media.js";
 
 /** Why the far end did not take the call. */
@@ -30,6 +32,8 @@ export interface CallTargetEvents {
   audio: [OpusFrame];
   /** A digit the far end pressed. */
   dtmf: [Digit, number];
+  /** The far end needs a keyframe of the consumer's video. */
+  keyframeRequest: [];
 }
 
 /**
@@ -44,6 +48,13 @@ export interface CallTarget extends EventEmitter<CallTargetEvents> {
   sendAudio(frame: OpusFrame): void;
   /** A digit the consumer pressed, with its duration in ms. */
   sendDtmf(digit: Digit, durationMs: number): void;
+  /**
+   * The consumer's video started (with this codec) or stopped (undefined). A target that can show
+   * video renegotiates with the far end; one that cannot ignores it.
+   */
+  setConsumerVideo?(codec: VideoCodec | undefined): Promise<void>;
+  /** One RTP packet of the consumer's video. */
+  sendVideo?(packet: RtpPacketLike, arrivalMs: number): void;
   /** Media figures of the far end's leg, when it is a SIP leg with media. */
   pbxMediaStats?(): PbxMediaStats | undefined;
   /** Ends the far end's side (cancel before answer, hang up after); idempotent. */

@@ -293,6 +293,21 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   }
 
   /**
+   * The codec of the consumer's video, when a video stream toward us is negotiated (the consumer
+   * turned video on), else undefined.
+   */
+  inboundVideoCodec(): string | undefined {
+    for (const t of this.pc.getTransceivers()) {
+      if (t.kind !== "video" || t.stopped) continue;
+      const dir = t.currentDirection;
+      if (dir !== "recvonly" && dir !== "sendrecv") continue;
+      const codec = (t.codecs ?? []).find((c) => !/rtx|red|ulpfec/i.test(c.mimeType));
+      if (codec) return codec.mimeType.split("/")[1]!.toUpperCase();
+    }
+    return undefined;
+  }
+
+  /**
    * Asks the consumer for a keyframe on every video stream we receive (PLI), e.g. when the PBX
    * needs one or our transcoder lost its reference.
    */
