@@ -36,6 +36,8 @@ export interface PbxMediaStats {
   toPbx: ReturnType<MetaToPbxAudio["stats"]> | undefined;
   toMeta: ReturnType<PbxToMetaAudio["stats"]> | undefined;
   comfortFrames: number;
+  /** The video leg toward the PBX, when the call has video. */
+  video: ReturnType<RtpEndpoint["stats"]> | undefined;
   /** Arrival from Meta to departure toward the PBX, and the reverse, in ms. */
   latencyToPbx: LatencySnapshot;
   latencyToMeta: LatencySnapshot;
@@ -69,6 +71,8 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   private closed = false;
   /** The video RTP endpoint toward the PBX, once the call has video. */
   private video: RtpEndpoint | undefined;
+  /** Once offered, the video m-line stays in every later SDP (port 0 when off): RFC 3264 §8. */
+  private videoNegotiated = false;
 
   private constructor(
     private readonly rtp: RtpEndpoint,
@@ -103,6 +107,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       }
     });
     this.video = video;
+    this.videoNegotiated = true;
   }
 
   /** Closes the video port pair; our next offer or answer has no video. */
@@ -235,6 +240,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       toPbx: this.toPbx?.stats(),
       toMeta: this.toMeta?.stats(),
       comfortFrames: this.comfortFrames,
+      video: this.video?.stats(),
       latencyToPbx: this.latencyToPbx.snapshot(),
       latencyToMeta: this.latencyToMeta.snapshot(),
     };
@@ -311,7 +317,9 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       sessionVersion: this.sessionVersion,
       video: this.video
         ? { port: this.video.localRtpPort, rtcpPort: this.video.localRtcpPort, payloadType: 96, profileLevelId: "42e01f", packetizationMode: 1 }
-        : undefined,
+        : this.videoNegotiated
+          ? { port: 0, payloadType: 96, profileLevelId: "42e01f", packetizationMode: 1, direction: "inactive" }
+          : undefined,
     };
   }
 }
