@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
-import { MediaVersionMachine } from "../meta/media-version.js";
+import { MediaVersionMachine, type LocalOutcome, type RemoteOffer } from "../meta/media-version.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { videoCodecFromEncodingName, type VideoCodec } from "../../transcode/video/video-codec.js";
 import { ConsumerMedia } from "./consumer-media.js";
@@ -15,6 +15,13 @@ import type { CallTarget, TargetFailure } from "./target.js";
 /** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
 export interface MetaCallControl {
   accept(callId: string, sdpOffer: string): Promise<{ answer: string; reoffer?: string }>;
+  mediaUpdate(o: {
+    callId: string;
+    fromVersion: number;
+    toVersion: number;
+    sdpOffer?: string;
+    tracks?: { msid: string; label: "default_audio" | "default_video" | "screen_audio" | "screen_video"; status: "enabled" | "disabled" }[];
+  }): Promise<{ answer?: string; reoffer?: string }>;
   reject(callId: string): Promise<void>;
   terminate(callId: string): Promise<void>;
 }
@@ -80,6 +87,14 @@ export interface InboundCallOptions {
 }
 
 
+/** How long a collided media_update waits for Meta's own offer before it retries anyway. */
+const COLLISION_WAIT_MS = 2000;
+
+/** Meta's answer to a media_update that crossed one of its own: "conflicting media status". */
+function isMediaConflict(err: unknown): boolean {
+  return err instanceof GraphApiError && err.kind === "graph" && /conflict/i.test(err.message);
+}
+
 /**
  * A consumer calls the business on Messenger. The connect webhook carries no SDP: we offer, ring
  * the target at once, and `accept` with our offer when the target answers (so the consumer's
@@ -97,6 +112,9 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private readonly consumer: ConsumerMedia;
   private readonly mediaVersion = new MediaVersionMachine();
   private consumerVideo: VideoCodec | undefined;
+  /** A change of our own video toward the consumer, waiting for (or retrying) its media_update. */
+  private pendingVideoChange: { send: boolean; done: (accepted: boolean) => void; attempts: number } | undefined;
+  private collisionTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: InboundCallOptions) {
     super();
@@ -128,6 +146,15 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
       this.consumer.on("audio", (frame) => target.sendAudio(frame));
       this.consumer.on("dtmf", (digit, durationMs) => target.sendDtmf(digit, durationMs));
       target.on("keyframeRequest", () => leg.requestKeyframe());
+      target.on("farVideo", (on, done) => {
+        this.pendingVideoChange?.done(false);
+        this.pendingVideoChange = { send: on, done, attempts: 0 };
+        void this.queue.push(() => this.tryVideoChange());
+      });
+      target.on("video", (p) => {
+        if (this._state === "active") leg.sendVideo(p.payload, p.timestamp, p.marker);
+      });
+      leg.on("keyframeRequest", () => target.requestFarKeyframe?.());
       leg.on("rtp", (inbound) => {
         if (inbound.kind === "video" && this._state === "active") target.sendVideo?.(inbound.packet, inbound.arrivalMs);
       });
@@ -168,7 +195,81 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
       this.mediaVersion.remoteApplied(decision.offer.version);
       this.o.log.info({ version }, "media_update applied");
       await this.followConsumerVideo();
+      // A media_update of ours that collided with this one goes again from the new version.
+      if (this.pendingVideoChange && this.mediaVersion.readyToRetry) await this.tryVideoChange();
     });
+  }
+
+  /**
+   * Our own media_update: start or stop sending the far end's video to the consumer. One attempt
+   * per call; a collision (Meta changed media at the same moment) rolls back, lets Meta's offer
+   * apply, and tries again from the new version, a bounded number of times.
+   */
+  private async tryVideoChange(): Promise<void> {
+    const change = this.pendingVideoChange;
+    if (!change || this._state !== "active") {
+      change?.done(false);
+      this.pendingVideoChange = undefined;
+      return;
+    }
+    if (this.collisionTimer) clearTimeout(this.collisionTimer);
+    this.collisionTimer = undefined;
+    const { leg, meta, log } = this.o;
+    change.attempts++;
+    const versions = this.mediaVersion.beginLocalOffer();
+    const { sdp, msid } = await leg.offerOutboundVideo(change.send);
+    let outcome: LocalOutcome;
+    try {
+      const res = await meta.mediaUpdate({
+        callId: this.o.callId,
+        ...versions,
+        sdpOffer: sdp,
+        tracks: [{ msid, label: "default_video", status: change.send ? "enabled" : "disabled" }],
+      });
+      outcome = { kind: "response", answer: res.answer, reoffer: res.reoffer };
+    } catch (err) {
+      outcome = isMediaConflict(err) ? { kind: "conflict" } : { kind: "error" };
+      log.info({ err: err instanceof GraphApiError ? err.message : String(err), ...versions }, "media_update refused");
+    }
+    const decision = this.mediaVersion.onLocalOutcome(outcome);
+    if (decision.kind === "applied") {
+      await leg.applyRenegotiationAnswer(decision.answer);
+      if (decision.reoffer) {
+        await leg.applyOffer(decision.reoffer.sdp);
+        this.mediaVersion.remoteApplied(decision.reoffer.version);
+      }
+      await this.applyHeld(decision.heldOffers);
+      this.pendingVideoChange = undefined;
+      log.info({ sendVideo: change.send, version: this.mediaVersion.version, accepted: leg.sendsVideo === change.send }, "media_update done");
+      change.done(leg.sendsVideo === change.send);
+      return;
+    }
+    await leg.rollbackLocalOffer();
+    await this.applyHeld(decision.heldOffers);
+    if (decision.kind === "failed" || !decision.retry) {
+      this.pendingVideoChange = undefined;
+      change.done(false);
+      return;
+    }
+    log.info({ attempt: change.attempts, version: this.mediaVersion.version }, "media_update collided; retrying after Meta's offer");
+    if (this.mediaVersion.readyToRetry) {
+      await this.tryVideoChange();
+      return;
+    }
+    // Meta's own media_update is on its way; if it never comes, retry from where we are.
+    this.collisionTimer = setTimeout(() => {
+      this.collisionTimer = undefined;
+      this.mediaVersion.giveUpWaiting();
+      void this.queue.push(() => this.tryVideoChange());
+    }, COLLISION_WAIT_MS);
+  }
+
+  private async applyHeld(offers: RemoteOffer[]): Promise<void> {
+    for (const offer of offers) {
+      await this.o.leg.applyOffer(offer.sdp);
+      this.mediaVersion.remoteApplied(offer.version);
+    }
+    if (offers.length > 0) await this.followConsumerVideo();
   }
 
   /** Video on or off at the consumer's side is carried to the target (a re-INVITE for a PBX). */
@@ -274,6 +375,10 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     this.clearAcceptTimer();
     this.stopWatchdog();
     this.consumer.stop();
+    if (this.collisionTimer) clearTimeout(this.collisionTimer);
+    this.collisionTimer = undefined;
+    this.pendingVideoChange?.done(false);
+    this.pendingVideoChange = undefined;
     const { meta, leg, target, log } = this.o;
     if (opts.tellMeta) {
       const end = wasState === "ringing" ? meta.reject : meta.terminate;

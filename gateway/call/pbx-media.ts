@@ -24,6 +24,8 @@ export interface PbxMediaOptions {
 export interface PbxMediaEvents {
   /** The PBX asked for a keyframe on the video we send it (PLI/FIR, or SIP INFO picture_fast_update). */
   keyframeRequest: [];
+  /** An H.264 RTP payload of the PBX's video. */
+  videoIn: [{ payload: Buffer; timestamp: number; marker: boolean }];
   /** Opus for the consumer: the PBX's audio, or comfort noise while the PBX sends nothing. */
   audio: [OpusFrame];
   /** A key the agent pressed (RFC 4733 or SIP INFO). */
@@ -100,6 +102,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       await video.close();
       return;
     }
+    video.on("rtp", (packet) => this.emit("videoIn", { payload: packet.payload, timestamp: packet.timestamp, marker: packet.marker }));
     video.on("rtcp", (packets) => {
       // PSFB (206) with FMT 1 is PLI, FMT 4 is FIR: both ask for a keyframe.
       if (packets.some((p) => p.type === "other" && p.packetType === 206 && (p.count === 1 || p.count === 4))) {
@@ -216,6 +219,13 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
         this.timers.add(t);
       }
     }
+  }
+
+  /** Asks the PBX for a keyframe: SIP INFO picture_fast_update, what SIP video phones act on. */
+  requestKeyframeFromPbx(): void {
+    const body =
+      '<?xml version="1.0" encoding="utf-8" ?><media_control><vc_primitive><to_encoder><picture_fast_update/></to_encoder></vc_primitive></media_control>';
+    this.o.sendInfo("application/media_control+xml", body).catch((err: unknown) => this.o.log.debug({ err }, "keyframe request to the PBX failed"));
   }
 
   /** SIP INFO from the PBX: `application/dtmf-relay` carries keys, media_control XML keyframe requests. */

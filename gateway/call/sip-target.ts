@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { readRemoteMedia } from "../../sip/sdp.js";
-import type { OutgoingSipCall, SipFailureKind, SipSignaling } from "../../sip/signaling.js";
+import type { OutgoingSipCall, ReinviteResponder, SipFailureKind, SipSignaling } from "../../sip/signaling.js";
 import type { MediaTicker } from "./media-ticker.js";
 import type { RtpPacketLike } from "../../transcode/video/depacketizer.js";
 import type { VideoCodec } from "../../transcode/video/video-codec.js";
@@ -46,6 +46,8 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
   private media: PbxMedia | undefined;
   private sip: OutgoingSipCall | undefined;
   private video: VideoToPbx | undefined;
+  /** Whether the PBX's video currently goes to the consumer. */
+  private pbxVideoOn = false;
 
   constructor(private readonly o: SipTargetOptions) {
     super();
@@ -84,7 +86,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     this.video = undefined;
     await previous?.close();
     if (codec === undefined) {
-      await media.closeVideo();
+      if (!this.pbxVideoOn) await media.closeVideo();
       await this.renegotiate(media, sip);
       this.o.log.info("consumer video off: video removed toward the PBX");
       return;
@@ -176,9 +178,38 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       void media.close();
       this.emit("ended", reason === "remote-bye" ? "PBX hung up" : `SIP dialog ended (${reason})`);
     });
-    call.on("reinvite", (offerSdp, respond) => media.answerReinvite(offerSdp, respond));
+    call.on("reinvite", (offerSdp, respond) => void this.onPbxReinvite(media, offerSdp, respond));
+    media.on("videoIn", (p) => this.emit("video", p));
     call.on("info", (contentType, body) => media.onInfo(contentType, body));
     log.info({ uri: this.o.uri, sipCallId: call.sipCallId }, "INVITE sent to PBX");
+  }
+
+  /**
+   * A re-INVITE from the PBX. When it starts or stops sending video, the consumer's side is asked
+   * first (a media_update to Meta) and the answer says what was agreed.
+   */
+  private async onPbxReinvite(media: PbxMedia, offerSdp: string, respond: ReinviteResponder): Promise<void> {
+    if (offerSdp) {
+      let sendsVideo = false;
+      try {
+        const video = readRemoteMedia(offerSdp).video;
+        sendsVideo = video?.h264 !== undefined && (video.direction === "sendrecv" || video.direction === "sendonly");
+      } catch {
+        // An unusable offer is refused by answerReinvite below.
+      }
+      if (sendsVideo !== this.pbxVideoOn && this._state === "answered" && this.listenerCount("farVideo") > 0) {
+        if (sendsVideo) await media.openVideo();
+        const accepted = await new Promise<boolean>((resolve) => this.emit("farVideo", sendsVideo, resolve));
+        this.pbxVideoOn = sendsVideo && accepted;
+        this.o.log.info({ pbxVideo: this.pbxVideoOn }, "PBX video toward the consumer");
+        if (!this.pbxVideoOn && !this.video) await media.closeVideo();
+      }
+    }
+    media.answerReinvite(offerSdp, respond);
+  }
+
+  requestFarKeyframe(): void {
+    this.media?.requestKeyframeFromPbx();
   }
 
   private async renegotiate(media: PbxMedia, sip: OutgoingSipCall): Promise<void> {

@@ -34,6 +34,13 @@ export interface CallTargetEvents {
   dtmf: [Digit, number];
   /** The far end needs a keyframe of the consumer's video. */
   keyframeRequest: [];
+  /**
+   * The far end starts (true) or stops (false) sending video; `done` says whether the consumer
+   * side took it, and the far end is answered accordingly.
+   */
+  farVideo: [boolean, (accepted: boolean) => void];
+  /** One H.264 RTP payload of the far end's video, for the consumer. */
+  video: [{ payload: Buffer; timestamp: number; marker: boolean }];
 }
 
 /**
@@ -55,6 +62,8 @@ export interface CallTarget extends EventEmitter<CallTargetEvents> {
   setConsumerVideo?(codec: VideoCodec | undefined): Promise<void>;
   /** One RTP packet of the consumer's video. */
   sendVideo?(packet: RtpPacketLike, arrivalMs: number): void;
+  /** The consumer needs a keyframe of the far end's video. */
+  requestFarKeyframe?(): void;
   /** Media figures of the far end's leg, when it is a SIP leg with media. */
   pbxMediaStats?(): PbxMediaStats | undefined;
   /** Ends the far end's side (cancel before answer, hang up after); idempotent. */

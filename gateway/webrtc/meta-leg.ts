@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import {
+  MediaStream,
   MediaStreamTrack,
   RTCPeerConnection,
   RTCRtpCodecParameters,
@@ -110,6 +111,8 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   private connectedAt: number | undefined;
   private rtcpHooked = false;
   private rembTimer: NodeJS.Timeout | undefined;
+  /** Our own video toward the consumer (the PBX's H.264), once the PBX sends video. */
+  private videoOut: { transceiver: RTCRtpTransceiver; msid: string; seq: number } | undefined;
   private readonly subscriptions: { unSubscribe: () => void }[] = [];
 
   constructor(
@@ -290,6 +293,57 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       if (c) return { name: c.mimeType.split("/")[1]!.toLowerCase(), clockRate: c.clockRate };
     }
     return undefined;
+  }
+
+  /**
+   * Our offer for a media_update that starts (or stops) sending the PBX's H.264 video to the
+   * consumer: a sendonly video transceiver with its own stream id, the msid Meta's `tracks` names.
+   * The offer is set locally; `applyRenegotiationAnswer` or `rollbackLocalOffer` completes it.
+   */
+  async offerOutboundVideo(send: boolean): Promise<{ sdp: string; msid: string }> {
+    this.expectState("offerOutboundVideo", ["connecting", "connected"]);
+    if (!this.videoOut) {
+      const track = new MediaStreamTrack({ kind: "video" });
+      const stream = new MediaStream({ id: `gw-video-${this.callId}`, tracks: [track] });
+      const transceiver = this.pc.addTransceiver(track, { direction: send ? "sendonly" : "inactive", streams: [stream] });
+      // Only H.264 on this transceiver: the sender stamps packets with its first codec's type.
+      transceiver.setCodecPreferences(VIDEO_CODECS().filter((c) => c.mimeType === "video/H264"));
+      this.videoOut = { transceiver, msid: stream.id, seq: Math.floor(Math.random() * 0x10000) };
+    } else {
+      this.videoOut.transceiver.setDirection(send ? "sendonly" : "inactive");
+    }
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    return { sdp: dropTrickleOption(keepSha256FingerprintsOnly(this.pc.localDescription!.sdp)), msid: this.videoOut.msid };
+  }
+
+  /** Meta's answer to our media_update offer. */
+  async applyRenegotiationAnswer(sdp: string): Promise<void> {
+    try {
+      await this.pc.setRemoteDescription({ type: "answer", sdp: addEndOfCandidates(sdp) });
+    } catch (err) {
+      throw new SdpError(this.callId, `Meta's answer to our media_update was refused: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Withdraws our pending media_update offer (a collision: Meta's own offer goes first). */
+  async rollbackLocalOffer(): Promise<void> {
+    await this.pc.setLocalDescription({ type: "rollback" } as never);
+  }
+
+  /** Whether Meta accepted our video: the transceiver negotiated to send. */
+  get sendsVideo(): boolean {
+    const dir = this.videoOut?.transceiver.currentDirection;
+    return dir === "sendonly" || dir === "sendrecv";
+  }
+
+  /** One H.264 RTP payload of the PBX's video toward the consumer. */
+  sendVideo(payload: Buffer, timestamp: number, marker: boolean): void {
+    const out = this.videoOut;
+    if (this._state !== "connected" || !out || !this.sendsVideo) return;
+    out.seq = (out.seq + 1) & 0xffff;
+    const header = new RtpHeader({ payloadType: out.transceiver.sender.codec?.payloadType ?? 109, timestamp, sequenceNumber: out.seq, marker });
+    out.transceiver.sender.sendRtp(new RtpPacket(header, payload)).catch(() => undefined);
   }
 
   /**
