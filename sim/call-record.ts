@@ -1,6 +1,24 @@
 import type { CallEnd, CallPhase } from "./call-rules.js";
 import type { SimConsumer } from "./consumer.js";
+import type { TrackSpec } from "./graph-request.js";
 import type { CallDirection } from "./webhook-events.js";
+
+/**
+ * Why the media version moved (or, for `business-tracks`, why it did not):
+ * - `pickup`, `reoffer`, `video-on`, `video-off`: Meta's own offers, sent by media_update webhook;
+ * - `collision`: Meta's offer that beat a business media_update;
+ * - `business-offer`: a business media_update with SDP, answered;
+ * - `business-tracks`: a business media_update with tracks only, which keeps the version.
+ */
+export type MediaUpdateReason = "pickup" | "reoffer" | "video-on" | "video-off" | "collision" | "business-offer" | "business-tracks";
+
+export interface MediaUpdateRecord {
+  /** The version after this update. */
+  version: number;
+  origin: "meta" | "business";
+  reason: MediaUpdateReason;
+  at: number;
+}
 
 /** The simulator's own bookkeeping for one call; SimCall is the read-only face tests see. */
 export class CallRecord {
@@ -12,6 +30,12 @@ export class CallRecord {
   mediaVersion = 0;
   /** The status the gateway answered to the connect webhook (0 when it did not answer). */
   connectWebhookStatus: number | undefined;
+  /** Every media version change, and every tracks-only update, in order. */
+  readonly mediaUpdates: MediaUpdateRecord[] = [];
+  /** The business's latest offer that Meta applied (accept, connect or media_update). */
+  businessSdp: string | undefined;
+  /** Track statuses the business declared with media_update `tracks`, by msid. */
+  readonly businessTracks = new Map<string, TrackSpec>();
   private readonly listeners = new Set<() => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -34,6 +58,11 @@ export class CallRecord {
 
   get end(): CallEnd | undefined {
     return this.ending;
+  }
+
+  /** Records a media update; Meta's own offers move the version by one. */
+  logMediaUpdate(origin: MediaUpdateRecord["origin"], reason: MediaUpdateReason): void {
+    this.mediaUpdates.push({ version: this.mediaVersion, origin, reason, at: Date.now() });
   }
 
   moveTo(phase: Exclude<CallPhase, "ended">): void {

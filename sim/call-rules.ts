@@ -62,3 +62,12 @@ export function mediaVersionError(current: number, fromVersion: number, toVersio
   if (fromVersion !== current || toVersion !== fromVersion + 1) return graphErrors.conflictingMediaStatus(current, fromVersion);
   return undefined;
 }
+
+/**
+ * A media_update with `tracks` and no session renegotiates nothing, so it keeps the version. Meta does not
+ * document its versions; the simulator only checks `from_version` when one is sent, against the current one.
+ */
+export function tracksOnlyVersionError(current: number, fromVersion: number | undefined): GraphApiError | undefined {
+  if (fromVersion !== undefined && fromVersion !== current) return graphErrors.conflictingMediaStatus(current, fromVersion);
+  return undefined;
+}

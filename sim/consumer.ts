@@ -18,10 +18,13 @@ import {
   parseTelephoneEvent,
   type TelephoneEvent,
 } from "./consumer-audio.js";
+import { ConsumerVideo, type ConsumerVideoStats, type VideoSendOptions } from "./consumer-video.js";
 import { ConsumerClosedError, ConsumerNegotiationError, SimStateError, SimTimeoutError } from "./errors.js";
 import { loopbackIceConfig } from "./loopback-ice.js";
 import { inferBusinessAnswer, META_OPUS_FMTP, META_OPUS_PAYLOAD_TYPE, shapeMetaAnswer, shapeMetaReoffer } from "./sdp-meta-style.js";
 import { parseSdp, rtpMaps } from "./sdp-text.js";
+import { metaVideoCodecs, simVideoCodecOf, type SimVideoCodec } from "./video-codecs.js";
+import type { ReceivedVideoFrame } from "./video-receiver.js";
 
 export interface ConsumerOptions {
   /** Frequency of the tone the consumer speaks, in Hz. */
@@ -38,6 +41,8 @@ export interface ConsumerOptions {
   stunUrl?: string;
   /** How much received audio to keep, in seconds. */
   keepSeconds?: number;
+  /** How many received video frames to keep (default 900, 30 s at 30 fps). */
+  keepVideoFrames?: number;
 }
 
 /**
@@ -50,6 +55,7 @@ export interface ConsumerOptions {
  */
 export type ConsumerState = "idle" | "negotiating" | "connected" | "failed" | "closed";
 
+/** Audio figures: video the business sends is counted in `videoStats.received` instead. */
 export interface ConsumerStats {
   state: ConsumerState;
   packetsReceived: number;
@@ -129,6 +135,7 @@ export class SimConsumer {
     endedEventTimestamps: new Set<number>(),
   };
   private readonly packetWaiters = new Set<{ count: number; resolve: () => void }>();
+  private readonly video: ConsumerVideo;
 
   constructor(options: ConsumerOptions = {}) {
     this.toneHz = options.toneHz ?? DEFAULT_TONE_HZ;
@@ -140,13 +147,21 @@ export class SimConsumer {
     // Nobody may be awaiting it when close() runs; that must not surface as an unhandled rejection.
     this.closedSignal.catch(() => undefined);
 
+    const sdesMid = useSdesMid();
     this.pc = new RTCPeerConnection({
       ...loopbackIceConfig(options.stunUrl ?? "stun:127.0.0.1:3478"),
       iceLite: true,
       bundlePolicy: "max-bundle",
-      codecs: { audio: options.telephoneEvent ? [metaOpus(), telephoneEvent48k(), telephoneEvent8k()] : [metaOpus()], video: [] },
-      headerExtensions: { audio: [useSdesMid()], video: [] },
+      codecs: {
+        audio: options.telephoneEvent ? [metaOpus(), telephoneEvent48k(), telephoneEvent8k()] : [metaOpus()],
+        video: metaVideoCodecs(),
+      },
+      // One object for both kinds: werift numbers the config's extensions in order, so a shared entry gets one
+      // id across the bundle, as Meta's SDP has it. No transport-cc extension: werift's TWCC feedback is
+      // malformed (werift-notes §2), so it is listed in rtcp-fb only, never negotiated as an extension.
+      headerExtensions: { audio: [sdesMid], video: [sdesMid] },
     });
+    this.video = new ConsumerVideo(this.pc, options.keepVideoFrames ?? 900);
     this.pc.ontrack = (event: RTCTrackEvent) => this.onTrack(event);
     this.pc.connectionStateChange.subscribe((state) => this.onConnectionState(state));
   }
@@ -175,6 +190,50 @@ export class SimConsumer {
   /** Decoded audio received from the business (48 kHz mono), the last `seconds` or all that is kept. */
   receivedPcm(seconds?: number): Int16Array {
     return this.recorder.pcm(seconds);
+  }
+
+  /** The consumer's camera and the video the business sends. */
+  get videoStats(): ConsumerVideoStats {
+    return this.video.stats;
+  }
+
+  /** Video frames received from the business, depacketized (the most recent `keepVideoFrames`). */
+  receivedVideoFrames(): readonly ReceivedVideoFrame[] {
+    return this.video.receivedFrames;
+  }
+
+  /**
+   * The received H.264 (or H.265) frames as one Annex-B stream, ready for `ffmpeg -f h264 -i -`.
+   * Frames of other codecs are left out; see receivedVideoFrames() for those.
+   */
+  receivedVideoAnnexB(codec: "H264" | "H265" = "H264"): Buffer {
+    return Buffer.concat(this.video.receivedFrames.filter((f) => f.codec === codec).map((f) => f.data));
+  }
+
+  /** Resolves once `count` video frames from the business were depacketized. */
+  async waitForVideoFrames(count: number, timeoutMs: number): Promise<void> {
+    const wait = this.video.waitForFrames(count);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        wait.promise,
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(
+            () => reject(new SimTimeoutError(`consumer depacketized ${this.video.stats.received.framesDepacketized}/${count} video frames in ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+        this.closedSignal,
+      ]);
+    } finally {
+      clearTimeout(timer);
+      wait.cancel();
+    }
+  }
+
+  /** Asks the business for a keyframe (a PLI on its video); false when no video has arrived yet. */
+  requestKeyframe(): boolean {
+    return this.video.requestKeyframe();
   }
 
   /** Dominant tone in the last `seconds` of received audio. */
@@ -210,6 +269,8 @@ export class SimConsumer {
       this.assertOpen();
       if (this.sendTransceiver) throw new SimStateError("the consumer already has its own send transceiver");
       for (const transceiver of this.pc.getTransceivers()) transceiver.setDirection("recvonly");
+      // A camera already on goes between the business's audio and the consumer's own, as in the appendix sample.
+      if (this.video.state === "pending") this.video.activate();
       const track = new MediaStreamTrack({ kind: "audio" });
       const stream = new MediaStream({ id: `meta-${randomInt(1, 2 ** 31)}`, tracks: [track] });
       this.sendTransceiver = this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
@@ -221,6 +282,38 @@ export class SimConsumer {
   createReoffer(): Promise<string> {
     return this.serialized(async () => {
       this.assertOpen();
+      return this.offerAndInferAnswer();
+    });
+  }
+
+  /**
+   * Turns the camera on. After Meta's first re-offer this appends a placeholder and a camera m-line
+   * (or turns them back on) and returns the re-offer for a media_update webhook; before it, the camera
+   * is only remembered, that re-offer will carry it, and undefined is returned.
+   */
+  async startVideo(options: VideoSendOptions): Promise<string | undefined> {
+    this.assertOpen();
+    const clip = await ConsumerVideo.loadClip(options);
+    return this.serialized(async () => {
+      this.assertOpen();
+      if (!this.sendTransceiver) {
+        this.video.markPending(clip);
+        return undefined;
+      }
+      this.video.activate(clip);
+      return this.offerAndInferAnswer();
+    });
+  }
+
+  /** Turns the camera off: frames stop and the re-offer sets both video m-lines inactive (undefined before Meta's first re-offer). */
+  stopVideo(): Promise<string | undefined> {
+    return this.serialized(async () => {
+      this.assertOpen();
+      if (this.video.state === "pending") {
+        this.video.clearPending();
+        return undefined;
+      }
+      this.video.deactivate();
       return this.offerAndInferAnswer();
     });
   }
@@ -267,6 +360,7 @@ export class SimConsumer {
     if (this.currentState === "closed") return;
     this.currentState = "closed";
     this.stopTone();
+    this.video.close();
     this.pendingInferredAnswer = undefined;
     this.rejectPending(new ConsumerClosedError("consumer closed"));
     this.packetWaiters.clear();
@@ -284,7 +378,7 @@ export class SimConsumer {
     if (!this.businessSdp) throw new SimStateError("no business offer to infer an answer from");
     this.pendingInferredAnswer = inferBusinessAnswer(this.businessSdp, offerSdp);
     if (this.currentState === "connected") await this.applyInferredAnswer();
-    return shapeMetaReoffer(offerSdp);
+    return shapeMetaReoffer(offerSdp, { placeholderMids: this.video.placeholderMids });
   }
 
   /**
@@ -303,6 +397,7 @@ export class SimConsumer {
       throw new ConsumerNegotiationError("werift rejected the inferred business answer", { cause: error });
     }
     this.startToneIfReady();
+    this.video.startIfReady();
   }
 
   private onConnectionState(state: string): void {
@@ -313,6 +408,7 @@ export class SimConsumer {
         this.serialized(() => this.applyInferredAnswer()).catch(() => undefined);
       } else {
         this.startToneIfReady();
+        this.video.startIfReady();
       }
     } else if (state === "failed") {
       this.currentState = "failed";
@@ -410,6 +506,10 @@ export class SimConsumer {
   }
 
   private onTrack(event: RTCTrackEvent): void {
+    if (event.track.kind === "video") {
+      this.video.onTrack(event);
+      return;
+    }
     const mid = event.transceiver.mid ?? "?";
     event.track.onReceiveRtp.subscribe((rtp) => this.onRtp(mid, rtp));
   }
@@ -449,6 +549,12 @@ export class SimConsumer {
     const dtmf = maps.filter((m) => m.encoding.toLowerCase() === "telephone-event").map((m) => m.payloadType);
     if (opus.length > 0) this.opusPayloadTypes = new Set(opus);
     if (dtmf.length > 0) this.telephoneEventPayloadTypes = new Set(dtmf);
+    const video = new Map<number, SimVideoCodec>();
+    for (const map of maps) {
+      const codec = simVideoCodecOf(map.encoding);
+      if (codec) video.set(map.payloadType, codec);
+    }
+    this.video.setBusinessPayloadTypes(video);
   }
 
   private localSdp(): string {

@@ -18,10 +18,15 @@ export interface TrackSpec {
   status: TrackStatus;
 }
 
+/** A media_update with an offer (renegotiation), or with `tracks` only (status changes, no SDP, no new version). */
+export type MediaUpdateRequest =
+  | { action: "media_update"; callId: string; session: SessionOffer; fromVersion: number; toVersion: number; tracks: TrackSpec[] }
+  | { action: "media_update"; callId: string; session: undefined; fromVersion: number | undefined; toVersion: number | undefined; tracks: TrackSpec[] };
+
 export type CallsRequest =
   | { action: "accept"; callId: string; session: SessionOffer }
   | { action: "connect"; to: string; session: SessionOffer }
-  | { action: "media_update"; callId: string; session: SessionOffer; fromVersion: number; toVersion: number; tracks: TrackSpec[] }
+  | MediaUpdateRequest
   | { action: "reject"; callId: string }
   | { action: "terminate"; callId: string };
 
@@ -72,9 +77,13 @@ function versionNumber(body: Record<string, unknown>, key: string): number {
   return number;
 }
 
+function isEmpty(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
+}
+
 function sessionOffer(body: Record<string, unknown>): SessionOffer {
   let session = body["session"];
-  if (session === undefined || session === null || session === "") throw graphErrors.emptyConnection();
+  if (isEmpty(session)) throw graphErrors.emptyConnection();
   // The media_update guide calls session a "JSON serialized string"; Graph decodes such params.
   if (typeof session === "string") {
     try {
@@ -139,7 +148,19 @@ export function parseCallsBody(body: unknown): CallsRequest {
   switch (action) {
     case "accept":
       return { action, callId, session: sessionOffer(body) };
-    case "media_update":
+    case "media_update": {
+      if (isEmpty(body["session"]) && body["tracks"] !== undefined) {
+        const changes = tracks(body);
+        if (changes.length === 0) throw graphErrors.emptyConnection();
+        return {
+          action,
+          callId,
+          session: undefined,
+          fromVersion: body["from_version"] === undefined ? undefined : versionNumber(body, "from_version"),
+          toVersion: body["to_version"] === undefined ? undefined : versionNumber(body, "to_version"),
+          tracks: changes,
+        };
+      }
       return {
         action,
         callId,
@@ -148,6 +169,7 @@ export function parseCallsBody(body: unknown): CallsRequest {
         toVersion: versionNumber(body, "to_version"),
         tracks: tracks(body),
       };
+    }
     case "reject":
       return { action, callId };
     default:

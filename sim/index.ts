@@ -2,6 +2,22 @@ export { MetaSimulator, type MetaSimulatorOptions, type PlaceCallOptions } from 
 export { SimCall, MEDIA_MILESTONE_PACKETS, type SimCallMilestone, type SimCallState } from "./sim-call.js";
 export type { CallEnd, CallEndReason } from "./call-rules.js";
 export { SimConsumer, type ConsumerOptions, type ConsumerState, type ConsumerStats } from "./consumer.js";
+export type { MediaUpdateReason, MediaUpdateRecord } from "./call-record.js";
+export type { ConsumerVideoStats, VideoSendOptions, VideoSendState } from "./consumer-video.js";
+export { META_VIDEO_FORMATS, SIM_VIDEO_CODECS, simVideoCodecOf, type MetaVideoFormat, type SimVideoCodec } from "./video-codecs.js";
+export { loadVideoClip, DEFAULT_CLIP, type VideoClip, type VideoClipFrame, type VideoClipSpec } from "./video-clip.js";
+export type { SentVideoStats } from "./video-sender.js";
+export type { ReceivedVideoFrame, ReceivedVideoStats } from "./video-receiver.js";
+export { decodeVideoFrames, videoFramesAsFile, type DecodeResult, type EncodedFrameLike } from "./video-decode.js";
+export { keyframeRequestFor, type KeyframeRequestKind } from "./video-feedback.js";
+export type {
+  CollisionMode,
+  CollisionOptions,
+  CollisionOrder,
+  CollisionRecord,
+  ConsumerChange,
+  ConsumerChangeKind,
+} from "./media-collision.js";
 export { OpusPcmRecorder, OpusToneEncoder, OPUS_SAMPLE_RATE, type TelephoneEvent } from "./consumer-audio.js";
 export {
   WebhookSender,
@@ -48,9 +64,9 @@ export {
   type GraphErrorSpec,
   type GraphErrorType,
 } from "./graph-errors.js";
-export { parseCallsBody, routeGraphPath, type CallAction, type CallsRequest, type TrackSpec } from "./graph-request.js";
+export { parseCallsBody, routeGraphPath, type CallAction, type CallsRequest, type MediaUpdateRequest, type TrackSpec } from "./graph-request.js";
 export { validateBusinessOffer, type OfferRules } from "./sdp-validation.js";
-export { inferBusinessAnswer, META_OPUS_FMTP } from "./sdp-meta-style.js";
+export { inferBusinessAnswer, META_OPUS_FMTP, META_PLACEHOLDER_MSID } from "./sdp-meta-style.js";
 export { loopbackIceConfig, LOOPBACK_HOST } from "./loopback-ice.js";
 export { LoopbackStunServer } from "./stun-server.js";
 export {

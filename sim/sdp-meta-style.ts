@@ -57,9 +57,26 @@ export function shapeMetaAnswer(weriftAnswer: string): string {
   return serializeSdp(shapeLikeMeta(parseSdp(weriftAnswer), [], []));
 }
 
+/** The msid Meta writes on the video m-line that stands in for a track it does not send (appendix sample). */
+export const META_PLACEHOLDER_MSID = "- D3F4U1T_F8_TR4CK";
+
+export interface ReofferShape {
+  /** Mids of sendonly video m-lines that carry no track: Meta's placeholder msid and no a=ssrc. */
+  placeholderMids?: readonly string[];
+}
+
 /** Meta's re-offer (accept `sdp_renegotiation`, media_update): conference flag, pqc feature, rtcp-rsize. */
-export function shapeMetaReoffer(weriftOffer: string): string {
-  return serializeSdp(shapeLikeMeta(parseSdp(weriftOffer), ["a=x-fb-feature:pqc-0"], ["a=rtcp-rsize", "a=x-google-flag:conference"]));
+export function shapeMetaReoffer(weriftOffer: string, shape: ReofferShape = {}): string {
+  const doc = shapeLikeMeta(parseSdp(weriftOffer), ["a=x-fb-feature:pqc-0"], ["a=rtcp-rsize", "a=x-google-flag:conference"]);
+  const placeholders = new Set(shape.placeholderMids ?? []);
+  const media = doc.media.map((section): SdpMediaSection => {
+    if (!placeholders.has(mediaMid(section) ?? "")) return section;
+    const lines = withoutAttributes(section.lines, "ssrc", "ssrc-group", "msid");
+    const at = lines.findIndex((line) => /^a=(sendonly|recvonly|sendrecv|inactive)$/.test(line));
+    lines.splice(at >= 0 ? at + 1 : lines.length, 0, `a=msid:${META_PLACEHOLDER_MSID}`);
+    return { ...section, lines };
+  });
+  return serializeSdp({ session: doc.session, media });
 }
 
 /**
@@ -68,6 +85,8 @@ export function shapeMetaReoffer(weriftOffer: string): string {
  * what it knows about the business: ICE credentials, candidates and fingerprint from the business's
  * latest offer, `a=setup:active` (Meta stays DTLS server), each direction mirrored and limited by
  * what the business offered to send, and the business's own msid/ssrc on the m-lines it sends on.
+ * Audio keeps the codecs both sides listed; video keeps Meta's codec even when the business never
+ * offered it, since nothing tells Meta that the business cannot take it.
  * Applying it to the consumer's peer connection makes the re-offer's sendonly transceiver start.
  */
 export function inferBusinessAnswer(businessOfferSdp: string, metaOfferSdp: string): string {
@@ -96,7 +115,9 @@ export function inferBusinessAnswer(businessOfferSdp: string, metaOfferSdp: stri
   const acceptedMids: string[] = [];
   const media = meta.media.map((offered): SdpMediaSection => {
     const mid = mediaMid(offered) ?? "";
-    const common = rtpMaps(offered).filter((m) => businessEncodings.has(encodingKey(m.encoding, m.clockRate)));
+    let common = rtpMaps(offered).filter((m) => businessEncodings.has(encodingKey(m.encoding, m.clockRate)));
+    // Meta's edge sends the video it offered whatever the business listed before: it never learns otherwise.
+    if (offered.kind === "video" && common.length === 0) common = rtpMaps(offered);
     if (offered.port === 0 || common.length === 0) {
       return { ...offered, port: 0, formats: [offered.formats[0] ?? "0"], lines: ["c=IN IP4 0.0.0.0", `a=mid:${mid}`, "a=inactive"] };
     }

@@ -1,6 +1,8 @@
-import type { CallRecord } from "./call-record.js";
+import type { CallRecord, MediaUpdateRecord } from "./call-record.js";
 import type { CallEnd } from "./call-rules.js";
+import type { VideoSendOptions } from "./consumer-video.js";
 import type { SimConsumer } from "./consumer.js";
+import type { TrackSpec } from "./graph-request.js";
 import { SimCallEndedError, SimTimeoutError } from "./errors.js";
 import type { DeliveryOptions } from "./webhook-sender.js";
 import type { CallDirection, TerminateStatus } from "./webhook-events.js";
@@ -20,6 +22,8 @@ export interface ConsumerActions {
   answer(record: CallRecord): Promise<void>;
   decline(record: CallRecord): Promise<number>;
   sendMediaUpdate(record: CallRecord, delivery: DeliveryOptions): Promise<number>;
+  startVideo(record: CallRecord, options: VideoSendOptions, delivery: DeliveryOptions): Promise<number>;
+  stopVideo(record: CallRecord, delivery: DeliveryOptions): Promise<number>;
 }
 
 export class SimCall {
@@ -63,6 +67,16 @@ export class SimCall {
 
   get connectedAt(): number | undefined {
     return this.record.connectedAt;
+  }
+
+  /** Every media version change (and tracks-only update), in order. */
+  get mediaUpdates(): readonly MediaUpdateRecord[] {
+    return this.record.mediaUpdates;
+  }
+
+  /** Track statuses the business declared in media_update `tracks`, latest per msid. */
+  get businessTracks(): TrackSpec[] {
+    return [...this.record.businessTracks.values()];
   }
 
   /** Status the gateway answered to this call's connect webhook (0 = no answer). */
@@ -135,5 +149,21 @@ export class SimCall {
   /** The consumer's side re-offers (mute, unmute, camera): a media_update webhook with the next version. */
   sendMediaUpdate(delivery: DeliveryOptions = {}): Promise<number> {
     return this.actions.sendMediaUpdate(this.record, delivery);
+  }
+
+  /**
+   * The consumer turns the camera on: Meta appends a placeholder video m-line (msid D3F4U1T_F8_TR4CK, no
+   * ssrc) and a sendonly video m-line with `options.codec`, sends them in a media_update webhook with the
+   * next version and starts the clip once DTLS is up. Before Meta's first re-offer (ringing, not picked up)
+   * no webhook is sent: that re-offer carries the video instead. Resolves with the webhook's HTTP status, 0
+   * when none was sent.
+   */
+  startVideo(options: VideoSendOptions, delivery: DeliveryOptions = {}): Promise<number> {
+    return this.actions.startVideo(this.record, options, delivery);
+  }
+
+  /** The consumer turns the camera off: frames stop and a media_update webhook sets both video m-lines inactive. */
+  stopVideo(delivery: DeliveryOptions = {}): Promise<number> {
+    return this.actions.stopVideo(this.record, delivery);
   }
 }

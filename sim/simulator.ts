@@ -1,9 +1,10 @@
 import { CallRecord } from "./call-record.js";
-import { businessActionError, mediaVersionError, type CallEndReason } from "./call-rules.js";
+import { businessActionError, mediaVersionError, tracksOnlyVersionError, type CallEndReason } from "./call-rules.js";
+import type { VideoSendOptions } from "./consumer-video.js";
 import { SimConsumer, type ConsumerOptions } from "./consumer.js";
 import { ConsumerClosedError, ConsumerNegotiationError, SimStateError } from "./errors.js";
 import { graphErrors, GraphApiError } from "./graph-errors.js";
-import type { CallAction, CallsRequest, SessionOffer } from "./graph-request.js";
+import type { CallAction, CallsRequest, MediaUpdateRequest, SessionOffer, TrackSpec } from "./graph-request.js";
 import {
   GraphServer,
   type CallPermissionsResponse,
@@ -16,7 +17,16 @@ import {
 } from "./graph-server.js";
 import { newCallId, newFbtraceId, newPsid } from "./ids.js";
 import { LOOPBACK_HOST } from "./loopback-ice.js";
+import {
+  collisionAnswer,
+  CollisionSwitch,
+  consumerChangeKind,
+  type CollisionOptions,
+  type CollisionRecord,
+  type ConsumerChange,
+} from "./media-collision.js";
 import { validateBusinessOffer, type OfferRules } from "./sdp-validation.js";
+import { parseSdp, type SdpDocument } from "./sdp-text.js";
 import { SimCall, type ConsumerActions } from "./sim-call.js";
 import { LoopbackStunServer } from "./stun-server.js";
 import {
@@ -74,6 +84,8 @@ export interface MetaSimulatorOptions {
 export interface PlaceCallOptions {
   psid?: string;
   toneHz?: number;
+  /** The consumer calls with the camera on: the accept's re-offer then carries video (appendix §5.5 layout). */
+  video?: VideoSendOptions;
   /** Delivery switches for the connect webhook (signature, duplicates, delay...). */
   delivery?: DeliveryOptions;
 }
@@ -114,6 +126,8 @@ export class MetaSimulator {
     callPermissions: (psid) => this.callPermissions(psid),
     sendMessage: (body) => this.sendMessage(body),
   };
+  private readonly collisionSwitch = new CollisionSwitch();
+  private readonly collisionLog: CollisionRecord[] = [];
   /** Call permission requests sent per PSID, with their times (Meta allows 2 per thread per day). */
   private readonly permissionRequests = new Map<string, number[]>();
   /** What SimCall calls into when a test makes the consumer act. */
@@ -122,6 +136,8 @@ export class MetaSimulator {
     answer: (record) => this.consumerAnswers(record),
     decline: (record) => this.consumerDeclines(record),
     sendMediaUpdate: (record, delivery) => this.consumerUpdatesMedia(record, delivery),
+    startVideo: (record, options, delivery) => this.consumerStartsVideo(record, options, delivery),
+    stopVideo: (record, delivery) => this.consumerStopsVideo(record, delivery),
   };
 
   private constructor(private readonly options: MetaSimulatorOptions) {
@@ -218,6 +234,21 @@ export class MetaSimulator {
     this.graph.failNext(action, failure);
   }
 
+  /**
+   * The next business media_update with an offer (on `options.callId`, or any call) crosses a change of the
+   * consumer's own: Meta makes that change first (a new version, offered by media_update webhook) and answers
+   * the business with a 200 without SDP (`no-sdp`) or the conflicting media status error (`error`). The
+   * business then has to apply the webhook and retry from the new version.
+   */
+  collideNextMediaUpdate(options: CollisionOptions): void {
+    this.collisionSwitch.arm(options);
+  }
+
+  /** Collisions that happened, in order. */
+  get collisions(): readonly CollisionRecord[] {
+    return this.collisionLog;
+  }
+
   /** Delivers exact bytes as a webhook, signed, wrongly signed or unsigned. Resolves with the HTTP status. */
   sendRawWebhook(body: string, options: { signature?: SignatureMode } = {}): Promise<number> {
     return this.webhooks.sendRaw(body, { signature: options.signature ?? "valid", retries: 0 });
@@ -229,6 +260,7 @@ export class MetaSimulator {
     if (this.webhooks.url === undefined) throw new SimStateError("set a webhook URL before placing calls");
     const psid = options.psid ?? newPsid();
     const record = this.newRecord(psid, "user_initiated", options.toneHz);
+    if (options.video) await record.consumer.startVideo(options.video);
     this.scheduleOnCall(record, this.options.acceptWindowMs ?? DEFAULTS.acceptWindowMs, () => this.acceptWindowExpired(record));
     record.connectWebhookStatus = await this.deliver(
       connectEvent({ callId: record.id, pageId: this.options.pageId, psid, direction: "user_initiated", at: record.startedAt }),
@@ -330,6 +362,7 @@ export class MetaSimulator {
     const reoffer = await record.consumer.createSplitReoffer();
     if (record.hasEnded) return;
     record.mediaVersion += 1;
+    record.logMediaUpdate("meta", "pickup");
     await this.deliver(mediaUpdateEvent({ callId: record.id, version: record.mediaVersion, sdp: reoffer }));
   }
 
@@ -343,6 +376,27 @@ export class MetaSimulator {
     if (record.phase !== "accepted") throw new SimStateError(`call ${record.id} is ${record.phase}, not accepted`);
     const reoffer = await record.consumer.createReoffer();
     record.mediaVersion += 1;
+    record.logMediaUpdate("meta", "reoffer");
+    return this.deliver(mediaUpdateEvent({ callId: record.id, version: record.mediaVersion, sdp: reoffer }), delivery);
+  }
+
+  /** Camera on: a media_update webhook once the call has had Meta's first re-offer, else that re-offer carries it (0). */
+  private async consumerStartsVideo(record: CallRecord, options: VideoSendOptions, delivery: DeliveryOptions): Promise<number> {
+    if (record.hasEnded) throw new SimStateError(`call ${record.id} has ended`);
+    const reoffer = await record.consumer.startVideo(options);
+    if (reoffer === undefined || record.hasEnded) return 0;
+    record.mediaVersion += 1;
+    record.logMediaUpdate("meta", "video-on");
+    return this.deliver(mediaUpdateEvent({ callId: record.id, version: record.mediaVersion, sdp: reoffer }), delivery);
+  }
+
+  /** Camera off: the video m-lines go inactive in a media_update webhook (nothing is sent before Meta's first re-offer). */
+  private async consumerStopsVideo(record: CallRecord, delivery: DeliveryOptions): Promise<number> {
+    if (record.hasEnded) throw new SimStateError(`call ${record.id} has ended`);
+    const reoffer = await record.consumer.stopVideo();
+    if (reoffer === undefined || record.hasEnded) return 0;
+    record.mediaVersion += 1;
+    record.logMediaUpdate("meta", "video-off");
     return this.deliver(mediaUpdateEvent({ callId: record.id, version: record.mediaVersion, sdp: reoffer }), delivery);
   }
 
@@ -364,6 +418,7 @@ export class MetaSimulator {
       throw error;
     }
     if (record.hasEnded) throw graphErrors.endedCall();
+    record.businessSdp = session.sdp;
     record.moveTo("accepted");
     const form = this.options.acceptSdpForm ?? "object";
     const shape = (type: SdpPayload["sdp_type"], sdp: string): SdpPayload | string =>
@@ -386,6 +441,7 @@ export class MetaSimulator {
       if (error instanceof ConsumerNegotiationError) throw graphErrors.invalidSdp(error.message);
       throw error;
     }
+    record.businessSdp = session.sdp;
     // Meta's webhooks follow the HTTP answer: connect, ringing, then (on pickup) accepted + media_update.
     this.later(() => void this.announceOutboundCall(record));
     this.scheduleOnCall(record, this.options.ringTimeoutMs ?? DEFAULTS.ringTimeoutMs, () => {
@@ -413,33 +469,85 @@ export class MetaSimulator {
     return { success: true };
   }
 
-  private async businessMediaUpdate(
-    record: CallRecord,
-    request: Extract<CallsRequest, { action: "media_update" }>,
-  ): Promise<CallsSuccess> {
+  private async businessMediaUpdate(record: CallRecord, request: MediaUpdateRequest): Promise<CallsSuccess> {
     throwIf(businessActionError(record, "media_update"));
+    if (request.session === undefined) return this.businessTracksUpdate(record, request.tracks, request.fromVersion);
     throwIf(mediaVersionError(record.mediaVersion, request.fromVersion, request.toVersion));
     const doc = validateBusinessOffer(request.session.sdp, this.offerRules);
-    // A track msid may name the stream or the track, from a=msid or from a=ssrc ... msid:.
-    const msidTokens = new Set(
-      doc.media
-        .flatMap((m) => m.lines)
-        .filter((line) => line.startsWith("a=msid:") || /^a=ssrc:\d+ msid:/.test(line))
-        .flatMap((line) => line.slice(line.indexOf("msid:") + "msid:".length).split(" ")),
-    );
-    for (const track of request.tracks) {
-      if (!msidTokens.has(track.msid)) throw graphErrors.invalidTrackMsid(track.msid);
-    }
+    checkTrackMsids(doc, request.tracks);
+    // Only a request that would have succeeded can lose a race; anything else keeps its own error.
+    const collision = this.collisionSwitch.take(record.id);
+    if (collision) return this.collide(record, request, collision);
     let answer: string;
     try {
       answer = await record.consumer.answerBusinessReoffer(request.session.sdp);
     } catch (error) {
-      if (record.hasEnded || error instanceof ConsumerClosedError) throw graphErrors.endedCall();
-      if (error instanceof ConsumerNegotiationError) throw graphErrors.invalidSdp(error.message);
-      throw error;
+      throw this.negotiationFailure(record, error);
     }
     record.mediaVersion = request.toVersion;
+    record.businessSdp = request.session.sdp;
+    for (const track of request.tracks) record.businessTracks.set(track.msid, track);
+    record.logMediaUpdate("business", "business-offer");
     return { success: true, session: { sdp_response: { sdp_type: "answer", sdp: answer } } };
+  }
+
+  /** `tracks` without a session: statuses change, nothing is renegotiated and the version stays. */
+  private businessTracksUpdate(record: CallRecord, tracks: readonly TrackSpec[], fromVersion: number | undefined): CallsSuccess {
+    throwIf(tracksOnlyVersionError(record.mediaVersion, fromVersion));
+    if (!record.businessSdp) throw graphErrors.invalidParameter("The call has no media to update yet");
+    checkTrackMsids(parseSdp(record.businessSdp), tracks);
+    for (const track of tracks) record.businessTracks.set(track.msid, track);
+    record.logMediaUpdate("business", "business-tracks");
+    return { success: true };
+  }
+
+  /** The consumer's own change wins: Meta offers it by webhook and the business's request gets no answer SDP. */
+  private async collide(record: CallRecord, request: { fromVersion: number; toVersion: number }, options: CollisionOptions): Promise<CallsSuccess> {
+    const change = options.consumerChange ?? "reoffer";
+    let reoffer: string;
+    try {
+      reoffer = await this.consumerChangeOffer(record, change);
+    } catch (error) {
+      throw this.negotiationFailure(record, error);
+    }
+    if (record.hasEnded) throw graphErrors.endedCall();
+    record.mediaVersion += 1;
+    record.logMediaUpdate("meta", "collision");
+    const order = options.order ?? "answer-first";
+    const entry: CollisionRecord = {
+      callId: record.id,
+      mode: options.mode,
+      order,
+      consumerChange: consumerChangeKind(change),
+      businessFromVersion: request.fromVersion,
+      businessToVersion: request.toVersion,
+      metaVersion: record.mediaVersion,
+      at: Date.now(),
+      webhookStatus: undefined,
+    };
+    this.collisionLog.push(entry);
+    const event = mediaUpdateEvent({ callId: record.id, version: record.mediaVersion, sdp: reoffer });
+    const send = async (): Promise<void> => {
+      entry.webhookStatus = await this.deliver(event);
+    };
+    if (order === "webhook-first") await send();
+    else this.later(() => void send());
+    return collisionAnswer(options.mode, record.mediaVersion, request.fromVersion);
+  }
+
+  private async consumerChangeOffer(record: CallRecord, change: ConsumerChange): Promise<string> {
+    const consumer = record.consumer;
+    if (change === "reoffer") return consumer.createReoffer();
+    const offer = change === "stopVideo" ? await consumer.stopVideo() : await consumer.startVideo(change.startVideo);
+    // Before Meta's first re-offer the camera change is only remembered; the race is then a plain re-offer.
+    return offer ?? consumer.createReoffer();
+  }
+
+  /** The Graph error for a consumer that could not negotiate what the business sent. */
+  private negotiationFailure(record: CallRecord, error: unknown): unknown {
+    if (record.hasEnded || error instanceof ConsumerClosedError) return graphErrors.endedCall();
+    if (error instanceof ConsumerNegotiationError) return graphErrors.invalidSdp(error.message);
+    return error;
   }
 
   // ---- helpers -----------------------------------------------------------------------------
@@ -536,4 +644,17 @@ export class MetaSimulator {
 
 function throwIf(error: GraphApiError | undefined): void {
   if (error) throw error;
+}
+
+/** Every track must name an msid of the offer: a=msid or a=ssrc … msid:, stream or track id. */
+function checkTrackMsids(doc: SdpDocument, tracks: readonly TrackSpec[]): void {
+  const tokens = new Set(
+    doc.media
+      .flatMap((m) => m.lines)
+      .filter((line) => line.startsWith("a=msid:") || /^a=ssrc:\d+ msid:/.test(line))
+      .flatMap((line) => line.slice(line.indexOf("msid:") + "msid:".length).split(" ")),
+  );
+  for (const track of tracks) {
+    if (!tokens.has(track.msid)) throw graphErrors.invalidTrackMsid(track.msid);
+  }
 }

@@ -1,0 +1,295 @@
+import { execFileSync } from "node:child_process";
+import { createSocket, type Socket } from "node:dgram";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { VideoDepacketizer } from "../../transcode/video/depacketizer.js";
+import { H264Packetizer } from "../../transcode/video/h264-packetizer.js";
+import { joinAnnexB, splitAnnexB } from "../../transcode/video/annexb.js";
+import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
+import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
+import { requireTool } from "../../scripts/peers/baresip.js";
+
+/** Counts the frames ffmpeg decodes from an Annex-B H.264 file, and reads the stream's profile. */
+function decode(file: string): { frames: number; profile: string } {
+  const out = execFileSync(
+    "ffprobe",
+    ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,profile", "-of", "json", file],
+    { encoding: "utf8" },
+  );
+  const s = (JSON.parse(out) as { streams: { nb_read_frames?: string; profile?: string }[] }).streams[0];
+  return { frames: Number(s?.nb_read_frames ?? 0), profile: s?.profile ?? "" };
+}
+
+/**
+ * The consumer turns video on: whatever codec Meta sends, a SIP video phone (SIPp signalling, a
+ * real UDP socket for media) must get H.264 it can decode, after a re-INVITE adding video.
+ */
+describe("consumer video to a SIP video phone", () => {
+  let h: Harness;
+  let pbxPort: number;
+  let video: Socket;
+  let packets: Buffer[];
+
+  beforeAll(async () => {
+    requireTool("ffprobe", "Debian package ffmpeg");
+    pbxPort = await freePort();
+    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+  beforeEach(async () => {
+    requireSipp();
+    packets = [];
+    video = createSocket("udp4");
+    video.on("message", (m) => packets.push(m));
+    await new Promise<void>((r) => video.bind(0, "127.0.0.1", () => r()));
+  });
+  afterEach(async () => {
+    video.close();
+    await killAllSipp();
+  });
+
+  it.each(["H264", "VP8", "VP9", "H265", "AV1"] as const)("%s from the consumer reaches the phone as decodable H.264", async (codec) => {
+    const sipp = startSipp({ scenario: "gw-video.xml", port: pbxPort, vars: { video_port: String(video.address().port) }, timeoutS: 40 });
+    await sipp.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    expect(await call.startVideo({ codec, width: 640, height: 360, fps: 30 })).toBe(200);
+    await waitFor(() => packets.length > 50, 15_000, "H.264 RTP at the phone");
+    await sleep(2000);
+    // Audio never broke while video was added.
+    const before = call.consumer.stats.packetsReceived;
+    await sleep(300);
+    expect(call.consumer.stats.packetsReceived).toBeGreaterThan(before + 5);
+    await call.hangup();
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+
+    // Reassemble what reached the phone and let ffmpeg decode it.
+    const depacketizer = new VideoDepacketizer({ codec: "H264" });
+    const frames: Buffer[] = [];
+    depacketizer.on("frame", (f) => frames.push(f.data));
+    for (const p of packets) {
+      const payload = p.subarray(12 + (p[0]! & 0x0f) * 4);
+      depacketizer.push({ header: { sequenceNumber: p.readUInt16BE(2), timestamp: p.readUInt32BE(4), marker: (p[1]! & 0x80) !== 0, ssrc: p.readUInt32BE(8) }, payload });
+    }
+    depacketizer.tick(Number.MAX_SAFE_INTEGER);
+    expect(packets.every((p) => p.length - 12 <= 1200 + 16)).toBe(true);
+    const file = join(mkdtempSync(join(tmpdir(), "video-")), "phone.h264");
+    writeFileSync(file, Buffer.concat(frames));
+    const decoded = decode(file);
+    expect(decoded.frames).toBeGreaterThan(30);
+    if (codec !== "H264") expect(decoded.profile).toBe("Constrained Baseline");
+  }, 60_000);
+});
+
+describe("video keyframes and video off/on", () => {
+  let h: Harness;
+  let pbxPort: number;
+  beforeAll(async () => {
+    pbxPort = await freePort();
+    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await killAllSipp();
+  });
+
+  it("a PLI from the phone yields a keyframe within 500 ms (transcoded VP8)", async () => {
+    requireSipp();
+    const sock = createSocket("udp4");
+    const idrAt: number[] = [];
+    sock.on("message", (m) => {
+      if (m.length < 13 || (m[1]! & 0x7f) !== 96) return;
+      const payload = m.subarray(12 + (m[0]! & 0x0f) * 4);
+      const type = payload[0]! & 0x1f;
+      // IDR (5) alone, in a STAP-A (24) or as the start of an FU-A (28).
+      const nals = type === 24 ? stapTypes(payload) : type === 28 ? (payload[1]! & 0x80 ? [payload[1]! & 0x1f] : []) : [type];
+      if (nals.includes(5)) idrAt.push(performance.now());
+    });
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    const sipp = startSipp({ scenario: "gw-video.xml", port: pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
+    await sipp.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    await call.startVideo({ codec: "VP8" });
+    await waitFor(() => idrAt.length > 0, 15_000, "the first keyframe at the phone");
+    await sleep(1500);
+    const video = h.gateway.registry.get(call.id)!.pbxMediaStats()!.video!;
+    const delays: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = idrAt.length;
+      const sentAt = performance.now();
+      // RTCP PSFB, FMT 1 (PLI): header, sender SSRC, media SSRC.
+      const pli = Buffer.alloc(12);
+      pli[0] = 0x81;
+      pli[1] = 206;
+      pli.writeUInt16BE(2, 2);
+      pli.writeUInt32BE(0x1234, 4);
+      pli.writeUInt32BE(video.ssrc, 8);
+      sock.send(pli, video.localRtcpPort, "127.0.0.1");
+      await waitFor(() => idrAt.length > before, 2000, "a keyframe after the PLI");
+      delays.push(idrAt[before]! - sentAt);
+      await sleep(700);
+    }
+    expect(Math.max(...delays)).toBeLessThan(500);
+    await call.hangup();
+    await finish(sipp);
+    sock.close();
+  }, 60_000);
+});
+
+function stapTypes(payload: Buffer): number[] {
+  const types: number[] = [];
+  let off = 1;
+  while (off + 2 < payload.length) {
+    const size = payload.readUInt16BE(off);
+    types.push(payload[off + 2]! & 0x1f);
+    off += 2 + size;
+  }
+  return types;
+}
+
+describe("consumer video on, off, on again", () => {
+  let h: Harness;
+  let pbxPort: number;
+  beforeAll(async () => {
+    pbxPort = await freePort();
+    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await killAllSipp();
+  });
+
+  it("re-INVITEs the phone each time, and audio never breaks", async () => {
+    requireSipp();
+    const sock = createSocket("udp4");
+    let videoPackets = 0;
+    sock.on("message", () => videoPackets++);
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    const sipp = startSipp({ scenario: "gw-video-toggle.xml", port: pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
+    await sipp.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    const audioFlows = async (): Promise<void> => {
+      const n = call.consumer.stats.packetsReceived;
+      await sleep(300);
+      expect(call.consumer.stats.packetsReceived).toBeGreaterThan(n + 5);
+    };
+
+    expect(await call.startVideo({ codec: "H264" })).toBe(200);
+    await waitFor(() => videoPackets > 30, 10_000, "video at the phone");
+    await audioFlows();
+
+    expect(await call.stopVideo()).toBe(200);
+    await waitFor(() => h.logs.find("consumer video changed").filter((l) => l.callId === call.id).length === 2, 5000, "video off");
+    await sleep(500);
+    const afterOff = videoPackets;
+    await sleep(700);
+    expect(videoPackets).toBe(afterOff);
+    await audioFlows();
+
+    expect(await call.startVideo({ codec: "H264" })).toBe(200);
+    await waitFor(() => videoPackets > afterOff + 30, 10_000, "video at the phone again");
+    await audioFlows();
+
+    await call.hangup();
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+    expect(result.logs).toMatch(/re-INVITE off m=video 0 RTP\/AVP 96/);
+    sock.close();
+  }, 60_000);
+});
+
+/** Encodes a short H.264 clip (constrained baseline) with ffmpeg and returns its access units. */
+function h264Clip(seconds: number): Buffer[] {
+  const file = join(mkdtempSync(join(tmpdir(), "clip-")), "clip.h264");
+  execFileSync("ffmpeg", [
+    "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", String(seconds),
+    "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-g", "30", "-f", "h264", file,
+  ]);
+  // A new access unit starts at a parameter set or at a slice whose first_mb_in_slice is 0 (its
+  // ue(v) code is the single bit 1), once the current unit already holds a slice.
+  const units: Uint8Array[][] = [];
+  let current: Uint8Array[] = [];
+  let hasSlice = false;
+  for (const nal of splitAnnexB(readFileSync(file))) {
+    const type = nal[0]! & 0x1f;
+    const isSlice = type === 1 || type === 5;
+    if (hasSlice && (type === 7 || type === 9 || (isSlice && (nal[1]! & 0x80) !== 0))) {
+      units.push(current);
+      current = [];
+      hasSlice = false;
+    }
+    current.push(nal);
+    hasSlice ||= isSlice;
+  }
+  if (current.length > 0) units.push(current);
+  return units.map((u) => joinAnnexB(u));
+}
+
+describe("PBX turns video on", () => {
+  let h: Harness;
+  let pbxPort: number;
+  beforeAll(async () => {
+    pbxPort = await freePort();
+    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await killAllSipp();
+  });
+
+  it.each([
+    ["without a collision", undefined],
+    ["when Meta's own media_update collides (200 without SDP)", "no-sdp"],
+    ["when Meta's own media_update collides (conflict error)", "error"],
+  ] as const)("media_update to Meta, H.264 reaches the consumer %s", async (_label, collide) => {
+    requireSipp();
+    const sock = createSocket("udp4");
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    const sipp = startSipp({ scenario: "gw-pbx-video.xml", port: pbxPort, vars: { video_port: String(sock.address().port), pause_ms: "1200" }, timeoutS: 40 });
+    await sipp.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    if (collide) h.sim.collideNextMediaUpdate({ mode: collide });
+    const gw = h.gateway.registry.get(call.id)!;
+    await waitFor(() => gw.pbxMediaStats()?.video !== undefined && h.logs.find("media_update done").some((l) => l.callId === call.id), 10_000, "video agreed with Meta");
+    const port = gw.pbxMediaStats()!.video!.localRtpPort;
+
+    // The phone's camera: H.264 RTP at 30 fps into the gateway's video port.
+    const packetizer = new H264Packetizer({ payloadType: 96, ssrc: 0x5eed });
+    const clip = h264Clip(2);
+    for (let i = 0; i < clip.length; i++) {
+      for (const p of packetizer.packetize(clip[i]!, i * 3000)) sock.send(p.serialize(), port, "127.0.0.1");
+      await sleep(33);
+    }
+    await sleep(500);
+    const received = call.consumer.receivedVideoAnnexB("H264");
+    const file = join(mkdtempSync(join(tmpdir(), "consumer-")), "consumer.h264");
+    writeFileSync(file, received);
+    expect(decode(file).frames).toBeGreaterThan(30);
+
+    // Versions: ours moved the media version on, and a collision was resolved by retrying.
+    const updates = graphRequests(h.sim, "media_update", call.id).map((r) => r.body as { from_version: number; to_version: number });
+    if (collide) {
+      expect(updates.length).toBe(2);
+      expect(updates[1]!.from_version).toBe(updates[0]!.from_version + 1);
+    } else {
+      expect(updates.length).toBe(1);
+    }
+    expect(call.mediaVersion).toBe(updates.at(-1)!.to_version);
+    const before = call.consumer.stats.packetsReceived;
+    await sleep(300);
+    expect(call.consumer.stats.packetsReceived).toBeGreaterThan(before + 5);
+
+    await call.hangup();
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+    sock.close();
+  }, 60_000);
+});
