@@ -8,6 +8,7 @@ import type { ReinviteResponder } from "../../sip/signaling.js";
 import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
 import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
 import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
+import { readPbxVideoFeedback } from "./pbx-video-feedback.js";
 import type { MediaTicker } from "./media-ticker.js";
 import type { Digit, OpusFrame } from "./target.js";
 
@@ -24,6 +25,8 @@ export interface PbxMediaOptions {
 export interface PbxMediaEvents {
   /** The PBX asked for a keyframe on the video we send it (PLI/FIR, or SIP INFO picture_fast_update). */
   keyframeRequest: [];
+  /** The PBX caps the bitrate of the video we send it (TMMBR or REMB), in bits per second. */
+  bitrateLimit: [number];
   /** An H.264 RTP payload of the PBX's video. */
   videoIn: [{ payload: Buffer; timestamp: number; marker: boolean }];
   /** Opus for the consumer: the PBX's audio, or comfort noise while the PBX sends nothing. */
@@ -104,9 +107,9 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     }
     video.on("rtp", (packet) => this.emit("videoIn", { payload: packet.payload, timestamp: packet.timestamp, marker: packet.marker }));
     video.on("rtcp", (packets) => {
-      // PSFB (206) with FMT 1 is PLI, FMT 4 is FIR: both ask for a keyframe.
-      if (packets.some((p) => p.type === "other" && p.packetType === 206 && (p.count === 1 || p.count === 4))) {
-        this.emit("keyframeRequest");
+      for (const fb of readPbxVideoFeedback(packets)) {
+        if (fb.kind === "keyframe") this.emit("keyframeRequest");
+        else this.emit("bitrateLimit", fb.bps);
       }
     });
     this.video = video;

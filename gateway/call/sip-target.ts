@@ -102,6 +102,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     video.on("packet", (p) => media.sendVideo(p));
     video.on("keyframeNeeded", () => this.emit("keyframeRequest"));
     media.on("keyframeRequest", () => video.requestKeyframe());
+    media.on("bitrateLimit", (bps) => video.setBitrateLimit(bps));
     try {
       await video.start();
     } catch (err) {

@@ -86,6 +86,16 @@ export class VideoToPbx extends EventEmitter<VideoToPbxEvents> {
     else if (this._state === "passthrough") this.emit("keyframeNeeded");
   }
 
+  /**
+   * The PBX's bandwidth limit (TMMBR/REMB). Our encoder follows it when transcoding; passthrough
+   * video is the consumer's own bitrate, which Meta's sender sets from our REMB.
+   */
+  setBitrateLimit(bps: number): void {
+    if (this._state !== "transcoding") return;
+    const kbps = Math.max(100, Math.min(4000, Math.floor(bps / 1000)));
+    this.transcoder!.setTargetBitrate(kbps);
+  }
+
   /** Timer work of the depacketizer (waiting for late packets). */
   tick(nowMs: number): void {
     this.depacketizer?.tick(nowMs);

@@ -23,6 +23,7 @@ import {
   type RtcpPacket,
 } from "werift";
 import { MetaLegError, SdpError } from "../errors.js";
+import { ReceiveBandwidthEstimator, rembFields } from "./receive-bandwidth.js";
 import { addEndOfCandidates, dropTrickleOption, keepSha256FingerprintsOnly, summarizeSdp, validateRemoteSdp } from "./sdp.js";
 
 /** Network settings of the Meta leg, from the gateway configuration. */
@@ -84,8 +85,6 @@ const VIDEO_CODECS = (): RTCRtpCodecParameters[] => [
   useAV1X({ payloadType: 45, rtcpFeedback: VIDEO_FEEDBACK() }),
   new RTCRtpCodecParameters({ mimeType: "video/H265", clockRate: 90000, payloadType: 49, rtcpFeedback: VIDEO_FEEDBACK() }),
 ];
-/** What we tell Meta we can take for video: enough for 720p30 without starving audio. */
-const REMB_BITRATE_BPS = 1_500_000;
 const REMB_INTERVAL_MS = 1000;
 
 const RTCP_PSFB = 206;
@@ -111,6 +110,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   private connectedAt: number | undefined;
   private rtcpHooked = false;
   private rembTimer: NodeJS.Timeout | undefined;
+  private readonly receiveBandwidth = new ReceiveBandwidthEstimator();
   /** Our own video toward the consumer (the PBX's H.264), once the PBX sends video. */
   private videoOut: { transceiver: RTCRtpTransceiver; msid: string; seq: number } | undefined;
   private readonly subscriptions: { unSubscribe: () => void }[] = [];
@@ -151,6 +151,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
           this.counters.packetsIn++;
           this.counters.bytesIn += packet.payload.length;
           this.lastPacketInAt = Date.now();
+          if (kind === "video") this.receiveBandwidth.onPacket(packet.header.sequenceNumber, packet.serializeSize);
           this.emit("rtp", { mid, kind, packet, arrivalMs });
         });
       }),
@@ -381,7 +382,8 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
 
   /**
    * werift never sends REMB; without it Meta's sender stays on its slow loss-based ramp. Tell it
-   * what we can take, for every video stream we receive, once a second while any exists.
+   * what we can take (estimated from what arrives and what is lost), for every video stream we
+   * receive, once a second while any exists.
    */
   private sendRemb(): void {
     const dtls = this.audio.dtlsTransport;
@@ -391,13 +393,8 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       .flatMap((t) => t.receiver.tracks.map((tr) => tr.ssrc))
       .filter((ssrc): ssrc is number => ssrc !== undefined);
     if (!dtls || ssrcs.length === 0) return;
-    let mantissa = REMB_BITRATE_BPS;
-    let exp = 0;
-    while (mantissa > 0x3ffff) {
-      mantissa >>= 1;
-      exp++;
-    }
-    const remb = new ReceiverEstimatedMaxBitrate({ senderSsrc: this.audio.sender.ssrc, mediaSsrc: 0, ssrcNum: ssrcs.length, brExp: exp, brMantissa: mantissa, ssrcFeedbacks: ssrcs });
+    const bps = this.receiveBandwidth.update(REMB_INTERVAL_MS);
+    const remb = new ReceiverEstimatedMaxBitrate({ senderSsrc: this.audio.sender.ssrc, mediaSsrc: 0, ssrcNum: ssrcs.length, ...rembFields(bps), ssrcFeedbacks: ssrcs });
     dtls.sendRtcp([new RtcpPayloadSpecificFeedback({ feedback: remb })]).catch(() => undefined);
   }
 
