@@ -293,3 +293,47 @@ describe("PBX turns video on", () => {
     sock.close();
   }, 60_000);
 });
+
+describe("PBX turns video on, then off", () => {
+  let h: Harness;
+  let pbxPort: number;
+  beforeAll(async () => {
+    pbxPort = await freePort();
+    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await killAllSipp();
+  });
+
+  it("disables the video track at Meta, and the consumer's audio goes on", async () => {
+    requireSipp();
+    const sock = createSocket("udp4");
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    const sipp = startSipp({
+      scenario: "gw-pbx-video-off.xml",
+      port: pbxPort,
+      vars: { video_port: String(sock.address().port), pause_ms: "800", off_after_ms: "2500" },
+      timeoutS: 40,
+    });
+    await sipp.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    await waitFor(() => graphRequests(h.sim, "media_update", call.id).length === 1, 10_000, "video on at Meta");
+    await waitFor(() => graphRequests(h.sim, "media_update", call.id).length === 2, 10_000, "video off at Meta");
+    const [on, off] = graphRequests(h.sim, "media_update", call.id).map(
+      (r) => r.body as { from_version: number; to_version: number; tracks?: { label: string; status: string }[] },
+    );
+    expect(on!.tracks).toEqual([expect.objectContaining({ label: "default_video", status: "enabled" })]);
+    expect(off!.tracks).toEqual([expect.objectContaining({ label: "default_video", status: "disabled" })]);
+    expect(off!.from_version).toBe(on!.to_version);
+    const before = call.consumer.stats.packetsReceived;
+    await sleep(300);
+    expect(call.consumer.stats.packetsReceived).toBeGreaterThan(before + 5);
+    await call.hangup();
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+    expect(result.logs).toMatch(/video off answered m=video 0 RTP\/AVP 96/);
+    sock.close();
+  }, 60_000);
+});
