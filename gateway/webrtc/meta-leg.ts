@@ -24,7 +24,8 @@ import {
 } from "werift";
 import { MetaLegError, SdpError } from "../errors.js";
 import { ReceiveBandwidthEstimator, rembFields } from "./receive-bandwidth.js";
-import { addEndOfCandidates, dropTrickleOption, keepSha256FingerprintsOnly, summarizeSdp, validateRemoteSdp } from "./sdp.js";
+import { chooseVideoCodec, type PbxVideoCapabilities } from "../../transcode/video/codec-policy.js";
+import { addEndOfCandidates, dropTrickleOption, keepSha256FingerprintsOnly, reorderVideoFormats, summarizeSdp, validateRemoteSdp } from "./sdp.js";
 
 /** Network settings of the Meta leg, from the gateway configuration. */
 export interface MetaLegNetwork {
@@ -86,6 +87,13 @@ const VIDEO_CODECS = (): RTCRtpCodecParameters[] => [
   new RTCRtpCodecParameters({ mimeType: "video/H265", clockRate: 90000, payloadType: 49, rtcpFeedback: VIDEO_FEEDBACK() }),
 ];
 const REMB_INTERVAL_MS = 1000;
+/** What SIP video phones decode: constrained baseline H.264, packetization mode 1 or 0. */
+const SIP_PHONE_VIDEO: PbxVideoCapabilities = {
+  h264: [
+    { profileLevelId: "42e01f", packetizationMode: 1 },
+    { profileLevelId: "42e01f", packetizationMode: 0 },
+  ],
+};
 
 const RTCP_PSFB = 206;
 const PSFB_PLI = 1;
@@ -207,8 +215,14 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     this.expectState("applyOffer", ["answered", "connecting", "connected"]);
     const problem = validateRemoteSdp(sdp, "offer");
     if (problem) throw new SdpError(this.callId, `Meta's offer ${problem}`);
+    // The consumer's video goes to a SIP phone as H.264: take H.264 as is when Meta offers one the
+    // phone decodes, else the codec that is cheapest to transcode.
+    const ordered = reorderVideoFormats(sdp, (offered) => {
+      const choice = chooseVideoCodec(offered, SIP_PHONE_VIDEO);
+      return choice.mode === "none" ? [] : choice.preference;
+    });
     try {
-      await this.pc.setRemoteDescription({ type: "offer", sdp: addEndOfCandidates(sdp) });
+      await this.pc.setRemoteDescription({ type: "offer", sdp: addEndOfCandidates(ordered) });
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
     } catch (err) {

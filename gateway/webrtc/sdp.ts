@@ -115,3 +115,37 @@ export function validateRemoteSdp(sdp: string, type: "offer" | "answer"): string
   if (type === "answer" && s.setup.some((r) => r === "actpass")) return "answers with a=setup:actpass";
   return undefined;
 }
+
+/**
+ * Reorders the formats of each video m-line by `prefer(offered)` (payload types, best first),
+ * leaving the rest in place. werift answers with the first offered codec it supports (for H.264
+ * regardless of packetization mode and profile), so the order we apply is the choice we make.
+ */
+export function reorderVideoFormats(
+  sdp: string,
+  prefer: (offered: { payloadType: number; encodingName: string; fmtp: string | undefined }[]) => number[],
+): string {
+  const lines = sdpLines(sdp);
+  const sections: number[] = [];
+  lines.forEach((l, i) => {
+    if (l.startsWith("m=")) sections.push(i);
+  });
+  sections.push(lines.length);
+  for (let k = 0; k + 1 < sections.length; k++) {
+    const start = sections[k]!;
+    const end = sections[k + 1]!;
+    const m = /^m=video (\d+) (\S+) (.*)$/.exec(lines[start]!);
+    if (!m || m[1] === "0") continue;
+    const formats = m[3]!.split(" ").map(Number);
+    const body = lines.slice(start + 1, end);
+    const offered = formats.map((pt) => ({
+      payloadType: pt,
+      encodingName: (new RegExp(`^a=rtpmap:${pt} ([^/]+)/`).exec(body.find((l) => l.startsWith(`a=rtpmap:${pt} `)) ?? "")?.[1]) ?? "",
+      fmtp: body.find((l) => l.startsWith(`a=fmtp:${pt} `))?.slice(`a=fmtp:${pt} `.length),
+    }));
+    const best = prefer(offered).filter((pt) => formats.includes(pt));
+    const order = [...best, ...formats.filter((pt) => !best.includes(pt))];
+    lines[start] = `m=video ${m[1]} ${m[2]} ${order.join(" ")}`;
+  }
+  return joinSdp(lines);
+}

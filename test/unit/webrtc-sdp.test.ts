@@ -3,6 +3,7 @@ import {
   addEndOfCandidates,
   dropTrickleOption,
   keepSha256FingerprintsOnly,
+  reorderVideoFormats,
   summarizeSdp,
   validateRemoteSdp,
 } from "../../gateway/webrtc/sdp.js";
@@ -83,5 +84,37 @@ describe("Meta leg SDP shaping", () => {
     expect(validateRemoteSdp(META_REOFFER.replace(/a=fingerprint:.*\r\n/g, ""), "offer")).toMatch(/fingerprint/);
     expect(validateRemoteSdp(META_REOFFER.replace(/a=ice-pwd:.*\r\n/g, ""), "offer")).toMatch(/ICE/);
     expect(validateRemoteSdp(META_REOFFER.replace(/setup:passive/g, "setup:actpass"), "answer")).toMatch(/actpass/);
+  });
+});
+
+describe("video codec order in Meta's offers", () => {
+  const offer = [
+    "v=0",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+    "a=rtpmap:111 opus/48000/2",
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 98 100 109 45",
+    "a=rtpmap:96 VP8/90000",
+    "a=rtpmap:98 VP9/90000",
+    "a=rtpmap:100 H264/90000",
+    "a=fmtp:100 profile-level-id=640032;packetization-mode=1",
+    "a=rtpmap:109 H264/90000",
+    "a=fmtp:109 profile-level-id=42e01f;packetization-mode=1",
+    "a=rtpmap:45 AV1/90000",
+    "",
+  ].join("\r\n");
+
+  it("puts the preferred payload types first and keeps the rest", () => {
+    const out = reorderVideoFormats(offer, (offered) => {
+      expect(offered.map((o) => o.encodingName)).toEqual(["VP8", "VP9", "H264", "H264", "AV1"]);
+      expect(offered[3]!.fmtp).toBe("profile-level-id=42e01f;packetization-mode=1");
+      return [109, 96];
+    });
+    expect(out).toMatch(/^m=video 9 UDP\/TLS\/RTP\/SAVPF 109 96 98 100 45\r$/m);
+    expect(out).toMatch(/^m=audio 9 UDP\/TLS\/RTP\/SAVPF 111\r$/m);
+  });
+
+  it("leaves rejected video m-lines alone", () => {
+    const rejected = offer.replace("m=video 9", "m=video 0");
+    expect(reorderVideoFormats(rejected, () => [109])).toBe(rejected);
   });
 });
