@@ -53,6 +53,7 @@ export class GatewayMetrics {
         this.set({ reason: "unknown_call" }, s.unknownCallEvents);
         this.set({ reason: "other_page" }, s.otherPageDropped);
         this.set({ reason: "admission" }, s.admissionRejected);
+        this.set({ reason: "sip_refused" }, s.sipRefused);
       },
     });
     new Gauge({
