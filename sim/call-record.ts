@@ -1,5 +1,5 @@
 import type { CallEnd, CallPhase } from "./call-rules.js";
-import type { SimConsumer } from "./consumer.js";
+import type { ConsumerPeer } from "./consumer-peer.js";
 import type { TrackSpec } from "./graph-request.js";
 import type { CallDirection } from "./webhook-events.js";
 
@@ -43,7 +43,7 @@ export class CallRecord {
     readonly id: string,
     readonly psid: string,
     readonly direction: CallDirection,
-    readonly consumer: SimConsumer,
+    readonly consumer: ConsumerPeer,
     readonly startedAt: number,
   ) {}
 

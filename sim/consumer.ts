@@ -18,6 +18,7 @@ import {
   parseTelephoneEvent,
   type TelephoneEvent,
 } from "./consumer-audio.js";
+import type { ConsumerPeer } from "./consumer-peer.js";
 import { ConsumerVideo, type ConsumerVideoStats, type VideoSendOptions } from "./consumer-video.js";
 import { ConsumerClosedError, ConsumerNegotiationError, SimStateError, SimTimeoutError } from "./errors.js";
 import { loopbackIceConfig } from "./loopback-ice.js";
@@ -101,7 +102,7 @@ function telephoneEvent8k(): RTCRtpCodecParameters {
  * business's audio, a new sendonly mid for its own), speaks a test tone there and records what the
  * business sends.
  */
-export class SimConsumer {
+export class SimConsumer implements ConsumerPeer {
   private readonly pc: RTCPeerConnection;
   private readonly toneHz: number;
   private readonly toneAmplitude: number;

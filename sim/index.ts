@@ -2,6 +2,7 @@ export { MetaSimulator, type MetaSimulatorOptions, type PlaceCallOptions } from 
 export { SimCall, MEDIA_MILESTONE_PACKETS, type SimCallMilestone, type SimCallState } from "./sim-call.js";
 export type { CallEnd, CallEndReason } from "./call-rules.js";
 export { SimConsumer, type ConsumerOptions, type ConsumerState, type ConsumerStats } from "./consumer.js";
+export type { ConsumerPeer } from "./consumer-peer.js";
 export type { MediaUpdateReason, MediaUpdateRecord } from "./call-record.js";
 export type { ConsumerVideoStats, VideoSendOptions, VideoSendState } from "./consumer-video.js";
 export { META_VIDEO_FORMATS, SIM_VIDEO_CODECS, simVideoCodecOf, type MetaVideoFormat, type SimVideoCodec } from "./video-codecs.js";

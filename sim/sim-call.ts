@@ -1,9 +1,10 @@
 import type { CallRecord, MediaUpdateRecord } from "./call-record.js";
 import type { CallEnd } from "./call-rules.js";
 import type { VideoSendOptions } from "./consumer-video.js";
-import type { SimConsumer } from "./consumer.js";
+import type { ConsumerPeer } from "./consumer-peer.js";
+import { SimConsumer } from "./consumer.js";
 import type { TrackSpec } from "./graph-request.js";
-import { SimCallEndedError, SimTimeoutError } from "./errors.js";
+import { SimCallEndedError, SimStateError, SimTimeoutError } from "./errors.js";
 import type { DeliveryOptions } from "./webhook-sender.js";
 import type { CallDirection, TerminateStatus } from "./webhook-events.js";
 
@@ -49,7 +50,15 @@ export class SimCall {
     return phase === "accepting" ? "ringing" : phase;
   }
 
+  /** The simulator's werift consumer; a call placed with another consumer (`placeCall({ consumer })`) has none: see `peer`. */
   get consumer(): SimConsumer {
+    const consumer = this.record.consumer;
+    if (!(consumer instanceof SimConsumer)) throw new SimStateError(`call ${this.id} has its own consumer, not the simulator's: use call.peer`);
+    return consumer;
+  }
+
+  /** Whatever plays the consumer on this call: the werift SimConsumer, or the one given to placeCall. */
+  get peer(): ConsumerPeer {
     return this.record.consumer;
   }
 

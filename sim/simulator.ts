@@ -1,6 +1,7 @@
 import { CallRecord } from "./call-record.js";
 import { businessActionError, mediaVersionError, tracksOnlyVersionError, type CallEndReason } from "./call-rules.js";
 import type { VideoSendOptions } from "./consumer-video.js";
+import type { ConsumerPeer } from "./consumer-peer.js";
 import { SimConsumer, type ConsumerOptions } from "./consumer.js";
 import { ConsumerClosedError, ConsumerNegotiationError, SimStateError } from "./errors.js";
 import { graphErrors, GraphApiError } from "./graph-errors.js";
@@ -88,6 +89,11 @@ export interface PlaceCallOptions {
   video?: VideoSendOptions;
   /** Delivery switches for the connect webhook (signature, duplicates, delay...). */
   delivery?: DeliveryOptions;
+  /**
+   * Plays the consumer with this peer instead of a new werift SimConsumer (`toneHz` then does not
+   * apply); the call owns it from here and closes it when it ends. See sim/browser-consumer.ts.
+   */
+  consumer?: ConsumerPeer;
 }
 
 const DEFAULTS = {
@@ -259,7 +265,7 @@ export class MetaSimulator {
     this.assertRunning();
     if (this.webhooks.url === undefined) throw new SimStateError("set a webhook URL before placing calls");
     const psid = options.psid ?? newPsid();
-    const record = this.newRecord(psid, "user_initiated", options.toneHz);
+    const record = this.newRecord(psid, "user_initiated", options.toneHz, options.consumer);
     if (options.video) await record.consumer.startVideo(options.video);
     this.scheduleOnCall(record, this.options.acceptWindowMs ?? DEFAULTS.acceptWindowMs, () => this.acceptWindowExpired(record));
     record.connectWebhookStatus = await this.deliver(
@@ -562,14 +568,16 @@ export class MetaSimulator {
     void this.endAndReport(record, "not-answered", "Failed");
   }
 
-  private newRecord(psid: string, direction: CallRecord["direction"], toneHz?: number): CallRecord {
+  private newRecord(psid: string, direction: CallRecord["direction"], toneHz?: number, peer?: ConsumerPeer): CallRecord {
     let id = newCallId();
     while (this.records.has(id)) id = newCallId();
-    const consumer = new SimConsumer({
-      ...this.options.consumer,
-      ...(toneHz !== undefined ? { toneHz } : {}),
-      stunUrl: this.stunUrl,
-    });
+    const consumer =
+      peer ??
+      new SimConsumer({
+        ...this.options.consumer,
+        ...(toneHz !== undefined ? { toneHz } : {}),
+        stunUrl: this.stunUrl,
+      });
     const record = new CallRecord(id, psid, direction, consumer, Date.now());
     this.records.set(id, record);
     return record;

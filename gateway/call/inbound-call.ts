@@ -331,6 +331,8 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     if (this._state !== "connecting") return;
     this.setState("active");
     this.consumer.startFlowing();
+    // The consumer's camera may already be on in the re-offer that came with accept.
+    void this.queue.push(() => this.followConsumerVideo());
     this.stopWatchdog = watchMetaMedia(this.o.leg, this.o.mediaTimeoutMs, (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)));
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
   }

@@ -337,3 +337,33 @@ describe("PBX turns video on, then off", () => {
     sock.close();
   }, 60_000);
 });
+
+describe("consumer camera already on when the call is accepted", () => {
+  let h: Harness;
+  let pbxPort: number;
+  beforeAll(async () => {
+    pbxPort = await freePort();
+    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await killAllSipp();
+  });
+
+  it("re-INVITEs the phone with video right after the call is up", async () => {
+    requireSipp();
+    const sock = createSocket("udp4");
+    let videoPackets = 0;
+    sock.on("message", () => videoPackets++);
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    const sipp = startSipp({ scenario: "gw-video.xml", port: pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
+    await sipp.ready;
+    const call = await h.sim.placeCall({ video: { codec: "VP8" } });
+    await call.waitForState("media", 10_000);
+    await waitFor(() => videoPackets > 30, 15_000, "video at the phone");
+    await call.hangup();
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+    sock.close();
+  }, 60_000);
+});
