@@ -20,6 +20,8 @@ export interface BaresipOptions {
   user?: string;
   /** Dial this URI as soon as the phone is up (the phone is then the calling agent). */
   dial?: string;
+  /** A video phone: H.264 through libavcodec, a test-pattern camera and a display that draws nothing. */
+  video?: boolean;
 }
 
 /**
@@ -47,6 +49,8 @@ export class Baresip {
       join(dir, "config"),
       [
         "poll_method epoll",
+        // Every address in its SDP must be loopback, whatever interfaces the machine has.
+        "net_interface 127.0.0.1",
         `sip_listen 127.0.0.1:${o.port}`,
         "audio_player aubridge,nil",
         `audio_source ausine,${o.toneHz}`,
@@ -59,6 +63,9 @@ export class Baresip {
         "jitter_buffer_delay 1-5",
         "module_path /usr/lib/baresip/modules",
         "module g711.so",
+        ...(o.video
+          ? ["module avcodec.so", "module fakevideo.so", "video_source fakevideo,nil", "video_display fakevideo,nil", "video_size 640x360", "video_fps 15"]
+          : []),
         "module ausine.so",
         "module aubridge.so",
         "module sndfile.so",
