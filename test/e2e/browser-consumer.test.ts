@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,19 +7,10 @@ import { ConsumerBrowser, type BrowserConsumer, type BrowserRtpStats } from "../
 import { ConsumerClosedError, SimStateError } from "../../sim/errors.js";
 import { VideoDepacketizer } from "../../transcode/video/depacketizer.js";
 import { requireTool } from "../../scripts/peers/baresip.js";
+import { decodeH264File } from "../support/video.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
 import { sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 
-/** Frames ffmpeg decodes from an Annex-B H.264 file, and the stream's profile. */
-function decode(file: string): { frames: number; profile: string } {
-  const out = execFileSync(
-    "ffprobe",
-    ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,profile", "-of", "json", file],
-    { encoding: "utf8" },
-  );
-  const s = (JSON.parse(out) as { streams: { nb_read_frames?: string; profile?: string }[] }).streams[0];
-  return { frames: Number(s?.nb_read_frames ?? 0), profile: s?.profile ?? "" };
-}
 
 function rtpPayload(p: Buffer): Buffer {
   return p.subarray(12 + (p[0]! & 0x0f) * 4);
@@ -198,7 +188,7 @@ describe("Chromium as the consumer: camera and microphone to a SIP video phone",
     expect(video.packets.every((p) => (p[1]! & 0x7f) === 96)).toBe(true);
     const file = join(work, `phone-${codec}.h264`);
     writeFileSync(file, Buffer.concat(frames));
-    const decoded = decode(file);
+    const decoded = decodeH264File(file);
     expect(decoded.frames).toBeGreaterThan(30);
     if (codec !== "H264") expect(decoded.profile).toBe("Constrained Baseline");
   }, 90_000);

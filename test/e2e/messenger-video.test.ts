@@ -10,17 +10,8 @@ import { joinAnnexB, splitAnnexB } from "../../transcode/video/annexb.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
 import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 import { requireTool } from "../../scripts/peers/baresip.js";
+import { decodeH264File } from "../support/video.js";
 
-/** Counts the frames ffmpeg decodes from an Annex-B H.264 file, and reads the stream's profile. */
-function decode(file: string): { frames: number; profile: string } {
-  const out = execFileSync(
-    "ffprobe",
-    ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,profile", "-of", "json", file],
-    { encoding: "utf8" },
-  );
-  const s = (JSON.parse(out) as { streams: { nb_read_frames?: string; profile?: string }[] }).streams[0];
-  return { frames: Number(s?.nb_read_frames ?? 0), profile: s?.profile ?? "" };
-}
 
 /**
  * The consumer turns video on: whatever codec Meta sends, a SIP video phone (SIPp signalling, a
@@ -80,7 +71,7 @@ describe("consumer video to a SIP video phone", () => {
     expect(packets.every((p) => p.length - 12 <= 1200 + 16)).toBe(true);
     const file = join(mkdtempSync(join(tmpdir(), "video-")), "phone.h264");
     writeFileSync(file, Buffer.concat(frames));
-    const decoded = decode(file);
+    const decoded = decodeH264File(file);
     expect(decoded.frames).toBeGreaterThan(30);
     if (codec !== "H264") expect(decoded.profile).toBe("Constrained Baseline");
   }, 60_000);
@@ -272,7 +263,7 @@ describe("PBX turns video on", () => {
     const received = call.consumer.receivedVideoAnnexB("H264");
     const file = join(mkdtempSync(join(tmpdir(), "consumer-")), "consumer.h264");
     writeFileSync(file, received);
-    expect(decode(file).frames).toBeGreaterThan(30);
+    expect(decodeH264File(file).frames).toBeGreaterThan(30);
 
     // Versions: ours moved the media version on, and a collision was resolved by retrying.
     const updates = graphRequests(h.sim, "media_update", call.id).map((r) => r.body as { from_version: number; to_version: number });
