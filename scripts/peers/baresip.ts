@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -22,6 +23,8 @@ export interface BaresipOptions {
   dial?: string;
   /** A video phone: H.264 through libavcodec, a test-pattern camera and a display that draws nothing. */
   video?: boolean;
+  /** Port of its control socket on 127.0.0.1 (netstring JSON commands), e.g. for snapshots. */
+  controlPort?: number;
 }
 
 /**
@@ -64,8 +67,9 @@ export class Baresip {
         "module_path /usr/lib/baresip/modules",
         "module g711.so",
         ...(o.video
-          ? ["module avcodec.so", "module fakevideo.so", "video_source fakevideo,nil", "video_display fakevideo,nil", "video_size 640x360", "video_fps 15"]
+          ? ["module avcodec.so", "module fakevideo.so", "module snapshot.so", "video_source fakevideo,nil", "video_display fakevideo,nil", "video_size 640x360", "video_fps 15"]
           : []),
+        ...(o.controlPort ? ["module_app ctrl_tcp.so", `ctrl_tcp_listen 127.0.0.1:${o.controlPort}`] : []),
         "module ausine.so",
         "module aubridge.so",
         "module sndfile.so",
@@ -101,6 +105,34 @@ export class Baresip {
     const last = files.at(-1);
     if (!last) return { pcm: new Int16Array(0), sampleRate: 8000 };
     return parseWav(readFileSync(join(this.dir, "rec", last)));
+  }
+
+  /**
+   * Sends one command on the control socket (baresip's netstring JSON) and resolves with its
+   * response text.
+   */
+  command(port: number, command: string, params = ""): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const json = JSON.stringify({ command, params, token: "t1" });
+      const socket = createConnection({ host: "127.0.0.1", port }, () => socket.write(`${Buffer.byteLength(json)}:${json},`));
+      let text = "";
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve(text);
+      }, 2000);
+      socket.on("data", (d) => {
+        text += d.toString();
+        if (text.includes('"response"')) {
+          clearTimeout(timer);
+          socket.end();
+          resolve(text);
+        }
+      });
+      socket.on("error", (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
   }
 
   /** Hangs up the current call (menu command on its control input). */
