@@ -1,0 +1,62 @@
+import { cpus } from "node:os";
+import { parseArgs } from "node:util";
+import type { SrtpProfileName } from "../loadgen/consumer-peer.js";
+import { planFor, type Plan } from "./plan.js";
+
+export interface BenchOptions {
+  plan: Plan;
+  /** Run one system only. */
+  only: "gateway" | "rtpengine" | undefined;
+  /** CPU-profile gateways and load generators over the gateway ramp (nothing else runs). */
+  profile: boolean;
+  srtpProfile: SrtpProfileName;
+}
+
+export const USAGE =
+  "npm run bench [-- --quick] [--profile] [--only gateway|rtpengine] [--steps 50,100,150] [--window SECONDS] [--gateways N] [--srtp cm|gcm] [--gateway-node-option=--FLAG ...]";
+
+/** The bench's command line; throws with a message naming the bad option. */
+export function parseCli(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean", default: false },
+      profile: { type: "boolean", default: false },
+      gateways: { type: "string" },
+      only: { type: "string" },
+      steps: { type: "string" },
+      window: { type: "string" },
+      srtp: { type: "string", default: "cm" },
+      "gateway-node-option": { type: "string", multiple: true },
+    },
+  });
+  const gateways = Number(values.gateways ?? Math.max(1, cpus().length));
+  if (!Number.isInteger(gateways) || gateways < 1 || gateways > 16) throw new Error(`--gateways takes 1–16, not ${values.gateways}`);
+  const plan = planFor(values.quick ?? false, gateways);
+  if (values.steps !== undefined) {
+    const steps = values.steps.split(",").map(Number);
+    if (steps.length === 0 || steps.some((n, i) => !Number.isInteger(n) || n <= 0 || (i > 0 && n <= (steps[i - 1] ?? 0)))) {
+      throw new Error(`--steps takes ascending call counts like 50,100,150, not ${values.steps}`);
+    }
+    plan.steps = steps;
+    plan.rtpengineSteps = steps;
+  }
+  if (values.window !== undefined) {
+    const seconds = Number(values.window);
+    if (!(seconds >= 1 && seconds <= 600)) throw new Error(`--window takes seconds (1–600), not ${values.window}`);
+    plan.windowMs = seconds * 1000;
+  }
+  for (const flag of values["gateway-node-option"] ?? []) {
+    if (!/^--[a-z][a-z0-9-]*(=\S+)?$/.test(flag)) throw new Error(`--gateway-node-option takes one Node flag like --max-semi-space-size=32, not ${flag}`);
+    plan.gatewayNodeArgs.push(flag);
+  }
+  const only = values.only;
+  if (only !== undefined && only !== "gateway" && only !== "rtpengine") throw new Error(`--only takes gateway or rtpengine, not ${only}`);
+  if (values.srtp !== "cm" && values.srtp !== "gcm") throw new Error(`--srtp takes cm or gcm, not ${values.srtp}`);
+  return {
+    plan,
+    only,
+    profile: values.profile ?? false,
+    srtpProfile: values.srtp === "gcm" ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80",
+  };
+}

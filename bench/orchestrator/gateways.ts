@@ -1,0 +1,93 @@
+import { fileURLToPath } from "node:url";
+import type { ManagedProcess, ProcessGroup } from "./processes.js";
+import { freeTcpPort, freeUdpPort } from "./ports.js";
+
+const GATEWAY_MAIN = fileURLToPath(new URL("../../gateway/main.js", import.meta.url));
+
+/** The Page and app every bench process agrees on. */
+export const BENCH_META = {
+  pageId: "100000000000777",
+  appSecret: "bench-app-secret",
+  pageAccessToken: "bench-page-token",
+  verifyToken: "bench-verify-token",
+  graphVersion: "v26.0",
+} as const;
+
+export interface GatewayInstance {
+  index: number;
+  process: ManagedProcess;
+  httpPort: number;
+  sipPort: number;
+  webhookUrl: string;
+  rtpRange: [number, number];
+}
+
+export interface GatewayStartOptions {
+  index: number;
+  graphUrl: string;
+  /** The load generator's SIP UAS (the "PBX"). */
+  pbxSipPort: number;
+  rtpRange: [number, number];
+  /** Directory for `node --cpu-prof` output; no profiling when undefined. */
+  profileDir?: string;
+  /** Extra Node flags for the gateway process (e.g. --max-semi-space-size=32). */
+  nodeArgs?: string[];
+}
+
+/** Starts `node dist/gateway/main.js` configured by environment, and waits for /healthz. */
+export async function startGateway(group: ProcessGroup, o: GatewayStartOptions): Promise<GatewayInstance> {
+  const httpPort = await freeTcpPort();
+  const sipPort = await freeUdpPort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    META_APP_SECRET: BENCH_META.appSecret,
+    META_VERIFY_TOKEN: BENCH_META.verifyToken,
+    META_PAGE_ID: BENCH_META.pageId,
+    META_PAGE_ACCESS_TOKEN: BENCH_META.pageAccessToken,
+    META_GRAPH_URL: o.graphUrl,
+    META_GRAPH_VERSION: BENCH_META.graphVersion,
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: String(httpPort),
+    SIP_LISTEN: `127.0.0.1:${sipPort}`,
+    SIP_TRANSPORTS: "udp",
+    SIP_TARGET: `sip:agent@127.0.0.1:${o.pbxSipPort}`,
+    RTP_PORT_MIN: String(o.rtpRange[0]),
+    RTP_PORT_MAX: String(o.rtpRange[1]),
+    PUBLIC_IP: "127.0.0.1",
+    MEDIA_BIND_IP: "127.0.0.1",
+    MAX_CONCURRENT_CALLS: "5000",
+    LOG_LEVEL: "warn",
+    DRAIN_SECONDS: "0",
+  };
+  const nodeArgs = o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=gateway-${o.index}.cpuprofile`] : [];
+  const proc = group.spawn(`gateway-${o.index}`, process.execPath, [...(o.nodeArgs ?? []), ...nodeArgs, GATEWAY_MAIN], { env });
+  const webhookUrl = `http://127.0.0.1:${httpPort}/webhooks/meta`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (proc.child.exitCode !== null) throw new Error(`gateway-${o.index} exited at start: ${proc.tail.join(" | ")}`);
+    const ok = await fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`gateway-${o.index} not healthy within 15 s: ${proc.tail.join(" | ")}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { index: o.index, process: proc, httpPort, sipPort, webhookUrl, rtpRange: o.rtpRange };
+}
+
+/** A few figures from the gateway's Prometheus endpoint. */
+export async function scrapeGateway(g: GatewayInstance): Promise<{ activeCalls: number; heapUsedMB: number }> {
+  const text = await fetch(`http://127.0.0.1:${g.httpPort}/metrics`).then((r) => r.text());
+  const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN);
+  return { activeCalls: value("gateway_calls_active"), heapUsedMB: value("gateway_process_nodejs_heap_size_used_bytes") / 2 ** 20 };
+}
+
+/** Waits until every gateway reports no active call. */
+export async function waitGatewaysIdle(gateways: GatewayInstance[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const active = await Promise.all(gateways.map((g) => scrapeGateway(g).then((s) => s.activeCalls, () => NaN)));
+    if (active.every((n) => n === 0)) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}

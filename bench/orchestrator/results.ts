@@ -1,0 +1,97 @@
+import type { LatencySummary } from "../stats/histogram.js";
+
+export interface DirectionResult extends LatencySummary {
+  /** Share within their own stream's median + 20 ms: delay variation, whatever fixed hold comes before it. */
+  withinJitterBudget: number;
+  sent: number;
+  received: number;
+  /** Sequence-number gaps seen by the receiving end. */
+  lost: number;
+  /** Packets whose latency could not be mapped (no onset yet, or a slipped mapping). */
+  unmapped: number;
+}
+
+/** One measurement window at one load. */
+export interface StepResult {
+  calls: number;
+  activeCalls: number;
+  /** The density criterion: 99.9 % within 20 ms of arrival, none lost, every call up. */
+  pass: boolean;
+  /** Why the step failed the density criterion (empty when it passed). */
+  reasons: string[];
+  /** The same with 20 ms on top of each stream's median latency instead of 20 ms flat. */
+  passJitter: boolean;
+  jitterReasons: string[];
+  windowS: number;
+  /** CPU of the system under test (all its processes), in cores. */
+  cores: number;
+  cpuPerCall: number;
+  rssMB: number;
+  /** (RSS now − RSS before any call) / calls. */
+  rssPerCallMB: number;
+  loadgenCores: number;
+  /** Busy CPU of everything else on the machine during the window. */
+  otherCores: number;
+  /** Datagrams the kernel dropped on the system under test's sockets. */
+  udpDrops: number;
+  loadgenUdpDrops: number;
+  toPbx: DirectionResult;
+  toMeta: DirectionResult;
+  both: LatencySummary;
+  loadgenLoopDelayP99Ms: number;
+  /** Call set-up (placed → media mapped both ways) of the calls added for this step. */
+  mediaUpMsP50: number;
+  setupFailures: number;
+  /** First errors of calls that did not come up for this step. */
+  setupErrors: string[];
+  /** Windows measured at this load (failed windows are measured again when others were busy). */
+  attempts: number;
+}
+
+export interface RampResult {
+  system: "gateway" | "rtpengine";
+  maxCalls: number;
+  /** True when every step passed: the figure is a floor set by the ramp's last step, not a limit. */
+  capped: boolean;
+  /** Largest load passing the jitter-budget criterion, and whether that is a floor too. */
+  maxCallsJitter: number;
+  cappedJitter: boolean;
+  idleRssMB: number;
+  steps: StepResult[];
+  skipped: string[];
+}
+
+export interface SetupStats {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface SetupResult {
+  sequential: { calls: number; inviteMs: SetupStats; acceptMs: SetupStats; mediaUpMs: SetupStats; failed: number };
+  burst: { calls: number; inviteMs: SetupStats; acceptMs: SetupStats; mediaUpMs: SetupStats; failed: number };
+}
+
+export interface ResourceSnapshot {
+  rssMB: number;
+  fds: number;
+  udpSockets: number;
+  heapUsedMB: number;
+}
+
+export interface ChurnResultSummary {
+  calls: number;
+  lanes: number;
+  completed: number;
+  failed: number;
+  errors: string[];
+  durationS: number;
+  before: ResourceSnapshot;
+  after: ResourceSnapshot;
+  leakedFds: number;
+  leakedUdpSockets: number;
+  rssGrowthMB: number;
+  heapGrowthMB: number;
+}
