@@ -4,6 +4,7 @@
  * same run. Prints one table and writes bench/results/latest.json. Options: see cli.ts and
  * bench/README.md.
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -76,6 +77,16 @@ async function main(): Promise<number> {
       facts.rtpengineError = (err as Error).message;
       log(`rtpengine baseline failed: ${facts.rtpengineError}`);
     }
+  }
+
+  // Video: CPU per transcoded stream next to bare ffmpeg, and the video path's added latency,
+  // per input codec at 360p30 and 720p30 (bench/video.ts; results in bench/results/video*.json).
+  if (only === undefined && !profileDir) {
+    log("video transcoding figures (bench/video.ts)");
+    const video = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), "video.js"), ...(plan.mode === "quick" ? ["--quick"] : [])], {
+      stdio: "inherit",
+    });
+    if (video.status !== 0) facts.notes.push(`video benchmark exited with ${video.status ?? video.signal}`);
   }
 
   facts.durationS = (performance.now() - t0) / 1000;
