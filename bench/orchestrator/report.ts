@@ -218,7 +218,7 @@ export function formatTable(f: RunFacts): string {
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[["", "gateway", "rtpengine", "gw/rtpengine"], ...rows].map((row) => (row[i] ?? "").length)));
   const line = (row: string[]): string => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
   const out = [line(["", "gateway", "rtpengine", "gw/rtpengine"]), ...rows.map(line)];
-  out.push(`density: >= ${REQUIRED_SHARE * 100}% of packets each way out within ${DEADLINE_MS} ms of arrival (jitter budget: each stream's median + ${DEADLINE_MS} ms), none lost, all calls up; "+" = every step passed (a floor)`);
+  out.push(`density: >= ${REQUIRED_SHARE * 100}% of packets each way out within ${DEADLINE_MS} ms of arrival (jitter budget: each stream's median + ${DEADLINE_MS} ms), none lost, all calls up; "+" = no measured step failed (a floor)`);
   if (f.rtpengineError) out.push(`rtpengine baseline not measured: ${f.rtpengineError}`);
   out.push(`machine: ${cpus().length} cores; ${f.gateways} gateway process(es); SRTP ${f.srtpProfile}${f.gatewayNodeArgs.length ? `; gateway node ${f.gatewayNodeArgs.join(" ")}` : ""}; windows of ${f.windowS} s; run took ${f.durationS.toFixed(0)} s (${f.mode})`);
   return out.join("\n");

@@ -51,7 +51,7 @@ export interface StepResult {
 export interface RampResult {
   system: "gateway" | "rtpengine";
   maxCalls: number;
-  /** True when every step passed: the figure is a floor set by the ramp's last step, not a limit. */
+  /** True when no measured step failed (the steps or the time ran out first): the figure is a floor. */
   capped: boolean;
   /** Largest load passing the jitter-budget criterion, and whether that is a floor too. */
   maxCallsJitter: number;

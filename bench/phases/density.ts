@@ -16,6 +16,8 @@ const MIN_COVERAGE = 0.95;
 const PACKETS_PER_SECOND = 50;
 /** Other processes using more than this during a failed window make it worth measuring again. */
 const NOISY_OTHER_CORES = 0.25;
+/** A failure this close to the line (nothing lost, every call up) is measured again: one GC pause decides it. */
+const MARGINAL_SHARE = 0.99;
 const MAX_ATTEMPTS = 3;
 
 export interface SystemUnderTest {
@@ -61,16 +63,19 @@ export async function runRamp(sut: SystemUnderTest, plan: Plan, steps: number[],
       result.skipped.push(`${sut.name} ${calls} calls: time budget`);
       continue;
     }
-    const added = await addCalls(sut, calls - current, plan);
+    // Past both failures only CPU and memory are still wanted: set the calls up all at once, so
+    // an overloaded system costs one set-up timeout rather than one per batch.
+    const added = await addCalls(sut, calls - current, failed && failedJitter ? calls : plan.rampConcurrency, plan);
     current = calls;
     await sleep(plan.settleMs);
     let step = await measure(sut, calls, plan, added, result.idleRssMB);
     // The machine is shared: a failure that could still move a result is measured again when
-    // something else was busy (and, in full runs, always once), and the cleaner window kept.
+    // something else was busy or it was marginal (and, in full runs, always once), and the
+    // cleaner window kept.
     const matters = (s: StepResult): boolean => (!s.pass && !failed) || (!s.passJitter && !failedJitter);
     while (matters(step) && step.attempts < MAX_ATTEMPTS && deadline.remainingMs() > plan.windowMs + 3000) {
       const noisy = step.otherCores > NOISY_OTHER_CORES;
-      if (!noisy && !(plan.confirmFailure && step.attempts === 1)) break;
+      if (!noisy && !isMarginal(step) && !(plan.confirmFailure && step.attempts === 1)) break;
       const again = await measure(sut, calls, plan, added, result.idleRssMB);
       const better = (again.pass ? 2 : 0) + (again.passJitter ? 1 : 0) > (step.pass ? 2 : 0) + (step.passJitter ? 1 : 0);
       const keep = better || (!matters(again) === !matters(step) && again.otherCores < step.otherCores) ? again : step;
@@ -86,18 +91,16 @@ export async function runRamp(sut: SystemUnderTest, plan: Plan, steps: number[],
     if (step.passJitter && !failedJitter) result.maxCallsJitter = calls;
     else failedJitter = true;
   }
-  const measuredAll = result.steps.length === steps.length;
-  result.capped = !failed && measuredAll;
-  result.cappedJitter = !failedJitter && measuredAll;
+  // Never failed within what was measured (steps ran out, or time did): the figure is a floor.
+  result.capped = !failed && result.steps.length > 0;
+  result.cappedJitter = !failedJitter && result.steps.length > 0;
   return result;
 }
 
-async function addCalls(sut: SystemUnderTest, count: number, plan: Plan): Promise<AddCallsResult[]> {
+async function addCalls(sut: SystemUnderTest, count: number, concurrency: number, plan: Plan): Promise<AddCallsResult[]> {
   const shares = split(count, sut.loadgens.length);
   return Promise.all(
-    sut.loadgens.map((lg, i) =>
-      lg.request("addCalls", { count: shares[i] ?? 0, concurrency: plan.rampConcurrency, timeoutMs: plan.callUpTimeoutMs }, 10 * 60_000),
-    ),
+    sut.loadgens.map((lg, i) => lg.request("addCalls", { count: shares[i] ?? 0, concurrency, timeoutMs: plan.callUpTimeoutMs }, 10 * 60_000)),
   );
 }
 
@@ -161,6 +164,12 @@ async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: A
     attempts: 1,
   };
   return judge(step, window);
+}
+
+/** Failed on latency alone, and only just. */
+function isMarginal(s: StepResult): boolean {
+  const lostOrDown = s.activeCalls < s.calls || s.toPbx.lost + s.toMeta.lost + s.udpDrops > 0;
+  return !lostOrDown && Math.min(s.toPbx.withinDeadline, s.toMeta.withinDeadline) >= MARGINAL_SHARE;
 }
 
 /** Both verdicts of a step. */
