@@ -178,6 +178,9 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     if (this.toPbx || this.closed || !this.remote) return;
     this.toPbx = this.createToPbx();
     this.toMeta = new PbxToMetaAudio({
+      // The input is narrowband G.711: Opus's cheapest analysis loses nothing audible here and costs
+      // about a third of the default (18 µs instead of 60 µs per frame); in-band FEC stays on.
+      complexity: 1,
       onFrame: (f) => {
         if (f.oldestArrivalMs !== undefined) this.latencyToMeta.record(performance.now() - f.oldestArrivalMs);
         this.emit("audio", { payload: f.payload, timestamp: f.timestamp, arrivalMs: f.oldestArrivalMs ?? performance.now() });
