@@ -4,6 +4,7 @@ import { SipTransportError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import type { RemoteInfo } from "./message.js";
 import { StreamFramer } from "./stream-framer.js";
+import { bindUdpSocket } from "../udp-bind.js";
 
 /** One way to send to one peer (a UDP destination or a TCP connection). */
 export interface Flow {
@@ -146,7 +147,7 @@ export class SipTransport {
   private async bindAll(port: number): Promise<void> {
     let chosen = port;
     if (this.options.udp) {
-      this.udp = await bindUdp(this.options.address, chosen, (msg, rinfo) => {
+      this.udp = await bindUdpSocket(this.options.address, chosen, (msg, rinfo) => {
         this.sink(msg.toString("latin1"), { protocol: "UDP", address: rinfo.address, port: rinfo.port });
       });
       this.udp.on("error", (err) => this.options.logger.warn({ err }, "SIP UDP socket error"));
@@ -244,24 +245,6 @@ export class SipTransport {
   }
 }
 
-function bindUdp(address: string, port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(net.isIPv6(address) ? "udp6" : "udp4", onMessage);
-    const onError = (err: Error): void => {
-      try {
-        socket.close();
-      } catch {
-        // never bound
-      }
-      reject(err);
-    };
-    socket.once("error", onError);
-    socket.bind(port, address, () => {
-      socket.off("error", onError);
-      resolve(socket);
-    });
-  });
-}
 
 function listenTcp(address: string, port: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
   return new Promise((resolve, reject) => {

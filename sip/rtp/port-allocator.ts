@@ -1,6 +1,6 @@
 import dgram from "node:dgram";
-import { isIPv6 } from "node:net";
 import { PortAllocationError } from "../errors.js";
+import { bindUdpSocket } from "../udp-bind.js";
 
 /** An RTP socket on an even port and its RTCP socket on the next (odd) port, both bound. */
 export interface BoundPortPair {
@@ -118,29 +118,11 @@ export class PortAllocator {
   }
 }
 
-function bindOne(address: string, port: number): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket({ type: isIPv6(address) ? "udp6" : "udp4", reuseAddr: false });
-    const onError = (err: Error): void => {
-      try {
-        socket.close();
-      } catch {
-        // never bound
-      }
-      reject(err);
-    };
-    socket.once("error", onError);
-    socket.bind(port, address, () => {
-      socket.off("error", onError);
-      resolve(socket);
-    });
-  });
-}
 
 async function bindPair(address: string, rtpPort: number): Promise<[dgram.Socket, dgram.Socket]> {
-  const rtp = await bindOne(address, rtpPort);
+  const rtp = await bindUdpSocket(address, rtpPort);
   try {
-    return [rtp, await bindOne(address, rtpPort + 1)];
+    return [rtp, await bindUdpSocket(address, rtpPort + 1)];
   } catch (err) {
     await closeSocket(rtp);
     throw err;
