@@ -130,11 +130,15 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     return this._state;
   }
 
-  /** Builds our offer and rings the target. Resolves when both are under way. */
+  /**
+   * Rings the target, then builds our offer while it rings. Resolves when both are under way.
+   * The INVITE goes first: gathering and certificate work take milliseconds per call and, when many
+   * calls arrive at once, would otherwise queue every INVITE behind every offer. Target events are
+   * queued behind this task, so an answer always finds the offer ready.
+   */
   start(): Promise<void> {
     return this.queue.push(async () => {
       const { leg, target, log } = this.o;
-      this.offer = await leg.createOffer();
       target.on("answered", () => void this.queue.push(() => this.onTargetAnswered()));
       target.on("failed", (why, detail) => void this.queue.push(() => this.onTargetFailed(why, detail)));
       target.on("ended", (detail) => void this.queue.push(() => this.hangUpFromTarget(detail)));
@@ -167,6 +171,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
       );
       log.info({ target: target.kind }, "call ringing target");
       target.ring({ callId: this.o.callId, psid: this.o.psid });
+      this.offer = await leg.createOffer();
     });
   }
 
