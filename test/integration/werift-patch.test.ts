@@ -1,3 +1,4 @@
+import { createCipheriv, createHmac, randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   MediaStreamTrack,
@@ -5,6 +6,7 @@ import {
   RTCRtpCodecParameters,
   RtpHeader,
   RtpPacket,
+  SrtpSession,
   useNACK,
   usePLI,
   type RTCRtpSender,
@@ -16,7 +18,9 @@ import { waitFor } from "../support/harness.js";
  * patches/werift+0.25.2.patch: werift's sender keeps every packet it sends for 128 sequence numbers
  * (2.56 s of audio) so it can answer NACKs, even when NACK was never negotiated. At hundreds of
  * calls that history is promoted to the old generation and collected in long pauses. The patch keeps
- * it only for codecs with `nack` feedback. These tests fail when `npm ci` did not apply it.
+ * it only for codecs with `nack` feedback. It also builds SRTP's AES-CM keystream from one AES-ECB
+ * object per session key instead of an AES-CTR object per packet. These tests fail when `npm ci` did
+ * not apply it, or when the keystream is wrong.
  */
 
 const OPUS = () => new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 });
@@ -63,5 +67,80 @@ describe("werift, as patched", () => {
     await waitFor(() => received.audio === 40 && received.video === 40, 5000, "every packet at the receiver");
     expect(cached(audio.sender)).toBe(0);
     expect(cached(video.sender)).toBe(40);
+  });
+});
+
+/** werift's AES-CM cipher (not exported), taken from a session's context. */
+interface AesCmCipher {
+  encryptRtp(header: RtpHeader, payload: Buffer, rolloverCounter: number): Buffer;
+  decryptRtp(packet: Buffer, rolloverCounter: number): [Buffer, RtpHeader];
+  encryptRTCP(packet: Buffer, index: number): Buffer;
+  decryptRTCP(packet: Buffer): [Buffer, unknown];
+}
+type AesCmCipherClass = new (srtpKey: Buffer, srtpSalt: Buffer, srtcpKey: Buffer, srtcpSalt: Buffer, srtpAuth: Buffer, srtcpAuth: Buffer) => AesCmCipher;
+const AES_CM_HMAC_SHA1_80 = 1;
+
+function aesCmCipherClass(): AesCmCipherClass {
+  const session = new SrtpSession({
+    keys: { localMasterKey: randomBytes(16), localMasterSalt: randomBytes(14), remoteMasterKey: randomBytes(16), remoteMasterSalt: randomBytes(14) },
+    profile: AES_CM_HMAC_SHA1_80,
+  });
+  const cipher = (session.localContext as unknown as { cipher: object }).cipher;
+  return cipher.constructor as AesCmCipherClass;
+}
+
+/** RFC 3711 4.1.1: IV = (salt << 16) XOR (SSRC << 64) XOR (index << 16), index = ROC << 16 | SEQ. */
+function rfcIv(salt: Buffer, ssrc: number, roc: number, seq: number): Buffer {
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32BE(ssrc, 4);
+  iv.writeUInt32BE(roc, 8);
+  iv.writeUInt16BE(seq, 12);
+  for (let i = 0; i < 14; i++) iv[i]! ^= salt[i]!;
+  return iv;
+}
+
+describe("werift SRTP AES-CM, as patched", () => {
+  const Cipher = aesCmCipherClass();
+
+  it("produces RFC 3711's AES-CM keystream test vector (B.2)", () => {
+    const key = Buffer.from("2B7E151628AED2A6ABF7158809CF4F3C", "hex");
+    const salt = Buffer.from("F0F1F2F3F4F5F6F7F8F9FAFBFCFD", "hex");
+    const cipher = new Cipher(key, salt, key, salt, randomBytes(20), randomBytes(20));
+    const packet = cipher.encryptRtp(new RtpHeader({ sequenceNumber: 0, ssrc: 0, payloadType: 0 }), Buffer.alloc(48), 0);
+    expect(packet.subarray(12, 60).toString("hex")).toBe(
+      "e03ead0935c95e80e166b16dd92b4eb4" + "d23513162b02d0f72a43a2fe4a5f97ab" + "41e95b3bb0a2e8dd477901e4fca894c0",
+    );
+  });
+
+  it("matches AES-128-CTR and HMAC-SHA1 over RFC 3711's IV for any length, and decrypts its own packets", () => {
+    const key = randomBytes(16);
+    const salt = randomBytes(14);
+    const auth = randomBytes(20);
+    const cipher = new Cipher(key, salt, key, salt, auth, auth);
+    for (const length of [1, 15, 16, 17, 160, 161, 1200]) {
+      const seq = (length * 7919) & 0xffff;
+      const ssrc = (length * 2654435761) >>> 0;
+      const roc = length;
+      const payload = randomBytes(length);
+      const header = new RtpHeader({ sequenceNumber: seq, ssrc, payloadType: 111, timestamp: length * 960 });
+      const packet = cipher.encryptRtp(header, payload, roc);
+      const expected = createCipheriv("aes-128-ctr", key, rfcIv(salt, ssrc, roc, seq)).update(payload);
+      expect(packet.subarray(12, 12 + length).equals(expected), `payload of ${length} bytes`).toBe(true);
+      const rocBytes = Buffer.alloc(4);
+      rocBytes.writeUInt32BE(roc);
+      const tag = createHmac("sha1", auth).update(packet.subarray(0, 12 + length)).update(rocBytes).digest().subarray(0, 10);
+      expect(packet.subarray(12 + length).equals(tag)).toBe(true);
+      const [plain] = cipher.decryptRtp(packet, roc);
+      expect(plain.subarray(12).equals(payload)).toBe(true);
+    }
+  });
+
+  it("encrypts and decrypts SRTCP with the SRTCP key", () => {
+    const cipher = new Cipher(randomBytes(16), randomBytes(14), randomBytes(16), randomBytes(14), randomBytes(20), randomBytes(20));
+    const rtcp = Buffer.concat([Buffer.from([0x80, 200, 0, 6]), randomBytes(24)]);
+    const encrypted = cipher.encryptRTCP(rtcp, 77);
+    expect(encrypted.subarray(8, rtcp.length).equals(rtcp.subarray(8))).toBe(false);
+    const [plain] = cipher.decryptRTCP(encrypted);
+    expect(plain.equals(rtcp)).toBe(true);
   });
 });
