@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
+import { DigestVerifier } from "../sip/digest-verifier.js";
 import { EmbeddedSipSignaling } from "../sip/embedded/embedded-signaling.js";
 import { PortAllocator } from "../sip/rtp/port-allocator.js";
 import type { SipSignaling } from "../sip/signaling.js";
@@ -83,7 +84,7 @@ export class Gateway {
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
       mediaTimeoutMs: calls.mediaTimeoutMs,
       maxConcurrent: calls.maxConcurrent,
-      ingress: new SipIngressPolicy(config.sip.allowFrom, config.sip.psidHeader),
+      ingress: new SipIngressPolicy(config.sip.allowFrom, config.sip.psidHeader, config.sip.agentAuth && new DigestVerifier(config.sip.agentAuth)),
       createPbxMedia: (callLog, sendInfo) =>
         PbxMedia.open({
           allocator: this.sipRtpPorts,

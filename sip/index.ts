@@ -19,6 +19,7 @@ export type {
   SipTransportName,
 } from "./signaling.js";
 export { failureKindForStatus } from "./signaling.js";
+export { DigestVerifier, type DigestCredentials, type DigestVerdict } from "./digest-verifier.js";
 export { EmbeddedSipSignaling, type EmbeddedSipOptions } from "./embedded/embedded-signaling.js";
 export type { SipTimers } from "./embedded/call-context.js";
 export type { SipLogger } from "./logger.js";

@@ -141,7 +141,8 @@ export interface IncomingSipCall extends EventEmitter<IncomingSipCallEvents>, Si
    * the call can no longer be accepted (SipCallStateError).
    */
   accept(sdp: string): Promise<boolean>;
-  reject(status: number, reason?: string): void;
+  /** A final non-2xx answer; `headers` adds e.g. `WWW-Authenticate` to a 401. */
+  reject(status: number, reason?: string, headers?: Record<string, string>): void;
 }
 
 /** Maps a final failure status to what it means for the person calling. */

@@ -1,4 +1,6 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { join } from "node:path";
 
 /** Last lines a child wrote, kept for the error report. */
 const TAIL_LINES = 60;
@@ -17,6 +19,9 @@ export interface ManagedProcess {
  * SIGKILL included, so no gateway or rtpengine outlives a crashed bench.
  */
 const SETPRIV = spawnSync("setpriv", ["--help"], { encoding: "utf8" }).stdout?.includes("--pdeathsig") ? "setpriv" : undefined;
+
+/** `BENCH_LOG_DIR=dir`: every child's whole output also goes to `dir/<name>.log` (e.g. with --trace-gc). */
+const LOG_DIR = process.env.BENCH_LOG_DIR;
 
 /** Every child the bench starts; all of them are ended on exit, on signals and on errors. */
 export class ProcessGroup {
@@ -37,6 +42,12 @@ export class ProcessGroup {
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
+    if (LOG_DIR) {
+      const file = createWriteStream(join(LOG_DIR, `${name}.log`), { flags: "a" });
+      child.stdout?.pipe(file, { end: false });
+      child.stderr?.pipe(file, { end: false });
+      child.once("exit", () => file.end());
+    }
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     const managed: ManagedProcess = { name, child, pid: child.pid, tail, exited };
     this.children.add(managed);

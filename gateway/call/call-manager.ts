@@ -154,9 +154,13 @@ export class CallManager {
     const log = this.o.log.child({ sipCallId: invite.sipCallId, direction: "outbound" });
     const decision = this.o.ingress.check(invite);
     if ("status" in decision) {
-      this.counters.sipRefused++;
-      log.warn({ source: invite.source.address, status: decision.status, detail: decision.detail }, "agent call refused");
-      invite.reject(decision.status, decision.reason);
+      if (decision.challenge) {
+        log.info({ source: invite.source.address, detail: decision.detail }, "agent call challenged for credentials");
+      } else {
+        this.counters.sipRefused++;
+        log.warn({ source: invite.source.address, status: decision.status, detail: decision.detail }, "agent call refused");
+      }
+      invite.reject(decision.status, decision.reason, decision.headers);
       return;
     }
     if (!invite.remoteSdp) {

@@ -1,7 +1,11 @@
 import { BlockList, isIP } from "node:net";
+import type { DigestVerifier } from "../../sip/index.js";
 
-/** Why an agent's INVITE is refused before anything reaches Meta. */
-export type IngressRefusal = { status: number; reason: string; detail: string };
+/**
+ * Why an agent's INVITE is refused before anything reaches Meta. `challenge` marks a 401 that asks
+ * for credentials (the usual first answer to a phone), as opposed to a refusal.
+ */
+export type IngressRefusal = { status: number; reason: string; detail: string; headers?: Record<string, string>; challenge?: boolean };
 
 export interface IngressDecision {
   psid: string;
@@ -18,6 +22,8 @@ export class SipIngressPolicy {
   constructor(
     allowFrom: string[],
     private readonly psidHeader: string | undefined,
+    /** When set, agents authenticate with SIP digest after passing the source allowlist. */
+    private readonly digest?: DigestVerifier,
   ) {
     for (const entry of allowFrom) {
       const [addr, bits] = entry.split("/") as [string, string | undefined];
@@ -38,6 +44,18 @@ export class SipIngressPolicy {
     const family = isIP(address) === 6 ? "ipv6" : "ipv4";
     if (this.empty || !this.allowed.check(address, family)) {
       return { status: 403, reason: "Forbidden", detail: `source ${address} is not in SIP_ALLOW_FROM` };
+    }
+    if (this.digest) {
+      const verdict = this.digest.verify(invite.header("Authorization"), "INVITE", invite.requestUri);
+      if (!verdict.ok) {
+        return {
+          status: 401,
+          reason: "Unauthorized",
+          detail: verdict.reason,
+          headers: { "WWW-Authenticate": this.digest.challenge(verdict.stale) },
+          challenge: verdict.reason === "no credentials" || verdict.stale,
+        };
+      }
     }
     const raw = this.psidHeader ? invite.header(this.psidHeader)?.trim() : userPart(invite.requestUri);
     if (!raw) {

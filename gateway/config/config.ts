@@ -26,6 +26,8 @@ export interface GatewayConfig {
     allowFrom: string[];
     /** Where an agent's INVITE names the consumer: the Request-URI user part, or this header. */
     psidHeader: string | undefined;
+    /** Digest credentials agents must present (after the source allowlist); undefined = none asked. */
+    agentAuth: { username: string; password: string; realm: string } | undefined;
     /** Give up on a consumer who does not pick up an agent's call. */
     ringTimeoutMs: number;
     /** Ask a consumer without call permission for it (calling_optin) when an agent calls. */
@@ -87,6 +89,9 @@ export const CONFIG_KEYS = [
   "SIP_AUTH_PASSWORD",
   "SIP_ALLOW_FROM",
   "SIP_PSID_HEADER",
+  "SIP_AGENT_AUTH_USER",
+  "SIP_AGENT_AUTH_PASSWORD",
+  "SIP_AGENT_AUTH_REALM",
   "RING_TIMEOUT_MS",
   "CALL_PERMISSION_REQUEST",
   "RTP_PORT_MIN",
@@ -218,6 +223,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
       allowFrom: parseAllowList(optional("SIP_ALLOW_FROM")),
       psidHeader: parseHeaderName(optional("SIP_PSID_HEADER")),
+      agentAuth: parseAgentAuth(optional("SIP_AGENT_AUTH_USER"), optional("SIP_AGENT_AUTH_PASSWORD"), str("SIP_AGENT_AUTH_REALM", "meta-sip-gateway")),
       ringTimeoutMs: int("RING_TIMEOUT_MS", 60_000, 1_000, 300_000),
       requestPermission: bool("CALL_PERMISSION_REQUEST", false),
     },
@@ -269,6 +275,14 @@ function parseSipAuth(username: string | undefined, password: string | undefined
   return { username, password };
 }
 
+function parseAgentAuth(username: string | undefined, password: string | undefined, realm: string): { username: string; password: string; realm: string } | undefined {
+  if (username === undefined && password === undefined) return undefined;
+  if (username === undefined) throw new ConfigError("SIP_AGENT_AUTH_USER", "is required when SIP_AGENT_AUTH_PASSWORD is set");
+  if (password === undefined) throw new ConfigError("SIP_AGENT_AUTH_PASSWORD", "is required when SIP_AGENT_AUTH_USER is set");
+  if (/["\\\r\n]/.test(realm)) throw new ConfigError("SIP_AGENT_AUTH_REALM", "may not contain quotes, backslashes or line breaks");
+  return { username, password, realm };
+}
+
 function parseAllowList(raw: string | undefined): string[] {
   if (raw === undefined) return [];
   const entries = raw.split(",").map((e) => e.trim()).filter(Boolean);
@@ -305,6 +319,10 @@ export function redactConfig(config: GatewayConfig): unknown {
   return {
     ...config,
     meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: "***" },
-    sip: { ...config.sip, auth: config.sip.auth ? { username: config.sip.auth.username, password: "***" } : undefined },
+    sip: {
+      ...config.sip,
+      auth: config.sip.auth ? { username: config.sip.auth.username, password: "***" } : undefined,
+      agentAuth: config.sip.agentAuth ? { ...config.sip.agentAuth, password: "***" } : undefined,
+    },
   };
 }

@@ -127,10 +127,10 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     );
   }
 
-  reject(status: number, reason?: string): void {
+  reject(status: number, reason?: string, headers?: Record<string, string>): void {
     if (!this.answerable) return;
     const code = status >= 300 && status <= 699 ? status : 603;
-    this.ctx.stack.respond(this.invite, code, reason ?? "Decline", { toTag: this.localTag });
+    this.ctx.stack.respond(this.invite, code, reason ?? "Decline", { toTag: this.localTag, headers });
     this.setState("terminated");
     this.done();
   }

@@ -102,8 +102,15 @@ export function headerText(m: SipMessage, name: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === "string") return v;
   if (typeof v === "number") return String(v);
+  // npm sip parses credentials and challenges into objects; the first one, as text again.
+  if (Array.isArray(v) && AUTH_HEADERS.has(name.toLowerCase())) {
+    const first: unknown = v[0];
+    return first && typeof first === "object" ? sip.stringifyAuthHeader(first as Record<string, string | undefined>) : undefined;
+  }
   return undefined;
 }
+
+const AUTH_HEADERS = new Set(["authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate"]);
 
 /** The first Contact URI of a message, or undefined. */
 export function contactUri(m: SipMessage): string | undefined {

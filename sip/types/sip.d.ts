@@ -96,6 +96,8 @@ declare module "sip" {
     function stringify(m: Message): string;
     function parseUri(s: string | Uri): Uri | undefined;
     function stringifyUri(u: string | Uri): string;
+    /** An Authorization / WWW-Authenticate value as parsed (`{scheme, realm: '"x"', …}`) back to text. */
+    function stringifyAuthHeader(a: Record<string, string | undefined>): string;
     function makeResponse(rq: Message, status: number, reason?: string, extension?: { headers?: Headers; content?: string }): Message;
     function generateBranch(): string;
     function makeTransactionLayer(options: { "max-forwards"?: number }, transport: unknown): TransactionLayer;

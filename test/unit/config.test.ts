@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, readConfigFile } from "../../gateway/config/config.js";
+import { ConfigError, loadConfig, readConfigFile, redactConfig } from "../../gateway/config/config.js";
 
 const base = {
   META_APP_SECRET: "s3cret",
@@ -54,6 +54,17 @@ describe("configuration", () => {
     const err = configError(() => loadConfig({ ...base, [key]: value }));
     expect(err.setting).toBe(key);
     expect(err.message).toMatch(pattern);
+  });
+
+  it("takes agent credentials as a pair, with a realm, and never logs the password", () => {
+    expect(loadConfig(base).sip.agentAuth).toBeUndefined();
+    const c = loadConfig({ ...base, SIP_AGENT_AUTH_USER: "agents", SIP_AGENT_AUTH_PASSWORD: "pw" });
+    expect(c.sip.agentAuth).toEqual({ username: "agents", password: "pw", realm: "meta-sip-gateway" });
+    expect(JSON.stringify(redactConfig(c))).not.toContain('"pw"');
+    expect(configError(() => loadConfig({ ...base, SIP_AGENT_AUTH_USER: "agents" })).setting).toBe("SIP_AGENT_AUTH_PASSWORD");
+    expect(configError(() => loadConfig({ ...base, SIP_AGENT_AUTH_PASSWORD: "pw" })).setting).toBe("SIP_AGENT_AUTH_USER");
+    const realm = configError(() => loadConfig({ ...base, SIP_AGENT_AUTH_USER: "a", SIP_AGENT_AUTH_PASSWORD: "b", SIP_AGENT_AUTH_REALM: 'x"y' }));
+    expect(realm.setting).toBe("SIP_AGENT_AUTH_REALM");
   });
 
   it("rejects an inverted RTP port range", () => {
