@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { inspectorUrl } from "./heap.js";
 import type { ManagedProcess, ProcessGroup } from "./processes.js";
 import { freeTcpPort, freeUdpPort } from "./ports.js";
 
@@ -20,6 +21,8 @@ export interface GatewayInstance {
   sipPort: number;
   webhookUrl: string;
   rtpRange: [number, number];
+  /** The V8 inspector on 127.0.0.1, for heap figures after a full collection. */
+  inspectorUrl: string | undefined;
 }
 
 export interface GatewayStartOptions {
@@ -61,7 +64,7 @@ export async function startGateway(group: ProcessGroup, o: GatewayStartOptions):
     DRAIN_SECONDS: "0",
   };
   const nodeArgs = o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=gateway-${o.index}.cpuprofile`] : [];
-  const proc = group.spawn(`gateway-${o.index}`, process.execPath, [...(o.nodeArgs ?? []), ...nodeArgs, GATEWAY_MAIN], { env });
+  const proc = group.spawn(`gateway-${o.index}`, process.execPath, [...(o.nodeArgs ?? []), ...nodeArgs, "--inspect=127.0.0.1:0", GATEWAY_MAIN], { env });
   const webhookUrl = `http://127.0.0.1:${httpPort}/webhooks/meta`;
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -71,7 +74,7 @@ export async function startGateway(group: ProcessGroup, o: GatewayStartOptions):
     if (Date.now() > deadline) throw new Error(`gateway-${o.index} not healthy within 15 s: ${proc.tail.join(" | ")}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { index: o.index, process: proc, httpPort, sipPort, webhookUrl, rtpRange: o.rtpRange };
+  return { index: o.index, process: proc, httpPort, sipPort, webhookUrl, rtpRange: o.rtpRange, inspectorUrl: inspectorUrl(proc.tail) };
 }
 
 /** A few figures from the gateway's Prometheus endpoint. */

@@ -1,5 +1,6 @@
 import type { GatewayInstance } from "../orchestrator/gateways.js";
 import { scrapeGateway, waitGatewaysIdle } from "../orchestrator/gateways.js";
+import { heapAfterGc } from "../orchestrator/heap.js";
 import type { LoadgenClient } from "../orchestrator/loadgen-client.js";
 import type { Plan } from "../orchestrator/plan.js";
 import { readUdpTable, sampleProcess } from "../orchestrator/proc-stats.js";
@@ -9,7 +10,7 @@ import { sleep, split } from "../util/async.js";
 /**
  * Many short calls in sequence (a few lanes in parallel so the run stays short), with the
  * gateways' memory, descriptors and UDP sockets compared before and after, each time once every
- * gateway reports no active call.
+ * gateway reports no active call. Heap figures are taken after a full collection.
  */
 export async function runChurn(gateways: GatewayInstance[], loadgens: LoadgenClient[], plan: Plan, calls: number): Promise<ChurnResultSummary> {
   await waitGatewaysIdle(gateways, 15_000);
@@ -54,7 +55,9 @@ async function snapshot(gateways: GatewayInstance[]): Promise<ResourceSnapshot> 
       total.fds += s.fds;
       total.udpSockets += s.udpSockets;
     }
-    total.heapUsedMB += await scrapeGateway(g).then((m) => m.heapUsedMB, () => 0);
+    total.heapUsedMB += g.inspectorUrl
+      ? await heapAfterGc(g.inspectorUrl)
+      : await scrapeGateway(g).then((m) => m.heapUsedMB, () => 0);
   }
   return total;
 }
