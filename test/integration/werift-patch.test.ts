@@ -1,4 +1,6 @@
 import { createCipheriv, createHmac, randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
+import nacl from "tweetnacl";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   MediaStreamTrack,
@@ -19,8 +21,9 @@ import { waitFor } from "../support/harness.js";
  * (2.56 s of audio) so it can answer NACKs, even when NACK was never negotiated. At hundreds of
  * calls that history is promoted to the old generation and collected in long pauses. The patch keeps
  * it only for codecs with `nack` feedback. It also builds SRTP's AES-CM keystream from one AES-ECB
- * object per session key instead of an AES-CTR object per packet. These tests fail when `npm ci` did
- * not apply it, or when the keystream is wrong.
+ * object per session key instead of an AES-CTR object per packet, and DTLS's X25519 key exchange in
+ * OpenSSL instead of tweetnacl. These tests fail when `npm ci` did not apply it, or when the
+ * keystream or the key exchange is wrong.
  */
 
 const OPUS = () => new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 });
@@ -142,5 +145,32 @@ describe("werift SRTP AES-CM, as patched", () => {
     expect(encrypted.subarray(8, rtcp.length).equals(rtcp.subarray(8))).toBe(false);
     const [plain] = cipher.decryptRTCP(encrypted);
     expect(plain.equals(rtcp)).toBe(true);
+  });
+});
+
+describe("werift DTLS X25519, as patched", () => {
+  // The ECMAScript bundle the gateway loads keeps these private; the CommonJS build has the same code.
+  const require = createRequire(import.meta.url);
+  const dir = require.resolve("werift").replace(/webrtc[\\/]src[\\/]index\.js$/, "dtls/src/cipher/");
+  const ec = require(`${dir}ec.js`) as {
+    x25519Keypair: () => { privateKey: Buffer; publicKey: Buffer };
+    x25519PreMasterSecret: (publicKey: Buffer, privateKey: Buffer) => Buffer;
+  };
+
+  it("makes raw 32-byte keys and the same shared secret as the reference implementation", () => {
+    for (let i = 0; i < 20; i++) {
+      const ours = ec.x25519Keypair();
+      expect(ours.privateKey).toHaveLength(32);
+      expect(Buffer.from(nacl.scalarMult.base(ours.privateKey)).equals(ours.publicKey)).toBe(true);
+      const theirs = nacl.box.keyPair();
+      const secret = ec.x25519PreMasterSecret(Buffer.from(theirs.publicKey), ours.privateKey);
+      expect(secret.equals(Buffer.from(nacl.scalarMult(theirs.secretKey, ours.publicKey)))).toBe(true);
+    }
+  });
+
+  it("matches RFC 7748's Diffie-Hellman test vector (6.1)", () => {
+    const alicePrivate = Buffer.from("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", "hex");
+    const bobPublic = Buffer.from("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", "hex");
+    expect(ec.x25519PreMasterSecret(bobPublic, alicePrivate).toString("hex")).toBe("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
   });
 });
