@@ -16,18 +16,34 @@ export async function runChurn(gateways: GatewayInstance[], loadgens: LoadgenCli
   await waitGatewaysIdle(gateways, 15_000);
   await sleep(1000);
   const before = await snapshot(gateways);
-  const counts = split(calls, loadgens.length);
+  // In rounds, with the heap after a full collection at each boundary: caches that fill up level
+  // off, a leak keeps climbing.
+  const rounds = calls >= 1000 ? 4 : 2;
+  const heapCurveMB: { calls: number; heapMB: number }[] = [{ calls: 0, heapMB: before.heapUsedMB }];
+  const results: { completed: number; failed: number; errors: string[] }[] = [];
   const lanes = split(plan.churnLanes, loadgens.length);
+  let done = 0;
   const started = performance.now();
-  const results = await Promise.all(
-    loadgens.map((lg, i) =>
-      lg.request("churn", { count: counts[i] ?? 0, lanes: Math.max(1, lanes[i] ?? 1), packets: plan.churnPackets, timeoutMs: 15_000 }, 60 * 60_000),
-    ),
-  );
+  for (const roundCalls of split(calls, rounds)) {
+    const counts = split(roundCalls, loadgens.length);
+    results.push(
+      ...(await Promise.all(
+        loadgens.map((lg, i) =>
+          lg.request("churn", { count: counts[i] ?? 0, lanes: Math.max(1, lanes[i] ?? 1), packets: plan.churnPackets, timeoutMs: 15_000 }, 60 * 60_000),
+        ),
+      )),
+    );
+    done += roundCalls;
+    if (done < calls) {
+      await waitGatewaysIdle(gateways, 30_000);
+      heapCurveMB.push({ calls: done, heapMB: await heapInUse(gateways) });
+    }
+  }
   const durationS = (performance.now() - started) / 1000;
   await waitGatewaysIdle(gateways, 30_000);
   await sleep(plan.churnSettleMs);
   const after = await snapshot(gateways);
+  heapCurveMB.push({ calls, heapMB: after.heapUsedMB });
   return {
     calls,
     lanes: plan.churnLanes,
@@ -41,13 +57,24 @@ export async function runChurn(gateways: GatewayInstance[], loadgens: LoadgenCli
     leakedUdpSockets: after.udpSockets - before.udpSockets,
     rssGrowthMB: after.rssMB - before.rssMB,
     heapGrowthMB: after.heapUsedMB - before.heapUsedMB,
+    heapCurveMB,
   };
+}
+
+/** Heap in use summed over the gateways, after a full collection where the inspector is open. */
+async function heapInUse(gateways: GatewayInstance[]): Promise<number> {
+  let total = 0;
+  for (const g of gateways) {
+    total += g.inspectorUrl ? await heapAfterGc(g.inspectorUrl) : await scrapeGateway(g).then((m) => m.heapUsedMB, () => 0);
+  }
+  return total;
 }
 
 /** Summed over the gateway processes. */
 async function snapshot(gateways: GatewayInstance[]): Promise<ResourceSnapshot> {
   const udp = readUdpTable();
   const total: ResourceSnapshot = { rssMB: 0, fds: 0, udpSockets: 0, heapUsedMB: 0 };
+  total.heapUsedMB = await heapInUse(gateways);
   for (const g of gateways) {
     const s = sampleProcess(g.process.pid, udp);
     if (s) {
@@ -55,9 +82,6 @@ async function snapshot(gateways: GatewayInstance[]): Promise<ResourceSnapshot> 
       total.fds += s.fds;
       total.udpSockets += s.udpSockets;
     }
-    total.heapUsedMB += g.inspectorUrl
-      ? await heapAfterGc(g.inspectorUrl)
-      : await scrapeGateway(g).then((m) => m.heapUsedMB, () => 0);
   }
   return total;
 }

@@ -12,16 +12,14 @@ import { watchMetaMedia } from "./media-watchdog.js";
 import { SerialQueue } from "./serial-queue.js";
 import type { CallTarget, TargetFailure } from "./target.js";
 
+type TrackStatus = { msid: string; label: "default_audio" | "default_video" | "screen_audio" | "screen_video"; status: "enabled" | "disabled" };
+
 /** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
 export interface MetaCallControl {
   accept(callId: string, sdpOffer: string): Promise<{ answer: string; reoffer?: string }>;
-  mediaUpdate(o: {
-    callId: string;
-    fromVersion: number;
-    toVersion: number;
-    sdpOffer?: string;
-    tracks?: { msid: string; label: "default_audio" | "default_video" | "screen_audio" | "screen_video"; status: "enabled" | "disabled" }[];
-  }): Promise<{ answer?: string; reoffer?: string }>;
+  mediaUpdate(o: { callId: string; fromVersion: number; toVersion: number; sdpOffer: string; tracks?: TrackStatus[] }): Promise<{ answer?: string; reoffer?: string }>;
+  /** `tracks` only: no renegotiation, the version stays. */
+  updateTracks(o: { callId: string; version: number; tracks: TrackStatus[] }): Promise<void>;
   reject(callId: string): Promise<void>;
   terminate(callId: string): Promise<void>;
 }
@@ -206,9 +204,11 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   }
 
   /**
-   * Our own media_update: start or stop sending the far end's video to the consumer. One attempt
-   * per call; a collision (Meta changed media at the same moment) rolls back, lets Meta's offer
-   * apply, and tries again from the new version, a bounded number of times.
+   * Our own media_update: start or stop sending the far end's video to the consumer. The first start
+   * offers a video m-line; a collision (Meta changed media at the same moment) rolls back, lets
+   * Meta's offer apply, and tries again from the new version, a bounded number of times. Once Meta
+   * accepted that m-line, stopping and starting again only change the track's status (`tracks`
+   * without an offer), which keeps the media version.
    */
   private async tryVideoChange(): Promise<void> {
     const change = this.pendingVideoChange;
@@ -220,6 +220,23 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     if (this.collisionTimer) clearTimeout(this.collisionTimer);
     this.collisionTimer = undefined;
     const { leg, meta, log } = this.o;
+    // Once Meta agreed to our video m-line, on and off are a track status: nothing to renegotiate.
+    const trackMsid = leg.videoOutMsid;
+    if (trackMsid !== undefined && leg.sendsVideo) {
+      this.pendingVideoChange = undefined;
+      const status = change.send ? "enabled" : "disabled";
+      try {
+        await meta.updateTracks({ callId: this.o.callId, version: this.mediaVersion.version, tracks: [{ msid: trackMsid, label: "default_video", status }] });
+      } catch (err) {
+        log.warn({ err, status }, "Meta refused our video track status; the video stays as it was");
+        change.done(false);
+        return;
+      }
+      leg.pauseVideo(!change.send);
+      log.info({ status, version: this.mediaVersion.version }, "our video track status changed at Meta");
+      change.done(true);
+      return;
+    }
     change.attempts++;
     const versions = this.mediaVersion.beginLocalOffer();
     const { sdp, msid } = await leg.offerOutboundVideo(change.send);

@@ -39,7 +39,7 @@ export interface MediaUpdateRequest {
   callId: string;
   fromVersion: number;
   toVersion: number;
-  sdpOffer?: string;
+  sdpOffer: string;
   tracks?: TrackUpdate[];
 }
 
@@ -157,10 +157,9 @@ export class GraphClient {
     requireVersion("fromVersion", fromVersion);
     requireVersion("toVersion", toVersion);
     if (toVersion <= fromVersion) throw new RangeError(`toVersion ${toVersion} must exceed fromVersion ${fromVersion}`);
-    if (sdpOffer === undefined && (tracks === undefined || tracks.length === 0)) {
-      throw new RangeError("mediaUpdate needs an sdpOffer or tracks");
-    }
-    if (sdpOffer !== undefined) requireNonEmpty("sdpOffer", sdpOffer);
+    // A change of track status alone is updateTracks: it keeps the version.
+    if (typeof sdpOffer !== "string") throw new RangeError("mediaUpdate needs an sdpOffer (updateTracks changes tracks alone)");
+    requireNonEmpty("sdpOffer", sdpOffer);
     if (tracks !== undefined && tracks.length > MAX_TRACKS) {
       throw new RangeError(`at most ${MAX_TRACKS} tracks, got ${tracks.length}`);
     }
@@ -175,7 +174,7 @@ export class GraphClient {
     if (tracks !== undefined && tracks.length > 0) {
       body.tracks = tracks.map((t) => ({ msid: t.msid, label: t.label.toLowerCase(), status: t.status.toLowerCase() }));
     }
-    if (sdpOffer !== undefined) body.session = offerSession(sdpOffer);
+    body.session = offerSession(sdpOffer);
 
     const response = await this.execute({ action: "media_update", method: "POST", url: this.callsUrl(), body, callId, retry: "never" });
     const { answer, reoffer } = readSessionSdp(response);
@@ -183,6 +182,25 @@ export class GraphClient {
     if (answer !== undefined) result.answer = answer;
     if (reoffer !== undefined) result.reoffer = reoffer;
     return result;
+  }
+
+  /**
+   * A media_update with `tracks` only: enables or disables known tracks without renegotiating, so
+   * the media version stays. `from_version` lets Meta refuse it if our view of the call is stale.
+   */
+  async updateTracks(request: { callId: string; version: number; tracks: TrackUpdate[] }): Promise<void> {
+    const { callId, version, tracks } = request;
+    requireNonEmpty("callId", callId);
+    requireVersion("version", version);
+    if (tracks.length === 0 || tracks.length > MAX_TRACKS) throw new RangeError(`1 to ${MAX_TRACKS} tracks, got ${tracks.length}`);
+    const body: JsonRecord = {
+      platform: "messenger",
+      action: "media_update",
+      call_id: callId,
+      from_version: version,
+      tracks: tracks.map((t) => ({ msid: t.msid, label: t.label.toLowerCase(), status: t.status.toLowerCase() })),
+    };
+    await this.execute({ action: "media_update", method: "POST", url: this.callsUrl(), body, callId, retry: "never" });
   }
 
   /** Declines a consumer-initiated call that has not been accepted. */

@@ -120,7 +120,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   private rembTimer: NodeJS.Timeout | undefined;
   private readonly receiveBandwidth = new ReceiveBandwidthEstimator();
   /** Our own video toward the consumer (the PBX's H.264), once the PBX sends video. */
-  private videoOut: { transceiver: RTCRtpTransceiver; msid: string; seq: number } | undefined;
+  private videoOut: { transceiver: RTCRtpTransceiver; msid: string; seq: number; paused: boolean } | undefined;
   private readonly subscriptions: { unSubscribe: () => void }[] = [];
 
   constructor(
@@ -323,9 +323,10 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       const transceiver = this.pc.addTransceiver(track, { direction: send ? "sendonly" : "inactive", streams: [stream] });
       // Only H.264 on this transceiver: the sender stamps packets with its first codec's type.
       transceiver.setCodecPreferences(VIDEO_CODECS().filter((c) => c.mimeType === "video/H264"));
-      this.videoOut = { transceiver, msid: stream.id, seq: Math.floor(Math.random() * 0x10000) };
+      this.videoOut = { transceiver, msid: stream.id, seq: Math.floor(Math.random() * 0x10000), paused: false };
     } else {
       this.videoOut.transceiver.setDirection(send ? "sendonly" : "inactive");
+      this.videoOut.paused = false;
     }
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
@@ -352,10 +353,20 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     return dir === "sendonly" || dir === "sendrecv";
   }
 
+  /** The msid of our video toward the consumer, once we offered one. */
+  get videoOutMsid(): string | undefined {
+    return this.videoOut?.msid;
+  }
+
+  /** Stops (or resumes) sending our video without renegotiating: its track is disabled at Meta. */
+  pauseVideo(paused: boolean): void {
+    if (this.videoOut) this.videoOut.paused = paused;
+  }
+
   /** One H.264 RTP payload of the PBX's video toward the consumer. */
   sendVideo(payload: Buffer, timestamp: number, marker: boolean): void {
     const out = this.videoOut;
-    if (this._state !== "connected" || !out || !this.sendsVideo) return;
+    if (this._state !== "connected" || !out || out.paused || !this.sendsVideo) return;
     out.seq = (out.seq + 1) & 0xffff;
     const header = new RtpHeader({ payloadType: out.transceiver.sender.codec?.payloadType ?? 109, timestamp, sequenceNumber: out.seq, marker });
     out.transceiver.sender.sendRtp(new RtpPacket(header, payload)).catch(() => undefined);

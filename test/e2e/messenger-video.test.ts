@@ -285,7 +285,7 @@ describe("PBX turns video on", () => {
   }, 60_000);
 });
 
-describe("PBX turns video on, then off", () => {
+describe("PBX turns video on, off, and on again", () => {
   let h: Harness;
   let pbxPort: number;
   beforeAll(async () => {
@@ -297,14 +297,14 @@ describe("PBX turns video on, then off", () => {
     await killAllSipp();
   });
 
-  it("disables the video track at Meta, and the consumer's audio goes on", async () => {
+  it("disables the video track at Meta without renegotiating, and the consumer's audio goes on", async () => {
     requireSipp();
     const sock = createSocket("udp4");
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
     const sipp = startSipp({
       scenario: "gw-pbx-video-off.xml",
       port: pbxPort,
-      vars: { video_port: String(sock.address().port), pause_ms: "800", off_after_ms: "2500" },
+      vars: { video_port: String(sock.address().port), pause_ms: "800", off_after_ms: "1500" },
       timeoutS: 40,
     });
     await sipp.ready;
@@ -313,18 +313,33 @@ describe("PBX turns video on, then off", () => {
     await waitFor(() => graphRequests(h.sim, "media_update", call.id).length === 1, 10_000, "video on at Meta");
     await waitFor(() => graphRequests(h.sim, "media_update", call.id).length === 2, 10_000, "video off at Meta");
     const [on, off] = graphRequests(h.sim, "media_update", call.id).map(
-      (r) => r.body as { from_version: number; to_version: number; tracks?: { label: string; status: string }[] },
+      (r) => r.body as { from_version: number; to_version?: number; session?: unknown; tracks?: { msid: string; label: string; status: string }[] },
     );
     expect(on!.tracks).toEqual([expect.objectContaining({ label: "default_video", status: "enabled" })]);
-    expect(off!.tracks).toEqual([expect.objectContaining({ label: "default_video", status: "disabled" })]);
+    expect(on!.session).toBeDefined();
+    // Off is the same track disabled: no offer, no new version, Meta's view of the track updated.
+    expect(off!.tracks).toEqual([{ msid: on!.tracks![0]!.msid, label: "default_video", status: "disabled" }]);
+    expect(off!.session).toBeUndefined();
+    expect(off!.to_version).toBeUndefined();
     expect(off!.from_version).toBe(on!.to_version);
+    expect(call.mediaVersion).toBe(on!.to_version);
+    expect(call.mediaUpdates.at(-1)?.reason).toBe("business-tracks");
+    expect(call.businessTracks.find((t) => t.msid === on!.tracks![0]!.msid)?.status).toBe("disabled");
     const before = call.consumer.stats.packetsReceived;
     await sleep(300);
     expect(call.consumer.stats.packetsReceived).toBeGreaterThan(before + 5);
+    // Camera on again: the track is enabled again, still without renegotiating.
+    await waitFor(() => graphRequests(h.sim, "media_update", call.id).length === 3, 10_000, "video on again at Meta");
+    const again = graphRequests(h.sim, "media_update", call.id)[2]!.body as { from_version: number; session?: unknown; tracks?: unknown[] };
+    expect(again).toMatchObject({ from_version: on!.to_version, tracks: [{ msid: on!.tracks![0]!.msid, label: "default_video", status: "enabled" }] });
+    expect(again.session).toBeUndefined();
+    expect(call.mediaVersion).toBe(on!.to_version);
+    await waitFor(() => h.logs.find("PBX video toward the consumer").filter((l) => l.callId === call.id).length === 3, 5000, "the PBX's answer");
     await call.hangup();
     const result = await finish(sipp);
     expect(result.code, describeSipp(result)).toBe(0);
     expect(result.logs).toMatch(/video off answered m=video 0 RTP\/AVP 96/);
+    expect(result.logs).toMatch(/video back on answered m=video [1-9][0-9]* RTP\/AVP 96/);
     sock.close();
   }, 60_000);
 });

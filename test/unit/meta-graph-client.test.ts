@@ -4,7 +4,7 @@ import { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { GraphClient, type GraphClientOptions } from "../../gateway/meta/graph-client.js";
+import { GraphClient, type GraphClientOptions, type MediaUpdateRequest } from "../../gateway/meta/graph-client.js";
 import { GraphApiError } from "../../gateway/meta/graph-errors.js";
 
 const PAGE = "111222333";
@@ -247,10 +247,20 @@ describe("GraphClient.mediaUpdate", () => {
     expect(await client(stub).mediaUpdate({ callId: "c_1", fromVersion: 0, toVersion: 1, sdpOffer: OFFER })).toEqual({});
   });
 
-  it("sends a tracks-only update without a session", async () => {
+  it("sends a tracks-only update without a session or a new version", async () => {
     const stub = await startGraph(json(200, { success: true }));
-    await client(stub).mediaUpdate({ callId: "c_1", fromVersion: 3, toVersion: 4, tracks: [{ msid: "v1", label: "default_video", status: "disabled" }] });
-    expect(stub.requests[0]?.body).not.toHaveProperty("session");
+    await client(stub).updateTracks({ callId: "c_1", version: 3, tracks: [{ msid: "v1", label: "default_video", status: "disabled" }] });
+    expect(stub.requests[0]?.body).toEqual({
+      platform: "messenger",
+      action: "media_update",
+      call_id: "c_1",
+      from_version: 3,
+      tracks: [{ msid: "v1", label: "default_video", status: "disabled" }],
+    });
+    await expect(client(stub).updateTracks({ callId: "c_1", version: 3, tracks: [] })).rejects.toThrow(RangeError);
+    const noOffer = { callId: "c_1", fromVersion: 3, toVersion: 4, tracks: [{ msid: "v1", label: "default_video", status: "enabled" }] };
+    await expect(client(stub).mediaUpdate(noOffer as unknown as MediaUpdateRequest)).rejects.toThrow(/updateTracks/);
+    expect(stub.requests).toHaveLength(1);
   });
 
   it("validates versions and content before sending", async () => {
@@ -258,7 +268,7 @@ describe("GraphClient.mediaUpdate", () => {
     const c = client(stub);
     await expect(c.mediaUpdate({ callId: "c_1", fromVersion: 2, toVersion: 2, sdpOffer: OFFER })).rejects.toThrow(RangeError);
     await expect(c.mediaUpdate({ callId: "c_1", fromVersion: 0.5, toVersion: 2, sdpOffer: OFFER })).rejects.toThrow(RangeError);
-    await expect(c.mediaUpdate({ callId: "c_1", fromVersion: 0, toVersion: 1 })).rejects.toThrow(RangeError);
+    await expect(c.mediaUpdate({ callId: "c_1", fromVersion: 0, toVersion: 1, sdpOffer: "" })).rejects.toThrow(RangeError);
     expect(stub.requests).toHaveLength(0);
   });
 
