@@ -214,7 +214,7 @@ export function formatTable(f: RunFacts): string {
   if (c) {
     rows.push([`churn ${c.completed}/${c.calls} calls: fds / UDP sockets`, `${signed(c.leakedFds)} / ${signed(c.leakedUdpSockets)}`, "–", ""]);
     rows.push([`churn: RSS / heap growth MB`, `${signed(c.rssGrowthMB, 1)} / ${signed(c.heapGrowthMB, 1)}`, "–", ""]);
-    rows.push([`churn: heap MB after GC by calls`, c.heapCurveMB.map((p) => `${p.calls}:${p.heapMB.toFixed(1)}`).join(" "), "–", ""]);
+    rows.push([`churn: calls → heap after GC / RSS MB`, c.heapCurveMB.map((p) => `${p.calls}→${p.heapMB.toFixed(0)}/${p.rssMB.toFixed(0)}`).join(" "), "–", ""]);
   }
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[["", "gateway", "rtpengine", "gw/rtpengine"], ...rows].map((row) => (row[i] ?? "").length)));
   const line = (row: string[]): string => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");

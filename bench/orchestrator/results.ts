@@ -94,6 +94,6 @@ export interface ChurnResultSummary {
   leakedUdpSockets: number;
   rssGrowthMB: number;
   heapGrowthMB: number;
-  /** Heap in use (after a full collection, summed over the gateways) as the churn went on. */
-  heapCurveMB: { calls: number; heapMB: number }[];
+  /** Heap in use (after a full collection) and RSS, summed over the gateways, as the churn went on. */
+  heapCurveMB: { calls: number; heapMB: number; rssMB: number }[];
 }

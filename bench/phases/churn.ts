@@ -19,7 +19,7 @@ export async function runChurn(gateways: GatewayInstance[], loadgens: LoadgenCli
   // In rounds, with the heap after a full collection at each boundary: caches that fill up level
   // off, a leak keeps climbing.
   const rounds = calls >= 1000 ? 4 : 2;
-  const heapCurveMB: { calls: number; heapMB: number }[] = [{ calls: 0, heapMB: before.heapUsedMB }];
+  const heapCurveMB: { calls: number; heapMB: number; rssMB: number }[] = [{ calls: 0, heapMB: before.heapUsedMB, rssMB: before.rssMB }];
   const results: { completed: number; failed: number; errors: string[] }[] = [];
   const lanes = split(plan.churnLanes, loadgens.length);
   let done = 0;
@@ -36,14 +36,15 @@ export async function runChurn(gateways: GatewayInstance[], loadgens: LoadgenCli
     done += roundCalls;
     if (done < calls) {
       await waitGatewaysIdle(gateways, 30_000);
-      heapCurveMB.push({ calls: done, heapMB: await heapInUse(gateways) });
+      const point = await snapshot(gateways);
+      heapCurveMB.push({ calls: done, heapMB: point.heapUsedMB, rssMB: point.rssMB });
     }
   }
   const durationS = (performance.now() - started) / 1000;
   await waitGatewaysIdle(gateways, 30_000);
   await sleep(plan.churnSettleMs);
   const after = await snapshot(gateways);
-  heapCurveMB.push({ calls, heapMB: after.heapUsedMB });
+  heapCurveMB.push({ calls, heapMB: after.heapUsedMB, rssMB: after.rssMB });
   return {
     calls,
     lanes: plan.churnLanes,
