@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCli, USAGE } from "./orchestrator/cli.js";
 import { Deadline } from "./orchestrator/deadline.js";
-import { BENCH_META, startGateway, waitGatewaysIdle, type GatewayInstance } from "./orchestrator/gateways.js";
+import { BENCH_META, gatewaysLoopDelayMaxMs, startGateway, waitGatewaysIdle, type GatewayInstance } from "./orchestrator/gateways.js";
 import { LoadgenClient } from "./orchestrator/loadgen-client.js";
 import type { Plan } from "./orchestrator/plan.js";
 import { ProcessGroup } from "./orchestrator/processes.js";
@@ -126,7 +126,19 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
 
     // The ramp comes first, so RSS per call is read against gateways that have carried nothing yet.
     const rampDeadline = new Deadline(profileDir ? deadline.remainingMs() : deadline.remainingMs() - plan.reserveAfterGatewayRampMs);
-    const ramp = await runRamp({ name: "gateway", pids: () => gateways.map((g) => g.process.pid), loadgens, logTail: () => gateways.flatMap((g) => g.process.tail.map(logMessage)) }, plan, plan.steps, rampDeadline, log);
+    const ramp = await runRamp(
+      {
+        name: "gateway",
+        pids: () => gateways.map((g) => g.process.pid),
+        loadgens,
+        logTail: () => gateways.flatMap((g) => g.process.tail.map(logMessage)),
+        loopDelayMaxMs: () => gatewaysLoopDelayMaxMs(gateways),
+      },
+      plan,
+      plan.steps,
+      rampDeadline,
+      log,
+    );
     log(`gateway density: ${ramp.maxCalls}${ramp.capped ? "+ (no step failed)" : ""} calls; within the jitter budget: ${ramp.maxCallsJitter}${ramp.cappedJitter ? "+" : ""}`);
     await Promise.all(loadgens.map((lg) => lg.request("hangupAll", { concurrency: 50, timeoutMs: 15_000 }, 120_000).catch(() => undefined)));
     await waitGatewaysIdle(gateways, 30_000);

@@ -84,6 +84,20 @@ export async function scrapeGateway(g: GatewayInstance): Promise<{ activeCalls: 
   return { activeCalls: value("gateway_calls_active"), heapUsedMB: value("gateway_process_nodejs_heap_size_used_bytes") / 2 ** 20 };
 }
 
+/**
+ * The longest event-loop delay of any gateway since the previous call, in ms: prom-client's default
+ * metrics measure it with perf_hooks and start afresh on every scrape.
+ */
+export async function gatewaysLoopDelayMaxMs(gateways: GatewayInstance[]): Promise<number> {
+  const maxima = await Promise.all(
+    gateways.map(async (g) => {
+      const text = await fetch(`http://127.0.0.1:${g.httpPort}/metrics`).then((r) => r.text());
+      return Number(/^gateway_process_nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text)?.[1] ?? NaN) * 1000;
+    }),
+  );
+  return Math.max(...maxima);
+}
+
 /** Waits until every gateway reports no active call. */
 export async function waitGatewaysIdle(gateways: GatewayInstance[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

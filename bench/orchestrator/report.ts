@@ -227,7 +227,7 @@ export function formatTable(f: RunFacts): string {
 
 /** Per-step lines for both systems. */
 export function formatSteps(r: RampResult): string {
-  const head = ["calls", "up", "cores", "RSS MB", "toPbx p50/p99/max", "toMeta p50/p99/max", "≤20ms", "lost", "lg cores", "lg lag", "other", "verdict"];
+  const head = ["calls", "up", "cores", "RSS MB", "toPbx p50/p99/max", "toMeta p50/p99/max", "≤20ms", "lost", "loop max", "lg cores", "lg lag", "other", "verdict"];
   const rows = r.steps.map((s) => [
     String(s.calls),
     String(s.activeCalls),
@@ -237,6 +237,7 @@ export function formatSteps(r: RampResult): string {
     `${s.toMeta.p50.toFixed(1)}/${s.toMeta.p99.toFixed(1)}/${s.toMeta.max.toFixed(0)}`,
     `${(100 * Math.min(s.toPbx.withinDeadline, s.toMeta.withinDeadline)).toFixed(2)}%`,
     String(s.toPbx.lost + s.toMeta.lost + s.udpDrops),
+    `${s.systemLoopDelayMaxMs === undefined ? "–" : s.systemLoopDelayMaxMs.toFixed(0)}/${s.loadgenLoopDelayMaxMs.toFixed(0)}`,
     s.loadgenCores.toFixed(2),
     s.loadgenLoopDelayP99Ms.toFixed(1),
     s.otherCores.toFixed(2),

@@ -39,6 +39,13 @@ export interface StepResult {
   toMeta: DirectionResult;
   both: LatencySummary;
   loadgenLoopDelayP99Ms: number;
+  loadgenLoopDelayMaxMs: number;
+  /**
+   * The longest event-loop delay in the system's own processes over the window (the gateways
+   * report it on /metrics; undefined for rtpengine). A packet late by more than this was held up
+   * outside the system: in the load generator, or the kernel.
+   */
+  systemLoopDelayMaxMs: number | undefined;
   /** Call set-up (placed → media mapped both ways) of the calls added for this step. */
   mediaUpMsP50: number;
   setupFailures: number;

@@ -26,6 +26,8 @@ export interface SystemUnderTest {
   loadgens: LoadgenClient[];
   /** Recent log lines of the system's processes, shown when calls fail. */
   logTail: () => string[];
+  /** The system's longest event-loop delay since the last call, in ms, where it reports one. */
+  loopDelayMaxMs?: () => Promise<number>;
 }
 
 
@@ -117,9 +119,11 @@ async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: A
   const sutPids = sut.pids();
   const loadgenPids = sut.loadgens.map((l) => l.pid);
   const meter = new UsageMeter([...sutPids, ...loadgenPids, process.pid]);
+  await sut.loopDelayMaxMs?.(); // starts the system's delay figures afresh
   await Promise.all(sut.loadgens.map((l) => l.request("windowStart", { jitterBudgetMs: DEADLINE_MS })));
   await sleep(plan.windowMs);
   const reports = await Promise.all(sut.loadgens.map((l) => l.request("windowEnd", null)));
+  const systemLoopDelayMaxMs = await sut.loopDelayMaxMs?.();
   const usage = meter.finish();
   const sum = (pids: number[], m: Map<number, number>): number => pids.reduce((a, p) => a + (m.get(p) ?? 0), 0);
   const cores = sum(sutPids, usage.cores);
@@ -158,6 +162,8 @@ async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: A
     toMeta: direction(reports, "toMeta"),
     both: both.summary(DEADLINE_MS),
     loadgenLoopDelayP99Ms: Math.max(...reports.map((r) => r.loopDelayP99Ms)),
+    loadgenLoopDelayMaxMs: Math.max(...reports.map((r) => r.loopDelayMaxMs)),
+    systemLoopDelayMaxMs,
     mediaUpMsP50: percentiles(added.flatMap((a) => a.setup.flatMap((s) => (s.mediaUpMs === undefined ? [] : [s.mediaUpMs])))).p50,
     setupFailures: added.reduce((a, r) => a + r.failed, 0),
     setupErrors: added.flatMap((a) => a.errors).slice(0, 3),
@@ -224,5 +230,5 @@ export function describeStep(name: string, s: StepResult): string {
   const jitter = s.pass === s.passJitter ? "" : `; jitter budget: ${s.passJitter ? "pass" : "fail"}`;
   const errors = s.setupErrors.length ? `; set-up errors: ${s.setupErrors.join(" | ")}` : "";
   const attempts = s.attempts > 1 ? ` (best of ${s.attempts} windows)` : "";
-  return `${name} ${s.calls} calls${attempts}: ${s.cores.toFixed(2)} cores, RSS ${s.rssMB.toFixed(0)} MB, ${lat}; load generators ${s.loadgenCores.toFixed(2)} cores (lag p99 ${s.loadgenLoopDelayP99Ms.toFixed(1)} ms), other ${s.otherCores.toFixed(2)} → ${verdict}${jitter}${errors}`;
+  return `${name} ${s.calls} calls${attempts}: ${s.cores.toFixed(2)} cores, RSS ${s.rssMB.toFixed(0)} MB, ${lat}; load generators ${s.loadgenCores.toFixed(2)} cores (lag p99 ${s.loadgenLoopDelayP99Ms.toFixed(1)} ms), event-loop max ${s.systemLoopDelayMaxMs === undefined ? "" : `${s.systemLoopDelayMaxMs.toFixed(0)} ms ${name} / `}${s.loadgenLoopDelayMaxMs.toFixed(0)} ms load generators, other ${s.otherCores.toFixed(2)} → ${verdict}${jitter}${errors}`;
 }
