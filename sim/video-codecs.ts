@@ -1,11 +1,12 @@
 import { RTCRtpCodecParameters, type RTCPFB } from "werift";
+import { VIDEO_CLOCK_RATE, VIDEO_CODECS, videoCodecFromEncodingName, type VideoCodec } from "../transcode/video/video-codec.js";
 
-/** The video codecs Messenger lists (meta-calling-api.md §5.6). */
-export type SimVideoCodec = "VP8" | "VP9" | "H264" | "H265" | "AV1";
+export { VIDEO_CLOCK_RATE };
 
-export const SIM_VIDEO_CODECS: readonly SimVideoCodec[] = ["VP8", "VP9", "H264", "H265", "AV1"];
+/** The video codecs Messenger lists (meta-calling-api.md §5.6): the five `transcode/` handles. */
+export type SimVideoCodec = VideoCodec;
 
-export const VIDEO_CLOCK_RATE = 90_000;
+export const SIM_VIDEO_CODECS: readonly SimVideoCodec[] = VIDEO_CODECS;
 
 export interface MetaVideoFormat {
   payloadType: number;
@@ -58,21 +59,5 @@ export function metaVideoCodecs(): RTCRtpCodecParameters[] {
 
 /** The codec behind an rtpmap encoding name or a werift mimeType (`video/VP8`), if it is one of the five. */
 export function simVideoCodecOf(name: string): SimVideoCodec | undefined {
-  const bare = name.includes("/") ? name.slice(name.indexOf("/") + 1) : name;
-  switch (bare.trim().toUpperCase()) {
-    case "VP8":
-      return "VP8";
-    case "VP9":
-      return "VP9";
-    case "H264":
-      return "H264";
-    case "H265":
-    case "HEVC":
-      return "H265";
-    case "AV1":
-    case "AV1X":
-      return "AV1";
-    default:
-      return undefined;
-  }
+  return videoCodecFromEncodingName(name.includes("/") ? name.slice(name.indexOf("/") + 1) : name);
 }

@@ -6,7 +6,7 @@ import { MediaVersionMachine, type LocalOutcome, type RemoteOffer } from "../met
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { videoCodecFromEncodingName, type VideoCodec } from "../../transcode/video/video-codec.js";
 import { ConsumerMedia } from "./consumer-media.js";
-import type { MessengerCall } from "./messenger-call.js";
+import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
 import { watchMetaMedia } from "./media-watchdog.js";
 import { SerialQueue } from "./serial-queue.js";
@@ -33,36 +33,6 @@ export interface MetaCallControl {
  * - `ended`: both legs are down and every resource is released.
  */
 export type InboundCallState = "ringing" | "accepting" | "connecting" | "active" | "ended";
-
-/** How a call ended, for logs and metrics. */
-export type CallOutcome =
-  | "completed-consumer-hangup"
-  | "completed-target-hangup"
-  | "completed-local-hangup"
-  | "target-busy"
-  | "target-declined"
-  | "target-unreachable"
-  | "target-no-answer"
-  | "target-failed"
-  | "accept-failed"
-  | "media-failed"
-  | "media-timeout"
-  | "consumer-gone"
-  | "consumer-declined"
-  | "consumer-no-answer"
-  | "no-permission"
-  | "connect-failed"
-  | "pbx-cancelled"
-  | "error";
-
-export interface CallEndInfo {
-  callId: string;
-  outcome: CallOutcome;
-  detail: string;
-  durationMs: number;
-  /** Whether the consumer's audio reached the target at least once. */
-  mediaFlowed: boolean;
-}
 
 export interface InboundCallEvents {
   state: [InboundCallState];
@@ -410,15 +380,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     }
     await Promise.allSettled([target.hangup(detail), leg.close()]);
     this.queue.close();
-    const info: CallEndInfo = {
-      callId: this.o.callId,
-      outcome,
-      detail,
-      durationMs: Date.now() - this.startedAt,
-      mediaFlowed: this.consumer.mediaFlowed,
-    };
-    log.info({ outcome, detail, durationMs: info.durationMs, leg: leg.stats() }, "call ended");
-    this.emit("ended", info);
+    this.emit("ended", callEndRecord({ callId: this.o.callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.consumer.mediaFlowed, leg, log }));
     this.removeAllListeners();
   }
 

@@ -6,8 +6,7 @@ import { GraphApiError } from "../meta/graph-errors.js";
 import { MediaVersionMachine } from "../meta/media-version.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { ConsumerMedia } from "./consumer-media.js";
-import type { CallEndInfo, CallOutcome } from "./inbound-call.js";
-import type { MessengerCall } from "./messenger-call.js";
+import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
 import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
 import { watchMetaMedia } from "./media-watchdog.js";
 import { SerialQueue } from "./serial-queue.js";
@@ -288,15 +287,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     this.consumer.stop();
     await Promise.allSettled([sip.hangup(), leg.close(), media.close()]);
     this.queue.close();
-    const info: CallEndInfo = {
-      callId: this._callId,
-      outcome,
-      detail,
-      durationMs: Date.now() - this.startedAt,
-      mediaFlowed: this.consumer.mediaFlowed,
-    };
-    log.info({ outcome, detail, durationMs: info.durationMs, leg: leg.stats() }, "call ended");
-    this.emit("ended", info);
+    this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.consumer.mediaFlowed, leg, log }));
     this.removeAllListeners();
   }
 

@@ -1,4 +1,4 @@
-import type { CallEndInfo, CallOutcome } from "./inbound-call.js";
+import type { CallEndInfo, CallOutcome } from "./messenger-call.js";
 import type { MessengerCall } from "./messenger-call.js";
 
 export interface RegistryStats {

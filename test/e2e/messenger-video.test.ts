@@ -12,6 +12,19 @@ import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../su
 import { requireTool } from "../../scripts/peers/baresip.js";
 import { decodeH264File } from "../support/video.js";
 
+/** A gateway whose consumer calls ring SIPp on a port of its own, for one describe block. */
+function gatewayRingingSipp(): { h: Harness; pbxPort: number } {
+  const rig = {} as { h: Harness; pbxPort: number };
+  beforeAll(async () => {
+    rig.pbxPort = await freePort();
+    rig.h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${rig.pbxPort}` } });
+  });
+  afterAll(async () => {
+    await rig.h?.stop();
+    await killAllSipp();
+  });
+  return rig;
+}
 
 /**
  * The consumer turns video on: whatever codec Meta sends, a SIP video phone (SIPp signalling, a
@@ -78,16 +91,7 @@ describe("consumer video to a SIP video phone", () => {
 });
 
 describe("video keyframes and video off/on", () => {
-  let h: Harness;
-  let pbxPort: number;
-  beforeAll(async () => {
-    pbxPort = await freePort();
-    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
-  });
-  afterAll(async () => {
-    await h?.stop();
-    await killAllSipp();
-  });
+  const rig = gatewayRingingSipp();
 
   it("a PLI from the phone yields a keyframe within 500 ms (transcoded VP8)", async () => {
     requireSipp();
@@ -102,14 +106,14 @@ describe("video keyframes and video off/on", () => {
       if (nals.includes(5)) idrAt.push(performance.now());
     });
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-    const sipp = startSipp({ scenario: "gw-video.xml", port: pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
+    const sipp = startSipp({ scenario: "gw-video.xml", port: rig.pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
     await sipp.ready;
-    const call = await h.sim.placeCall();
+    const call = await rig.h.sim.placeCall();
     await call.waitForState("media", 10_000);
     await call.startVideo({ codec: "VP8" });
     await waitFor(() => idrAt.length > 0, 15_000, "the first keyframe at the phone");
     await sleep(1500);
-    const video = h.gateway.registry.get(call.id)!.pbxMediaStats()!.video!;
+    const video = rig.h.gateway.registry.get(call.id)!.pbxMediaStats()!.video!;
     const delays: number[] = [];
     for (let i = 0; i < 3; i++) {
       const before = idrAt.length;
@@ -145,16 +149,7 @@ function stapTypes(payload: Buffer): number[] {
 }
 
 describe("consumer video on, off, on again", () => {
-  let h: Harness;
-  let pbxPort: number;
-  beforeAll(async () => {
-    pbxPort = await freePort();
-    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
-  });
-  afterAll(async () => {
-    await h?.stop();
-    await killAllSipp();
-  });
+  const rig = gatewayRingingSipp();
 
   it("re-INVITEs the phone each time, and audio never breaks", async () => {
     requireSipp();
@@ -162,9 +157,9 @@ describe("consumer video on, off, on again", () => {
     let videoPackets = 0;
     sock.on("message", () => videoPackets++);
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-    const sipp = startSipp({ scenario: "gw-video-toggle.xml", port: pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
+    const sipp = startSipp({ scenario: "gw-video-toggle.xml", port: rig.pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
     await sipp.ready;
-    const call = await h.sim.placeCall();
+    const call = await rig.h.sim.placeCall();
     await call.waitForState("media", 10_000);
     const audioFlows = async (): Promise<void> => {
       const n = call.consumer.stats.packetsReceived;
@@ -177,7 +172,7 @@ describe("consumer video on, off, on again", () => {
     await audioFlows();
 
     expect(await call.stopVideo()).toBe(200);
-    await waitFor(() => h.logs.find("consumer video changed").filter((l) => l.callId === call.id).length === 2, 5000, "video off");
+    await waitFor(() => rig.h.logs.find("consumer video changed").filter((l) => l.callId === call.id).length === 2, 5000, "video off");
     await sleep(500);
     const afterOff = videoPackets;
     await sleep(700);
@@ -224,16 +219,7 @@ function h264Clip(seconds: number): Buffer[] {
 }
 
 describe("PBX turns video on", () => {
-  let h: Harness;
-  let pbxPort: number;
-  beforeAll(async () => {
-    pbxPort = await freePort();
-    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
-  });
-  afterAll(async () => {
-    await h?.stop();
-    await killAllSipp();
-  });
+  const rig = gatewayRingingSipp();
 
   it.each([
     ["without a collision", undefined],
@@ -243,13 +229,13 @@ describe("PBX turns video on", () => {
     requireSipp();
     const sock = createSocket("udp4");
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-    const sipp = startSipp({ scenario: "gw-pbx-video.xml", port: pbxPort, vars: { video_port: String(sock.address().port), pause_ms: "1200" }, timeoutS: 40 });
+    const sipp = startSipp({ scenario: "gw-pbx-video.xml", port: rig.pbxPort, vars: { video_port: String(sock.address().port), pause_ms: "1200" }, timeoutS: 40 });
     await sipp.ready;
-    const call = await h.sim.placeCall();
+    const call = await rig.h.sim.placeCall();
     await call.waitForState("media", 10_000);
-    if (collide) h.sim.collideNextMediaUpdate({ mode: collide });
-    const gw = h.gateway.registry.get(call.id)!;
-    await waitFor(() => gw.pbxMediaStats()?.video !== undefined && h.logs.find("media_update done").some((l) => l.callId === call.id), 10_000, "video agreed with Meta");
+    if (collide) rig.h.sim.collideNextMediaUpdate({ mode: collide });
+    const gw = rig.h.gateway.registry.get(call.id)!;
+    await waitFor(() => gw.pbxMediaStats()?.video !== undefined && rig.h.logs.find("media_update done").some((l) => l.callId === call.id), 10_000, "video agreed with Meta");
     const port = gw.pbxMediaStats()!.video!.localRtpPort;
 
     // The phone's camera: H.264 RTP at 30 fps into the gateway's video port.
@@ -266,7 +252,7 @@ describe("PBX turns video on", () => {
     expect(decodeH264File(file).frames).toBeGreaterThan(30);
 
     // Versions: ours moved the media version on, and a collision was resolved by retrying.
-    const updates = graphRequests(h.sim, "media_update", call.id).map((r) => r.body as { from_version: number; to_version: number });
+    const updates = graphRequests(rig.h.sim, "media_update", call.id).map((r) => r.body as { from_version: number; to_version: number });
     if (collide) {
       expect(updates.length).toBe(2);
       expect(updates[1]!.from_version).toBe(updates[0]!.from_version + 1);
@@ -286,16 +272,7 @@ describe("PBX turns video on", () => {
 });
 
 describe("PBX turns video on, off, and on again", () => {
-  let h: Harness;
-  let pbxPort: number;
-  beforeAll(async () => {
-    pbxPort = await freePort();
-    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
-  });
-  afterAll(async () => {
-    await h?.stop();
-    await killAllSipp();
-  });
+  const rig = gatewayRingingSipp();
 
   it("disables the video track at Meta without renegotiating, and the consumer's audio goes on", async () => {
     requireSipp();
@@ -303,16 +280,16 @@ describe("PBX turns video on, off, and on again", () => {
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
     const sipp = startSipp({
       scenario: "gw-pbx-video-off.xml",
-      port: pbxPort,
+      port: rig.pbxPort,
       vars: { video_port: String(sock.address().port), pause_ms: "800", off_after_ms: "1500" },
       timeoutS: 40,
     });
     await sipp.ready;
-    const call = await h.sim.placeCall();
+    const call = await rig.h.sim.placeCall();
     await call.waitForState("media", 10_000);
-    await waitFor(() => graphRequests(h.sim, "media_update", call.id).length === 1, 10_000, "video on at Meta");
-    await waitFor(() => graphRequests(h.sim, "media_update", call.id).length === 2, 10_000, "video off at Meta");
-    const [on, off] = graphRequests(h.sim, "media_update", call.id).map(
+    await waitFor(() => graphRequests(rig.h.sim, "media_update", call.id).length === 1, 10_000, "video on at Meta");
+    await waitFor(() => graphRequests(rig.h.sim, "media_update", call.id).length === 2, 10_000, "video off at Meta");
+    const [on, off] = graphRequests(rig.h.sim, "media_update", call.id).map(
       (r) => r.body as { from_version: number; to_version?: number; session?: unknown; tracks?: { msid: string; label: string; status: string }[] },
     );
     expect(on!.tracks).toEqual([expect.objectContaining({ label: "default_video", status: "enabled" })]);
@@ -329,12 +306,12 @@ describe("PBX turns video on, off, and on again", () => {
     await sleep(300);
     expect(call.consumer.stats.packetsReceived).toBeGreaterThan(before + 5);
     // Camera on again: the track is enabled again, still without renegotiating.
-    await waitFor(() => graphRequests(h.sim, "media_update", call.id).length === 3, 10_000, "video on again at Meta");
-    const again = graphRequests(h.sim, "media_update", call.id)[2]!.body as { from_version: number; session?: unknown; tracks?: unknown[] };
+    await waitFor(() => graphRequests(rig.h.sim, "media_update", call.id).length === 3, 10_000, "video on again at Meta");
+    const again = graphRequests(rig.h.sim, "media_update", call.id)[2]!.body as { from_version: number; session?: unknown; tracks?: unknown[] };
     expect(again).toMatchObject({ from_version: on!.to_version, tracks: [{ msid: on!.tracks![0]!.msid, label: "default_video", status: "enabled" }] });
     expect(again.session).toBeUndefined();
     expect(call.mediaVersion).toBe(on!.to_version);
-    await waitFor(() => h.logs.find("PBX video toward the consumer").filter((l) => l.callId === call.id).length === 3, 5000, "the PBX's answer");
+    await waitFor(() => rig.h.logs.find("PBX video toward the consumer").filter((l) => l.callId === call.id).length === 3, 5000, "the PBX's answer");
     await call.hangup();
     const result = await finish(sipp);
     expect(result.code, describeSipp(result)).toBe(0);
@@ -345,16 +322,7 @@ describe("PBX turns video on, off, and on again", () => {
 });
 
 describe("consumer camera already on when the call is accepted", () => {
-  let h: Harness;
-  let pbxPort: number;
-  beforeAll(async () => {
-    pbxPort = await freePort();
-    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
-  });
-  afterAll(async () => {
-    await h?.stop();
-    await killAllSipp();
-  });
+  const rig = gatewayRingingSipp();
 
   it("re-INVITEs the phone with video right after the call is up", async () => {
     requireSipp();
@@ -362,9 +330,9 @@ describe("consumer camera already on when the call is accepted", () => {
     let videoPackets = 0;
     sock.on("message", () => videoPackets++);
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-    const sipp = startSipp({ scenario: "gw-video.xml", port: pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
+    const sipp = startSipp({ scenario: "gw-video.xml", port: rig.pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
     await sipp.ready;
-    const call = await h.sim.placeCall({ video: { codec: "VP8" } });
+    const call = await rig.h.sim.placeCall({ video: { codec: "VP8" } });
     await call.waitForState("media", 10_000);
     await waitFor(() => videoPackets > 30, 15_000, "video at the phone");
     await call.hangup();
