@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { MediaStream, MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver, type RTCTrackEvent } from "werift";
+import { MediaStream, MediaStreamTrack, ReceiverEstimatedMaxBitrate, RtcpPayloadSpecificFeedback, type RTCPeerConnection, type RTCRtpTransceiver, type RTCTrackEvent } from "werift";
 import { SimStateError } from "./errors.js";
 import { DEFAULT_CLIP, loadVideoClip, type VideoClip } from "./video-clip.js";
 import { metaVideoCodec, simVideoCodecOf, type SimVideoCodec } from "./video-codecs.js";
@@ -187,6 +187,25 @@ export class ConsumerVideo {
     const ssrc = this.receiveSsrc;
     if (!transceiver || ssrc === undefined) return false;
     transceiver.receiver.sendRtcpPLI(ssrc);
+    return true;
+  }
+
+  /**
+   * Caps the business's video with a REMB, as Meta's edge does from its bandwidth estimate; false
+   * when none has arrived yet.
+   */
+  sendRemb(bps: number): boolean {
+    const transceiver = this.receiveTransceiver;
+    const ssrc = this.receiveSsrc;
+    if (!transceiver || ssrc === undefined) return false;
+    let brMantissa = Math.floor(bps);
+    let brExp = 0;
+    while (brMantissa >= 1 << 18) {
+      brMantissa = Math.floor(brMantissa / 2);
+      brExp++;
+    }
+    const remb = new ReceiverEstimatedMaxBitrate({ senderSsrc: transceiver.sender.ssrc, mediaSsrc: 0, ssrcNum: 1, brExp, brMantissa, ssrcFeedbacks: [ssrc] });
+    transceiver.dtlsTransport.sendRtcp([new RtcpPayloadSpecificFeedback({ feedback: remb })]).catch(() => undefined);
     return true;
   }
 

@@ -237,6 +237,11 @@ export class SimConsumer implements ConsumerPeer {
     return this.video.requestKeyframe();
   }
 
+  /** Caps the business's video (REMB); false when no video has arrived yet. */
+  sendRemb(bps: number): boolean {
+    return this.video.sendRemb(bps);
+  }
+
   /** Dominant tone in the last `seconds` of received audio. */
   detectTone(seconds = 1): ToneDetection {
     return this.recorder.detectTone(seconds);

@@ -221,8 +221,17 @@ export interface RemoteVideo {
   payloadTypes: number[];
   /** The first H.264 payload type in the PBX's order, with its fmtp. */
   h264: { payloadType: number; fmtp: string | undefined } | undefined;
+  /** RTCP feedback the PBX takes on its H.264 (RFC 4585 / RFC 5104 `a=rtcp-fb`, for that PT or `*`). */
+  feedback: VideoFeedback;
   direction: MediaDirection;
   mediaIndex: number;
+}
+
+export interface VideoFeedback {
+  pli: boolean;
+  fir: boolean;
+  tmmbr: boolean;
+  remb: boolean;
 }
 
 export interface RemoteMedia {
@@ -268,6 +277,7 @@ export function readRemoteMedia(sdp: string | SdpSessionDescription): RemoteMedi
       port: v.port,
       payloadTypes: v.payloadTypes,
       h264: h264Pt === undefined ? undefined : { payloadType: h264Pt, fmtp: v.fmtps.get(h264Pt) },
+      feedback: readVideoFeedback(v, h264Pt),
       direction: v.direction,
       mediaIndex: videoIndex,
     };
@@ -290,6 +300,20 @@ export function readRemoteMedia(sdp: string | SdpSessionDescription): RemoteMedi
     },
     video,
   };
+}
+
+function readVideoFeedback(section: SdpMediaSection, payloadType: number | undefined): VideoFeedback {
+  const fb: VideoFeedback = { pli: false, fir: false, tmmbr: false, remb: false };
+  for (const a of section.attributes) {
+    if (a.name !== "rtcp-fb" || a.value === undefined) continue;
+    const [pt, type, param] = a.value.trim().toLowerCase().split(/\s+/);
+    if (pt !== "*" && Number(pt) !== payloadType) continue;
+    if (type === "nack" && param === "pli") fb.pli = true;
+    else if (type === "ccm" && param === "fir") fb.fir = true;
+    else if (type === "ccm" && param === "tmmbr") fb.tmmbr = true;
+    else if (type === "goog-remb") fb.remb = true;
+  }
+  return fb;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,6 +433,7 @@ function videoSection(v: LocalVideoOptions, pt: number, remoteFmtp: string | und
     `a=rtcp:${v.rtcpPort ?? v.port + 1}`,
     `a=rtcp-fb:${pt} nack pli`,
     `a=rtcp-fb:${pt} ccm fir`,
+    `a=rtcp-fb:${pt} ccm tmmbr`,
     `a=${direction}`,
   ];
 }

@@ -1,5 +1,25 @@
 import { EventEmitter } from "node:events";
+import type { FarMedia, FarMediaEvents } from "./far-media.js";
 import type { CallTarget, CallTargetEvents, Digit, OpusFrame } from "./target.js";
+
+/** Plays the consumer's audio and digits back to them. */
+class EchoMedia extends EventEmitter<FarMediaEvents> implements FarMedia {
+  private closed = false;
+
+  sendAudio(frame: OpusFrame): void {
+    // The payload goes back unchanged; the consumer's stream stamps it with its own numbering.
+    if (!this.closed) this.emit("audio", frame);
+  }
+
+  sendDtmf(digit: Digit, durationMs: number): void {
+    if (!this.closed) this.emit("dtmf", digit, durationMs);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.removeAllListeners();
+  }
+}
 
 /**
  * A call target that answers at once and plays the consumer's audio back to them. It lets an
@@ -10,6 +30,7 @@ export class EchoTarget extends EventEmitter<CallTargetEvents> implements CallTa
   readonly kind = "echo";
   private state: "idle" | "ringing" | "answered" | "ended" = "idle";
   private timer: NodeJS.Timeout | undefined;
+  private media: EchoMedia | undefined;
 
   constructor(private readonly answerDelayMs = 0) {
     super();
@@ -22,25 +43,16 @@ export class EchoTarget extends EventEmitter<CallTargetEvents> implements CallTa
       this.timer = undefined;
       if (this.state !== "ringing") return;
       this.state = "answered";
-      this.emit("answered");
+      this.media = new EchoMedia();
+      this.emit("answered", this.media);
     }, this.answerDelayMs);
-  }
-
-  sendAudio(frame: OpusFrame): void {
-    if (this.state !== "answered") return;
-    // The payload goes back unchanged; the session stamps it with the outbound stream's numbering.
-    this.emit("audio", frame);
-  }
-
-  sendDtmf(digit: Digit, durationMs: number): void {
-    if (this.state !== "answered") return;
-    this.emit("dtmf", digit, durationMs);
   }
 
   async hangup(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.state = "ended";
+    await this.media?.close();
     this.removeAllListeners();
   }
 }

@@ -2,24 +2,16 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
-import { MediaVersionMachine, type LocalOutcome, type RemoteOffer } from "../meta/media-version.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
-import { videoCodecFromEncodingName, type VideoCodec } from "../../transcode/video/video-codec.js";
-import { ConsumerMedia } from "./consumer-media.js";
+import { CallMedia, type MetaMediaControl } from "./call-media.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
-import { watchMetaMedia } from "./media-watchdog.js";
 import { SerialQueue } from "./serial-queue.js";
 import type { CallTarget, TargetFailure } from "./target.js";
 
-type TrackStatus = { msid: string; label: "default_audio" | "default_video" | "screen_audio" | "screen_video"; status: "enabled" | "disabled" };
-
 /** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
-export interface MetaCallControl {
+export interface MetaCallControl extends MetaMediaControl {
   accept(callId: string, sdpOffer: string): Promise<{ answer: string; reoffer?: string }>;
-  mediaUpdate(o: { callId: string; fromVersion: number; toVersion: number; sdpOffer: string; tracks?: TrackStatus[] }): Promise<{ answer?: string; reoffer?: string }>;
-  /** `tracks` only: no renegotiation, the version stays. */
-  updateTracks(o: { callId: string; version: number; tracks: TrackStatus[] }): Promise<void>;
   reject(callId: string): Promise<void>;
   terminate(callId: string): Promise<void>;
 }
@@ -55,14 +47,6 @@ export interface InboundCallOptions {
 }
 
 
-/** How long a collided media_update waits for Meta's own offer before it retries anyway. */
-const COLLISION_WAIT_MS = 2000;
-
-/** Meta's answer to a media_update that crossed one of its own: "conflicting media status". */
-function isMediaConflict(err: unknown): boolean {
-  return err instanceof GraphApiError && err.kind === "graph" && /conflict/i.test(err.message);
-}
-
 /**
  * A consumer calls the business on Messenger. The connect webhook carries no SDP: we offer, ring
  * the target at once, and `accept` with our offer when the target answers (so the consumer's
@@ -76,18 +60,20 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private readonly startedAt = Date.now();
   private offer: string | undefined;
   private acceptTimer: NodeJS.Timeout | undefined;
-  private stopWatchdog: () => void = () => undefined;
-  private readonly consumer: ConsumerMedia;
-  private readonly mediaVersion = new MediaVersionMachine();
-  private consumerVideo: VideoCodec | undefined;
-  /** A change of our own video toward the consumer, waiting for (or retrying) its media_update. */
-  private pendingVideoChange: { send: boolean; done: (accepted: boolean) => void; attempts: number } | undefined;
-  private collisionTimer: NodeJS.Timeout | undefined;
+  private readonly media: CallMedia;
 
   constructor(private readonly o: InboundCallOptions) {
     super();
     this.queue = new SerialQueue((err) => this.failFromError(err));
-    this.consumer = new ConsumerMedia(o.leg, o.log);
+    this.media = new CallMedia({
+      leg: o.leg,
+      meta: o.meta,
+      queue: this.queue,
+      log: o.log,
+      callId: () => o.callId,
+      mediaTimeoutMs: o.mediaTimeoutMs,
+      onMediaTimeout: (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)),
+    });
   }
 
   get callId(): string {
@@ -107,29 +93,13 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   start(): Promise<void> {
     return this.queue.push(async () => {
       const { leg, target, log } = this.o;
-      target.on("answered", () => void this.queue.push(() => this.onTargetAnswered()));
+      target.on("answered", (far) => {
+        // Bridged at once: what the far end says from now on is held for the consumer, not lost.
+        this.media.bridge(far);
+        void this.queue.push(() => this.onTargetAnswered());
+      });
       target.on("failed", (why, detail) => void this.queue.push(() => this.onTargetFailed(why, detail)));
       target.on("ended", (detail) => void this.queue.push(() => this.hangUpFromTarget(detail)));
-      // Once the target answered, its audio is for the consumer (held until the Meta leg is up).
-      target.on("audio", (frame) => {
-        if (this._state !== "ringing" && this._state !== "ended") this.consumer.send(frame);
-      });
-      target.on("dtmf", (digit, durationMs) => this.consumer.sendDtmf(digit, durationMs));
-      this.consumer.on("audio", (frame) => target.sendAudio(frame));
-      this.consumer.on("dtmf", (digit, durationMs) => target.sendDtmf(digit, durationMs));
-      target.on("keyframeRequest", () => leg.requestKeyframe());
-      target.on("farVideo", (on, done) => {
-        this.pendingVideoChange?.done(false);
-        this.pendingVideoChange = { send: on, done, attempts: 0 };
-        void this.queue.push(() => this.tryVideoChange());
-      });
-      target.on("video", (p) => {
-        if (this._state === "active") leg.sendVideo(p.payload, p.timestamp, p.marker);
-      });
-      leg.on("keyframeRequest", () => target.requestFarKeyframe?.());
-      leg.on("rtp", (inbound) => {
-        if (inbound.kind === "video" && this._state === "active") target.sendVideo?.(inbound.packet, inbound.arrivalMs);
-      });
       leg.on("state", (s) => {
         if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
       });
@@ -152,131 +122,16 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     });
   }
 
-  /**
-   * A media_update webhook: Meta's new offer, applied and answered locally under the version rules
-   * (stale and duplicate versions dropped; the highest wins).
-   */
+  /** A media_update webhook: Meta's new offer, under the version rules (CallMedia). */
   onMetaMediaUpdate(version: number, sdp: string): Promise<void> {
     return this.queue.push(async () => {
       if (this._state !== "active" && this._state !== "connecting") return;
-      const decision = this.mediaVersion.onWebhook({ version, sdp });
-      if (decision.kind !== "apply") {
-        this.o.log.info({ version, current: this.mediaVersion.version, decision: decision.kind === "drop" ? decision.reason : "held" }, "media_update not applied");
-        return;
-      }
-      await this.o.leg.applyOffer(decision.offer.sdp);
-      this.mediaVersion.remoteApplied(decision.offer.version);
-      this.o.log.info({ version }, "media_update applied");
-      await this.followConsumerVideo();
-      // A media_update of ours that collided with this one goes again from the new version.
-      if (this.pendingVideoChange && this.mediaVersion.readyToRetry) await this.tryVideoChange();
+      await this.media.applyMetaOffer(version, sdp);
     });
   }
 
-  /**
-   * Our own media_update: start or stop sending the far end's video to the consumer. The first start
-   * offers a video m-line; a collision (Meta changed media at the same moment) rolls back, lets
-   * Meta's offer apply, and tries again from the new version, a bounded number of times. Once Meta
-   * accepted that m-line, stopping and starting again only change the track's status (`tracks`
-   * without an offer), which keeps the media version.
-   */
-  private async tryVideoChange(): Promise<void> {
-    const change = this.pendingVideoChange;
-    if (!change || this._state !== "active") {
-      change?.done(false);
-      this.pendingVideoChange = undefined;
-      return;
-    }
-    if (this.collisionTimer) clearTimeout(this.collisionTimer);
-    this.collisionTimer = undefined;
-    const { leg, meta, log } = this.o;
-    // Once Meta agreed to our video m-line, on and off are a track status: nothing to renegotiate.
-    const trackMsid = leg.videoOutMsid;
-    if (trackMsid !== undefined && leg.sendsVideo) {
-      this.pendingVideoChange = undefined;
-      const status = change.send ? "enabled" : "disabled";
-      try {
-        await meta.updateTracks({ callId: this.o.callId, version: this.mediaVersion.version, tracks: [{ msid: trackMsid, label: "default_video", status }] });
-      } catch (err) {
-        log.warn({ err, status }, "Meta refused our video track status; the video stays as it was");
-        change.done(false);
-        return;
-      }
-      leg.pauseVideo(!change.send);
-      log.info({ status, version: this.mediaVersion.version }, "our video track status changed at Meta");
-      change.done(true);
-      return;
-    }
-    change.attempts++;
-    const versions = this.mediaVersion.beginLocalOffer();
-    const { sdp, msid } = await leg.offerOutboundVideo(change.send);
-    let outcome: LocalOutcome;
-    try {
-      const res = await meta.mediaUpdate({
-        callId: this.o.callId,
-        ...versions,
-        sdpOffer: sdp,
-        tracks: [{ msid, label: "default_video", status: change.send ? "enabled" : "disabled" }],
-      });
-      outcome = { kind: "response", answer: res.answer, reoffer: res.reoffer };
-    } catch (err) {
-      outcome = isMediaConflict(err) ? { kind: "conflict" } : { kind: "error" };
-      log.info({ err: err instanceof GraphApiError ? err.message : String(err), ...versions }, "media_update refused");
-    }
-    const decision = this.mediaVersion.onLocalOutcome(outcome);
-    if (decision.kind === "applied") {
-      await leg.applyRenegotiationAnswer(decision.answer);
-      if (decision.reoffer) {
-        await leg.applyOffer(decision.reoffer.sdp);
-        this.mediaVersion.remoteApplied(decision.reoffer.version);
-      }
-      await this.applyHeld(decision.heldOffers);
-      this.pendingVideoChange = undefined;
-      log.info({ sendVideo: change.send, version: this.mediaVersion.version, accepted: leg.sendsVideo === change.send }, "media_update done");
-      change.done(leg.sendsVideo === change.send);
-      return;
-    }
-    await leg.rollbackLocalOffer();
-    await this.applyHeld(decision.heldOffers);
-    if (decision.kind === "failed" || !decision.retry) {
-      this.pendingVideoChange = undefined;
-      change.done(false);
-      return;
-    }
-    log.info({ attempt: change.attempts, version: this.mediaVersion.version }, "media_update collided; retrying after Meta's offer");
-    if (this.mediaVersion.readyToRetry) {
-      await this.tryVideoChange();
-      return;
-    }
-    // Meta's own media_update is on its way; if it never comes, retry from where we are.
-    this.collisionTimer = setTimeout(() => {
-      this.collisionTimer = undefined;
-      this.mediaVersion.giveUpWaiting();
-      void this.queue.push(() => this.tryVideoChange());
-    }, COLLISION_WAIT_MS);
-  }
-
-  private async applyHeld(offers: RemoteOffer[]): Promise<void> {
-    for (const offer of offers) {
-      await this.o.leg.applyOffer(offer.sdp);
-      this.mediaVersion.remoteApplied(offer.version);
-    }
-    if (offers.length > 0) await this.followConsumerVideo();
-  }
-
-  /** Video on or off at the consumer's side is carried to the target (a re-INVITE for a PBX). */
-  private async followConsumerVideo(): Promise<void> {
-    const name = this.o.leg.inboundVideoCodec();
-    const codec = name === undefined ? undefined : videoCodecFromEncodingName(name);
-    if (codec !== this.consumerVideo) {
-      this.consumerVideo = codec;
-      this.o.log.info({ codec: codec ?? "off" }, "consumer video changed");
-      await this.o.target.setConsumerVideo?.(codec);
-    }
-  }
-
   pbxMediaStats(): PbxMediaStats | undefined {
-    return this.o.target.pbxMediaStats?.();
+    return this.media.farStats();
   }
 
   whenEnded(listener: (info: CallEndInfo) => void): void {
@@ -322,10 +177,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private onMediaConnected(): void {
     if (this._state !== "connecting") return;
     this.setState("active");
-    this.consumer.startFlowing();
-    // The consumer's camera may already be on in the re-offer that came with accept.
-    void this.queue.push(() => this.followConsumerVideo());
-    this.stopWatchdog = watchMetaMedia(this.o.leg, this.o.mediaTimeoutMs, (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)));
+    this.media.startFlowing();
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
   }
 
@@ -367,12 +219,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     const wasState = this._state;
     this.setState("ended");
     this.clearAcceptTimer();
-    this.stopWatchdog();
-    this.consumer.stop();
-    if (this.collisionTimer) clearTimeout(this.collisionTimer);
-    this.collisionTimer = undefined;
-    this.pendingVideoChange?.done(false);
-    this.pendingVideoChange = undefined;
+    this.media.close();
     const { meta, leg, target, log } = this.o;
     if (opts.tellMeta) {
       const end = wasState === "ringing" ? meta.reject : meta.terminate;
@@ -380,7 +227,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     }
     await Promise.allSettled([target.hangup(detail), leg.close()]);
     this.queue.close();
-    this.emit("ended", callEndRecord({ callId: this.o.callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.consumer.mediaFlowed, leg, log }));
+    this.emit("ended", callEndRecord({ callId: this.o.callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, log }));
     this.removeAllListeners();
   }
 

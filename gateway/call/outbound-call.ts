@@ -3,16 +3,15 @@ import type { Logger } from "pino";
 import { readRemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
 import { GraphApiError } from "../meta/graph-errors.js";
-import { MediaVersionMachine } from "../meta/media-version.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
-import { ConsumerMedia } from "./consumer-media.js";
+import { CallMedia, type MetaMediaControl } from "./call-media.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
+import { PbxLeg } from "./pbx-leg.js";
 import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
-import { watchMetaMedia } from "./media-watchdog.js";
 import { SerialQueue } from "./serial-queue.js";
 
 /** The Graph API calls an agent's call to a consumer makes; the GraphClient provides them. */
-export interface MetaOutboundControl {
+export interface MetaOutboundControl extends MetaMediaControl {
   getCallPermission(psid: string): Promise<{ status: "has_permission" | "no_permission"; canStartCall: boolean; canRequestPermission: boolean }>;
   requestCallPermission(psid: string): Promise<void>;
   connect(psid: string, sdpOffer: string): Promise<{ callId: string; answer: string }>;
@@ -25,7 +24,7 @@ export interface MetaOutboundControl {
  * - `connecting`: `connect` with our offer is in flight;
  * - `ringing`: Meta answered; waiting for the consumer (180 sent on `call_status: ringing`);
  * - `answering`: the consumer picked up; our 200 OK is out, waiting for the ACK;
- * - `active`: both legs up, audio both ways (the consumer's audio needs Meta's pickup re-offer);
+ * - `active`: both legs up, media both ways (the consumer's media needs Meta's pickup re-offer);
  * - `ended`.
  */
 export type OutboundCallState = "checking" | "connecting" | "ringing" | "answering" | "active" | "ended";
@@ -58,17 +57,25 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   private _callId: string;
   private readonly queue: SerialQueue;
   private readonly startedAt = Date.now();
-  private readonly consumer: ConsumerMedia;
-  private readonly mediaVersion = new MediaVersionMachine();
+  private readonly media: CallMedia;
   private ringTimer: NodeJS.Timeout | undefined;
-  private stopWatchdog: () => void = () => undefined;
   private pickedUp = false;
+  /** The agent's side once the consumer picked up; until then its RTP ports wait in `o.media`. */
+  private pbx: PbxLeg | undefined;
 
   constructor(private readonly o: OutboundCallOptions) {
     super();
     this._callId = `sip:${o.sip.sipCallId}`;
     this.queue = new SerialQueue((err) => this.failFromError(err));
-    this.consumer = new ConsumerMedia(o.leg, o.log);
+    this.media = new CallMedia({
+      leg: o.leg,
+      meta: o.meta,
+      queue: this.queue,
+      log: o.log,
+      callId: () => this._callId,
+      mediaTimeoutMs: o.mediaTimeoutMs,
+      onMediaTimeout: (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)),
+    });
   }
 
   get callId(): string {
@@ -81,15 +88,9 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
 
   start(): Promise<void> {
     return this.queue.push(async () => {
-      const { sip, leg, media, meta, log, psid } = this.o;
+      const { sip, leg, meta, log, psid } = this.o;
       sip.on("cancel", () => void this.queue.push(() => this.onPbxCancel()));
       sip.on("ended", (reason) => void this.queue.push(() => this.onPbxEnded(reason)));
-      sip.on("reinvite", (offer, respond) => media.answerReinvite(offer, respond));
-      sip.on("info", (contentType, body) => media.onInfo(contentType, body));
-      media.on("audio", (frame) => this.consumer.send(frame));
-      media.on("dtmf", (digit, ms) => this.consumer.sendDtmf(digit, ms));
-      this.consumer.on("audio", (frame) => media.sendAudio(frame));
-      this.consumer.on("dtmf", (digit, ms) => media.sendDtmf(digit, ms));
       leg.on("state", (s) => {
         if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
         if (s === "connected") void this.queue.push(() => this.maybeActive());
@@ -161,19 +162,11 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     });
   }
 
+  /** A media_update webhook (CallMedia's version rules); the first, after pickup, brings the consumer's media. */
   onMetaMediaUpdate(version: number, sdp: string): Promise<void> {
     return this.queue.push(async () => {
       if (this.isEnded() || this._state === "checking" || this._state === "connecting") return;
-      const decision = this.mediaVersion.onWebhook({ version, sdp });
-      if (decision.kind !== "apply") {
-        this.o.log.info({ version, current: this.mediaVersion.version }, "media_update not applied");
-        return;
-      }
-      await this.o.leg.applyOffer(decision.offer.sdp);
-      this.mediaVersion.remoteApplied(decision.offer.version);
-      this.o.log.info({ version }, "media_update applied");
-      // Meta's pickup re-offer is the consumer's side of the media: without it, no inbound audio.
-      await this.maybeActive();
+      if (await this.media.applyMetaOffer(version, sdp)) await this.maybeActive();
     });
   }
 
@@ -217,6 +210,10 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     media.setRemote(readRemoteMedia(offer));
     const answer = media.answer(offer);
     media.start();
+    this.pbx = new PbxLeg(sip, media, log);
+    this.media.bridge(this.pbx);
+    // Counted from pickup: a call whose consumer media never comes must not stay up silently.
+    this.media.startWatchdog("since the consumer picked up (Meta's media_update after pickup never brought the consumer's media)");
     log.info("consumer picked up; answering the PBX");
     // accept() resolves on the ACK; the call goes on meanwhile (the queue is not held by it).
     sip.accept(answer).then(
@@ -231,10 +228,9 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   /** Active once the consumer picked up, DTLS is up, and Meta's pickup re-offer has been applied. */
   private async maybeActive(): Promise<void> {
     if (this._state !== "answering") return;
-    if (this.o.leg.state !== "connected" || this.mediaVersion.version === 0) return;
+    if (this.o.leg.state !== "connected" || this.media.version === 0) return;
     this.setState("active");
-    this.consumer.startFlowing();
-    this.stopWatchdog = watchMetaMedia(this.o.leg, this.o.mediaTimeoutMs, (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)));
+    this.media.startFlowing();
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
   }
 
@@ -279,15 +275,14 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     if (this.isEnded()) return;
     this.setState("ended");
     this.clearRingTimer();
-    this.stopWatchdog();
+    this.media.close();
     const { meta, leg, media, sip, log } = this.o;
     if (opts.tellMeta && this._callId.startsWith("c_")) {
       await meta.terminate(this._callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
     }
-    this.consumer.stop();
-    await Promise.allSettled([sip.hangup(), leg.close(), media.close()]);
+    await Promise.allSettled([sip.hangup(), leg.close(), this.pbx ? this.pbx.close() : media.close()]);
     this.queue.close();
-    this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.consumer.mediaFlowed, leg, log }));
+    this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, log }));
     this.removeAllListeners();
   }
 

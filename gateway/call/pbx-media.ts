@@ -8,7 +8,7 @@ import type { ReinviteResponder } from "../../sip/signaling.js";
 import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
 import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
 import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
-import { readPbxVideoFeedback } from "./pbx-video-feedback.js";
+import { firPacket, pliPacket, readPbxVideoFeedback, rembPacket, tmmbrPacket } from "./pbx-video-feedback.js";
 import type { MediaTicker } from "./media-ticker.js";
 import type { Digit, OpusFrame } from "./target.js";
 
@@ -43,6 +43,8 @@ export interface PbxMediaStats {
   comfortFrames: number;
   /** The video leg toward the PBX, when the call has video. */
   video: ReturnType<RtpEndpoint["stats"]> | undefined;
+  /** TMMBR/REMB sent to the PBX from what the consumer's network takes. */
+  videoBitrateLimitsSent: number;
   /** Arrival from Meta to departure toward the PBX, and the reverse, in ms. */
   latencyToPbx: LatencySnapshot;
   latencyToMeta: LatencySnapshot;
@@ -52,6 +54,8 @@ const TELEPHONE_EVENT_PT = 101;
 /** Toward Meta a frame is due every 20 ms; after this long with nothing from the PBX, comfort audio fills in. */
 const PBX_SILENCE_MS = 60;
 const FRAME_MS = 20;
+/** Keyframe requests toward the PBX closer than this are answered by the keyframe already asked for. */
+const KEYFRAME_REQUEST_SPACING_MS = 500;
 
 /**
  * The PBX's side of a call's audio: one RTP/RTCP port pair, our SIP-side SDP, and the transcoding
@@ -74,6 +78,9 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   private readonly latencyToPbx = new LatencyRecorder();
   private readonly latencyToMeta = new LatencyRecorder();
   private closed = false;
+  private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
+  private firSequence = 0;
+  private bitrateLimitsSent = 0;
   /** The video RTP endpoint toward the PBX, once the call has video. */
   private video: RtpEndpoint | undefined;
   /** Once offered, the video m-line stays in every later SDP (port 0 when off): RFC 3264 §8. */
@@ -227,11 +234,54 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     }
   }
 
-  /** Asks the PBX for a keyframe: SIP INFO picture_fast_update, what SIP video phones act on. */
+  /**
+   * Asks the PBX for a keyframe of its video: RTCP PLI (or FIR) where its SDP negotiated them and
+   * its stream's SSRC is known, else SIP INFO picture_fast_update, what SIP video phones act on.
+   * Paced: one keyframe answers every request made while it is on its way.
+   */
   requestKeyframeFromPbx(): void {
+    const now = performance.now();
+    if (now - this.lastKeyframeRequestAt < KEYFRAME_REQUEST_SPACING_MS) return;
+    this.lastKeyframeRequestAt = now;
+    const fb = this.remote?.video?.feedback;
+    const phoneSsrc = this.video?.stats().remoteSsrc;
+    if (this.video && fb && phoneSsrc !== undefined && (fb.pli || fb.fir)) {
+      const packet = fb.pli ? pliPacket(this.video.ssrc, phoneSsrc) : firPacket(this.video.ssrc, phoneSsrc, this.firSequence++);
+      if (this.video.sendFeedback([packet])) {
+        this.o.log.debug({ kind: fb.pli ? "pli" : "fir" }, "keyframe requested from the PBX");
+        return;
+      }
+    }
     const body =
       '<?xml version="1.0" encoding="utf-8" ?><media_control><vc_primitive><to_encoder><picture_fast_update/></to_encoder></vc_primitive></media_control>';
+    this.o.log.debug({ kind: "info" }, "keyframe requested from the PBX");
     this.o.sendInfo("application/media_control+xml", body).catch((err: unknown) => this.o.log.debug({ err }, "keyframe request to the PBX failed"));
+  }
+
+  /**
+   * Caps the bitrate of the PBX's video (what the consumer's network takes): TMMBR (RFC 5104) or
+   * REMB, whichever the PBX negotiated. Without either the phone has no way to hear it.
+   */
+  limitPbxVideoBitrate(bps: number): void {
+    const fb = this.remote?.video?.feedback;
+    const phoneSsrc = this.video?.stats().remoteSsrc;
+    if (!this.video || !fb || phoneSsrc === undefined || !(fb.tmmbr || fb.remb)) return;
+    const packet = fb.tmmbr ? tmmbrPacket(this.video.ssrc, phoneSsrc, bps) : rembPacket(this.video.ssrc, [phoneSsrc], bps);
+    if (this.video.sendFeedback([packet])) {
+      this.bitrateLimitsSent++;
+      this.o.log.debug({ bps, kind: fb.tmmbr ? "tmmbr" : "remb" }, "bitrate limit sent to the PBX");
+    }
+  }
+
+  /** Whether the PBX's last SDP says it sends us video. */
+  get pbxSendsVideo(): boolean {
+    const v = this.remote?.video;
+    return this.video !== undefined && v?.h264 !== undefined && (v.direction === "sendrecv" || v.direction === "sendonly");
+  }
+
+  /** Runs `fn` on the media clock until the returned function is called. */
+  addTicker(fn: (now: number) => void): () => void {
+    return this.o.ticker.add(fn);
   }
 
   /** SIP INFO from the PBX: `application/dtmf-relay` carries keys, media_control XML keyframe requests. */
@@ -257,6 +307,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       toMeta: this.toMeta?.stats(),
       comfortFrames: this.comfortFrames,
       video: this.video?.stats(),
+      videoBitrateLimitsSent: this.bitrateLimitsSent,
       latencyToPbx: this.latencyToPbx.snapshot(),
       latencyToMeta: this.latencyToMeta.snapshot(),
     };

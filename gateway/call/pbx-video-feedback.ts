@@ -1,4 +1,4 @@
-import type { RtcpPacket } from "../../sip/rtp/rtcp-packet.js";
+import type { OtherRtcp, RtcpPacket } from "../../sip/rtp/rtcp-packet.js";
 
 /** What a SIP video phone asks of the video we send it, read from its RTCP. */
 export type PbxVideoFeedback = { kind: "keyframe" } | { kind: "bitrate"; bps: number };
@@ -34,4 +34,56 @@ export function readPbxVideoFeedback(packets: readonly RtcpPacket[]): PbxVideoFe
     }
   }
   return out;
+}
+
+/** RFC 4585 §6.3.1 PLI: sender SSRC, media SSRC, no FCI. */
+export function pliPacket(senderSsrc: number, mediaSsrc: number): OtherRtcp {
+  const body = Buffer.alloc(8);
+  body.writeUInt32BE(senderSsrc >>> 0, 0);
+  body.writeUInt32BE(mediaSsrc >>> 0, 4);
+  return { type: "other", packetType: PSFB, count: FMT_PLI, body };
+}
+
+/** RFC 5104 §4.3.1 FIR: media SSRC field 0, FCI = the target SSRC and a command sequence number. */
+export function firPacket(senderSsrc: number, mediaSsrc: number, sequence: number): OtherRtcp {
+  const body = Buffer.alloc(16);
+  body.writeUInt32BE(senderSsrc >>> 0, 0);
+  body.writeUInt32BE(mediaSsrc >>> 0, 8);
+  body[12] = sequence & 0xff;
+  return { type: "other", packetType: PSFB, count: FMT_FIR, body };
+}
+
+/** Mantissa and exponent of a bitrate as TMMBR (17-bit mantissa) and REMB (18-bit) carry it. */
+function mantissaExp(bps: number, mantissaBits: number): { mantissa: number; exp: number } {
+  let mantissa = Math.max(0, Math.floor(bps));
+  let exp = 0;
+  while (mantissa >= 2 ** mantissaBits) {
+    mantissa = Math.floor(mantissa / 2);
+    exp++;
+  }
+  return { mantissa, exp };
+}
+
+/**
+ * RFC 5104 §4.2.1 TMMBR: media SSRC field 0, FCI = the SSRC whose sending is limited and
+ * MxTBR (exp 6 bits, mantissa 17 bits) with the measured per-packet overhead (9 bits).
+ */
+export function tmmbrPacket(senderSsrc: number, mediaSsrc: number, bps: number, overheadBytes = 40): OtherRtcp {
+  const body = Buffer.alloc(16);
+  body.writeUInt32BE(senderSsrc >>> 0, 0);
+  body.writeUInt32BE(mediaSsrc >>> 0, 8);
+  const { mantissa, exp } = mantissaExp(bps, 17);
+  body.writeUInt32BE(((exp << 26) | (mantissa << 9) | (overheadBytes & 0x1ff)) >>> 0, 12);
+  return { type: "other", packetType: RTPFB, count: FMT_TMMBR, body };
+}
+
+/** draft-alvestrand-rmcat-remb: "REMB", SSRC count, exp (6), mantissa (18), then the SSRCs. */
+export function rembPacket(senderSsrc: number, mediaSsrcs: readonly number[], bps: number): OtherRtcp {
+  const body = Buffer.alloc(16 + 4 * mediaSsrcs.length);
+  body.writeUInt32BE(senderSsrc >>> 0, 0);
+  body.write("REMB", 8, "ascii");
+  const { mantissa, exp } = mantissaExp(bps, 18);
+  body.writeUInt32BE(((mediaSsrcs.length << 24) | (exp << 18) | mantissa) >>> 0, 12);
+  mediaSsrcs.forEach((ssrc, i) => body.writeUInt32BE(ssrc >>> 0, 16 + 4 * i));
+  return { type: "other", packetType: PSFB, count: FMT_AFB, body };
 }

@@ -53,6 +53,8 @@ export interface MetaLegEvents {
   rtp: [InboundRtp];
   /** The consumer asked for a keyframe on our video (PLI/FIR). */
   keyframeRequest: [];
+  /** What the consumer's side takes of our video (REMB from Meta), in bits per second. */
+  bitrateLimit: [number];
 }
 
 export interface MetaLegStats {
@@ -488,6 +490,11 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       dtls.onRtcp.subscribe((rtcp: RtcpPacket) => {
         if (rtcp.type !== RTCP_PSFB) return;
         const fb = (rtcp as RtcpPayloadSpecificFeedback).feedback;
+        if (fb instanceof ReceiverEstimatedMaxBitrate) {
+          const video = this.videoOut?.transceiver.sender.ssrc;
+          if (video !== undefined && fb.ssrcFeedbacks.includes(video)) this.emit("bitrateLimit", Number(fb.bitrate));
+          return;
+        }
         if ((fb.count === PSFB_PLI || fb.count === PSFB_FIR) && ourSsrcs().includes(fb.mediaSsrc)) {
           this.emit("keyframeRequest");
         }

@@ -371,6 +371,21 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
     return packets;
   }
 
+  /**
+   * Sends RTCP feedback (RFC 4585: PLI, FIR, TMMBR, REMB) after our report in one compound packet.
+   * False when there is nowhere to send it yet.
+   */
+  sendFeedback(feedback: RtcpPacket[]): boolean {
+    const to = this.rtcpDestination();
+    if (!to || this.closed) return false;
+    const bytes = serializeRtcp([...this.buildReport(), ...feedback]);
+    this.ports.rtcp.send(bytes, to.port, to.address, (err) => {
+      if (err) this.logger.debug({ err, to }, "RTCP feedback send failed");
+    });
+    this.counters.rtcpSent++;
+    return true;
+  }
+
   private sendReport(): void {
     const to = this.rtcpDestination();
     if (!to) return;
