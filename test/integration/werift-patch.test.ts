@@ -6,13 +6,19 @@ import {
   MediaStreamTrack,
   RTCPeerConnection,
   RTCRtpCodecParameters,
+  RtcpTransportLayerFeedback,
   RtpHeader,
   RtpPacket,
   SrtpSession,
+  TransportWideCC,
   useNACK,
   usePLI,
+  useTransportWideCC,
+  useTWCC,
   type RTCRtpSender,
+  type RtcpPacket,
 } from "werift";
+import { TRANSPORT_CC_URI, TransportFeedbackRecorder, transportSequenceNumber } from "../../gateway/webrtc/transport-cc.js";
 import { loopbackIceConfig } from "../../sim/loopback-ice.js";
 import { waitFor } from "../support/harness.js";
 
@@ -22,8 +28,10 @@ import { waitFor } from "../support/harness.js";
  * calls that history is promoted to the old generation and collected in long pauses. The patch keeps
  * it only for codecs with `nack` feedback. It also builds SRTP's AES-CM keystream from one AES-ECB
  * object per session key instead of an AES-CTR object per packet, and DTLS's X25519 key exchange in
- * OpenSSL instead of tweetnacl. These tests fail when `npm ci` did not apply it, or when the
- * keystream or the key exchange is wrong.
+ * OpenSSL instead of tweetnacl. And it adds the peer option `sendTransportCcFeedback: false`, which
+ * keeps transport-cc negotiated but stops werift's own (malformed) transport-cc feedback, so that
+ * ours (gateway/webrtc/transport-cc.ts) is the only one. These tests fail when `npm ci` did not
+ * apply it, or when the keystream or the key exchange is wrong.
  */
 
 const OPUS = () => new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 });
@@ -172,5 +180,105 @@ describe("werift DTLS X25519, as patched", () => {
     const alicePrivate = Buffer.from("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", "hex");
     const bobPublic = Buffer.from("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", "hex");
     expect(ec.x25519PreMasterSecret(bobPublic, alicePrivate).toString("hex")).toBe("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+  });
+});
+
+describe("werift transport-cc feedback, as patched", () => {
+  const peers: RTCPeerConnection[] = [];
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map((pc) => pc.close()));
+  });
+
+  const OPUS_TWCC = () => new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2, rtcpFeedback: [useTWCC()] });
+  const twccPeer = (sendTransportCcFeedback?: boolean): RTCPeerConnection =>
+    new RTCPeerConnection({
+      ...loopbackIceConfig("stun:127.0.0.1:9"),
+      bundlePolicy: "max-bundle",
+      codecs: { audio: [OPUS_TWCC()] },
+      headerExtensions: { audio: [useTransportWideCC()] },
+      sendTransportCcFeedback,
+    });
+
+  /**
+   * A peer sends 40 audio packets to `b`. Returns b's transceiver, the transport-cc feedback werift
+   * builds at b (seen where b's DTLS transport sends RTCP), and what the sender parsed.
+   */
+  async function call(b: RTCPeerConnection, onRtp: (packet: RtpPacket, arrivalMs: number) => void) {
+    const a = twccPeer();
+    peers.push(a, b);
+    const audio = a.addTransceiver(new MediaStreamTrack({ kind: "audio" }), { direction: "sendonly" });
+    await a.setLocalDescription(await a.createOffer());
+    await b.setRemoteDescription(a.localDescription!);
+    await b.setLocalDescription(await b.createAnswer());
+    await a.setRemoteDescription(b.localDescription!);
+    await waitFor(() => a.connectionState === "connected" && b.connectionState === "connected", 10_000, "the peers to connect");
+    // werift negotiates transport-cc both ways, whoever sends the feedback.
+    for (const sdp of [a.localDescription!.sdp, b.localDescription!.sdp]) {
+      expect(sdp).toMatch(/^a=rtcp-fb:\d+ transport-cc\r?$/m);
+      expect(sdp).toContain(TRANSPORT_CC_URI);
+    }
+    const feedback: TransportWideCC[] = [];
+    audio.dtlsTransport!.onRtcp.subscribe((rtcp: RtcpPacket) => {
+      if (rtcp instanceof RtcpTransportLayerFeedback && rtcp.feedback instanceof TransportWideCC) feedback.push(rtcp.feedback);
+    });
+    const receiving = b.getTransceivers()[0]!;
+    // werift's own feedback often fails to parse at the sender, so it is counted where it leaves.
+    const werifts: TransportWideCC[] = [];
+    const dtls = receiving.dtlsTransport!;
+    const sendRtcp = dtls.sendRtcp.bind(dtls);
+    dtls.sendRtcp = (rtcp: RtcpPacket[]) => {
+      for (const p of rtcp) if (p instanceof RtcpTransportLayerFeedback && p.feedback instanceof TransportWideCC) werifts.push(p.feedback);
+      return sendRtcp(rtcp);
+    };
+    let received = 0;
+    for (const track of receiving.receiver.tracks) {
+      track.onReceiveRtp.subscribe((packet) => {
+        received++;
+        onRtp(packet, performance.now());
+      });
+    }
+    for (let seq = 0; seq < 40; seq++) {
+      await audio.sender.sendRtp(new RtpPacket(new RtpHeader({ payloadType: 0, sequenceNumber: seq, timestamp: seq * 960 }), Buffer.alloc(60, 1)));
+    }
+    await waitFor(() => received === 40, 5000, "every packet at the receiver");
+    return { receiving, feedback, werifts };
+  }
+
+  const receiverTwcc = (t: { receiver: object }): unknown => (t.receiver as { receiverTWCC?: unknown }).receiverTWCC;
+
+  it("negotiates transport-cc without sending werift's feedback, and carries ours over SRTCP", async () => {
+    const b = twccPeer(false);
+    const recorder = new TransportFeedbackRecorder();
+    let mediaSsrc = 0;
+    let id: number | undefined;
+    const { receiving, feedback, werifts } = await call(b, (packet, arrivalMs) => {
+      id ??= b.getTransceivers()[0]!.headerExtensions.find((e) => e.uri === TRANSPORT_CC_URI)?.id;
+      const seq = id === undefined ? undefined : transportSequenceNumber(packet.header.extensions, id);
+      if (seq !== undefined) recorder.record(seq, arrivalMs);
+      mediaSsrc = packet.header.ssrc;
+    });
+    expect(id).toBeDefined();
+    expect(receiverTwcc(receiving)).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(werifts).toHaveLength(0);
+    expect(feedback).toHaveLength(0);
+
+    // Ours, as raw bytes: werift's sendRtcp only calls serialize() on each packet, concatenates
+    // the results and protects them as one SRTCP packet.
+    const packets = recorder.build(receiving.sender.ssrc, mediaSsrc);
+    expect(packets).toHaveLength(1);
+    const raw = new RtcpTransportLayerFeedback();
+    raw.serialize = () => packets[0]!;
+    await receiving.dtlsTransport!.sendRtcp([raw]);
+    await waitFor(() => feedback.length === 1, 5000, "our feedback at the sender");
+    // werift's sender numbers transport-wide from 1.
+    expect(feedback[0]).toMatchObject({ senderSsrc: receiving.sender.ssrc, mediaSourceSsrc: mediaSsrc, baseSequenceNumber: 1, packetStatusCount: 40, fbPktCount: 0 });
+  });
+
+  it("still sends werift's own feedback without the option (so the test above can tell)", async () => {
+    const { receiving, werifts } = await call(twccPeer(), () => undefined);
+    expect(receiverTwcc(receiving)).toBeDefined();
+    // ReceiverTWCC sends once more than 10 packets wait: 40 packets make 3.
+    await waitFor(() => werifts.length >= 3, 5000, "werift's own feedback");
   });
 });
