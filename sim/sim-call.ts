@@ -20,11 +20,19 @@ export const MEDIA_MILESTONE_PACKETS = 5;
 /** What the simulator does when the consumer acts; implemented by MetaSimulator. */
 export interface ConsumerActions {
   hangup(record: CallRecord, status: TerminateStatus, delivery: DeliveryOptions): Promise<number>;
-  answer(record: CallRecord): Promise<void>;
+  answer(record: CallRecord, options: AnswerOptions): Promise<void>;
   decline(record: CallRecord): Promise<number>;
   sendMediaUpdate(record: CallRecord, delivery: DeliveryOptions): Promise<number>;
   startVideo(record: CallRecord, options: VideoSendOptions, delivery: DeliveryOptions): Promise<number>;
   stopVideo(record: CallRecord, delivery: DeliveryOptions): Promise<number>;
+}
+
+export interface AnswerOptions {
+  /**
+   * false: Meta's pickup re-offer never comes (a fault seen from outside): the business gets
+   * `call_status: accepted` and then nothing of the consumer's media.
+   */
+  pickupReoffer?: boolean;
 }
 
 export class SimCall {
@@ -146,8 +154,8 @@ export class SimCall {
   }
 
   /** Outbound calls: the consumer picks up (call_status accepted, then the media_update re-offer). */
-  answer(): Promise<void> {
-    return this.actions.answer(this.record);
+  answer(options: AnswerOptions = {}): Promise<void> {
+    return this.actions.answer(this.record, options);
   }
 
   /** Outbound calls: the consumer declines; Meta reports it as a terminate with status Completed. */

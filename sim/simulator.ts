@@ -28,7 +28,7 @@ import {
 } from "./media-collision.js";
 import { validateBusinessOffer, type OfferRules } from "./sdp-validation.js";
 import { parseSdp, type SdpDocument } from "./sdp-text.js";
-import { SimCall, type ConsumerActions } from "./sim-call.js";
+import { SimCall, type AnswerOptions, type ConsumerActions } from "./sim-call.js";
 import { LoopbackStunServer } from "./stun-server.js";
 import {
   callStatusEvent,
@@ -139,7 +139,7 @@ export class MetaSimulator {
   /** What SimCall calls into when a test makes the consumer act. */
   private readonly consumerActions: ConsumerActions = {
     hangup: (record, status, delivery) => this.consumerHangsUp(record, status, delivery),
-    answer: (record) => this.consumerAnswers(record),
+    answer: (record, options) => this.consumerAnswers(record, options),
     decline: (record) => this.consumerDeclines(record),
     sendMediaUpdate: (record, delivery) => this.consumerUpdatesMedia(record, delivery),
     startVideo: (record, options, delivery) => this.consumerStartsVideo(record, options, delivery),
@@ -358,12 +358,12 @@ export class MetaSimulator {
     return this.deliver(this.terminateFor(record), delivery);
   }
 
-  private async consumerAnswers(record: CallRecord): Promise<void> {
+  private async consumerAnswers(record: CallRecord, options: AnswerOptions = {}): Promise<void> {
     if (record.direction !== "business_initiated") throw new SimStateError("only outbound calls are answered by the consumer");
     if (record.phase !== "ringing") throw new SimStateError(`call ${record.id} is ${record.phase}, not ringing`);
     record.moveTo("accepted");
     await this.deliver(callStatusEvent({ callId: record.id, psid: record.psid, status: "accepted" }));
-    if (record.hasEnded) return;
+    if (record.hasEnded || options.pickupReoffer === false) return;
     // Pickup brings Meta's split-transceiver re-offer as the call's first media update.
     const reoffer = await record.consumer.createSplitReoffer();
     if (record.hasEnded) return;

@@ -135,6 +135,8 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
         return;
       }
       this._callId = connected.callId;
+      // From here on every line of this call (both legs share the logger) carries Meta's call id.
+      log.setBindings({ callId: connected.callId });
       this.o.register(connected.callId, this);
       log.info({ callId: connected.callId }, "consumer call placed");
       if (this.isEnded()) {
@@ -194,7 +196,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   }
 
   pbxMediaStats(): PbxMediaStats | undefined {
-    return this.o.media.stats();
+    return this.media.farStats() ?? this.o.media.stats();
   }
 
   whenEnded(listener: (info: CallEndInfo) => void): void {

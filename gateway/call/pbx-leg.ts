@@ -119,7 +119,7 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
   }
 
   stats(): PbxMediaStats {
-    return this.media.stats();
+    return { ...this.media.stats(), consumerVideo: this.video?.stats() };
   }
 
   async close(): Promise<void> {

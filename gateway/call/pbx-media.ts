@@ -10,6 +10,7 @@ import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js"
 import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
 import { firPacket, pliPacket, readPbxVideoFeedback, rembPacket, tmmbrPacket } from "./pbx-video-feedback.js";
 import type { MediaTicker } from "./media-ticker.js";
+import type { VideoToPbxStats } from "./video-to-pbx.js";
 import type { Digit, OpusFrame } from "./target.js";
 
 export interface PbxMediaOptions {
@@ -43,6 +44,8 @@ export interface PbxMediaStats {
   comfortFrames: number;
   /** The video leg toward the PBX, when the call has video. */
   video: ReturnType<RtpEndpoint["stats"]> | undefined;
+  /** The consumer's video on its way to the phone, when it is on (filled in by the PBX leg). */
+  consumerVideo?: VideoToPbxStats;
   /** TMMBR/REMB sent to the PBX from what the consumer's network takes. */
   videoBitrateLimitsSent: number;
   /** Arrival from Meta to departure toward the PBX, and the reverse, in ms. */

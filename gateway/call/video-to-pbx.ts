@@ -20,6 +20,14 @@ export interface VideoToPbxEvents {
   closed: [];
 }
 
+export interface VideoToPbxStats {
+  codec: VideoCodec;
+  state: VideoToPbxState;
+  packetsIn: number;
+  packetsOut: number;
+  transcoder: ReturnType<VideoTranscoder["stats"]> | undefined;
+}
+
 /** Named states: `passthrough` (H.264 from Meta as is), `transcoding` (ffmpeg), `closed`. */
 export type VideoToPbxState = "passthrough" | "transcoding" | "closed";
 
@@ -101,7 +109,7 @@ export class VideoToPbx extends EventEmitter<VideoToPbxEvents> {
     this.depacketizer?.tick(nowMs);
   }
 
-  stats(): { codec: VideoCodec; state: VideoToPbxState; packetsIn: number; packetsOut: number; transcoder: ReturnType<VideoTranscoder["stats"]> | undefined } {
+  stats(): VideoToPbxStats {
     return { codec: this.codec, state: this._state, packetsIn: this.packetsIn, packetsOut: this.packetsOut, transcoder: this.transcoder?.stats() };
   }
 

@@ -1,16 +1,13 @@
-import { execFileSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { VideoDepacketizer } from "../../transcode/video/depacketizer.js";
 import { H264Packetizer } from "../../transcode/video/h264-packetizer.js";
-import { joinAnnexB, splitAnnexB } from "../../transcode/video/annexb.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
 import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 import { requireTool } from "../../scripts/peers/baresip.js";
-import { decodeH264File } from "../support/video.js";
+import { decodeH264File, decodeH264Rtp, h264Clip, startsIdr } from "../support/video.js";
 
 /** A gateway whose consumer calls ring SIPp on a port of its own, for one describe block. */
 function gatewayRingingSipp(): { h: Harness; pbxPort: number } {
@@ -73,18 +70,8 @@ describe("consumer video to a SIP video phone", () => {
     expect(result.code, describeSipp(result)).toBe(0);
 
     // Reassemble what reached the phone and let ffmpeg decode it.
-    const depacketizer = new VideoDepacketizer({ codec: "H264" });
-    const frames: Buffer[] = [];
-    depacketizer.on("frame", (f) => frames.push(f.data));
-    for (const p of packets) {
-      const payload = p.subarray(12 + (p[0]! & 0x0f) * 4);
-      depacketizer.push({ header: { sequenceNumber: p.readUInt16BE(2), timestamp: p.readUInt32BE(4), marker: (p[1]! & 0x80) !== 0, ssrc: p.readUInt32BE(8) }, payload });
-    }
-    depacketizer.tick(Number.MAX_SAFE_INTEGER);
     expect(packets.every((p) => p.length - 12 <= 1200 + 16)).toBe(true);
-    const file = join(mkdtempSync(join(tmpdir(), "video-")), "phone.h264");
-    writeFileSync(file, Buffer.concat(frames));
-    const decoded = decodeH264File(file);
+    const decoded = decodeH264Rtp(packets);
     expect(decoded.frames).toBeGreaterThan(30);
     if (codec !== "H264") expect(decoded.profile).toBe("Constrained Baseline");
   }, 60_000);
@@ -99,11 +86,7 @@ describe("video keyframes and video off/on", () => {
     const idrAt: number[] = [];
     sock.on("message", (m) => {
       if (m.length < 13 || (m[1]! & 0x7f) !== 96) return;
-      const payload = m.subarray(12 + (m[0]! & 0x0f) * 4);
-      const type = payload[0]! & 0x1f;
-      // IDR (5) alone, in a STAP-A (24) or as the start of an FU-A (28).
-      const nals = type === 24 ? stapTypes(payload) : type === 28 ? (payload[1]! & 0x80 ? [payload[1]! & 0x1f] : []) : [type];
-      if (nals.includes(5)) idrAt.push(performance.now());
+      if (startsIdr(m)) idrAt.push(performance.now());
     });
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
     const sipp = startSipp({ scenario: "gw-video.xml", port: rig.pbxPort, vars: { video_port: String(sock.address().port) }, timeoutS: 40 });
@@ -136,17 +119,6 @@ describe("video keyframes and video off/on", () => {
     sock.close();
   }, 60_000);
 });
-
-function stapTypes(payload: Buffer): number[] {
-  const types: number[] = [];
-  let off = 1;
-  while (off + 2 < payload.length) {
-    const size = payload.readUInt16BE(off);
-    types.push(payload[off + 2]! & 0x1f);
-    off += 2 + size;
-  }
-  return types;
-}
 
 describe("consumer video on, off, on again", () => {
   const rig = gatewayRingingSipp();
@@ -190,33 +162,6 @@ describe("consumer video on, off, on again", () => {
     sock.close();
   }, 60_000);
 });
-
-/** Encodes a short H.264 clip (constrained baseline) with ffmpeg and returns its access units. */
-function h264Clip(seconds: number): Buffer[] {
-  const file = join(mkdtempSync(join(tmpdir(), "clip-")), "clip.h264");
-  execFileSync("ffmpeg", [
-    "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", String(seconds),
-    "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-g", "30", "-f", "h264", file,
-  ]);
-  // A new access unit starts at a parameter set or at a slice whose first_mb_in_slice is 0 (its
-  // ue(v) code is the single bit 1), once the current unit already holds a slice.
-  const units: Uint8Array[][] = [];
-  let current: Uint8Array[] = [];
-  let hasSlice = false;
-  for (const nal of splitAnnexB(readFileSync(file))) {
-    const type = nal[0]! & 0x1f;
-    const isSlice = type === 1 || type === 5;
-    if (hasSlice && (type === 7 || type === 9 || (isSlice && (nal[1]! & 0x80) !== 0))) {
-      units.push(current);
-      current = [];
-      hasSlice = false;
-    }
-    current.push(nal);
-    hasSlice ||= isSlice;
-  }
-  if (current.length > 0) units.push(current);
-  return units.map((u) => joinAnnexB(u));
-}
 
 describe("PBX turns video on", () => {
   const rig = gatewayRingingSipp();
