@@ -4,12 +4,15 @@
  * webhooks, an ice-lite WebRTC consumer speaking 440 Hz), the gateway, and baresip as the agent's
  * phone (auto-answer, speaking 1 kHz, recording what it hears). Exits 0 only if audio went both
  * ways. `npm run demo -- --echo` uses the gateway's echo target instead of a phone.
+ * `npm run demo -- --video <vp8|vp9|h264|h265|av1>` also turns the consumer's camera on in that codec
+ * with a video phone (scripts/demo-video.ts); it exits 0 only if video went both ways too.
  */
 import { loadConfig } from "../gateway/config/config.js";
 import { Gateway } from "../gateway/gateway.js";
 import { createLogger } from "../gateway/log.js";
 import { MetaSimulator } from "../sim/index.js";
 import { detectTone } from "../transcode/tone.js";
+import { UsageError, VideoDemo, videoCodecOption } from "./demo-video.js";
 import { Baresip } from "./peers/baresip.js";
 
 const SECRET = "demo-app-secret";
@@ -18,6 +21,7 @@ const PAGE_TOKEN = "demo-page-token";
 const CONSUMER_HZ = 440;
 const PHONE_HZ = 1000;
 const PHONE_PORT = 25060;
+const CONTROL_PORT = 25059;
 const TALK_MS = 3000;
 
 const out = (s: string): void => void process.stdout.write(s + "\n");
@@ -25,7 +29,12 @@ const near = (hz: number, want: number): boolean => Math.abs(hz - want) < 10;
 
 async function main(): Promise<number> {
   const echo = process.argv.includes("--echo");
-  const phone = echo ? undefined : await Baresip.start({ port: PHONE_PORT, toneHz: PHONE_HZ, rtpPortMin: 25100 });
+  const videoCodec = videoCodecOption(process.argv);
+  if (videoCodec && echo) throw new UsageError("--video needs the phone: it cannot be combined with --echo");
+  const video = videoCodec ? await VideoDemo.prepare(videoCodec) : undefined;
+  const phone = echo
+    ? undefined
+    : await Baresip.start({ port: PHONE_PORT, toneHz: PHONE_HZ, rtpPortMin: 25100, ...(video ? { video: true, controlPort: CONTROL_PORT } : {}) });
   const sim = await MetaSimulator.start({ appSecret: SECRET, pageId: PAGE_ID, pageAccessToken: PAGE_TOKEN });
   const config = loadConfig({
     META_APP_SECRET: SECRET,
@@ -46,7 +55,8 @@ async function main(): Promise<number> {
   sim.setWebhookUrl(`http://127.0.0.1:${gateway.httpAddress.port}/webhooks/meta`);
   out(`gateway    http://127.0.0.1:${gateway.httpAddress.port}, SIP 127.0.0.1:${gateway.sipPort}`);
   out(`simulator  Graph API ${sim.graphUrl}`);
-  out(phone ? `phone      baresip ${phone.uri} (auto-answer, speaks ${PHONE_HZ} Hz)` : "target     echo");
+  const camera = video ? ", camera: red, green and blue bars, H.264 640x360 at 15 fps" : "";
+  out(phone ? `phone      baresip ${phone.uri} (auto-answer, speaks ${PHONE_HZ} Hz${camera})` : "target     echo");
 
   try {
     const t0 = Date.now();
@@ -56,7 +66,9 @@ async function main(): Promise<number> {
     out(`${phone ? "phone answered, " : ""}accept sent with our offer: ${Date.now() - t0} ms after the connect webhook`);
     await call.waitForState("media", 10_000);
     out(`first audio at the consumer: ${Date.now() - t0} ms`);
-    await new Promise((r) => setTimeout(r, TALK_MS));
+    const talkUntil = Date.now() + TALK_MS;
+    if (video && phone) await video.start(call, phone, CONTROL_PORT);
+    await new Promise((r) => setTimeout(r, Math.max(0, talkUntil - Date.now())));
 
     const gwCall = gateway.registry.get(call.id);
     const consumer = call.consumer.stats;
@@ -85,19 +97,26 @@ async function main(): Promise<number> {
       out(`phone heard      ${atPhone.hz.toFixed(1)} Hz at ${atPhone.levelDbfs.toFixed(1)} dBFS over ${(pcm.length / sampleRate).toFixed(1)} s recorded (expected ${CONSUMER_HZ} Hz)`);
       ok = ok && near(atPhone.hz, CONSUMER_HZ) && atPhone.levelDbfs > -40;
     }
+    if (video) ok = (await video.report(out)) && ok;
     out(`\nconsumer hung up; both legs ended, gateway calls left: ${gateway.registry.size}`);
-    out(ok ? "RESULT: audio flowed both ways through the gateway" : "RESULT: FAILED, audio did not flow both ways");
+    if (video) out(ok ? "RESULT: audio and video flowed both ways through the gateway" : "RESULT: FAILED, audio and video did not both flow both ways");
+    else out(ok ? "RESULT: audio flowed both ways through the gateway" : "RESULT: FAILED, audio did not flow both ways");
     return ok ? 0 : 1;
   } finally {
     await gateway.stop(0);
     await sim.stop();
     await phone?.stop();
+    video?.dispose();
   }
 }
 
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
     process.stderr.write(`demo failed: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(1);
   },

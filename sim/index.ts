@@ -10,6 +10,15 @@ export { loadVideoClip, DEFAULT_CLIP, type VideoClip, type VideoClipFrame, type 
 export type { SentVideoStats } from "./video-sender.js";
 export type { ReceivedVideoFrame, ReceivedVideoStats } from "./video-receiver.js";
 export { decodeVideoFrames, videoFramesAsFile, type DecodeResult, type EncodedFrameLike } from "./video-decode.js";
+export {
+  imageColours,
+  imageThumbnail,
+  thumbnailDistance,
+  videoThumbnails,
+  writeVideoFramePng,
+  type EncodedVideo,
+  type Thumbnails,
+} from "./video-snapshot.js";
 export { keyframeRequestFor, type KeyframeRequestKind } from "./video-feedback.js";
 export type {
   CollisionMode,

@@ -10,6 +10,20 @@ export function requireTool(name: string, hint: string): void {
   if (!found) throw new Error(`${name} is not installed: ${hint} (scripts/setup.sh installs it)`);
 }
 
+/** What a video phone's `video_debug` command reports about the call's video stream. */
+export interface BaresipVideoStats {
+  /** Frames its camera produced for the encoder. */
+  framesCaptured: number;
+  /** Frames it decoded and handed to its display. */
+  framesDisplayed: number;
+  /** Keyframes it decoded. */
+  keyframesReceived: number;
+  /** Keyframe requests it sent. */
+  pictureUpdatesSent: number;
+  /** Codec of its decoder ("none" before any video arrived). */
+  decoder: string;
+}
+
 export interface BaresipOptions {
   /** SIP port on 127.0.0.1. */
   port: number;
@@ -135,6 +149,34 @@ export class Baresip {
     });
   }
 
+  /**
+   * Asks the phone to save the next frame it decodes as a PNG (snapshot module); the file appears once
+   * a frame is decoded. Rejects when the phone refuses the command.
+   */
+  async snapshotReceived(port: number, file: string): Promise<void> {
+    const reply = await this.command(port, "snapshot_recv", file);
+    if (!/"ok":true/.test(reply)) throw new Error(`baresip refused snapshot_recv: ${reply}`);
+  }
+
+  /** Frame counts of the current call's video stream; undefined when there is no call or no video. */
+  async videoStats(port: number): Promise<BaresipVideoStats | undefined> {
+    const data = responseData(await this.command(port, "video_debug"));
+    const count = (re: RegExp): number | undefined => {
+      const m = re.exec(data);
+      return m?.[1] === undefined ? undefined : Number(m[1]);
+    };
+    const framesCaptured = count(/source:.*frames=(\d+)/);
+    const framesDisplayed = count(/vidisp:.*frames=(\d+)/);
+    if (framesCaptured === undefined || framesDisplayed === undefined) return undefined;
+    return {
+      framesCaptured,
+      framesDisplayed,
+      keyframesReceived: count(/n_keyframes=(\d+)/) ?? 0,
+      pictureUpdatesSent: count(/n_picup=(\d+)/) ?? 0,
+      decoder: /rx: decode: (\S+)/.exec(data)?.[1] ?? "none",
+    };
+  }
+
   /** Hangs up the current call (menu command on its control input). */
   hangup(): void {
     this.proc.stdin?.write("/hangup\n");
@@ -149,6 +191,29 @@ export class Baresip {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The `data` text of the response in what the control socket sent (netstrings of JSON, events among
+ * them); empty when there is none.
+ */
+function responseData(text: string): string {
+  const bytes = Buffer.from(text);
+  let offset = 0;
+  while (offset < bytes.length) {
+    const colon = bytes.indexOf(":", offset);
+    const length = Number(bytes.toString("latin1", offset, colon));
+    if (colon < 0 || !Number.isInteger(length)) return "";
+    const body = bytes.toString("utf8", colon + 1, colon + 1 + length);
+    offset = colon + 1 + length + 1;
+    try {
+      const parsed = JSON.parse(body) as { response?: unknown; data?: unknown };
+      if (parsed.response === true) return typeof parsed.data === "string" ? parsed.data : "";
+    } catch {
+      return "";
+    }
+  }
+  return "";
 }
 
 /** Reads a PCM WAV (16-bit); returns the first channel. */
