@@ -235,6 +235,7 @@ const PAGE_SCRIPT = String.raw`
             out.selectedPair = {
               local: (local.address ?? local.ip) + ":" + local.port + "/" + local.protocol + " " + local.candidateType,
               remote: (remote.address ?? remote.ip) + ":" + remote.port + "/" + remote.protocol + " " + remote.candidateType,
+              availableOutgoingBitrate: pair.availableOutgoingBitrate,
             };
           }
         }
@@ -286,7 +287,8 @@ export interface BrowserRtpStats {
     frameHeight: number | undefined;
   };
   /** The ICE pair in use, `address:port/protocol type` on each side. */
-  selectedPair: { local: string; remote: string } | undefined;
+  /** availableOutgoingBitrate: Chromium's send-side bandwidth estimate, fed by the business's feedback. */
+  selectedPair: { local: string; remote: string; availableOutgoingBitrate: number | undefined } | undefined;
   /** Connection failures the page saw. */
   failures: string[];
 }

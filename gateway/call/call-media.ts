@@ -238,6 +238,7 @@ export class CallMedia {
       leg.pauseVideo(!change.send);
       log.info({ status, version: this.mediaVersion.version }, "our video track status changed at Meta");
       change.done(true);
+      if (change.send) this.far?.requestKeyframe?.();
       return;
     }
     change.attempts++;
@@ -262,8 +263,12 @@ export class CallMedia {
       if (decision.reoffer) await this.applyRemote(decision.reoffer);
       await this.applyHeld(decision.heldOffers);
       this.pendingVideoChange = undefined;
-      log.info({ sendVideo: change.send, version: this.mediaVersion.version, accepted: leg.sendsVideo === change.send }, "media_update done");
-      change.done(leg.sendsVideo === change.send);
+      const accepted = leg.sendsVideo === change.send;
+      log.info({ sendVideo: change.send, version: this.mediaVersion.version, accepted }, "media_update done");
+      change.done(accepted);
+      // The phone's keyframe went out when its camera started, before the consumer was there to
+      // decode it: the consumer's decoder needs a fresh one.
+      if (accepted && change.send) this.far?.requestKeyframe?.();
       return;
     }
     await leg.rollbackLocalOffer();

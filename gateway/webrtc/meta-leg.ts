@@ -6,6 +6,7 @@ import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   RtcpPayloadSpecificFeedback,
+  RtcpTransportLayerFeedback,
   ReceiverEstimatedMaxBitrate,
   RtpHeader,
   RtpPacket,
@@ -17,6 +18,8 @@ import {
   usePLI,
   useREMB,
   useSdesMid,
+  useTransportWideCC,
+  useTWCC,
   useVP8,
   useVP9,
   type RTCRtpTransceiver,
@@ -24,6 +27,7 @@ import {
 } from "werift";
 import { MetaLegError, SdpError } from "../errors.js";
 import { ReceiveBandwidthEstimator, rembFields } from "./receive-bandwidth.js";
+import { TRANSPORT_CC_URI, TransportFeedbackRecorder, transportSequenceNumber } from "./transport-cc.js";
 import { chooseVideoCodec, type PbxVideoCapabilities } from "../../transcode/video/codec-policy.js";
 import { addEndOfCandidates, dropTrickleOption, keepSha256FingerprintsOnly, reorderVideoFormats, summarizeSdp, validateRemoteSdp } from "./sdp.js";
 
@@ -69,7 +73,7 @@ export interface MetaLegStats {
 
 // Opus as Meta's edge negotiates it; minptime=10 and in-band FEC match Meta's own fmtp.
 const OPUS = (): RTCRtpCodecParameters =>
-  useOPUS({ payloadType: 111, parameters: "minptime=10;useinbandfec=1" });
+  useOPUS({ payloadType: 111, parameters: "minptime=10;useinbandfec=1", rtcpFeedback: [useTWCC()] });
 // Meta's Messenger re-offers carry telephone-event on the 48 kHz Opus clock (110); 126/8000 is what
 // WhatsApp uses. Offer both so whichever the far end keeps is one we can send.
 const TELEPHONE_EVENT_48K = (): RTCRtpCodecParameters =>
@@ -78,9 +82,10 @@ const TELEPHONE_EVENT_8K = (): RTCRtpCodecParameters =>
   new RTCRtpCodecParameters({ mimeType: "audio/telephone-event", clockRate: 8000, payloadType: 126, parameters: "0-16" });
 
 // Video as Meta's edge sends it. The order is our preference when the consumer's offer lists
-// several: H.264 first, since a SIP phone takes it without transcoding. werift's transport-cc
-// feedback is malformed (werift-notes §2), so bandwidth goes by REMB, which we send ourselves.
-const VIDEO_FEEDBACK = () => [useNACK(), usePLI(), useREMB()];
+// several: H.264 first, since a SIP phone takes it without transcoding. Bandwidth: transport-cc
+// with feedback we build ourselves (werift's own is malformed, werift-notes §2, and is switched
+// off), and REMB from what arrives where Meta's answer leaves transport-cc out.
+const VIDEO_FEEDBACK = () => [useNACK(), usePLI(), useREMB(), useTWCC()];
 const VIDEO_CODECS = (): RTCRtpCodecParameters[] => [
   useH264({ payloadType: 109, rtcpFeedback: VIDEO_FEEDBACK(), parameters: "profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1" }),
   useVP8({ payloadType: 96, rtcpFeedback: VIDEO_FEEDBACK() }),
@@ -89,6 +94,8 @@ const VIDEO_CODECS = (): RTCRtpCodecParameters[] => [
   new RTCRtpCodecParameters({ mimeType: "video/H265", clockRate: 90000, payloadType: 49, rtcpFeedback: VIDEO_FEEDBACK() }),
 ];
 const REMB_INTERVAL_MS = 1000;
+/** How often transport-wide feedback goes out: libwebrtc's default interval. */
+const TRANSPORT_CC_INTERVAL_MS = 100;
 /** What SIP video phones decode: constrained baseline H.264, packetization mode 1 or 0. */
 const SIP_PHONE_VIDEO: PbxVideoCapabilities = {
   h264: [
@@ -121,6 +128,11 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   private rtcpHooked = false;
   private rembTimer: NodeJS.Timeout | undefined;
   private readonly receiveBandwidth = new ReceiveBandwidthEstimator();
+  private readonly transportCc = new TransportFeedbackRecorder();
+  /** The transport-wide sequence number's header extension id, once negotiated. */
+  private transportCcId: number | undefined;
+  private transportCcMediaSsrc = 0;
+  private transportCcTimer: NodeJS.Timeout | undefined;
   /** Our own video toward the consumer (the PBX's H.264), once the PBX sends video. */
   private videoOut: { transceiver: RTCRtpTransceiver; msid: string; seq: number; paused: boolean } | undefined;
   private readonly subscriptions: { unSubscribe: () => void }[] = [];
@@ -143,8 +155,9 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       iceUseIpv6: false,
       iceStunGatherTimeout: 2,
       bundlePolicy: "max-bundle",
+      sendTransportCcFeedback: false,
       codecs: { audio: [OPUS(), TELEPHONE_EVENT_48K(), TELEPHONE_EVENT_8K()], video: VIDEO_CODECS() },
-      headerExtensions: { audio: [useSdesMid()], video: [useSdesMid(), useAbsSendTime()] },
+      headerExtensions: { audio: [useSdesMid(), useTransportWideCC()], video: [useSdesMid(), useAbsSendTime(), useTransportWideCC()] },
     });
     this.audio = this.pc.addTransceiver(this.audioTrack, { direction: "sendrecv" });
     this.disableImplicitStun(network.stunUrls.length === 0);
@@ -157,6 +170,9 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
         const kind = track.kind === "video" ? "video" : "audio";
         this.log.debug({ mid, kind, ssrc: track.ssrc }, "meta leg: remote track");
         track.onReceiveRtp.subscribe((packet) => {
+          // Padding-only packets are a send-side estimator's bandwidth probes: they carry no media,
+          // and passed on as video they would reach a phone as empty NAL units.
+          if (packet.payload.length === 0) return;
           const arrivalMs = performance.now();
           this.counters.packetsIn++;
           this.counters.bytesIn += packet.payload.length;
@@ -205,6 +221,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     } catch (err) {
       throw new SdpError(this.callId, `Meta's answer was refused: ${(err as Error).message}`, { cause: err });
     }
+    this.readTransportCcId();
     this.setState("answered");
   }
 
@@ -230,6 +247,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     } catch (err) {
       throw new SdpError(this.callId, `Meta's offer was refused: ${(err as Error).message}`, { cause: err });
     }
+    this.readTransportCcId();
     const local = keepSha256FingerprintsOnly(this.pc.localDescription!.sdp);
     const s = summarizeSdp(local);
     this.log.debug({ media: s.media.map((m) => `${m.mid}:${m.kind}:${m.direction}`) }, "meta leg: answered Meta's offer");
@@ -342,6 +360,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     } catch (err) {
       throw new SdpError(this.callId, `Meta's answer to our media_update was refused: ${(err as Error).message}`, { cause: err });
     }
+    this.readTransportCcId();
   }
 
   /** Withdraws our pending media_update offer (a collision: Meta's own offer goes first). */
@@ -421,8 +440,39 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       .filter((ssrc): ssrc is number => ssrc !== undefined);
     if (!dtls || ssrcs.length === 0) return;
     const bps = this.receiveBandwidth.update(REMB_INTERVAL_MS);
+    // With transport-cc the sender estimates from our feedback; a REMB from our coarser estimate
+    // would only cap it.
+    if (this.videoUsesTransportCc()) return;
     const remb = new ReceiverEstimatedMaxBitrate({ senderSsrc: this.audio.sender.ssrc, mediaSsrc: 0, ssrcNum: ssrcs.length, ...rembFields(bps), ssrcFeedbacks: ssrcs });
     dtls.sendRtcp([new RtcpPayloadSpecificFeedback({ feedback: remb })]).catch(() => undefined);
+  }
+
+  /** Whether Meta's video toward us is under send-side estimation: the extension and the feedback type both negotiated. */
+  private videoUsesTransportCc(): boolean {
+    if (this.transportCcId === undefined) return false;
+    return this.pc
+      .getTransceivers()
+      .some((t) => t.kind === "video" && (t.codecs ?? []).some((c) => (c.rtcpFeedback ?? []).some((fb) => fb.type === "transport-cc")));
+  }
+
+  /** After each description: werift takes the remote's extension ids. */
+  private readTransportCcId(): void {
+    this.transportCcId = this.pc
+      .getTransceivers()
+      .flatMap((t) => t.headerExtensions)
+      .find((e) => e.uri === TRANSPORT_CC_URI)?.id;
+  }
+
+  /** Transport-wide feedback for everything that arrived since the last one, one SRTCP packet each. */
+  private sendTransportCc(): void {
+    const dtls = this.audio.dtlsTransport;
+    if (!dtls || this._state !== "connected") return;
+    for (const bytes of this.transportCc.build(this.audio.sender.ssrc, this.transportCcMediaSsrc)) {
+      // werift's sendRtcp serializes each packet and protects the result: ours goes out as built.
+      const packet = new RtcpTransportLayerFeedback();
+      packet.serialize = () => bytes;
+      dtls.sendRtcp([packet]).catch(() => undefined);
+    }
   }
 
   stats(): MetaLegStats {
@@ -434,6 +484,8 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     this.setState("closed");
     if (this.rembTimer) clearInterval(this.rembTimer);
     this.rembTimer = undefined;
+    if (this.transportCcTimer) clearInterval(this.transportCcTimer);
+    this.transportCcTimer = undefined;
     for (const s of this.subscriptions) s.unSubscribe();
     this.subscriptions.length = 0;
     try {
@@ -485,8 +537,19 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     this.rtcpHooked = true;
     this.rembTimer = setInterval(() => this.sendRemb(), REMB_INTERVAL_MS);
     this.rembTimer.unref();
+    this.transportCcTimer = setInterval(() => this.sendTransportCc(), TRANSPORT_CC_INTERVAL_MS);
+    this.transportCcTimer.unref();
     const ourSsrcs = (): number[] => this.pc.getTransceivers().map((t) => t.sender.ssrc);
     this.subscriptions.push(
+      // Every packet of the bundle, straight after SRTP: also those werift drops before a track
+      // (bandwidth probes, unknown payload types), which would otherwise be reported lost.
+      dtls.onRtp.subscribe((rtp) => {
+        const id = this.transportCcId;
+        const seq = id === undefined ? undefined : transportSequenceNumber(rtp.header.extensions, id);
+        if (seq === undefined) return;
+        this.transportCc.record(seq, performance.now());
+        this.transportCcMediaSsrc = rtp.header.ssrc;
+      }),
       dtls.onRtcp.subscribe((rtcp: RtcpPacket) => {
         if (rtcp.type !== RTCP_PSFB) return;
         const fb = (rtcp as RtcpPayloadSpecificFeedback).feedback;

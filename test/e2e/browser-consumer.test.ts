@@ -166,6 +166,9 @@ describe("Chromium as the consumer: camera and microphone to a SIP video phone",
       expect(local, JSON.stringify(after.selectedPair)).not.toBeNull();
       expect(ownAddresses()).toContain(local![1]);
       expect(after.failures).toEqual([]);
+      // Chromium estimates its send bandwidth from the gateway's transport-wide feedback. Feedback it
+      // cannot use leaves it at its 300 kbps start; usable feedback lets its first probes lift it.
+      expect(after.selectedPair?.availableOutgoingBitrate, JSON.stringify(after.selectedPair)).toBeGreaterThan(500_000);
     } finally {
       stopTone();
     }
