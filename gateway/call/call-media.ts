@@ -238,7 +238,6 @@ export class CallMedia {
       leg.pauseVideo(!change.send);
       log.info({ status, version: this.mediaVersion.version }, "our video track status changed at Meta");
       change.done(true);
-      if (change.send) this.far?.requestKeyframe?.();
       return;
     }
     change.attempts++;
@@ -266,9 +265,6 @@ export class CallMedia {
       const accepted = leg.sendsVideo === change.send;
       log.info({ sendVideo: change.send, version: this.mediaVersion.version, accepted }, "media_update done");
       change.done(accepted);
-      // The phone's keyframe went out when its camera started, before the consumer was there to
-      // decode it: the consumer's decoder needs a fresh one.
-      if (accepted && change.send) this.far?.requestKeyframe?.();
       return;
     }
     await leg.rollbackLocalOffer();

@@ -151,9 +151,20 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
         this.pbxVideoOn = sendsVideo && accepted;
         this.log.info({ pbxVideo: this.pbxVideoOn }, "PBX video toward the consumer");
         if (!this.pbxVideoOn && !this.video) await this.media.closeVideo();
+        this.media.answerReinvite(offerSdp, respond);
+        if (this.pbxVideoOn) this.refreshPbxVideo();
+        return;
       }
     }
     this.media.answerReinvite(offerSdp, respond);
+  }
+
+  /**
+   * The phone's video now reaches the consumer. Whatever it sent before was dropped, its keyframe
+   * with it: ask for a new one. A phone that has sent nothing yet starts with a keyframe anyway.
+   */
+  private refreshPbxVideo(): void {
+    if (this.media.receivingPbxVideo) this.media.requestKeyframeFromPbx();
   }
 
   /** The phone's answer to our re-INVITE says it sends video too: carry it to the consumer. */
@@ -165,6 +176,7 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
       this.farVideoPending = false;
       this.pbxVideoOn = on && accepted;
       this.log.info({ pbxVideo: this.pbxVideoOn }, "PBX video toward the consumer");
+      if (this.pbxVideoOn) this.refreshPbxVideo();
     });
   }
 

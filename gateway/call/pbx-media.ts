@@ -282,6 +282,11 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     return this.video !== undefined && v?.h264 !== undefined && (v.direction === "sendrecv" || v.direction === "sendonly");
   }
 
+  /** Whether RTP of the phone's video has arrived on the current video port. */
+  get receivingPbxVideo(): boolean {
+    return this.video?.stats().remoteSsrc !== undefined;
+  }
+
   /** Runs `fn` on the media clock until the returned function is called. */
   addTicker(fn: (now: number) => void): () => void {
     return this.o.ticker.add(fn);
