@@ -167,6 +167,7 @@ export class Gateway {
       mediaAddress: this.sipMediaAddress,
       // The call session gives up first (it must reject within Meta's window); this only backstops it.
       ringTimeoutMs: this.config.calls.acceptTimeoutMs + 5_000,
+      mediaTimeoutMs: this.config.calls.mediaTimeoutMs,
       pageId: this.config.meta.pageId,
       log,
     });

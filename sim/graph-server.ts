@@ -72,6 +72,7 @@ class BodyTooLargeError extends Error {}
 export class GraphServer {
   readonly requests: GraphRequestRecord[] = [];
   private readonly failures = new Map<CallAction, GraphFailure[]>();
+  private readonly rewrites = new Map<CallAction, ((body: unknown) => unknown)[]>();
   private readonly held = new Set<ServerResponse>();
   private readonly latencyTimers = new Set<NodeJS.Timeout>();
 
@@ -114,6 +115,16 @@ export class GraphServer {
     const queue = this.failures.get(action) ?? [];
     queue.push(failure);
     this.failures.set(action, queue);
+  }
+
+  /**
+   * The next request with this action is processed as usual (the call changes state at Meta), but
+   * its success body is replaced by `rewrite(body)`: a reply damaged on its way back.
+   */
+  rewriteNextSuccess(action: CallAction, rewrite: (body: unknown) => unknown): void {
+    const queue = this.rewrites.get(action) ?? [];
+    queue.push(rewrite);
+    this.rewrites.set(action, queue);
   }
 
   async close(): Promise<void> {
@@ -197,7 +208,8 @@ export class GraphServer {
     try {
       const request = parseCallsBody(record.body);
       const result = await this.backend.handleCalls(request);
-      return this.answer(res, record, 200, result);
+      const rewrite = this.rewrites.get(request.action)?.shift();
+      return this.answer(res, record, 200, rewrite ? rewrite(result) : result);
     } catch (error) {
       if (error instanceof GraphApiError) return this.fail(res, record, error);
       throw error;

@@ -240,6 +240,11 @@ export class MetaSimulator {
     this.graph.failNext(action, failure);
   }
 
+  /** The next request with this action takes effect at Meta, but its success reply arrives as `rewrite(body)`. */
+  rewriteNextSuccess(action: CallAction, rewrite: (body: unknown) => unknown): void {
+    this.graph.rewriteNextSuccess(action, rewrite);
+  }
+
   /**
    * The next business media_update with an offer (on `options.callId`, or any call) crosses a change of the
    * consumer's own: Meta makes that change first (a new version, offered by media_update webhook) and answers

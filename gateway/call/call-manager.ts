@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { EventDeduper } from "../meta/dedupe.js";
 import { isStaleConnect } from "../meta/dedupe.js";
 import { dedupeKey, type ConnectEvent, type MessengerCallEvent, type ParsedWebhook } from "../meta/webhook.js";
+import { readRemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { InboundCall, type MetaCallControl } from "./inbound-call.js";
@@ -169,6 +170,15 @@ export class CallManager {
       invite.reject(488, "SDP Offer Required");
       return;
     }
+    // Read before anything reaches Meta: a consumer must never ring for a call that cannot carry audio.
+    try {
+      readRemoteMedia(invite.remoteSdp);
+    } catch (err) {
+      this.counters.sipRefused++;
+      log.warn({ err: (err as Error).message }, "agent call refused: unusable SDP offer");
+      invite.reject(488, "Not Acceptable Here");
+      return;
+    }
     if (this.draining || this.atCapacity) {
       this.counters.admissionRejected++;
       invite.reject(503, "Service Unavailable");
@@ -179,6 +189,7 @@ export class CallManager {
 
   private async startOutbound(invite: IncomingSipCall, psid: string, log: Logger): Promise<void> {
     let media: PbxMedia;
+    let call: OutboundCall;
     try {
       media = await this.o.createPbxMedia(log, (contentType, body) => invite.sendInfo(contentType, body));
     } catch (err) {
@@ -186,23 +197,31 @@ export class CallManager {
       invite.reject(503, "No Media Ports");
       return;
     }
-    const call = new OutboundCall({
-      sip: invite,
-      psid,
-      leg: this.o.createLeg(`sip:${invite.sipCallId}`, log),
-      media,
-      meta: this.o.meta,
-      log,
-      register: (callId, c) => {
-        this.o.registry.add(c, callId);
-        const early = this.early.get(callId);
-        this.early.delete(callId);
-        for (const e of early?.events ?? []) this.deliver(c, e);
-      },
-      ringTimeoutMs: this.o.ringTimeoutMs,
-      mediaTimeoutMs: this.o.mediaTimeoutMs,
-      requestPermission: this.o.requestPermission,
-    });
+    try {
+      call = new OutboundCall({
+        sip: invite,
+        psid,
+        leg: this.o.createLeg(`sip:${invite.sipCallId}`, log),
+        media,
+        meta: this.o.meta,
+        log,
+        register: (callId, c) => {
+          this.o.registry.add(c, callId);
+          const early = this.early.get(callId);
+          this.early.delete(callId);
+          for (const e of early?.events ?? []) this.deliver(c, e);
+        },
+        ringTimeoutMs: this.o.ringTimeoutMs,
+        mediaTimeoutMs: this.o.mediaTimeoutMs,
+        requestPermission: this.o.requestPermission,
+      });
+    } catch (err) {
+      // Nothing reached Meta yet: free the ports and answer the agent now, not after the INVITE timer.
+      log.error({ err }, "agent call could not be set up");
+      await media.close();
+      invite.reject(500, "Server Internal Error");
+      return;
+    }
     log.info({ from: invite.from.uri }, "agent call received");
     await call.start();
   }

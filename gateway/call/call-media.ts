@@ -111,6 +111,7 @@ export class CallMedia {
     far.on("video", (p) => {
       if (this._state === "flowing") leg.sendVideo(p.payload, p.timestamp, p.marker);
     });
+    far.on("silent", (detail) => this.o.onMediaTimeout(detail));
     far.on("farVideo", (on, done) => {
       this.pendingVideoChange?.done(false);
       this.pendingVideoChange = { send: on, done, attempts: 0 };

@@ -18,6 +18,8 @@ export interface FarMediaEvents {
   farVideo: [boolean, (accepted: boolean) => void];
   /** One H.264 RTP payload of the far end's video, for the consumer. */
   video: [{ payload: Buffer; timestamp: number; marker: boolean }];
+  /** The far end's media stopped while it should be sending (a PBX that died without BYE). */
+  silent: [string];
 }
 
 /**

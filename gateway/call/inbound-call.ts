@@ -163,9 +163,16 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     }
     if (this.isEnded()) return;
     this.setState("connecting");
-    await leg.applyAnswer(answer);
-    if (reoffer) await leg.applyOffer(reoffer);
-    else log.warn("accept response carried no sdp_renegotiation; consumer audio may not arrive");
+    try {
+      await leg.applyAnswer(answer);
+      if (reoffer) await leg.applyOffer(reoffer);
+      else log.warn("accept response carried no sdp_renegotiation; consumer audio may not arrive");
+    } catch (err) {
+      // Meta accepted: the call is up there, so it is terminated, not rejected.
+      log.warn({ err: (err as Error).message }, "Meta's SDP in the accept response is unusable");
+      await this.endBoth("accept-failed", `Meta's SDP in the accept response is unusable: ${(err as Error).message}`);
+      return;
+    }
     // Waiting for DTLS happens outside the queue: a terminate arriving meanwhile must not wait
     // behind the handshake.
     leg.waitConnected(this.o.connectTimeoutMs).then(
@@ -190,8 +197,9 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     );
     if (gerr?.errorClass !== "call-gone") {
       // A definite refusal leaves the consumer ringing: reject. After a timeout nobody knows whether
-      // the accept took, and only terminate ends both a ringing and an accepted call.
-      const end = gerr?.kind === "timeout" || gerr?.kind === "network" ? meta.terminate : meta.reject;
+      // the accept took, and a reply we cannot use came with a success: only terminate ends both a
+      // ringing and an accepted call.
+      const end = gerr?.kind === "graph" ? meta.reject : meta.terminate;
       await end.call(meta, this.o.callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
     }
     await this.finish("accept-failed", gerr ? gerr.message : String(err), { tellMeta: false });

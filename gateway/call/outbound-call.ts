@@ -212,7 +212,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     media.setRemote(readRemoteMedia(offer));
     const answer = media.answer(offer);
     media.start();
-    this.pbx = new PbxLeg(sip, media, log);
+    this.pbx = new PbxLeg(sip, media, log, this.o.mediaTimeoutMs);
     this.media.bridge(this.pbx);
     // Counted from pickup: a call whose consumer media never comes must not stay up silently.
     this.media.startWatchdog("since the consumer picked up (Meta's media_update after pickup never brought the consumer's media)");

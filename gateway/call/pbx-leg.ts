@@ -29,13 +29,17 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
   /** A start of the phone's video reported and not yet decided on. */
   private farVideoPending = false;
   private closed = false;
+  private readonly silenceTimer: NodeJS.Timeout;
 
+  /** `mediaTimeoutMs`: no RTP or RTCP from a PBX that should be sending for this long ends the call. */
   constructor(
     private readonly dialog: PbxDialog,
     private readonly media: PbxMedia,
     private readonly log: Logger,
+    mediaTimeoutMs: number,
   ) {
     super();
+    this.silenceTimer = watchPbxMedia(media, mediaTimeoutMs, (detail) => this.emit("silent", detail));
     media.on("audio", (frame) => this.emit("audio", frame));
     media.on("dtmf", (digit, ms) => this.emit("dtmf", digit, ms));
     media.on("videoIn", (p) => this.emit("video", p));
@@ -125,6 +129,7 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.silenceTimer);
     const video = this.video;
     this.video = undefined;
     this.removeAllListeners();
@@ -188,4 +193,26 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
       this.log.warn({ err }, "re-INVITE toward the PBX failed; the call goes on as it was");
     }
   }
+}
+
+/**
+ * Reports a PBX that stopped sending RTP and RTCP while its SDP says it sends audio. A PBX on hold
+ * (sendonly from us, inactive, 0.0.0.0) may send nothing at all: the count starts again when it
+ * resumes.
+ */
+function watchPbxMedia(media: PbxMedia, timeoutMs: number, onSilent: (detail: string) => void): NodeJS.Timeout {
+  let lastPackets = -1;
+  let lastChangeAt = Date.now();
+  const timer = setInterval(() => {
+    const { packets, pbxSends } = media.liveness();
+    const now = Date.now();
+    if (packets !== lastPackets || !pbxSends) {
+      lastPackets = packets;
+      lastChangeAt = now;
+      return;
+    }
+    if (now - lastChangeAt > timeoutMs) onSilent(`no RTP or RTCP from the PBX for ${timeoutMs} ms`);
+  }, Math.min(1_000, timeoutMs));
+  timer.unref();
+  return timer;
 }

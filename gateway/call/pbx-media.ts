@@ -282,6 +282,16 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     return this.video !== undefined && v?.h264 !== undefined && (v.direction === "sendrecv" || v.direction === "sendonly");
   }
 
+  /**
+   * RTP and RTCP packets received so far, and whether the PBX's SDP says it sends audio (not on
+   * hold): what tells a PBX that died without BYE from one that legitimately sends nothing.
+   */
+  liveness(): { packets: number; pbxSends: boolean } {
+    const s = this.rtp.stats();
+    const audio = this.remote?.audio;
+    return { packets: s.packetsReceived + s.rtcpReceived, pbxSends: audio !== undefined && !audio.onHold && audio.direction !== "recvonly" };
+  }
+
   /** Whether RTP of the phone's video has arrived on the current video port. */
   get receivingPbxVideo(): boolean {
     return this.video?.stats().remoteSsrc !== undefined;

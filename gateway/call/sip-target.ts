@@ -19,6 +19,8 @@ export interface SipTargetOptions {
   mediaAddress: string;
   /** Ringing longer than this is given up (CANCEL) and reported as no answer. */
   ringTimeoutMs: number;
+  /** An answered PBX that sends no RTP or RTCP for this long is gone. */
+  mediaTimeoutMs: number;
   pageId: string;
   log: Logger;
 }
@@ -127,7 +129,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     }
     media.start();
     this._state = "answered";
-    this.leg = new PbxLeg(call, media, this.o.log);
+    this.leg = new PbxLeg(call, media, this.o.log, this.o.mediaTimeoutMs);
     this.o.log.info({ codec: media.codec }, "PBX answered");
     this.emit("answered", this.leg);
   }
