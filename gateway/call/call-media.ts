@@ -5,6 +5,7 @@ import { MediaVersionMachine, type LocalOutcome, type RemoteOffer } from "../met
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { videoCodecFromEncodingName, type VideoCodec } from "../../transcode/video/video-codec.js";
 import { ConsumerMedia } from "./consumer-media.js";
+import { contained } from "./contain.js";
 import type { FarMedia } from "./far-media.js";
 import { watchMetaMedia } from "./media-watchdog.js";
 import type { PbxMediaStats } from "./pbx-media.js";
@@ -34,6 +35,8 @@ export interface CallMediaOptions {
   mediaTimeoutMs: number;
   /** The consumer's media stopped for mediaTimeoutMs: the call must end. */
   onMediaTimeout: (detail: string) => void;
+  /** An exception in one of the media handlers: the call must end (and only this call). */
+  onError: (err: unknown) => void;
 }
 
 /**
@@ -74,14 +77,21 @@ export class CallMedia {
   private keyframeRequestsToMeta = 0;
 
   constructor(private readonly o: CallMediaOptions) {
-    this.consumer = new ConsumerMedia(o.leg, o.log);
+    this.consumer = new ConsumerMedia(o.leg, o.log, o.onError);
     const { leg } = o;
-    leg.on("rtp", (inbound) => {
-      if (inbound.kind === "video" && this._state === "flowing") this.far?.sendVideo?.(inbound.packet, inbound.arrivalMs);
-    });
-    leg.on("keyframeRequest", () => this.far?.requestKeyframe?.());
-    leg.on("bitrateLimit", (bps) => this.far?.limitVideoBitrate?.(bps));
+    const c = this.contain;
+    leg.on(
+      "rtp",
+      c((inbound) => {
+        if (inbound.kind === "video" && this._state === "flowing") this.far?.sendVideo?.(inbound.packet, inbound.arrivalMs);
+      }),
+    );
+    leg.on("keyframeRequest", c(() => this.far?.requestKeyframe?.()));
+    leg.on("bitrateLimit", c((bps) => this.far?.limitVideoBitrate?.(bps)));
   }
+
+  /** Every listener this session attaches runs through this: an exception ends the call, not the process. */
+  private readonly contain = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) => contained(this.o.onError, listener);
 
   get state(): CallMediaState {
     return this._state;
@@ -103,20 +113,28 @@ export class CallMedia {
     this._state = "bridged";
     this.far = far;
     const { leg, queue } = this.o;
-    far.on("audio", (frame) => this.consumer.send(frame));
-    far.on("dtmf", (digit, ms) => this.consumer.sendDtmf(digit, ms));
-    this.consumer.on("audio", (frame) => far.sendAudio(frame));
-    this.consumer.on("dtmf", (digit, ms) => far.sendDtmf(digit, ms));
-    far.on("keyframeRequest", () => this.requestConsumerKeyframe());
-    far.on("video", (p) => {
-      if (this._state === "flowing") leg.sendVideo(p.payload, p.timestamp, p.marker);
-    });
+    const c = this.contain;
+    far.on("audio", c((frame) => this.consumer.send(frame)));
+    far.on("dtmf", c((digit, ms) => this.consumer.sendDtmf(digit, ms)));
+    this.consumer.on("audio", c((frame) => far.sendAudio(frame)));
+    this.consumer.on("dtmf", c((digit, ms) => far.sendDtmf(digit, ms)));
+    far.on("keyframeRequest", c(() => this.requestConsumerKeyframe()));
+    far.on(
+      "video",
+      c((p) => {
+        if (this._state === "flowing") leg.sendVideo(p.payload, p.timestamp, p.marker);
+      }),
+    );
     far.on("silent", (detail) => this.o.onMediaTimeout(detail));
-    far.on("farVideo", (on, done) => {
-      this.pendingVideoChange?.done(false);
-      this.pendingVideoChange = { send: on, done, attempts: 0 };
-      void queue.push(() => this.tryVideoChange());
-    });
+    far.on("fault", (err) => this.o.onError(err));
+    far.on(
+      "farVideo",
+      c((on, done) => {
+        this.pendingVideoChange?.done(false);
+        this.pendingVideoChange = { send: on, done, attempts: 0 };
+        void queue.push(() => this.tryVideoChange());
+      }),
+    );
   }
 
   /** The Meta leg is up and the far end bridged: media flows both ways from now on. */

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { DtmfReceiver, dtmfPackets } from "../../transcode/dtmf.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
+import { contained } from "./contain.js";
 import { OutboundStream } from "./outbound-stream.js";
 import type { Digit, OpusFrame } from "./target.js";
 
@@ -34,12 +35,14 @@ export class ConsumerMedia extends EventEmitter<ConsumerMediaEvents> {
   private readonly timers = new Set<NodeJS.Timeout>();
   private _mediaFlowed = false;
 
+  /** `onError`: an exception while handling the leg's packets, for the call to end itself. */
   constructor(
     private readonly leg: MetaLeg,
     private readonly log: Logger,
+    onError: (err: unknown) => void,
   ) {
     super();
-    leg.on("rtp", (inbound) => {
+    leg.on("rtp", contained(onError, (inbound) => {
       if (this._state !== "flowing" || inbound.kind !== "audio") return;
       const { header, payload } = inbound.packet;
       if (header.payloadType === leg.opusPayloadType()) {
@@ -54,7 +57,7 @@ export class ConsumerMedia extends EventEmitter<ConsumerMediaEvents> {
         return;
       }
       this.onEventPacket(header.payloadType, payload, header.timestamp);
-    });
+    }));
   }
 
   get state(): ConsumerMediaState {

@@ -20,6 +20,8 @@ export interface FarMediaEvents {
   video: [{ payload: Buffer; timestamp: number; marker: boolean }];
   /** The far end's media stopped while it should be sending (a PBX that died without BYE). */
   silent: [string];
+  /** An exception in the far end's handling of one of its events: the call it belongs to must end. */
+  fault: [unknown];
 }
 
 /**

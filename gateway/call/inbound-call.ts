@@ -4,6 +4,7 @@ import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { CallMedia, type MetaMediaControl } from "./call-media.js";
+import { contained } from "./contain.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
@@ -73,6 +74,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
       callId: () => o.callId,
       mediaTimeoutMs: o.mediaTimeoutMs,
       onMediaTimeout: (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)),
+      onError: (err) => this.failFromError(err),
     });
   }
 
@@ -93,11 +95,15 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   start(): Promise<void> {
     return this.queue.push(async () => {
       const { leg, target, log } = this.o;
-      target.on("answered", (far) => {
-        // Bridged at once: what the far end says from now on is held for the consumer, not lost.
-        this.media.bridge(far);
-        void this.queue.push(() => this.onTargetAnswered());
-      });
+      const c = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) => contained((err) => this.failFromError(err), listener);
+      target.on(
+        "answered",
+        c((far) => {
+          // Bridged at once: what the far end says from now on is held for the consumer, not lost.
+          this.media.bridge(far);
+          void this.queue.push(() => this.onTargetAnswered());
+        }),
+      );
       target.on("failed", (why, detail) => void this.queue.push(() => this.onTargetFailed(why, detail)));
       target.on("ended", (detail) => void this.queue.push(() => this.hangUpFromTarget(detail)));
       leg.on("state", (s) => {
@@ -240,6 +246,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   }
 
   private failFromError(err: unknown): void {
+    if (this.isEnded()) return;
     this.o.log.error({ err }, "call step failed");
     const detail = err instanceof CallError || err instanceof Error ? err.message : String(err);
     // Runs outside the queue: the failing step is over, and finishing must not wait behind it.

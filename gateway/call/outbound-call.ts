@@ -75,6 +75,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
       callId: () => this._callId,
       mediaTimeoutMs: o.mediaTimeoutMs,
       onMediaTimeout: (detail) => void this.queue.push(() => this.endBoth("media-timeout", detail)),
+      onError: (err) => this.failFromError(err),
     });
   }
 
@@ -289,6 +290,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   }
 
   private failFromError(err: unknown): void {
+    if (this.isEnded()) return;
     this.o.log.error({ err }, "call step failed");
     void this.endBoth("error", err instanceof Error ? err.message : String(err));
   }

@@ -4,6 +4,7 @@ import { readRemoteMedia } from "../../sip/sdp.js";
 import type { ReinviteResponder, SipDialogCall } from "../../sip/signaling.js";
 import type { RtpPacketLike } from "../../transcode/video/depacketizer.js";
 import type { VideoCodec } from "../../transcode/video/video-codec.js";
+import { contained } from "./contain.js";
 import type { FarMedia, FarMediaEvents } from "./far-media.js";
 import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
 import type { Digit, OpusFrame } from "./target.js";
@@ -40,20 +41,25 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
   ) {
     super();
     this.silenceTimer = watchPbxMedia(media, mediaTimeoutMs, (detail) => this.emit("silent", detail));
-    media.on("audio", (frame) => this.emit("audio", frame));
-    media.on("dtmf", (digit, ms) => this.emit("dtmf", digit, ms));
-    media.on("videoIn", (p) => this.emit("video", p));
+    const c = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) => contained((err) => this.emit("fault", err), listener);
+    media.on("audio", c((frame) => this.emit("audio", frame)));
+    media.on("dtmf", c((digit, ms) => this.emit("dtmf", digit, ms)));
+    media.on("videoIn", c((p) => this.emit("video", p)));
+    media.on("fault", (err) => this.emit("fault", err));
     // The phone asks for a keyframe of the consumer's video: our encoder makes one, or (passthrough)
     // the consumer is asked through VideoToPbx's keyframeNeeded.
-    media.on("keyframeRequest", () => this.video?.requestKeyframe());
-    media.on("bitrateLimit", (bps) => this.video?.setBitrateLimit(bps));
-    dialog.on("reinvite", (offerSdp, respond) => {
-      this.onReinvite(offerSdp, respond).catch((err: unknown) => {
-        this.log.warn({ err }, "PBX re-INVITE failed");
-        respond({ status: 500, reason: "Server Internal Error" });
-      });
-    });
-    dialog.on("info", (contentType, body) => media.onInfo(contentType, body));
+    media.on("keyframeRequest", c(() => this.video?.requestKeyframe()));
+    media.on("bitrateLimit", c((bps) => this.video?.setBitrateLimit(bps)));
+    dialog.on(
+      "reinvite",
+      c((offerSdp, respond) => {
+        this.onReinvite(offerSdp, respond).catch((err: unknown) => {
+          this.log.warn({ err }, "PBX re-INVITE failed");
+          respond({ status: 500, reason: "Server Internal Error" });
+        });
+      }),
+    );
+    dialog.on("info", c((contentType, body) => media.onInfo(contentType, body)));
   }
 
   sendAudio(frame: OpusFrame): void {

@@ -7,6 +7,7 @@ import { buildAnswer, buildOffer, readRemoteMedia, type LocalSdpOptions, type Re
 import type { ReinviteResponder } from "../../sip/signaling.js";
 import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
 import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
+import { contained } from "./contain.js";
 import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
 import { firPacket, pliPacket, readPbxVideoFeedback, rembPacket, tmmbrPacket } from "./pbx-video-feedback.js";
 import type { MediaTicker } from "./media-ticker.js";
@@ -34,6 +35,8 @@ export interface PbxMediaEvents {
   audio: [OpusFrame];
   /** A key the agent pressed (RFC 4733 or SIP INFO). */
   dtmf: [Digit, number];
+  /** An exception while handling the PBX's packets: the call they belong to must end. */
+  fault: [unknown];
 }
 
 export interface PbxMediaStats {
@@ -94,7 +97,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     private readonly o: PbxMediaOptions,
   ) {
     super();
-    rtp.on("rtp", (packet) => this.onPbxRtp(packet));
+    rtp.on("rtp", contained((err) => this.emit("fault", err), (packet) => this.onPbxRtp(packet)));
   }
 
   static async open(o: PbxMediaOptions): Promise<PbxMedia> {
@@ -115,13 +118,14 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       await video.close();
       return;
     }
-    video.on("rtp", (packet) => this.emit("videoIn", { payload: packet.payload, timestamp: packet.timestamp, marker: packet.marker }));
-    video.on("rtcp", (packets) => {
+    const c = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) => contained((err) => this.emit("fault", err), listener);
+    video.on("rtp", c((packet) => this.emit("videoIn", { payload: packet.payload, timestamp: packet.timestamp, marker: packet.marker })));
+    video.on("rtcp", c((packets) => {
       for (const fb of readPbxVideoFeedback(packets)) {
         if (fb.kind === "keyframe") this.emit("keyframeRequest");
         else this.emit("bitrateLimit", fb.bps);
       }
-    });
+    }));
     this.video = video;
     this.videoNegotiated = true;
   }

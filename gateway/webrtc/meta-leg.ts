@@ -29,7 +29,7 @@ import { MetaLegError, SdpError } from "../errors.js";
 import { ReceiveBandwidthEstimator, rembFields } from "./receive-bandwidth.js";
 import { TRANSPORT_CC_URI, TransportFeedbackRecorder, transportSequenceNumber } from "./transport-cc.js";
 import { chooseVideoCodec, type PbxVideoCapabilities } from "../../transcode/video/codec-policy.js";
-import { addEndOfCandidates, dropTrickleOption, keepSha256FingerprintsOnly, reorderVideoFormats, summarizeSdp, validateRemoteSdp } from "./sdp.js";
+import { addEndOfCandidates, keepSha256FingerprintsOnly, reorderVideoFormats, sdpForMeta, summarizeSdp, validateRemoteSdp } from "./sdp.js";
 
 /** Network settings of the Meta leg, from the gateway configuration. */
 export interface MetaLegNetwork {
@@ -204,7 +204,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     // description read back afterwards carries every candidate and end-of-candidates.
     await this.pc.setLocalDescription(offer);
     // We never trickle (Meta has no channel for it), so do not claim to.
-    const sdp = dropTrickleOption(keepSha256FingerprintsOnly(this.pc.localDescription!.sdp));
+    const sdp = sdpForMeta(this.pc.localDescription!.sdp);
     this.setState("offered");
     const s = summarizeSdp(sdp);
     this.log.debug({ candidates: s.candidates, bundle: s.bundle }, "meta leg: offer ready");
@@ -350,7 +350,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     }
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
-    return { sdp: dropTrickleOption(keepSha256FingerprintsOnly(this.pc.localDescription!.sdp)), msid: this.videoOut.msid };
+    return { sdp: sdpForMeta(this.pc.localDescription!.sdp), msid: this.videoOut.msid };
   }
 
   /** Meta's answer to our media_update offer. */

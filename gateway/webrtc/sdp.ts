@@ -26,6 +26,30 @@ export function dropTrickleOption(sdp: string): string {
 }
 
 /**
+ * Encoding names as Meta's documentation and every browser write them (`opus/48000/2`,
+ * `telephone-event`, `H264`). Names are case-insensitive (RFC 4855 §3), but werift writes `OPUS`,
+ * and nothing on Meta's side should have to be lenient about what we send.
+ */
+const CANONICAL_ENCODING_NAMES: ReadonlyMap<string, string> = new Map(
+  ["opus", "telephone-event", "H264", "H265", "VP8", "VP9", "AV1", "red", "rtx", "ulpfec"].map((n) => [n.toLowerCase(), n]),
+);
+
+export function canonicalEncodingNames(sdp: string): string {
+  return joinSdp(
+    sdpLines(sdp).map((line) => {
+      const m = /^a=rtpmap:(\d+) ([^/\s]+)\/(.*)$/.exec(line);
+      const canonical = m ? CANONICAL_ENCODING_NAMES.get(m[2]!.toLowerCase()) : undefined;
+      return m && canonical ? `a=rtpmap:${m[1]} ${canonical}/${m[3]}` : line;
+    }),
+  );
+}
+
+/** Every SDP we hand Meta: canonical encoding names, sha-256 fingerprints only, no trickle claim. */
+export function sdpForMeta(sdp: string): string {
+  return dropTrickleOption(keepSha256FingerprintsOnly(canonicalEncodingNames(sdp)));
+}
+
+/**
  * Meta's SDP is always complete (no trickle channel exists), so say so: stacks that otherwise wait
  * for more remote candidates start checks at once.
  */

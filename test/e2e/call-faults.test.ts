@@ -143,3 +143,39 @@ describe("a PBX that goes silent without BYE", () => {
     expect(result.code, describeSipp(result)).toBe(0);
   }, 30_000);
 });
+
+describe("an exception inside one call's media handlers", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it("ends that call on both legs, logged with its call id; the other call goes on", async () => {
+    const faulty = await h.sim.placeCall();
+    const healthy = await h.sim.placeCall();
+    await faulty.waitForState("media", 10_000);
+    await healthy.waitForState("media", 10_000);
+    // Fault injected from inside: the echo's audio handler throws on the next consumer packet,
+    // deep inside werift's receive path.
+    const session = h.gateway.registry.get(faulty.id) as unknown as { media: { far: { sendAudio: () => void } } };
+    session.media.far.sendAudio = () => {
+      throw new Error("injected media handler fault");
+    };
+    await faulty.waitForState("ended", 5000);
+    await waitFor(() => h.logs.find("call ended").some((l) => l.callId === faulty.id), 5000, "the faulty call's end record");
+    const failed = h.logs.find("call step failed").find((l) => l.callId === faulty.id);
+    expect(failed).toBeDefined();
+    expect(h.logs.find("call ended").find((l) => l.callId === faulty.id)!.outcome).toBe("error");
+    expect(graphRequests(h.sim, "terminate", faulty.id)).toHaveLength(1);
+    expect(h.gateway.registry.get(faulty.id)).toBeUndefined();
+    // The other call never noticed.
+    expect(h.gateway.registry.get(healthy.id)?.state).toBe("active");
+    const before = healthy.consumer.stats.packetsReceived;
+    await sleep(400);
+    expect(healthy.consumer.stats.packetsReceived).toBeGreaterThan(before + 10);
+    await healthy.hangup();
+  }, 30_000);
+});

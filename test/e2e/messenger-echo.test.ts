@@ -1,7 +1,7 @@
 import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mediaUpdateEvent } from "../../sim/webhook-events.js";
-import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
+import { graphRequests, requestSdp, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 
 /**
  * Consumer-initiated Messenger calls through the real gateway against the Meta simulator, with
@@ -39,6 +39,10 @@ describe("Messenger consumer call, echo target", () => {
     expect(call.consumer.stats.receivedOnMids).toEqual(["0"]);
     const gwCall = h.gateway.registry.get(call.id);
     expect(gwCall?.state).toBe("active");
+    // Our offer in accept spells Opus as Meta's own samples do.
+    const offer = requestSdp(graphRequests(h.sim, "accept", call.id)[0]!)!;
+    expect(offer).toMatch(/^a=rtpmap:111 opus\/48000\/2$/m);
+    expect(offer).not.toMatch(/OPUS/);
 
     // The accept carried our offer, shaped as Meta requires.
     expect(graphRequests(h.sim, "accept", call.id)).toHaveLength(1);

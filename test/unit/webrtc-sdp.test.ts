@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   addEndOfCandidates,
+  canonicalEncodingNames,
   dropTrickleOption,
   keepSha256FingerprintsOnly,
   reorderVideoFormats,
@@ -116,5 +117,14 @@ describe("video codec order in Meta's offers", () => {
   it("leaves rejected video m-lines alone", () => {
     const rejected = offer.replace("m=video 9", "m=video 0");
     expect(reorderVideoFormats(rejected, () => [109])).toBe(rejected);
+  });
+});
+
+describe("canonicalEncodingNames", () => {
+  it("writes encoding names as Meta's samples and browsers do, touching nothing else", () => {
+    const ours = ["v=0", "m=audio 9 UDP/TLS/RTP/SAVPF 111 110", "a=rtpmap:111 OPUS/48000/2", "a=rtpmap:110 TELEPHONE-EVENT/48000", "a=fmtp:111 minptime=10", "m=video 9 UDP/TLS/RTP/SAVPF 109 96", "a=rtpmap:109 h264/90000", "a=rtpmap:96 vp8/90000", "a=rtpmap:97 x-unknown/90000"].join("\n");
+    expect(canonicalEncodingNames(ours)).toBe(
+      ["v=0", "m=audio 9 UDP/TLS/RTP/SAVPF 111 110", "a=rtpmap:111 opus/48000/2", "a=rtpmap:110 telephone-event/48000", "a=fmtp:111 minptime=10", "m=video 9 UDP/TLS/RTP/SAVPF 109 96", "a=rtpmap:109 H264/90000", "a=rtpmap:96 VP8/90000", "a=rtpmap:97 x-unknown/90000"].join("\r\n") + "\r\n",
+    );
   });
 });
