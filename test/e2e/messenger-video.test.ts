@@ -154,6 +154,10 @@ describe("consumer video on, off, on again", () => {
     expect(await call.startVideo({ codec: "H264" })).toBe(200);
     await waitFor(() => videoPackets > afterOff + 30, 10_000, "video at the phone again");
     await audioFlows();
+    // Each video start wires nothing new onto the call's media: its listeners stay one each.
+    const pbxMedia = (rig.h.gateway.registry.get(call.id) as unknown as { media: { far: { media: import("node:events").EventEmitter } } }).media.far.media;
+    expect(pbxMedia.listenerCount("keyframeRequest")).toBe(1);
+    expect(pbxMedia.listenerCount("bitrateLimit")).toBe(1);
 
     await call.hangup();
     const result = await finish(sipp);
