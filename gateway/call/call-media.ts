@@ -5,7 +5,7 @@ import { MediaVersionMachine, type LocalOutcome, type RemoteOffer } from "../met
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { videoCodecFromEncodingName, type VideoCodec } from "../../transcode/video/video-codec.js";
 import { ConsumerMedia } from "./consumer-media.js";
-import { contained } from "./contain.js";
+import { containWith, type Contain } from "./contain.js";
 import type { FarMedia } from "./far-media.js";
 import { watchMetaMedia } from "./media-watchdog.js";
 import type { PbxMediaStats } from "./pbx-media.js";
@@ -75,8 +75,11 @@ export class CallMedia {
   private stopWatchdog: (() => void) | undefined;
   private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
   private keyframeRequestsToMeta = 0;
+  /** Every listener this session attaches runs through this: an exception ends the call, not the process. */
+  private readonly contain: Contain;
 
   constructor(private readonly o: CallMediaOptions) {
+    this.contain = containWith(o.onError);
     this.consumer = new ConsumerMedia(o.leg, o.log, o.onError);
     const { leg } = o;
     const c = this.contain;
@@ -90,8 +93,6 @@ export class CallMedia {
     leg.on("bitrateLimit", c((bps) => this.far?.limitVideoBitrate?.(bps)));
   }
 
-  /** Every listener this session attaches runs through this: an exception ends the call, not the process. */
-  private readonly contain = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) => contained(this.o.onError, listener);
 
   get state(): CallMediaState {
     return this._state;

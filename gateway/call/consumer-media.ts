@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { DtmfReceiver, dtmfPackets } from "../../transcode/dtmf.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
-import { contained } from "./contain.js";
+import { containWith } from "./contain.js";
 import { OutboundStream } from "./outbound-stream.js";
 import type { Digit, OpusFrame } from "./target.js";
 
@@ -42,7 +42,7 @@ export class ConsumerMedia extends EventEmitter<ConsumerMediaEvents> {
     onError: (err: unknown) => void,
   ) {
     super();
-    leg.on("rtp", contained(onError, (inbound) => {
+    leg.on("rtp", containWith(onError)((inbound) => {
       if (this._state !== "flowing" || inbound.kind !== "audio") return;
       const { header, payload } = inbound.packet;
       if (header.payloadType === leg.opusPayloadType()) {

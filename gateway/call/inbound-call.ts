@@ -4,7 +4,7 @@ import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { CallMedia, type MetaMediaControl } from "./call-media.js";
-import { contained } from "./contain.js";
+import { containWith } from "./contain.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
@@ -95,7 +95,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   start(): Promise<void> {
     return this.queue.push(async () => {
       const { leg, target, log } = this.o;
-      const c = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) => contained((err) => this.failFromError(err), listener);
+      const c = containWith((err) => this.failFromError(err));
       target.on(
         "answered",
         c((far) => {

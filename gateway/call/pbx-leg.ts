@@ -4,7 +4,7 @@ import { readRemoteMedia } from "../../sip/sdp.js";
 import type { ReinviteResponder, SipDialogCall } from "../../sip/signaling.js";
 import type { RtpPacketLike } from "../../transcode/video/depacketizer.js";
 import type { VideoCodec } from "../../transcode/video/video-codec.js";
-import { contained } from "./contain.js";
+import { containWith } from "./contain.js";
 import type { FarMedia, FarMediaEvents } from "./far-media.js";
 import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
 import type { Digit, OpusFrame } from "./target.js";
@@ -41,7 +41,7 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
   ) {
     super();
     this.silenceTimer = watchPbxMedia(media, mediaTimeoutMs, (detail) => this.emit("silent", detail));
-    const c = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) => contained((err) => this.emit("fault", err), listener);
+    const c = containWith((err) => this.emit("fault", err));
     media.on("audio", c((frame) => this.emit("audio", frame)));
     media.on("dtmf", c((digit, ms) => this.emit("dtmf", digit, ms)));
     media.on("videoIn", c((p) => this.emit("video", p)));

@@ -7,7 +7,7 @@ import { buildAnswer, buildOffer, readRemoteMedia, type LocalSdpOptions, type Re
 import type { ReinviteResponder } from "../../sip/signaling.js";
 import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
 import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
-import { contained } from "./contain.js";
+import { containWith } from "./contain.js";
 import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
 import { firPacket, pliPacket, readPbxVideoFeedback, rembPacket, tmmbrPacket } from "./pbx-video-feedback.js";
 import type { MediaTicker } from "./media-ticker.js";
@@ -97,7 +97,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     private readonly o: PbxMediaOptions,
   ) {
     super();
-    rtp.on("rtp", contained((err) => this.emit("fault", err), (packet) => this.onPbxRtp(packet)));
+    rtp.on("rtp", containWith((err) => this.emit("fault", err))((packet) => this.onPbxRtp(packet)));
   }
 
   static async open(o: PbxMediaOptions): Promise<PbxMedia> {
@@ -118,7 +118,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       await video.close();
       return;
     }
-    const c = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) => contained((err) => this.emit("fault", err), listener);
+    const c = containWith((err) => this.emit("fault", err));
     video.on("rtp", c((packet) => this.emit("videoIn", { payload: packet.payload, timestamp: packet.timestamp, marker: packet.marker })));
     video.on("rtcp", c((packets) => {
       for (const fb of readPbxVideoFeedback(packets)) {
