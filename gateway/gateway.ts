@@ -34,7 +34,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   private readonly embeddedSip: EmbeddedSipSignaling;
   private readonly sipRtpPorts: PortAllocator;
-  private readonly ticker = new MediaTicker();
+  private readonly ticker: MediaTicker;
   /** Address our SIP-side SDP advertises for media. */
   readonly sipMediaAddress: string;
   private readonly http: HttpServer;
@@ -44,7 +44,8 @@ export class Gateway {
     readonly config: GatewayConfig,
     private readonly log: Logger,
   ) {
-    const { meta, media, calls } = config;
+    const { meta, media, calls, limits } = config;
+    this.ticker = new MediaTicker(5, log.child({ subsystem: "media" }));
     // One range for all media: the lower half for ICE toward Meta, the upper half for RTP pairs
     // toward the PBX, so neither stack probes ports the other holds.
     const split = media.rtpPortMin + Math.floor((media.rtpPortMax - media.rtpPortMin) / 2);
@@ -58,6 +59,7 @@ export class Gateway {
       host: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
       userAgent: "meta-sip-gateway",
       logger: log.child({ subsystem: "sip" }),
+      limits: { maxMessageBytes: limits.sip.maxMessageBytes, maxHeaders: limits.sip.maxHeaders, maxHeaderBytes: limits.sip.maxHeaderBytes },
     });
     this.graph = new GraphClient({
       graphUrl: meta.graphUrl,
@@ -84,7 +86,12 @@ export class Gateway {
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
       mediaTimeoutMs: calls.mediaTimeoutMs,
       maxConcurrent: calls.maxConcurrent,
-      ingress: new SipIngressPolicy(config.sip.allowFrom, config.sip.psidHeader, config.sip.agentAuth && new DigestVerifier(config.sip.agentAuth)),
+      ingress: new SipIngressPolicy(
+        config.sip.allowFrom,
+        config.sip.psidHeader,
+        config.sip.agentAuth && new DigestVerifier(config.sip.agentAuth, { algorithms: config.sip.agentAuth.algorithms }),
+        { callsPerSecond: limits.sip.callsPerSecond, maxIdLength: limits.maxIdLength, sdp: limits.sdp },
+      ),
       createPbxMedia: (callLog, sendInfo) =>
         PbxMedia.open({
           allocator: this.sipRtpPorts,
@@ -108,6 +115,7 @@ export class Gateway {
       port: config.http.port,
       appSecret: meta.appSecret,
       verifyToken: meta.verifyToken,
+      limits,
       log: log.child({ subsystem: "http" }),
       onWebhook: (parsed) => this.calls.handleWebhook(parsed),
       onWebhookResult: (r) => this.metrics.webhook(r),

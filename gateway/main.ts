@@ -4,9 +4,6 @@ import { ConfigError, loadConfig, readConfigFile } from "./config/config.js";
 import { Gateway } from "./gateway.js";
 import { createLogger } from "./log.js";
 
-/** Seconds live calls get to finish after SIGTERM before they are ended. */
-const DRAIN_SECONDS = Number(process.env.DRAIN_SECONDS ?? 30);
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } } });
   if (values.help) {
@@ -24,6 +21,9 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
+  // The video transcoder looks ffmpeg up through FFMPEG_PATH when it starts one; a value given in
+  // the YAML file reaches it the same way.
+  if (config.media.ffmpegPath !== undefined) process.env.FFMPEG_PATH = config.media.ffmpegPath;
   // werift's TURN client and socket layers can throw outside any promise chain (upstream #364,
   // #414); one call's transport failure must not take every other call down with it.
   process.on("uncaughtException", (err) => log.error({ err }, "uncaught exception (process continues)"));
@@ -31,13 +31,14 @@ async function main(): Promise<void> {
 
   const gateway = new Gateway(config, log);
   await gateway.start();
+  const drainSeconds = config.calls.drainSeconds;
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, drainSeconds: DRAIN_SECONDS }, "draining");
+    log.info({ signal, drainSeconds }, "draining");
     gateway
-      .stop(signal === "SIGTERM" ? DRAIN_SECONDS * 1000 : 0)
+      .stop(signal === "SIGTERM" ? drainSeconds * 1000 : 0)
       .then(() => process.exit(0))
       .catch((err: unknown) => {
         log.error({ err }, "shutdown failed");

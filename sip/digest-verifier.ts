@@ -21,21 +21,27 @@ export type DigestVerdict =
   | { ok: true; username: string }
   | { ok: false; stale: boolean; reason: string };
 
+/** What a phone may answer with; RFC 8760 adds SHA-256 to RFC 2617's MD5. */
+export type ChallengeAlgorithm = Extract<DigestAlgorithm, "MD5" | "SHA-256">;
+
+export const CHALLENGE_ALGORITHMS: readonly ChallengeAlgorithm[] = ["SHA-256", "MD5"];
+
 export interface DigestVerifierOptions {
   nonceTtlMs?: number;
   secret?: Buffer;
   now?: () => number;
+  /**
+   * Algorithms offered, most preferred first (one challenge each, in this order); only these are
+   * accepted. Default SHA-256 then MD5.
+   */
+  algorithms?: readonly ChallengeAlgorithm[];
 }
-
-const ALGORITHMS: ReadonlyMap<string, DigestAlgorithm> = new Map([
-  ["md5", "MD5"],
-  ["sha-256", "SHA-256"],
-]);
 
 export class DigestVerifier {
   private readonly secret: Buffer;
   private readonly nonceTtlMs: number;
   private readonly now: () => number;
+  private readonly algorithms: readonly ChallengeAlgorithm[];
 
   constructor(
     private readonly credentials: DigestCredentials,
@@ -44,11 +50,28 @@ export class DigestVerifier {
     this.secret = options.secret ?? randomBytes(32);
     this.nonceTtlMs = options.nonceTtlMs ?? 300_000;
     this.now = options.now ?? Date.now;
+    this.algorithms = [...new Set(options.algorithms ?? CHALLENGE_ALGORITHMS)];
+    if (this.algorithms.length === 0 || this.algorithms.some((a) => !CHALLENGE_ALGORITHMS.includes(a))) {
+      throw new RangeError(`digest algorithms must be some of ${CHALLENGE_ALGORITHMS.join(", ")}`);
+    }
   }
 
-  /** A `WWW-Authenticate` value: MD5 with qop=auth, which every SIP phone answers. */
-  challenge(stale = false): string {
-    const parts = [`realm="${this.credentials.realm}"`, `nonce="${this.issueNonce()}"`, "algorithm=MD5", 'qop="auth"'];
+  /**
+   * The `WWW-Authenticate` values of one 401, one per algorithm in order of preference (RFC 8760
+   * §2.4: a UAC answers the topmost it supports). They share one nonce.
+   */
+  challenges(stale = false): string[] {
+    const nonce = this.issueNonce();
+    return this.algorithms.map((algorithm) => this.format(nonce, algorithm, stale));
+  }
+
+  /** One `WWW-Authenticate` value for `algorithm` (qop=auth). */
+  challenge(stale = false, algorithm: ChallengeAlgorithm = this.algorithms[0]!): string {
+    return this.format(this.issueNonce(), algorithm, stale);
+  }
+
+  private format(nonce: string, algorithm: ChallengeAlgorithm, stale: boolean): string {
+    const parts = [`realm="${this.credentials.realm}"`, `nonce="${nonce}"`, `algorithm=${algorithm}`, 'qop="auth"'];
     if (stale) parts.push("stale=true");
     return `Digest ${parts.join(", ")}`;
   }
@@ -62,10 +85,12 @@ export class DigestVerifier {
     if (username === undefined || realm === undefined || nonce === undefined || uri === undefined || response === undefined) {
       return { ok: false, stale: false, reason: "incomplete Digest credentials" };
     }
-    if (realm !== this.credentials.realm) return { ok: false, stale: false, reason: `realm "${realm}" is not ours` };
-    const algorithm = ALGORITHMS.get((p.algorithm ?? "MD5").toLowerCase());
-    if (!algorithm) return { ok: false, stale: false, reason: `algorithm ${p.algorithm} not supported` };
-    if (!sameUri(uri, requestUri)) return { ok: false, stale: false, reason: `digest uri ${uri} is not the Request-URI` };
+    if (realm !== this.credentials.realm) return { ok: false, stale: false, reason: `realm "${clip(realm)}" is not ours` };
+    // RFC 2617: no algorithm parameter means MD5.
+    const declared = (p.algorithm ?? "MD5").toLowerCase();
+    const algorithm = this.algorithms.find((a) => a.toLowerCase() === declared);
+    if (!algorithm) return { ok: false, stale: false, reason: `algorithm ${clip(p.algorithm ?? "MD5")} not offered` };
+    if (!sameUri(uri, requestUri)) return { ok: false, stale: false, reason: `digest uri ${clip(uri)} is not the Request-URI` };
     const age = this.nonceAge(nonce);
     if (age === undefined) return { ok: false, stale: false, reason: "nonce not issued here" };
     const qop = p.qop?.toLowerCase();
@@ -85,7 +110,7 @@ export class DigestVerifier {
     });
     // Compared in constant time, the user name included, so neither is learnt by timing.
     const match = constantTimeEqual(response.toLowerCase(), expected) && constantTimeEqual(username, this.credentials.username);
-    if (!match) return { ok: false, stale: false, reason: `wrong credentials for user "${username}"` };
+    if (!match) return { ok: false, stale: false, reason: `wrong credentials for user "${clip(username)}"` };
     if (age > this.nonceTtlMs) return { ok: false, stale: true, reason: "nonce expired" };
     return { ok: true, username };
   }
@@ -107,6 +132,11 @@ export class DigestVerifier {
   private sign(text: string): string {
     return createHmac("sha256", this.secret).update(text).digest("base64url").slice(0, 27);
   }
+}
+
+/** Values quoted in reasons end up in log lines: a phone's text is cut to a readable length. */
+function clip(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 function constantTimeEqual(a: string, b: string): boolean {

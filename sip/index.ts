@@ -21,6 +21,7 @@ export type {
 export { failureKindForStatus } from "./signaling.js";
 export { DigestVerifier, type DigestCredentials, type DigestVerdict } from "./digest-verifier.js";
 export { EmbeddedSipSignaling, type EmbeddedSipOptions } from "./embedded/embedded-signaling.js";
+export { DEFAULT_SIP_MESSAGE_LIMITS, SIP_LIMIT_SETTINGS, type SipMessageLimits } from "./embedded/message-limits.js";
 export type { SipTimers } from "./embedded/call-context.js";
 export type { SipLogger } from "./logger.js";
 export * from "./errors.js";

@@ -142,7 +142,7 @@ export interface IncomingSipCall extends EventEmitter<IncomingSipCallEvents>, Si
    */
   accept(sdp: string): Promise<boolean>;
   /** A final non-2xx answer; `headers` adds e.g. `WWW-Authenticate` to a 401. */
-  reject(status: number, reason?: string, headers?: Record<string, string>): void;
+  reject(status: number, reason?: string, headers?: Record<string, string | readonly string[]>): void;
 }
 
 /** Maps a final failure status to what it means for the person calling. */

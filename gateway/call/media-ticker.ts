@@ -1,3 +1,11 @@
+/** Where a failing handler is reported; a pino Logger fits. */
+export interface TickerLog {
+  error(obj: object, msg?: string): void;
+}
+
+/** At most one log line per interval: a handler failing every 5 ms must not flood the log. */
+const ERROR_LOG_INTERVAL_MS = 1_000;
+
 /**
  * One timer for the media work of every call in the process (jitter-buffer deadlines, silence
  * fill toward the PBX, comfort audio toward Meta). A timer per call costs an event-loop wakeup per
@@ -6,8 +14,13 @@
 export class MediaTicker {
   private readonly handlers = new Set<(nowMs: number) => void>();
   private timer: NodeJS.Timeout | undefined;
+  private lastErrorLogAt = -Infinity;
+  private suppressedErrors = 0;
 
-  constructor(private readonly periodMs = 5) {}
+  constructor(
+    private readonly periodMs = 5,
+    private readonly log?: TickerLog,
+  ) {}
 
   /** Runs `handler(performance.now())` every period until the returned function is called. */
   add(handler: (nowMs: number) => void): () => void {
@@ -34,9 +47,21 @@ export class MediaTicker {
     for (const h of this.handlers) {
       try {
         h(now);
-      } catch {
+      } catch (err) {
         // A failing call must not stop the others' media; the call's own checks end it.
+        this.reportError(err, now);
       }
     }
+  }
+
+  private reportError(err: unknown, now: number): void {
+    if (now - this.lastErrorLogAt < ERROR_LOG_INTERVAL_MS) {
+      this.suppressedErrors++;
+      return;
+    }
+    this.lastErrorLogAt = now;
+    const suppressed = this.suppressedErrors;
+    this.suppressedErrors = 0;
+    this.log?.error({ err, suppressed }, "media tick handler failed");
   }
 }

@@ -1,29 +1,53 @@
 import { BlockList, isIP } from "node:net";
 import type { DigestVerifier } from "../../sip/index.js";
+import { DEFAULT_LIMITS, ID_PATTERNS, sdpOverLimit, type Limits } from "../config/limits.js";
 
 /**
  * Why an agent's INVITE is refused before anything reaches Meta. `challenge` marks a 401 that asks
- * for credentials (the usual first answer to a phone), as opposed to a refusal.
+ * for credentials (the usual first answer to a phone), as opposed to a refusal. `limit` names the
+ * bound a refusal enforces, when it is one.
  */
-export type IngressRefusal = { status: number; reason: string; detail: string; headers?: Record<string, string>; challenge?: boolean };
+export type IngressRefusal = {
+  status: number;
+  reason: string;
+  detail: string;
+  headers?: Record<string, string | readonly string[]>;
+  challenge?: boolean;
+  limit?: string;
+};
 
 export interface IngressDecision {
   psid: string;
 }
 
+export interface SipIngressOptions {
+  /** New INVITEs per second from one source address; 0 = no bound. */
+  callsPerSecond?: number;
+  maxIdLength?: number;
+  sdp?: Limits["sdp"];
+  now?: () => number;
+}
+
+/** Sources remembered by the rate bound; past this, the ones idle longest are forgotten. */
+const MAX_TRACKED_SOURCES = 4096;
+
 /**
- * Who may make the gateway call consumers, and whom they call. Pure: the call manager asks it
- * about each INVITE before any Graph API request is made.
+ * Who may make the gateway call consumers, and whom they call. Pure apart from the clock: the
+ * call manager asks it about each INVITE before any Graph API request is made.
  */
 export class SipIngressPolicy {
   private readonly allowed = new BlockList();
   private readonly empty: boolean;
+  private readonly rate: SourceRate | undefined;
+  private readonly maxIdLength: number;
+  private readonly sdpLimits: Limits["sdp"];
 
   constructor(
     allowFrom: string[],
     private readonly psidHeader: string | undefined,
     /** When set, agents authenticate with SIP digest after passing the source allowlist. */
     private readonly digest?: DigestVerifier,
+    options: SipIngressOptions = {},
   ) {
     for (const entry of allowFrom) {
       const [addr, bits] = entry.split("/") as [string, string | undefined];
@@ -32,6 +56,10 @@ export class SipIngressPolicy {
       else this.allowed.addSubnet(addr, Number(bits), type);
     }
     this.empty = allowFrom.length === 0;
+    const perSecond = options.callsPerSecond ?? DEFAULT_LIMITS.sip.callsPerSecond;
+    this.rate = perSecond > 0 ? new SourceRate(perSecond, options.now ?? Date.now) : undefined;
+    this.maxIdLength = options.maxIdLength ?? DEFAULT_LIMITS.maxIdLength;
+    this.sdpLimits = options.sdp ?? DEFAULT_LIMITS.sdp;
   }
 
   /** The consumer to call, or why the INVITE is refused. */
@@ -39,11 +67,24 @@ export class SipIngressPolicy {
     source: { address: string };
     requestUri: string;
     header(name: string): string | undefined;
+    remoteSdp?: string | undefined;
   }): IngressDecision | IngressRefusal {
     const address = invite.source.address.replace(/^::ffff:/, "");
     const family = isIP(address) === 6 ? "ipv6" : "ipv4";
     if (this.empty || !this.allowed.check(address, family)) {
       return { status: 403, reason: "Forbidden", detail: `source ${address} is not in SIP_ALLOW_FROM` };
+    }
+    // Before the digest check, so a source guessing passwords is slowed down too.
+    if (this.rate && !this.rate.take(address)) {
+      // RFC 3261 §21.4.18: 480 may carry Retry-After. Not 503: a proxy in front would turn it
+      // into a 500 toward the phone (§16.7) or try elsewhere.
+      return {
+        status: 480,
+        reason: "Call Rate Limit Exceeded",
+        detail: `source ${address} sent more INVITEs than SIP_MAX_CALLS_PER_SECOND (${this.rate.perSecond})`,
+        headers: { "Retry-After": "1" },
+        limit: "SIP_MAX_CALLS_PER_SECOND",
+      };
     }
     if (this.digest) {
       const verdict = this.digest.verify(invite.header("Authorization"), "INVITE", invite.requestUri);
@@ -52,24 +93,78 @@ export class SipIngressPolicy {
           status: 401,
           reason: "Unauthorized",
           detail: verdict.reason,
-          headers: { "WWW-Authenticate": this.digest.challenge(verdict.stale) },
+          headers: { "WWW-Authenticate": this.digest.challenges(verdict.stale) },
           challenge: verdict.reason === "no credentials" || verdict.stale,
         };
       }
     }
-    const raw = this.psidHeader ? invite.header(this.psidHeader)?.trim() : userPart(invite.requestUri);
-    if (!raw) {
-      const where = this.psidHeader ? `header ${this.psidHeader}` : "Request-URI user part";
+    const where = this.psidHeader ? `header ${this.psidHeader}` : "Request-URI user part";
+    const given = this.psidHeader ? { text: invite.header(this.psidHeader)?.trim() } : userPart(invite.requestUri);
+    if (given.malformed) {
+      return { status: 404, reason: "Not A Messenger Consumer", detail: `the ${where} is not valid percent-encoded UTF-8` };
+    }
+    const raw = given.text;
+    if (raw === undefined || raw === "") {
       return { status: 404, reason: "No Consumer Given", detail: `no consumer PSID in the ${where}` };
     }
-    if (!/^\d{5,32}$/.test(raw)) {
-      return { status: 404, reason: "Not A Messenger Consumer", detail: `"${raw}" is not a page-scoped id` };
+    if (raw.length > this.maxIdLength) {
+      return {
+        status: 404,
+        reason: "Not A Messenger Consumer",
+        detail: `the ${where} is ${raw.length} characters long (MAX_ID_LENGTH is ${this.maxIdLength})`,
+        limit: "MAX_ID_LENGTH",
+      };
     }
+    // Meta's PSIDs are long decimal numbers; a short number is an extension dialled by mistake.
+    if (raw.length < 5 || !ID_PATTERNS.psid.test(raw)) {
+      return { status: 404, reason: "Not A Messenger Consumer", detail: `${JSON.stringify(raw)} is not a page-scoped id` };
+    }
+    const sdp = invite.remoteSdp;
+    const over = sdp === undefined ? undefined : sdpOverLimit(sdp, this.sdpLimits);
+    if (over) return { status: 488, reason: "SDP Too Large", detail: over.message, limit: over.limit };
     return { psid: raw };
   }
 }
 
-function userPart(uri: string): string | undefined {
+/** The decoded user part; `malformed` when its percent-encoding does not decode (`%E0%A4%A`). */
+function userPart(uri: string): { text?: string | undefined; malformed?: true } {
   const m = /^sips?:([^@;]+)@/i.exec(uri);
-  return m ? decodeURIComponent(m[1]!) : undefined;
+  if (!m) return {};
+  try {
+    return { text: decodeURIComponent(m[1]!) };
+  } catch {
+    return { malformed: true };
+  }
+}
+
+/**
+ * A token bucket per source address: `perSecond` INVITEs at once, refilled at `perSecond` a
+ * second. Memory is bounded by forgetting the sources idle longest.
+ */
+class SourceRate {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    readonly perSecond: number,
+    private readonly now: () => number,
+  ) {}
+
+  take(source: string): boolean {
+    const now = this.now();
+    const bucket = this.buckets.get(source);
+    let tokens = this.perSecond;
+    if (bucket) {
+      tokens = Math.min(this.perSecond, bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond);
+      // Re-inserted so the map's order is last-use order.
+      this.buckets.delete(source);
+    }
+    const allowed = tokens >= 1;
+    this.buckets.set(source, { tokens: allowed ? tokens - 1 : tokens, at: now });
+    while (this.buckets.size > MAX_TRACKED_SOURCES) {
+      const oldest = this.buckets.keys().next();
+      if (oldest.done === true) break;
+      this.buckets.delete(oldest.value);
+    }
+    return allowed;
+  }
 }

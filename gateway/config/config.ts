@@ -1,6 +1,9 @@
-import { readFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
+import { delimiter, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { CHALLENGE_ALGORITHMS, type ChallengeAlgorithm } from "../../sip/digest-verifier.js";
+import { LIMIT_KEYS, readLimits, type Limits } from "./limits.js";
 
 /** Every setting the gateway reads, after validation. One struct, validated in one place. */
 export interface GatewayConfig {
@@ -27,7 +30,7 @@ export interface GatewayConfig {
     /** Where an agent's INVITE names the consumer: the Request-URI user part, or this header. */
     psidHeader: string | undefined;
     /** Digest credentials agents must present (after the source allowlist); undefined = none asked. */
-    agentAuth: { username: string; password: string; realm: string } | undefined;
+    agentAuth: { username: string; password: string; realm: string; algorithms: ChallengeAlgorithm[] } | undefined;
     /** Give up on a consumer who does not pick up an agent's call. */
     ringTimeoutMs: number;
     /** Ask a consumer without call permission for it (calling_optin) when an agent calls. */
@@ -42,6 +45,8 @@ export interface GatewayConfig {
     bindIp: string | undefined;
     /** STUN servers for the Meta leg; empty = none at all (werift's hidden default is disabled). */
     stunUrls: string[];
+    /** ffmpeg for video transcoding; undefined = `ffmpeg` on PATH. */
+    ffmpegPath: string | undefined;
   };
   calls: {
     /** Upper bound Meta gives us to accept a consumer call (60 s); we answer well inside it. */
@@ -49,7 +54,11 @@ export interface GatewayConfig {
     /** Ends a call whose Meta leg has received no RTP for this long after it connected. */
     mediaTimeoutMs: number;
     maxConcurrent: number;
+    /** After SIGTERM, how long live calls may go on before they are ended. */
+    drainSeconds: number;
   };
+  /** Bounds on everything that arrives from outside. */
+  limits: Limits;
   logLevel: LogLevel;
 }
 
@@ -92,6 +101,7 @@ export const CONFIG_KEYS = [
   "SIP_AGENT_AUTH_USER",
   "SIP_AGENT_AUTH_PASSWORD",
   "SIP_AGENT_AUTH_REALM",
+  "SIP_AGENT_AUTH_ALGORITHMS",
   "RING_TIMEOUT_MS",
   "CALL_PERMISSION_REQUEST",
   "RTP_PORT_MIN",
@@ -102,7 +112,10 @@ export const CONFIG_KEYS = [
   "ACCEPT_TIMEOUT_MS",
   "MEDIA_TIMEOUT_MS",
   "MAX_CONCURRENT_CALLS",
+  "DRAIN_SECONDS",
+  "FFMPEG_PATH",
   "LOG_LEVEL",
+  ...LIMIT_KEYS,
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -223,7 +236,12 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
       allowFrom: parseAllowList(optional("SIP_ALLOW_FROM")),
       psidHeader: parseHeaderName(optional("SIP_PSID_HEADER")),
-      agentAuth: parseAgentAuth(optional("SIP_AGENT_AUTH_USER"), optional("SIP_AGENT_AUTH_PASSWORD"), str("SIP_AGENT_AUTH_REALM", "meta-sip-gateway")),
+      agentAuth: parseAgentAuth(
+        optional("SIP_AGENT_AUTH_USER"),
+        optional("SIP_AGENT_AUTH_PASSWORD"),
+        str("SIP_AGENT_AUTH_REALM", "meta-sip-gateway"),
+        parseAlgorithms(str("SIP_AGENT_AUTH_ALGORITHMS", CHALLENGE_ALGORITHMS.join(","))),
+      ),
       ringTimeoutMs: int("RING_TIMEOUT_MS", 60_000, 1_000, 300_000),
       requestPermission: bool("CALL_PERMISSION_REQUEST", false),
     },
@@ -233,12 +251,15 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       publicIp: ip("PUBLIC_IP"),
       bindIp: ip("MEDIA_BIND_IP"),
       stunUrls: parseStunUrls(optional("STUN_URLS")),
+      ffmpegPath: parseFfmpegPath(optional("FFMPEG_PATH"), env.PATH ?? process.env.PATH),
     },
     calls: {
       acceptTimeoutMs: int("ACCEPT_TIMEOUT_MS", 55_000, 1_000, 60_000),
       mediaTimeoutMs: int("MEDIA_TIMEOUT_MS", 30_000, 1_000, 600_000),
       maxConcurrent: int("MAX_CONCURRENT_CALLS", 500, 1, 100_000),
+      drainSeconds: int("DRAIN_SECONDS", 30, 0, 86_400),
     },
+    limits: readLimits(int),
     logLevel,
   };
 }
@@ -275,12 +296,53 @@ function parseSipAuth(username: string | undefined, password: string | undefined
   return { username, password };
 }
 
-function parseAgentAuth(username: string | undefined, password: string | undefined, realm: string): { username: string; password: string; realm: string } | undefined {
+function parseAgentAuth(
+  username: string | undefined,
+  password: string | undefined,
+  realm: string,
+  algorithms: ChallengeAlgorithm[],
+): { username: string; password: string; realm: string; algorithms: ChallengeAlgorithm[] } | undefined {
   if (username === undefined && password === undefined) return undefined;
   if (username === undefined) throw new ConfigError("SIP_AGENT_AUTH_USER", "is required when SIP_AGENT_AUTH_PASSWORD is set");
   if (password === undefined) throw new ConfigError("SIP_AGENT_AUTH_PASSWORD", "is required when SIP_AGENT_AUTH_USER is set");
   if (/["\\\r\n]/.test(realm)) throw new ConfigError("SIP_AGENT_AUTH_REALM", "may not contain quotes, backslashes or line breaks");
-  return { username, password, realm };
+  return { username, password, realm, algorithms };
+}
+
+/** Digest algorithms in order of preference: the order of the challenges in a 401. */
+function parseAlgorithms(raw: string): ChallengeAlgorithm[] {
+  const out: ChallengeAlgorithm[] = [];
+  for (const entry of raw.split(",").map((a) => a.trim()).filter(Boolean)) {
+    const algorithm = CHALLENGE_ALGORITHMS.find((a) => a.toLowerCase() === entry.toLowerCase());
+    if (!algorithm) throw new ConfigError("SIP_AGENT_AUTH_ALGORITHMS", `"${entry}" is not one of ${CHALLENGE_ALGORITHMS.join(", ")}`);
+    if (!out.includes(algorithm)) out.push(algorithm);
+  }
+  if (out.length === 0) throw new ConfigError("SIP_AGENT_AUTH_ALGORITHMS", `needs at least one of ${CHALLENGE_ALGORITHMS.join(", ")}`);
+  return out;
+}
+
+/**
+ * FFMPEG_PATH is checked when the gateway starts, not when the first video call needs it: a path
+ * must name an executable file, a bare name must be found on PATH.
+ */
+function parseFfmpegPath(raw: string | undefined, searchPath: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.includes("\0")) throw new ConfigError("FFMPEG_PATH", "may not contain NUL");
+  const candidates = raw.includes("/") ? [raw] : (searchPath ?? "").split(delimiter).filter((dir) => isAbsolute(dir)).map((dir) => join(dir, raw));
+  for (const candidate of candidates) {
+    if (isExecutableFile(candidate)) return raw;
+  }
+  throw new ConfigError("FFMPEG_PATH", raw.includes("/") ? `"${raw}" is not an executable file` : `"${raw}" is not an executable on PATH`);
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function parseAllowList(raw: string | undefined): string[] {

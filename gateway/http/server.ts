@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { jsonDepthExceeds, LimitExceededError, type Limits } from "../config/limits.js";
 import { verifyChallenge, verifySignature } from "../meta/signature.js";
 import { parseMessengerWebhook, WebhookFormatError, type ParsedWebhook } from "../meta/webhook.js";
 
@@ -9,6 +10,8 @@ export interface HttpServerOptions {
   port: number;
   appSecret: string;
   verifyToken: string;
+  /** Bounds on deliveries: body size, JSON depth, ids and SDP inside. */
+  limits: Limits;
   log: Logger;
   /** Receives each verified, parsed delivery after the 200 has been sent. */
   onWebhook: (parsed: ParsedWebhook) => void;
@@ -19,10 +22,8 @@ export interface HttpServerOptions {
   onWebhookResult?: (result: WebhookResult) => void;
 }
 
-export type WebhookResult = "accepted" | "bad-signature" | "bad-json" | "bad-format" | "too-large";
+export type WebhookResult = "accepted" | "bad-signature" | "bad-json" | "bad-format" | "too-large" | "over-limit";
 
-/** Meta batches up to 1000 updates per POST; a few MB is far beyond any real delivery. */
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const WEBHOOK_PATH = "/webhooks/meta";
 
 /**
@@ -92,11 +93,20 @@ export class HttpServer {
   }
 
   private async handleWebhook(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req, MAX_BODY_BYTES);
+    const limits = this.o.limits;
+    const maxBytes = limits.webhook.maxBodyBytes;
+    const declared = Number(header(req, "content-length") ?? 0);
+    const body = declared > maxBytes ? "too-large" : await readBody(req, maxBytes);
     if (body === "too-large") {
       this.result("too-large");
-      this.o.log.warn("webhook body too large: refused");
+      this.o.log.warn(
+        { limit: "WEBHOOK_MAX_BODY_BYTES", max: maxBytes, declared: declared || undefined, remote: req.socket.remoteAddress },
+        "webhook refused: body over the limit",
+      );
+      // The rest of the body is never read: the connection goes once the answer is out.
+      res.setHeader("connection", "close");
       send(res, 413, "payload too large\n");
+      res.once("finish", () => req.socket.destroy());
       return;
     }
     const sig = verifySignature(body, header(req, "x-hub-signature-256"), this.o.appSecret);
@@ -106,9 +116,15 @@ export class HttpServer {
       send(res, 401, "invalid signature\n");
       return;
     }
+    const text = body.toString("utf8");
+    // Checked on the text: a recursive walk of the parsed value is what would overflow.
+    if (jsonDepthExceeds(text, limits.webhook.maxJsonDepth)) {
+      this.refuseOverLimit(res, new LimitExceededError("WEBHOOK_MAX_JSON_DEPTH", limits.webhook.maxJsonDepth, "JSON nested too deeply"), body.length);
+      return;
+    }
     let json: unknown;
     try {
-      json = JSON.parse(body.toString("utf8"));
+      json = JSON.parse(text);
     } catch {
       this.result("bad-json");
       this.o.log.warn({ bytes: body.length }, "signed webhook is not JSON: refused");
@@ -117,8 +133,12 @@ export class HttpServer {
     }
     let parsed: ParsedWebhook;
     try {
-      parsed = parseMessengerWebhook(json);
+      parsed = parseMessengerWebhook(json, { maxIdLength: limits.maxIdLength, maxJsonDepth: limits.webhook.maxJsonDepth, sdp: limits.sdp });
     } catch (err) {
+      if (err instanceof LimitExceededError) {
+        this.refuseOverLimit(res, err, body.length);
+        return;
+      }
       if (!(err instanceof WebhookFormatError)) throw err;
       // A signed delivery we cannot use will not get better on retry: acknowledge it and say why.
       this.result("bad-format");
@@ -137,6 +157,13 @@ export class HttpServer {
     });
   }
 
+  /** Nothing of a delivery over a bound is processed or kept. */
+  private refuseOverLimit(res: ServerResponse, err: LimitExceededError, bytes: number): void {
+    this.result("over-limit");
+    this.o.log.warn({ limit: err.limit, max: err.max, reason: err.message, bytes }, "webhook refused: over a limit");
+    send(res, 400, `${err.message}\n`);
+  }
+
   private result(r: WebhookResult): void {
     this.o.onWebhookResult?.(r);
   }
@@ -152,17 +179,24 @@ function send(res: ServerResponse, status: number, body: string): void {
   res.end(body);
 }
 
+/** The body, or "too-large" as soon as it passes `limit` (the rest is left unread). */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too-large"> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let over = false;
-    req.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) over = true;
-      else chunks.push(chunk);
-    });
-    req.on("end", () => resolve(over ? "too-large" : Buffer.concat(chunks)));
+      if (size > limit) {
+        req.off("data", onData);
+        req.pause();
+        chunks.length = 0;
+        resolve("too-large");
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }

@@ -2,6 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { parseCallPermission, type CallPermission } from "./call-permission.js";
 import { GRAPH_ACTIONS, GraphApiError, type GraphAction } from "./graph-errors.js";
+import { DEFAULT_LIMITS, ID_PATTERNS } from "../config/limits.js";
 import { isRecord, readId, readNumber, readSdpField, readString, type JsonRecord } from "./wire-values.js";
 
 export type TrackLabel = "default_audio" | "default_video" | "screen_audio" | "screen_video";
@@ -142,6 +143,10 @@ export class GraphClient {
     // The connect guide names the field `id`; the OpenAPI response schema names it `call_id`.
     const callId = readId(body.id) ?? readId(body.call_id);
     if (callId === undefined) throw this.badResponse("connect", undefined, "connect response has no call id");
+    // The id is kept for the call's life and beyond (dedupe, ended ids): only Meta's shape, bounded.
+    if (callId.length > DEFAULT_LIMITS.maxIdLength || !ID_PATTERNS.callId.test(callId)) {
+      throw this.badResponse("connect", undefined, `connect response has an invalid call id (${callId.length} characters)`);
+    }
     const { answer, reoffer } = readSessionSdp(body);
     if (answer === undefined) throw this.badResponse("connect", callId, "connect response has no session.sdp_response");
     return withReoffer({ callId, answer }, reoffer);

@@ -1,4 +1,14 @@
 import {
+  checkIdLength,
+  DEFAULT_LIMITS,
+  ID_PATTERNS,
+  jsonDepthExceeds,
+  LimitExceededError,
+  sdpOverLimit,
+  type IdKind,
+  type Limits,
+} from "../config/limits.js";
+import {
   isRecord,
   readId,
   readNonNegativeInteger,
@@ -84,6 +94,19 @@ export class WebhookFormatError extends Error {
   override readonly name = "WebhookFormatError";
 }
 
+/** The bounds a delivery is parsed within; one over them refuses the whole delivery. */
+export interface WebhookParseLimits {
+  maxIdLength: number;
+  maxJsonDepth: number;
+  sdp: Limits["sdp"];
+}
+
+const DEFAULT_PARSE_LIMITS: WebhookParseLimits = {
+  maxIdLength: DEFAULT_LIMITS.maxIdLength,
+  maxJsonDepth: DEFAULT_LIMITS.webhook.maxJsonDepth,
+  sdp: DEFAULT_LIMITS.sdp,
+};
+
 /** Thrown inside item parsers and caught per item, so one bad item never drops its neighbours. */
 class ItemRejected extends Error {}
 
@@ -94,31 +117,58 @@ function reject(reason: string): never {
 /**
  * Parses a Messenger `calls` / `call_permission_reply` webhook body. Every `entry[]` and
  * every `calls[]` item is examined; Meta batches deliveries, so a bad item is reported in
- * `rejected` and the rest still come through.
+ * `rejected` and the rest still come through. A value over one of the bounds (an id, an SDP)
+ * throws LimitExceededError for the whole delivery: Meta never sends one, so nothing in such a
+ * delivery is trusted or kept.
  */
-export function parseMessengerWebhook(body: unknown): ParsedWebhook {
+export function parseMessengerWebhook(body: unknown, limits: WebhookParseLimits = DEFAULT_PARSE_LIMITS): ParsedWebhook {
   if (!isRecord(body)) throw new WebhookFormatError("webhook body is not a JSON object");
   if (body.object !== "page") {
-    throw new WebhookFormatError(`unexpected webhook object ${JSON.stringify(body.object ?? null)}, expected "page"`);
+    throw new WebhookFormatError(`unexpected webhook object ${describe(body.object)}, expected "page"`);
   }
   if (!Array.isArray(body.entry)) throw new WebhookFormatError("webhook body has no entry[] array");
 
   const result: ParsedWebhook = { events: [], permissionReplies: [], rejected: [] };
-  body.entry.forEach((entry: unknown, i) => parseEntry(entry, `entry[${i}]`, result));
+  body.entry.forEach((entry: unknown, i) => parseEntry(entry, `entry[${i}]`, result, limits));
   return result;
 }
 
-function parseEntry(entry: unknown, index: string, out: ParsedWebhook): void {
+/**
+ * An id of the given kind: undefined when absent, LimitExceededError when too long, an item
+ * rejection when it does not have the shape Meta documents for it.
+ */
+function readIdOf(kind: IdKind, label: string, value: unknown, limits: WebhookParseLimits): string | undefined {
+  const id = readId(value);
+  if (id === undefined) return undefined;
+  checkIdLength(label, id, limits.maxIdLength);
+  if (!ID_PATTERNS[kind].test(id)) reject(`${label} ${quote(id)} is not ${ID_SHAPES[kind]}`);
+  return id;
+}
+
+const ID_SHAPES: Record<IdKind, string> = {
+  callId: "a Messenger call id (c_…)",
+  psid: "a page-scoped id (digits)",
+  pageId: "a Page id (digits)",
+};
+
+function parseEntry(entry: unknown, index: string, out: ParsedWebhook, limits: WebhookParseLimits): void {
   if (!isRecord(entry)) {
     out.rejected.push({ index, reason: "entry is not an object" });
     return;
   }
-  const pageId = readId(entry.id);
+  let pageId: string | undefined;
+  try {
+    pageId = readIdOf("pageId", "entry id", entry.id, limits);
+  } catch (err) {
+    if (!(err instanceof ItemRejected)) throw err;
+    out.rejected.push({ index, reason: err.message });
+    return;
+  }
   const entryTime = readNumber(entry.time);
 
   // The reference shows the reply directly under entry[]; the permissions guide calls it a postback.
   if (entry.call_permission_reply !== undefined) {
-    collect(index, out, () => out.permissionReplies.push(parsePermissionReply(entry, pageId)));
+    collect(index, out, () => out.permissionReplies.push(parsePermissionReply(entry, pageId, limits)));
   }
 
   if (entry.messaging !== undefined) {
@@ -128,7 +178,7 @@ function parseEntry(entry: unknown, index: string, out: ParsedWebhook): void {
       entry.messaging.forEach((item: unknown, j) => {
         // Other Messenger fields share this endpoint; only permission replies concern calling.
         if (!isRecord(item) || item.call_permission_reply === undefined) return;
-        collect(`${index}.messaging[${j}]`, out, () => out.permissionReplies.push(parsePermissionReply(item, pageId)));
+        collect(`${index}.messaging[${j}]`, out, () => out.permissionReplies.push(parsePermissionReply(item, pageId, limits)));
       });
     }
   }
@@ -140,7 +190,7 @@ function parseEntry(entry: unknown, index: string, out: ParsedWebhook): void {
       out.rejected.push({ index, reason: "entry has calls[] but no page id" });
     } else {
       entry.calls.forEach((item: unknown, j) => {
-        collect(`${index}.calls[${j}]`, out, () => out.events.push(parseCallEvent(item, pageId, entryTime)));
+        collect(`${index}.calls[${j}]`, out, () => out.events.push(parseCallEvent(item, pageId, entryTime, limits)));
       });
     }
   }
@@ -155,44 +205,46 @@ function collect(index: string, out: ParsedWebhook, parse: () => void): void {
   }
 }
 
-function parseCallEvent(item: unknown, pageId: string, entryTime: number | undefined): MessengerCallEvent {
+function parseCallEvent(item: unknown, pageId: string, entryTime: number | undefined, limits: WebhookParseLimits): MessengerCallEvent {
   if (!isRecord(item)) reject("call item is not an object");
-  const event = readString(item.event);
-  if (event === undefined) reject("call item has no event");
-  const callId = readId(item.id) ?? readId(item.call_id) ?? reject(`${event}: missing call id`);
+  const rawEvent = readString(item.event);
+  if (rawEvent === undefined) reject("call item has no event");
+  const event = rawEvent.length > 40 ? `${rawEvent.slice(0, 40)}…` : rawEvent;
+  const callId = readIdOf("callId", "call id", item.id, limits) ?? readIdOf("callId", "call id", item.call_id, limits) ?? reject(`${event}: missing call id`);
   // entry.time stands in so a terminate is never lost over a missing field.
   const timestamp = readNumber(item.timestamp) ?? entryTime ?? reject(`${event}: missing timestamp`);
   const base = { callId, pageId, timestamp };
 
-  switch (event) {
+  switch (rawEvent) {
     case "connect":
       return {
         ...base,
-        event,
-        from: readId(item.from) ?? reject("connect: missing from"),
-        to: readId(item.to) ?? pageId,
+        event: rawEvent,
+        // A PSID or the Page id, depending on the direction: digits either way.
+        from: readIdOf("psid", "from", item.from, limits) ?? reject("connect: missing from"),
+        to: readIdOf("psid", "to", item.to, limits) ?? pageId,
         direction: readDirection(item),
       };
     case "call_status":
       return {
         ...base,
-        event,
+        event: rawEvent,
         status: readCallStatus(item.call_status ?? item.status),
-        recipientId: readId(item.recipient_id) ?? reject("call_status: missing recipient_id"),
+        recipientId: readIdOf("psid", "recipient_id", item.recipient_id, limits) ?? reject("call_status: missing recipient_id"),
       };
     case "media_update":
-      return { ...base, event, ...readMediaSession(item.session) };
+      return { ...base, event: rawEvent, ...readMediaSession(item.session, limits) };
     case "terminate":
       return withoutUndefined({
         ...base,
-        event,
-        status: readTerminateStatus(item.status),
+        event: rawEvent,
+        status: readTerminateStatus(item.status, limits),
         startTime: readNumber(item.start_time),
         endTime: readNumber(item.end_time),
         duration: readNumber(item.duration),
       });
     default:
-      reject(`unknown call event ${JSON.stringify(event)}`);
+      reject(`unknown call event ${quote(rawEvent)}`);
   }
 }
 
@@ -202,28 +254,33 @@ function readDirection(item: JsonRecord): CallDirection {
   if (raw === undefined) reject("connect: missing call_direction");
   const direction = raw.toLowerCase();
   if (direction === "user_initiated" || direction === "business_initiated") return direction;
-  reject(`connect: unknown call_direction ${JSON.stringify(raw)}`);
+  reject(`connect: unknown call_direction ${quote(raw)}`);
 }
 
 function readCallStatus(value: unknown): CallStatus {
   const raw = readString(value) ?? reject("call_status: missing call_status");
   const status = raw.toLowerCase();
   if (status === "ringing" || status === "accepted") return status;
-  reject(`call_status: unknown status ${JSON.stringify(raw)}`);
+  reject(`call_status: unknown status ${quote(raw)}`);
 }
 
-function readTerminateStatus(value: unknown): TerminateStatus {
+function readTerminateStatus(value: unknown, limits: WebhookParseLimits): TerminateStatus {
   const raw = readString(value) ?? reject("terminate: missing status");
+  // Passed through and part of the dedupe key, so it is bounded like an id.
+  checkIdLength("terminate status", raw, limits.maxIdLength);
   const lower = raw.toLowerCase();
   if (lower === "completed") return "Completed";
   if (lower === "failed") return "Failed";
   return raw;
 }
 
-function readMediaSession(value: unknown): Pick<MediaUpdateEvent, "version" | "offer"> {
+function readMediaSession(value: unknown, limits: WebhookParseLimits): Pick<MediaUpdateEvent, "version" | "offer"> {
   let session = value;
   // The media_update guide describes `session` as a JSON-serialised string.
   if (typeof session === "string") {
+    if (jsonDepthExceeds(session, limits.maxJsonDepth)) {
+      throw new LimitExceededError("WEBHOOK_MAX_JSON_DEPTH", limits.maxJsonDepth, "media_update session string nested too deeply");
+    }
     try {
       session = JSON.parse(session);
     } catch {
@@ -232,15 +289,17 @@ function readMediaSession(value: unknown): Pick<MediaUpdateEvent, "version" | "o
   }
   if (!isRecord(session)) reject("media_update: missing session");
   const version = readNonNegativeInteger(session.version) ?? reject("media_update: missing or invalid session.version");
-  const sdp = readSdpField(session.sdp_renegotiation) ?? reject("media_update: missing session.sdp_renegotiation");
+  const sdp = readSdpField(session.sdp_renegotiation, limits.maxJsonDepth) ?? reject("media_update: missing session.sdp_renegotiation");
+  const over = sdpOverLimit(sdp.sdp, limits.sdp);
+  if (over) throw over;
   return { version, offer: { sdpType: sdp.sdpType ?? "offer", sdp: sdp.sdp } };
 }
 
-function parsePermissionReply(item: JsonRecord, entryPageId: string | undefined): PermissionReply {
+function parsePermissionReply(item: JsonRecord, entryPageId: string | undefined, limits: WebhookParseLimits): PermissionReply {
   const reply = item.call_permission_reply;
   if (!isRecord(reply)) reject("call_permission_reply is not an object");
-  const psid = (isRecord(item.sender) ? readId(item.sender.id) : undefined) ?? reject("call_permission_reply: missing sender.id");
-  const recipient = isRecord(item.recipient) ? readId(item.recipient.id) : undefined;
+  const psid = (isRecord(item.sender) ? readIdOf("psid", "sender.id", item.sender.id, limits) : undefined) ?? reject("call_permission_reply: missing sender.id");
+  const recipient = isRecord(item.recipient) ? readIdOf("pageId", "recipient.id", item.recipient.id, limits) : undefined;
   const pageId = recipient ?? entryPageId ?? reject("call_permission_reply: missing recipient.id");
   const raw = readString(reply.response) ?? reject("call_permission_reply: missing response");
   return withoutUndefined({
@@ -257,7 +316,23 @@ function readPermissionResponse(raw: string): PermissionResponse {
   // WhatsApp's equivalent says "accept"; the Messenger docs say "approve".
   if (response === "approve" || response === "accept") return "approve";
   if (response === "reject") return "reject";
-  reject(`call_permission_reply: unknown response ${JSON.stringify(raw)}`);
+  reject(`call_permission_reply: unknown response ${quote(raw)}`);
+}
+
+/** Text from outside as it may appear in a reason: quoted, and cut short. */
+function quote(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+}
+
+/**
+ * What a value is, for a reason, without serialising it: a signed body may nest thousands of
+ * levels deep, and JSON.stringify would throw RangeError on it.
+ */
+function describe(value: unknown): string {
+  if (typeof value === "string") return quote(value);
+  if (value === null || value === undefined) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : String(value).slice(0, 40);
 }
 
 /** Keeps optional fields truly absent so `"startTime" in event` and deep equality behave. */

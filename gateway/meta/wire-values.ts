@@ -1,3 +1,5 @@
+import { DEFAULT_LIMITS, jsonDepthExceeds } from "../config/limits.js";
+
 /**
  * Lenient readers for values in Meta's JSON. The docs disagree with themselves about
  * several encodings (numbers as strings, SDP as a bare string or an object, upper or
@@ -52,12 +54,14 @@ export function readBoolean(value: unknown): boolean | undefined {
 
 /**
  * An SDP as Meta sends it: a bare SDP string (accept guide), an object `{sdp_type, sdp}`
- * (OpenAPI, connect and media_update guides), or that object serialised into a string.
+ * (OpenAPI, connect and media_update guides), or that object serialised into a string. The
+ * serialised form is not parsed when it nests deeper than `maxJsonDepth`.
  */
-export function readSdpField(value: unknown): SdpField | undefined {
+export function readSdpField(value: unknown, maxJsonDepth = DEFAULT_LIMITS.webhook.maxJsonDepth): SdpField | undefined {
   if (typeof value === "string") {
     const trimmed = value.trimStart();
     if (trimmed.startsWith("{")) {
+      if (jsonDepthExceeds(trimmed, maxJsonDepth)) return undefined;
       let parsed: unknown;
       try {
         parsed = JSON.parse(trimmed);

@@ -18,10 +18,15 @@ export class DigestAuthenticator {
     const proxy = rs.status === 407;
     const list = (proxy ? rs.headers["proxy-authenticate"] : rs.headers["www-authenticate"]) ?? [];
     let usable = false;
+    const taken = new Set<string>();
     for (const params of list) {
       const challenge = readChallenge(params);
       if (!challenge) continue;
       const key = `${proxy ? "p" : "w"}:${challenge.realm}`;
+      // RFC 8760 §2.3: of one realm's challenges (one per algorithm, preferred first), answer the
+      // topmost we support.
+      if (taken.has(key)) continue;
+      taken.add(key);
       const known = this.challenges.get(key);
       if (known && known.challenge.nonce === challenge.nonce && known.answered && !challenge.stale) continue;
       this.challenges.set(key, { challenge, proxy, nonceCount: 0, answered: false });

@@ -16,6 +16,7 @@ import {
   type SipRequest,
   type SipResponse,
 } from "./message.js";
+import type { SipMessageLimits } from "./message-limits.js";
 import { EmbeddedOutgoingCall } from "./outgoing-call.js";
 import { SipStack, type OutgoingRequest } from "./stack.js";
 
@@ -37,6 +38,8 @@ export interface EmbeddedSipOptions {
   defaultFromUser?: string;
   logger?: SipLogger;
   timers?: Partial<SipTimers>;
+  /** Bounds on received messages (size, header count and size); unset fields take the defaults. */
+  limits?: Partial<SipMessageLimits>;
 }
 
 /**
@@ -69,6 +72,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
         host: config.host,
         userAgent: config.userAgent ?? "meta-sip-gateway",
         logger: this.logger,
+        limits: config.limits,
       },
       (rq, remote) => this.onRequest(rq, remote),
       (rs) => this.onStrayResponse(rs),

@@ -127,7 +127,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     );
   }
 
-  reject(status: number, reason?: string, headers?: Record<string, string>): void {
+  reject(status: number, reason?: string, headers?: Record<string, string | readonly string[]>): void {
     if (!this.answerable) return;
     const code = status >= 300 && status <= 699 ? status : 603;
     this.ctx.stack.respond(this.invite, code, reason ?? "Decline", { toTag: this.localTag, headers });

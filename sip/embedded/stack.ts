@@ -1,7 +1,7 @@
 import dns from "node:dns";
 import net from "node:net";
 import sip from "sip";
-import { SipTransportError } from "../errors.js";
+import { SipArgumentError, SipTransportError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import {
   isRequest,
@@ -18,6 +18,7 @@ import {
   type SipRequest,
   type SipResponse,
 } from "./message.js";
+import { checkSipMessage, DEFAULT_SIP_MESSAGE_LIMITS, SIP_LIMIT_SETTINGS, type SipMessageLimits } from "./message-limits.js";
 import { SipTransport, type Flow, type TransportTarget } from "./transport.js";
 
 /** A request we send. Header values are wire (latin1) text unless the library needs an object. */
@@ -38,7 +39,8 @@ export interface OutgoingRequest extends SipMessage {
 export interface ResponseExtras {
   /** Our To tag (added unless the request already has one). */
   toTag?: string;
-  headers?: Record<string, string>;
+  /** A list becomes one header row per value (e.g. a WWW-Authenticate per digest algorithm). */
+  headers?: Record<string, string | readonly string[]>;
   /** Body as Unicode text; Content-Type goes in `contentType`. */
   body?: string;
   contentType?: string;
@@ -60,7 +62,19 @@ export interface SipStackOptions {
   host?: string;
   userAgent: string;
   logger: SipLogger;
+  /** Bounds on received messages; unset fields take DEFAULT_SIP_MESSAGE_LIMITS. */
+  limits?: Partial<SipMessageLimits>;
 }
+
+/** How a request over a bound is answered (RFC 3261 §21.4.1, §21.5.11). */
+const REFUSALS: Readonly<Record<keyof SipMessageLimits, { status: number; reason: string }>> = {
+  maxMessageBytes: { status: 513, reason: "Message Too Large" },
+  maxHeaderBytes: { status: 513, reason: "Header Too Large" },
+  maxHeaders: { status: 400, reason: "Too Many Headers" },
+};
+
+/** One log line per kind of refusal per interval; the rest are counted into the next line. */
+const REFUSAL_LOG_INTERVAL_MS = 1_000;
 
 /**
  * The transaction-and-transport part of the embedded stack: npm `sip`'s parser, serializer and
@@ -76,6 +90,8 @@ export class SipStack {
   private readonly logger: SipLogger;
   private started = false;
   private stopped = false;
+  private readonly limits: SipMessageLimits;
+  private readonly refusalLog = new Map<string, { at: number; suppressed: number }>();
 
   constructor(
     private readonly options: SipStackOptions,
@@ -83,9 +99,13 @@ export class SipStack {
     private readonly onStrayResponse: (rs: SipResponse) => void,
   ) {
     this.logger = options.logger;
+    this.limits = { ...DEFAULT_SIP_MESSAGE_LIMITS, ...options.limits };
     this.transport = new SipTransport(
-      { address: options.address, port: options.port, udp: options.udp, tcp: options.tcp, logger: options.logger },
-      (raw, remote) => this.receive(raw, remote),
+      { address: options.address, port: options.port, udp: options.udp, tcp: options.tcp, logger: options.logger, limits: this.limits },
+      {
+        message: (raw, remote) => this.receive(raw, remote),
+        unframeable: (remote, reason, head) => this.unframeable(remote, reason, head),
+      },
     );
     this.layer = sip.makeTransactionLayer({ "max-forwards": MAX_FORWARDS }, undefined);
   }
@@ -138,16 +158,23 @@ export class SipStack {
   // Receiving
 
   private receive(raw: string, remote: RemoteInfo): void {
+    const checked = checkSipMessage(raw, this.limits);
+    if (!checked.ok) {
+      if (checked.kind === "limit") this.refuse(remote, checked.limit, checked.reason, checked.head);
+      else this.dropMalformed(remote, raw, checked.reason);
+      return;
+    }
+    // Keep-alive CRLFs are not worth a log line.
+    if (checked.text === "") return;
     let m: SipMessage | undefined;
     try {
-      m = sip.parse(raw);
+      m = sip.parse(checked.text);
     } catch (err) {
       this.logger.warn({ err, remote }, "unparseable SIP message dropped");
       return;
     }
     if (!isValidMessage(m)) {
-      // Keep-alive CRLFs are not worth a log line.
-      if (raw.trim() !== "") this.logger.warn({ remote, firstLine: raw.split("\r\n", 1)[0]?.slice(0, 120) }, "malformed SIP message dropped");
+      this.dropMalformed(remote, checked.text, "not a SIP request or response");
       return;
     }
     try {
@@ -156,6 +183,70 @@ export class SipStack {
     } catch (err) {
       this.logger.error({ err, remote }, "error while handling a SIP message");
     }
+  }
+
+  private dropMalformed(remote: RemoteInfo, text: string, reason: string): void {
+    this.throttled("malformed", (suppressed) =>
+      this.logger.warn({ remote, reason, firstLine: text.trimStart().split("\r\n", 1)[0]?.slice(0, 120), suppressed }, "malformed SIP message dropped"),
+    );
+  }
+
+  /** A TCP stream we cannot follow; a request over the size bound is answered before it closes. */
+  private unframeable(remote: RemoteInfo, reason: string, head: string | undefined): void {
+    if (head !== undefined) {
+      this.refuse(remote, "maxMessageBytes", `declared ${reason}`, head);
+      return;
+    }
+    const limit = /too large/.test(reason) ? SIP_LIMIT_SETTINGS.maxMessageBytes : undefined;
+    this.throttled(`tcp:${limit ?? "framing"}`, (suppressed) =>
+      this.logger.warn({ remote, reason, limit, max: limit && this.limits.maxMessageBytes, suppressed }, "unframeable SIP over TCP; connection closed"),
+    );
+  }
+
+  /**
+   * A message over one of the bounds: logged with the setting that bounds it and, when it is a
+   * request we can read the headers of, answered statelessly (no transaction is kept for it).
+   */
+  private refuse(remote: RemoteInfo, limit: keyof SipMessageLimits, reason: string, head: string | undefined): void {
+    const setting = SIP_LIMIT_SETTINGS[limit];
+    const refusal = REFUSALS[limit];
+    let rq: SipRequest | undefined;
+    if (head !== undefined) {
+      let parsed: SipMessage | undefined;
+      try {
+        parsed = sip.parse(`${head}\r\n\r\n`);
+      } catch {
+        parsed = undefined;
+      }
+      if (isValidMessage(parsed) && isRequest(parsed) && parsed.method !== "ACK") rq = parsed;
+    }
+    this.throttled(`limit:${limit}`, (suppressed) =>
+      this.logger.warn(
+        { remote, limit: setting, max: this.limits[limit], reason, method: rq?.method, status: rq ? refusal.status : undefined, suppressed },
+        "SIP message over a limit refused",
+      ),
+    );
+    if (!rq) return;
+    const via = rq.headers.via[0] as sip.Via;
+    via.params.received = remote.address;
+    if (Object.prototype.hasOwnProperty.call(via.params, "rport")) via.params.rport = String(remote.port);
+    const connection = this.replyConnection(remote, via);
+    try {
+      connection.send(this.buildResponse(rq, refusal.status, refusal.reason, { toTag: randomToken() }));
+    } finally {
+      connection.release();
+    }
+  }
+
+  private throttled(key: string, log: (suppressed: number) => void): void {
+    const now = Date.now();
+    const entry = this.refusalLog.get(key);
+    if (entry && now - entry.at < REFUSAL_LOG_INTERVAL_MS) {
+      entry.suppressed++;
+      return;
+    }
+    this.refusalLog.set(key, { at: now, suppressed: 0 });
+    log(entry?.suppressed ?? 0);
   }
 
   private receiveRequest(rq: SipRequest, remote: RemoteInfo): void {
@@ -230,7 +321,7 @@ export class SipStack {
       rs.headers.to = { ...rq.headers.to, params: { ...rq.headers.to.params, tag: extras.toTag } };
     }
     rs.headers.server = toWire(this.options.userAgent);
-    for (const [k, v] of Object.entries(extras.headers ?? {})) rs.headers[k] = v;
+    for (const [k, v] of Object.entries(extras.headers ?? {})) rs.headers[k] = typeof v === "string" ? v : headerRows(k, v);
     if (extras.body !== undefined && extras.body !== "") {
       rs.headers["content-type"] = extras.contentType ?? "application/sdp";
       rs.content = toWire(extras.body);
@@ -377,6 +468,15 @@ export class SipStack {
     if (!pick) throw new UnreachableError(503, "DNS Failure", `no address for ${hop.host}`);
     return { protocol, address: pick.address, port };
   }
+}
+
+/**
+ * npm `sip` writes a string value verbatim after `Name: `, so rows after the first carry their own
+ * line break and name. RFC 3261 §7.3.1 forbids folding WWW-Authenticate values into one row.
+ */
+function headerRows(name: string, values: readonly string[]): string {
+  if (values.length === 0 || values.some((v) => /[\r\n\0]/.test(v))) throw new SipArgumentError(`invalid values for header ${name}`);
+  return values.join(`\r\n${name}: `);
 }
 
 class UnreachableError extends SipTransportError {

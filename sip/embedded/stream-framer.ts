@@ -1,10 +1,12 @@
 /**
  * Splits a TCP byte stream (as latin1 text) into SIP messages using Content-Length (RFC 3261
  * §18.3, mandatory on stream transports). Anything that cannot be framed poisons the stream:
- * the caller closes the connection, since the next message boundary is unknowable.
+ * the caller closes the connection, since the next message boundary is unknowable. Nothing is
+ * buffered beyond the two bounds, whatever the peer declares or keeps sending.
  */
 export class StreamFramer {
   private buffer = "";
+  private poisoned: StreamFramingError | undefined;
 
   constructor(
     private readonly maxHeaderBytes = 64 * 1024,
@@ -13,6 +15,7 @@ export class StreamFramer {
 
   /** Appends data; returns complete messages, or throws StreamFramingError. */
   push(chunk: string): string[] {
+    if (this.poisoned) throw new StreamFramingError(`stream already failed: ${this.poisoned.message}`);
     this.buffer += chunk;
     const out: string[] = [];
     for (;;) {
@@ -21,27 +24,45 @@ export class StreamFramer {
       if (lead) this.buffer = this.buffer.slice(lead[0].length);
       const end = this.buffer.indexOf("\r\n\r\n");
       if (end < 0) {
-        if (this.buffer.length > this.maxHeaderBytes) throw new StreamFramingError("header block too large");
+        if (this.buffer.length > this.maxHeaderBytes) return this.fail(new StreamFramingError("header block too large"), out);
         return out;
       }
-      if (end > this.maxHeaderBytes) throw new StreamFramingError("header block too large");
+      if (end > this.maxHeaderBytes) return this.fail(new StreamFramingError("header block too large"), out);
       const head = this.buffer.slice(0, end);
       const m = /(?:^|\r\n)(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/i.exec(head);
-      if (!m) throw new StreamFramingError("missing Content-Length");
+      if (!m) return this.fail(new StreamFramingError("missing Content-Length"), out);
       const lengthText = (m[1] as string).trim();
-      if (!/^\d+$/.test(lengthText)) throw new StreamFramingError(`bad Content-Length ${JSON.stringify(lengthText)}`);
+      if (!/^\d+$/.test(lengthText)) return this.fail(new StreamFramingError(`bad Content-Length ${JSON.stringify(lengthText.slice(0, 40))}`), out);
       const length = Number(lengthText);
-      if (length > this.maxBodyBytes) throw new StreamFramingError("body too large");
+      // The header block goes with the error so the request can still be answered (513) before
+      // the connection is closed; the body is never waited for.
+      if (length > this.maxBodyBytes) return this.fail(new StreamFramingError("body too large", head, length), out);
       const total = end + 4 + length;
       if (this.buffer.length < total) return out;
       out.push(this.buffer.slice(0, total));
       this.buffer = this.buffer.slice(total);
     }
   }
+
+  /** Poisons the stream; messages completed earlier in the same chunk travel with the error. */
+  private fail(err: StreamFramingError, framed: string[]): never {
+    err.framed = framed;
+    this.poisoned = err;
+    this.buffer = "";
+    throw err;
+  }
 }
 
 export class StreamFramingError extends Error {
-  constructor(message: string) {
+  /** Complete messages that preceded the failure in the same chunk; still worth handling. */
+  framed: string[] = [];
+
+  constructor(
+    message: string,
+    /** The header block of a message whose declared body is over the bound. */
+    readonly head?: string,
+    readonly declaredBodyBytes?: number,
+  ) {
     super(message);
     this.name = "StreamFramingError";
   }

@@ -3,7 +3,8 @@ import net from "node:net";
 import { SipTransportError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import type { RemoteInfo } from "./message.js";
-import { StreamFramer } from "./stream-framer.js";
+import type { SipMessageLimits } from "./message-limits.js";
+import { StreamFramer, StreamFramingError } from "./stream-framer.js";
 import { bindUdpSocket } from "../udp-bind.js";
 
 /** One way to send to one peer (a UDP destination or a TCP connection). */
@@ -29,37 +30,61 @@ export interface SipTransportOptions {
   logger: SipLogger;
   /** An unused TCP connection is closed after this long. Default 120 s. */
   tcpIdleMs?: number;
+  /** Bounds what a TCP stream may make us buffer for one message. */
+  limits: SipMessageLimits;
 }
 
-type MessageSink = (raw: string, remote: RemoteInfo) => void;
+/** Where received text goes. Neither function may throw; the transport guards them anyway. */
+export interface TransportSink {
+  message(raw: string, remote: RemoteInfo): void;
+  /**
+   * A TCP stream that cannot be framed (it is closed right after). `head` is the header block of
+   * a request whose declared body is over the bound, so it can still be answered.
+   */
+  unframeable(remote: RemoteInfo, reason: string, head: string | undefined): void;
+}
+
+/** How long a refused TCP peer gets to read our last response before the socket is destroyed. */
+const CLOSE_GRACE_MS = 1_000;
 
 class TcpConnection {
   refs = 0;
   readonly errorListeners = new Set<() => void>();
-  private readonly framer = new StreamFramer();
+  private readonly framer: StreamFramer;
+  private closing = false;
 
   constructor(
     readonly key: string,
     readonly socket: net.Socket,
     private readonly remote: RemoteInfo,
-    sink: MessageSink,
+    sink: TransportSink,
     logger: SipLogger,
     idleMs: number,
+    limits: SipMessageLimits,
     onGone: (c: TcpConnection) => void,
   ) {
+    // One message may be as large as the bound, its header block included.
+    this.framer = new StreamFramer(limits.maxMessageBytes, limits.maxMessageBytes);
     socket.setEncoding("latin1");
     socket.setNoDelay(true);
     socket.setTimeout(idleMs);
     socket.on("data", (chunk: string) => {
+      if (this.closing) return;
       let messages: string[];
+      let failure: StreamFramingError | undefined;
       try {
         messages = this.framer.push(chunk);
       } catch (err) {
-        logger.warn({ err, remote }, "unframeable SIP over TCP; closing the connection");
-        socket.destroy();
-        return;
+        failure = err instanceof StreamFramingError ? err : new StreamFramingError(String(err));
+        messages = failure.framed;
       }
-      for (const m of messages) sink(m, this.remote);
+      for (const m of messages) guard(logger, remote, () => sink.message(m, this.remote));
+      if (failure) {
+        const reason = failure.message;
+        const head = failure.head;
+        guard(logger, remote, () => sink.unframeable(this.remote, reason, head));
+        this.close();
+      }
     });
     socket.on("timeout", () => {
       if (this.refs === 0) socket.destroy();
@@ -71,6 +96,15 @@ class TcpConnection {
       for (const l of [...this.errorListeners]) l();
       this.errorListeners.clear();
     });
+  }
+
+  /** Lets a response written just before leave, then drops the connection whatever the peer does. */
+  private close(): void {
+    this.closing = true;
+    const timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    timer.unref();
+    this.socket.once("close", () => clearTimeout(timer));
+    this.socket.end();
   }
 
   flow(onError?: () => void): Flow {
@@ -111,7 +145,7 @@ export class SipTransport {
 
   constructor(
     private readonly options: SipTransportOptions,
-    private readonly sink: MessageSink,
+    private readonly sink: TransportSink,
   ) {
     if (!options.udp && !options.tcp) throw new SipTransportError("at least one of UDP and TCP must be enabled");
   }
@@ -148,7 +182,8 @@ export class SipTransport {
     let chosen = port;
     if (this.options.udp) {
       this.udp = await bindUdpSocket(this.options.address, chosen, (msg, rinfo) => {
-        this.sink(msg.toString("latin1"), { protocol: "UDP", address: rinfo.address, port: rinfo.port });
+        const remote: RemoteInfo = { protocol: "UDP", address: rinfo.address, port: rinfo.port };
+        guard(this.options.logger, remote, () => this.sink.message(msg.toString("latin1"), remote));
       });
       this.udp.on("error", (err) => this.options.logger.warn({ err }, "SIP UDP socket error"));
       chosen = this.udp.address().port;
@@ -172,7 +207,7 @@ export class SipTransport {
 
   private track(remote: RemoteInfo, socket: net.Socket): TcpConnection {
     const key = `${remote.address}:${remote.port}`;
-    const conn = new TcpConnection(key, socket, remote, this.sink, this.options.logger, this.options.tcpIdleMs ?? 120_000, (c) => {
+    const conn = new TcpConnection(key, socket, remote, this.sink, this.options.logger, this.options.tcpIdleMs ?? 120_000, this.options.limits, (c) => {
       if (this.connections.get(c.key) === c) this.connections.delete(c.key);
     });
     this.connections.set(key, conn);
@@ -245,7 +280,6 @@ export class SipTransport {
   }
 }
 
-
 function listenTcp(address: string, port: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer(onConnection);
@@ -259,4 +293,13 @@ function listenTcp(address: string, port: number, onConnection: (s: net.Socket) 
       resolve(server);
     });
   });
+}
+
+/** Nothing a peer sends may throw out of a socket handler: that would reach uncaughtException. */
+function guard(logger: SipLogger, remote: RemoteInfo, work: () => void): void {
+  try {
+    work();
+  } catch (err) {
+    logger.error({ err, remote }, "error while handling received SIP data");
+  }
 }

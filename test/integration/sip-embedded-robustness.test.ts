@@ -151,4 +151,91 @@ describe("embedded SIP: robustness", () => {
     const after = count();
     for (const k of kinds) expect(after[k], k).toBeLessThanOrEqual(before[k] ?? 0);
   });
+
+  describe("message bounds", () => {
+    let small: EmbeddedSipSignaling;
+    const refused: { limit?: unknown; status?: unknown }[] = [];
+    const boundLogger: SipLogger = {
+      ...logger,
+      warn(o, msg) {
+        if (msg === "SIP message over a limit refused") refused.push(o as { limit?: unknown; status?: unknown });
+      },
+    };
+    beforeAll(async () => {
+      small = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0, logger: boundLogger, limits: { maxMessageBytes: 4096, maxHeaders: 20, maxHeaderBytes: 1024 } });
+      await small.start();
+    });
+    afterAll(async () => {
+      await small?.stop();
+    });
+
+    const withExtras = (method: string, port: number, extra: string[], body = ""): string =>
+      request(method, port).replace("Content-Length: 0\r\n\r\n", `${extra.map((h) => `${h}\r\n`).join("")}Content-Length: ${body.length}\r\n\r\n${body}`);
+
+    it("answers 513 to a UDP request over the size bound and 400 to one with too many headers, naming the bound", async () => {
+      const big = await udpExchange(small.port, withExtras("INVITE", small.port, [], "v=0\r\n" + "a=x\r\n".repeat(1000)));
+      expect(big[0]).toMatch(/^SIP\/2\.0 513 Message Too Large\r\n/);
+      expect(big[0]).toMatch(/\r\nVia: SIP\/2\.0\/UDP 127\.0\.0\.1:9;branch=z9hG4bK-/);
+      const many = await udpExchange(small.port, withExtras("OPTIONS", small.port, Array.from({ length: 30 }, (_, i) => `X-H${i}: v`)));
+      expect(many[0]).toMatch(/^SIP\/2\.0 400 Too Many Headers\r\n/);
+      const long = await udpExchange(small.port, withExtras("OPTIONS", small.port, [`X-Long: ${"a".repeat(2000)}`]));
+      expect(long[0]).toMatch(/^SIP\/2\.0 513 Header Too Large\r\n/);
+      expect(refused.map((r) => r.limit)).toEqual(expect.arrayContaining(["SIP_MAX_MESSAGE_BYTES", "SIP_MAX_HEADERS", "SIP_MAX_HEADER_BYTES"]));
+      // An over-size ACK or response gets no answer.
+      expect(await udpExchange(small.port, withExtras("ACK", small.port, [], "x".repeat(5000)))).toEqual([]);
+      expect(await peer.options(`sip:gw@127.0.0.1:${small.port}`)).toBe(200);
+    });
+
+    it("answers 513 to a TCP request declaring a 10^9-byte body, then closes without waiting for it", async () => {
+      const got = await new Promise<{ data: string; closed: boolean }>((resolve) => {
+        let data = "";
+        const c = net.connect(small.port, "127.0.0.1", () => {
+          c.write(withExtras("INVITE", small.port, []).replace("Content-Length: 0", "Content-Length: 1000000000").replace("SIP/2.0/UDP", "SIP/2.0/TCP"));
+          // Keep sending, as an attacker would: the connection must still go.
+          const pump = setInterval(() => c.writable && c.write("x".repeat(16_384)), 5);
+          c.on("close", () => clearInterval(pump));
+        });
+        c.setEncoding("latin1");
+        c.on("data", (d: string) => (data += d));
+        c.on("error", () => {});
+        c.on("close", () => resolve({ data, closed: true }));
+        setTimeout(() => resolve({ data, closed: false }), 4000);
+      });
+      expect(got.data).toMatch(/^SIP\/2\.0 513 Message Too Large\r\n/);
+      expect(got.closed).toBe(true);
+    });
+
+    it("closes a TCP stream of endless headers once it passes the bound", async () => {
+      let sent = 0;
+      const closed = await new Promise<boolean>((resolve) => {
+        const c = net.connect(small.port, "127.0.0.1", () => {
+          c.write("OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\n");
+          const pump = setInterval(() => {
+            if (!c.writable) return;
+            c.write("X-Again: and again and again\r\n".repeat(50));
+            sent += 1500;
+          }, 5);
+          c.on("close", () => clearInterval(pump));
+        });
+        c.on("error", () => {});
+        c.on("close", () => resolve(true));
+        setTimeout(() => resolve(false), 4000);
+      });
+      expect(closed).toBe(true);
+      expect(sent).toBeLessThan(200_000);
+      expect(await peer.options(`sip:gw@127.0.0.1:${small.port};transport=tcp`)).toBe(200);
+    });
+
+    it("is not stalled by datagrams that make npm sip's parser backtrack", async () => {
+      const s = dgram.createSocket("udp4");
+      await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+      const flood = Buffer.from(" ".repeat(60_000), "latin1");
+      // The stack runs in this process: a stall shows as time from the flood to the answer.
+      const started = Date.now();
+      for (let i = 0; i < 10; i++) s.send(flood, sig.port, "127.0.0.1");
+      expect(await peer.options(`sip:gw@127.0.0.1:${sig.port}`)).toBe(200);
+      expect(Date.now() - started).toBeLessThan(500);
+      await new Promise<void>((r) => s.close(() => r()));
+    });
+  });
 });

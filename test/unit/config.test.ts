@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -59,7 +59,7 @@ describe("configuration", () => {
   it("takes agent credentials as a pair, with a realm, and never logs the password", () => {
     expect(loadConfig(base).sip.agentAuth).toBeUndefined();
     const c = loadConfig({ ...base, SIP_AGENT_AUTH_USER: "agents", SIP_AGENT_AUTH_PASSWORD: "pw" });
-    expect(c.sip.agentAuth).toEqual({ username: "agents", password: "pw", realm: "meta-sip-gateway" });
+    expect(c.sip.agentAuth).toEqual({ username: "agents", password: "pw", realm: "meta-sip-gateway", algorithms: ["SHA-256", "MD5"] });
     expect(JSON.stringify(redactConfig(c))).not.toContain('"pw"');
     expect(configError(() => loadConfig({ ...base, SIP_AGENT_AUTH_USER: "agents" })).setting).toBe("SIP_AGENT_AUTH_PASSWORD");
     expect(configError(() => loadConfig({ ...base, SIP_AGENT_AUTH_PASSWORD: "pw" })).setting).toBe("SIP_AGENT_AUTH_USER");
@@ -100,5 +100,54 @@ describe("configuration", () => {
     const file = join(dir, "bad.yaml");
     writeFileSync(file, "META_APP_SECRETT: typo\n");
     expect(configError(() => readConfigFile(file)).setting).toBe("META_APP_SECRETT");
+  });
+
+  it("validates DRAIN_SECONDS, default 30, from the environment or the file", () => {
+    expect(loadConfig(base).calls.drainSeconds).toBe(30);
+    expect(loadConfig({ ...base, DRAIN_SECONDS: "0" }).calls.drainSeconds).toBe(0);
+    for (const bad of ["soon", "-5", "1.5", "100000"]) {
+      const err = configError(() => loadConfig({ ...base, DRAIN_SECONDS: bad }));
+      expect(err.setting).toBe("DRAIN_SECONDS");
+    }
+    const dir = mkdtempSync(join(tmpdir(), "gwcfg-"));
+    const file = join(dir, "drain.yaml");
+    writeFileSync(file, "DRAIN_SECONDS: 90\n");
+    expect(loadConfig(base, readConfigFile(file)).calls.drainSeconds).toBe(90);
+  });
+
+  it("validates FFMPEG_PATH: an executable file, or a name found on PATH", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gwcfg-"));
+    const exe = join(dir, "my-ffmpeg");
+    writeFileSync(exe, "#!/bin/sh\nexit 0\n");
+    chmodSync(exe, 0o755);
+    const plain = join(dir, "not-executable");
+    writeFileSync(plain, "");
+    mkdirSync(join(dir, "a-directory"));
+
+    expect(loadConfig(base).media.ffmpegPath).toBeUndefined();
+    expect(loadConfig({ ...base, FFMPEG_PATH: exe }).media.ffmpegPath).toBe(exe);
+    expect(loadConfig({ ...base, FFMPEG_PATH: "my-ffmpeg", PATH: `/nonexistent:${dir}` }).media.ffmpegPath).toBe("my-ffmpeg");
+    for (const [value, pattern] of [
+      [join(dir, "missing"), /not an executable file/],
+      [plain, /not an executable file/],
+      [join(dir, "a-directory"), /not an executable file/],
+      ["no-such-ffmpeg-anywhere", /not an executable on PATH/],
+    ] as const) {
+      const err = configError(() => loadConfig({ ...base, FFMPEG_PATH: value, PATH: dir }));
+      expect(err.setting).toBe("FFMPEG_PATH");
+      expect(err.message).toMatch(pattern);
+    }
+    const file = join(dir, "ffmpeg.yaml");
+    writeFileSync(file, `FFMPEG_PATH: ${exe}\n`);
+    expect(loadConfig(base, readConfigFile(file)).media.ffmpegPath).toBe(exe);
+  });
+
+  it("orders agent digest algorithms as configured and refuses unknown ones", () => {
+    const auth = { ...base, SIP_AGENT_AUTH_USER: "a", SIP_AGENT_AUTH_PASSWORD: "b" };
+    expect(loadConfig({ ...auth, SIP_AGENT_AUTH_ALGORITHMS: "md5, SHA-256, MD5" }).sip.agentAuth?.algorithms).toEqual(["MD5", "SHA-256"]);
+    expect(loadConfig({ ...auth, SIP_AGENT_AUTH_ALGORITHMS: "SHA-256" }).sip.agentAuth?.algorithms).toEqual(["SHA-256"]);
+    const err = configError(() => loadConfig({ ...auth, SIP_AGENT_AUTH_ALGORITHMS: "SHA-1" }));
+    expect(err.setting).toBe("SIP_AGENT_AUTH_ALGORITHMS");
+    expect(err.message).toMatch(/"SHA-1" is not one of SHA-256, MD5/);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { LimitExceededError } from "../../gateway/config/limits.js";
 import {
   WebhookFormatError,
   dedupeKey,
@@ -91,14 +92,14 @@ describe("parseMessengerWebhook: call events", () => {
   it("handles batched entries and carries each entry's page id", () => {
     const parsed = parseMessengerWebhook(
       envelope([
-        { id: "page-a", time: 1, calls: [{ ...connectItem, id: "c_a", to: "page-a" }] },
-        { id: "page-b", time: 2, calls: [{ ...connectItem, id: "c_b", to: "page-b" }, { ...connectItem, id: "c_b2", to: "page-b" }] },
+        { id: "111", time: 1, calls: [{ ...connectItem, id: "c_a", to: "111" }] },
+        { id: "222", time: 2, calls: [{ ...connectItem, id: "c_b", to: "222" }, { ...connectItem, id: "c_b2", to: "222" }] },
       ]),
     );
     expect(parsed.events.map((e) => [e.callId, e.pageId])).toEqual([
-      ["c_a", "page-a"],
-      ["c_b", "page-b"],
-      ["c_b2", "page-b"],
+      ["c_a", "111"],
+      ["c_b", "222"],
+      ["c_b2", "222"],
     ]);
   });
 
@@ -265,10 +266,10 @@ describe("parseMessengerWebhook: call_permission_reply", () => {
       envelope([
         { ...reply, sender: undefined },
         { ...reply, call_permission_reply: { response: "maybe" } },
-        { id: PAGE, messaging: [{ sender: { id: "p2" }, call_permission_reply: { response: "APPROVE" } }] },
+        { id: PAGE, messaging: [{ sender: { id: "24682" }, call_permission_reply: { response: "APPROVE" } }] },
       ]),
     );
-    expect(parsed.permissionReplies).toEqual([{ pageId: PAGE, psid: "p2", response: "approve" }]);
+    expect(parsed.permissionReplies).toEqual([{ pageId: PAGE, psid: "24682", response: "approve" }]);
     expect(parsed.rejected.map((r) => r.index)).toEqual(["entry[0]", "entry[1]"]);
   });
 });
@@ -296,5 +297,72 @@ describe("dedupeKey", () => {
     ]);
     expect(events).toHaveLength(9);
     expect(new Set(events.map(dedupeKey)).size).toBe(9);
+  });
+});
+
+describe("parseMessengerWebhook: bounds", () => {
+  const deep = (levels: number): unknown => {
+    let value: unknown = 1;
+    for (let i = 0; i < levels; i++) value = { a: value };
+    return value;
+  };
+  const limitOf = (fn: () => unknown): LimitExceededError => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof LimitExceededError) return err;
+      throw err;
+    }
+    throw new Error("expected a LimitExceededError");
+  };
+
+  it("refuses an object nested 10,000 levels deep as a wrong envelope, without serialising it", () => {
+    expect(() => parseMessengerWebhook({ object: deep(10_000), entry: [] })).toThrow(WebhookFormatError);
+    expect(() => parseMessengerWebhook({ object: "x".repeat(100_000), entry: [] })).toThrow(/^unexpected webhook object "x{40}…", expected "page"$/);
+  });
+
+  it("refuses the whole delivery for a call id, PSID or status over MAX_ID_LENGTH", () => {
+    const huge = `c_${"1".repeat(1024 * 1024)}`;
+    const byId = limitOf(() => parseMessengerWebhook(envelope([{ id: PAGE, time: 1, calls: [connectItem, { ...connectItem, id: huge }] }])));
+    expect(byId).toMatchObject({ limit: "MAX_ID_LENGTH", max: 128 });
+    expect(byId.message.length).toBeLessThan(100);
+    expect(limitOf(() => parseMessengerWebhook(envelope([{ id: PAGE, calls: [{ ...connectItem, from: "9".repeat(129) }] }]))).limit).toBe("MAX_ID_LENGTH");
+    expect(limitOf(() => parseMessengerWebhook(envelope([{ id: "1".repeat(500), calls: [connectItem] }]))).limit).toBe("MAX_ID_LENGTH");
+    const status = { id: "c_1", event: "terminate", timestamp: 1, status: "Z".repeat(200) };
+    expect(limitOf(() => parseMessengerWebhook(envelope([{ id: PAGE, calls: [status] }]))).limit).toBe("MAX_ID_LENGTH");
+  });
+
+  it("rejects, item by item, ids that do not have the shape Meta documents", () => {
+    const parsed = parseMessengerWebhook(
+      envelope([
+        {
+          id: PAGE,
+          time: 1,
+          calls: [
+            connectItem,
+            { ...connectItem, id: "x_1" },
+            { ...connectItem, id: 12345 },
+            { ...connectItem, id: "c_2", from: "psid-1" },
+            { id: "c_3", event: "call_status", timestamp: 1, recipient_id: "p", call_status: "ringing" },
+          ],
+        },
+        { id: "my-page", time: 1, calls: [connectItem] },
+      ]),
+    );
+    expect(parsed.events.map((e) => e.callId)).toEqual(["c_1"]);
+    expect(parsed.rejected.map((r) => r.index)).toEqual(["entry[0].calls[1]", "entry[0].calls[2]", "entry[0].calls[3]", "entry[0].calls[4]", "entry[1]"]);
+    expect(parsed.rejected[0]?.reason).toContain("not a Messenger call id");
+    expect(parsed.rejected[3]?.reason).toContain("not a page-scoped id");
+  });
+
+  it("refuses a media_update whose SDP is over SDP_MAX_BYTES or SDP_MAX_LINES, or whose session nests too deeply", () => {
+    const update = (sdp: string): unknown =>
+      envelope([{ id: PAGE, calls: [{ id: "c_1", event: "media_update", timestamp: 1, session: { version: 1, sdp_renegotiation: { sdp_type: "offer", sdp } } }] }]);
+    expect(limitOf(() => parseMessengerWebhook(update(SDP + "a=x\r\n".repeat(2000)))).limit).toBe("SDP_MAX_LINES");
+    expect(limitOf(() => parseMessengerWebhook(update(SDP + `a=${"x".repeat(40_000)}\r\n`))).limit).toBe("SDP_MAX_BYTES");
+    expect(parseMessengerWebhook(update(SDP)).events).toHaveLength(1);
+    const nested = `{"version":1,"sdp_renegotiation":${"[".repeat(100)}${"]".repeat(100)}}`;
+    const deepSession = envelope([{ id: PAGE, calls: [{ id: "c_1", event: "media_update", timestamp: 1, session: nested }] }]);
+    expect(limitOf(() => parseMessengerWebhook(deepSession)).limit).toBe("WEBHOOK_MAX_JSON_DEPTH");
   });
 });

@@ -15,13 +15,37 @@ function answer(challenge: string, creds: { username: string; password: string }
 }
 
 describe("DigestVerifier", () => {
-  it("challenges with MD5, qop=auth and a nonce it alone can mint", () => {
+  it("challenges with SHA-256 then MD5 (RFC 8760), qop=auth and one nonce it alone can mint", () => {
     const v = new DigestVerifier(CREDS);
-    const c = parseDigestParams(v.challenge())!;
-    expect(c).toMatchObject({ realm: "gw.example", algorithm: "MD5", qop: "auth" });
-    expect(c.nonce).toMatch(/^[0-9a-z]+\.[A-Za-z0-9_-]{27}$/);
-    expect(c.stale).toBeUndefined();
-    expect(parseDigestParams(v.challenge(true))!.stale).toBe("true");
+    const [sha, md5, extra] = v.challenges().map((c) => parseDigestParams(c)!);
+    expect(extra).toBeUndefined();
+    expect(sha).toMatchObject({ realm: "gw.example", algorithm: "SHA-256", qop: "auth" });
+    expect(md5).toMatchObject({ realm: "gw.example", algorithm: "MD5", qop: "auth" });
+    expect(sha!.nonce).toMatch(/^[0-9a-z]+\.[A-Za-z0-9_-]{27}$/);
+    expect(md5!.nonce).toBe(sha!.nonce);
+    expect(sha!.stale).toBeUndefined();
+    expect(v.challenges(true).map((c) => parseDigestParams(c)!.stale)).toEqual(["true", "true"]);
+  });
+
+  it("verifies an answer to either challenge", () => {
+    const v = new DigestVerifier(CREDS);
+    for (const challenge of v.challenges()) {
+      const auth = answer(challenge, CREDS);
+      expect(v.verify(auth, "INVITE", URI)).toEqual({ ok: true, username: "agent7" });
+    }
+    expect(answer(v.challenges()[0]!, CREDS)).toContain("algorithm=SHA-256");
+    expect(answer(v.challenges()[1]!, CREDS)).toContain("algorithm=MD5");
+  });
+
+  it("offers and accepts only the configured algorithms, in the configured order", () => {
+    const md5First = new DigestVerifier(CREDS, { algorithms: ["MD5", "SHA-256"] });
+    expect(md5First.challenges().map((c) => parseDigestParams(c)!.algorithm)).toEqual(["MD5", "SHA-256"]);
+    const shaOnly = new DigestVerifier(CREDS, { algorithms: ["SHA-256"] });
+    expect(shaOnly.challenges()).toHaveLength(1);
+    const md5Answer = answer(shaOnly.challenge(false, "MD5"), CREDS);
+    expect(shaOnly.verify(md5Answer, "INVITE", URI)).toMatchObject({ ok: false, reason: "algorithm MD5 not offered" });
+    expect(shaOnly.verify(answer(shaOnly.challenges()[0]!, CREDS), "INVITE", URI)).toMatchObject({ ok: true });
+    expect(() => new DigestVerifier(CREDS, { algorithms: [] })).toThrow(RangeError);
   });
 
   it("accepts the right user and password, and refuses anything else with a reason", () => {
@@ -64,7 +88,7 @@ describe("DigestVerifier", () => {
 
   it("takes SHA-256 answers too (RFC 8760)", () => {
     const v = new DigestVerifier(CREDS);
-    const sha = v.challenge().replace("algorithm=MD5", "algorithm=SHA-256");
+    const sha = v.challenge(false, "MD5").replace("algorithm=MD5", "algorithm=SHA-256");
     const auth = answer(sha, CREDS);
     expect(auth).toContain("algorithm=SHA-256");
     expect(v.verify(auth, "INVITE", URI)).toMatchObject({ ok: true });
@@ -94,8 +118,11 @@ describe("SipIngressPolicy with agent credentials", () => {
     const policy = new SipIngressPolicy(["127.0.0.1"], undefined, verifier);
     const first = policy.check(invite("127.0.0.1"));
     expect(first).toMatchObject({ status: 401, challenge: true });
-    const challenge = "status" in first ? first.headers!["WWW-Authenticate"]! : "";
-    expect(challenge).toMatch(/^Digest realm="gw.example", nonce="/);
+    const challenges = "status" in first ? first.headers!["WWW-Authenticate"]! : [];
+    expect(Array.isArray(challenges)).toBe(true);
+    expect(challenges).toHaveLength(2);
+    const challenge = challenges[0]!;
+    expect(challenge).toMatch(/^Digest realm="gw.example", nonce=".*", algorithm=SHA-256/);
     const wrong = policy.check(invite("127.0.0.1", answer(challenge, { ...CREDS, password: "guess" })));
     expect(wrong).toMatchObject({ status: 401, challenge: false, detail: expect.stringContaining("wrong credentials") });
     expect(policy.check(invite("127.0.0.1", answer(challenge, CREDS)))).toEqual({ psid: "1234567890123456" });

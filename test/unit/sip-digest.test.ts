@@ -103,6 +103,22 @@ describe("DigestAuthenticator", () => {
     expect(r.headers.authorization).toBeUndefined();
   });
 
+  it("answers the topmost of one realm's challenges it supports (RFC 8760 §2.3)", () => {
+    const auth = new DigestAuthenticator({ username: "u", password: "p" });
+    const rs = sip.parse(
+      "SIP/2.0 401 X\r\n" +
+        'WWW-Authenticate: Digest realm="r", nonce="n1", algorithm=SHA-512-256, qop="auth"\r\n' +
+        'WWW-Authenticate: Digest realm="r", nonce="n1", algorithm=SHA-256, qop="auth"\r\n' +
+        'WWW-Authenticate: Digest realm="r", nonce="n1", algorithm=MD5, qop="auth"\r\n\r\n',
+    ) as SipResponse;
+    expect(auth.accept(rs)).toBe(true);
+    const r = rq();
+    auth.apply(r);
+    const lines = String(r.headers.authorization).split("\r\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("algorithm=SHA-256");
+  });
+
   it("without credentials never retries", () => {
     expect(new DigestAuthenticator(undefined).accept(challenge(401, "n1"))).toBe(false);
   });

@@ -24,4 +24,23 @@ describe("StreamFramer (SIP over TCP)", () => {
     expect(() => new StreamFramer(100).push("X".repeat(200))).toThrow(/too large/);
     expect(() => new StreamFramer(1000, 10).push("A\r\nContent-Length: 11\r\n\r\n")).toThrow(/body too large/);
   });
+
+  it("refuses a declared body over the bound without waiting for it, keeping the header block and earlier messages", () => {
+    const f = new StreamFramer(1000, 1000);
+    const huge = "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP x\r\nContent-Length: 1000000000\r\n\r\nv=0";
+    let caught: unknown;
+    try {
+      f.push(msg("hi") + huge);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(StreamFramingError);
+    const err = caught as StreamFramingError;
+    expect(err.message).toBe("body too large");
+    expect(err.head).toBe("INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP x\r\nContent-Length: 1000000000");
+    expect(err.declaredBodyBytes).toBe(1e9);
+    expect(err.framed).toEqual([msg("hi")]);
+    // The stream is poisoned: nothing after it is framed or buffered.
+    expect(() => f.push(msg())).toThrow(/already failed/);
+  });
 });
