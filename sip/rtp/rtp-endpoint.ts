@@ -194,9 +194,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
       marker: o.marker ?? false,
       payload: o.payload,
     });
-    this.ports.rtp.send(bytes, to.port, to.address, (err) => {
-      if (err) this.logger.debug({ err, to }, "RTP send failed");
-    });
+    if (!sendDatagram(this.ports.rtp, bytes, to, this.logger)) return false;
     this.counters.packetsSent++;
     this.counters.bytesSent += bytes.length;
     this.counters.payloadBytesSent += o.payload.length;
@@ -265,7 +263,9 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
     }
     const from = { address: rinfo.address, port: rinfo.port };
     const now = performance.now();
-    if (!this.latched || !sameAddress(this.latched, from)) {
+    // Port 0 is no source anyone can be answered at (a forged or replayed packet): its media is
+    // used, but it never becomes where we send.
+    if (from.port !== 0 && (!this.latched || !sameAddress(this.latched, from))) {
       if (this.latched && now - this.lastFromLatchedMs < this.relatchAfterMs) {
         this.counters.foreignDropped++;
         return;
@@ -296,7 +296,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
       return;
     }
     const from = { address: rinfo.address, port: rinfo.port };
-    this.latchedRtcp = from;
+    if (from.port !== 0) this.latchedRtcp = from;
     this.counters.rtcpReceived++;
     const now = performance.now();
     for (const p of packets) {
@@ -378,10 +378,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
   sendFeedback(feedback: RtcpPacket[]): boolean {
     const to = this.rtcpDestination();
     if (!to || this.closed) return false;
-    const bytes = serializeRtcp([...this.buildReport(), ...feedback]);
-    this.ports.rtcp.send(bytes, to.port, to.address, (err) => {
-      if (err) this.logger.debug({ err, to }, "RTCP feedback send failed");
-    });
+    if (!sendDatagram(this.ports.rtcp, serializeRtcp([...this.buildReport(), ...feedback]), to, this.logger)) return false;
     this.counters.rtcpSent++;
     return true;
   }
@@ -389,11 +386,25 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
   private sendReport(): void {
     const to = this.rtcpDestination();
     if (!to) return;
-    const bytes = serializeRtcp(this.buildReport());
-    this.ports.rtcp.send(bytes, to.port, to.address, (err) => {
-      if (err) this.logger.debug({ err, to }, "RTCP send failed");
-    });
+    if (!sendDatagram(this.ports.rtcp, serializeRtcp(this.buildReport()), to, this.logger)) return;
     this.counters.rtcpSent++;
+  }
+}
+
+/**
+ * One datagram out; false when it could not be handed to the socket. dgram throws synchronously for
+ * a port or address it cannot use, and a media send must never throw into the caller's packet path.
+ */
+function sendDatagram(socket: dgram.Socket, bytes: Buffer, to: SocketAddress, logger: SipLogger): boolean {
+  if (!(to.port > 0 && to.port < 65536)) return false;
+  try {
+    socket.send(bytes, to.port, to.address, (err) => {
+      if (err) logger.debug({ err, to }, "RTP/RTCP send failed");
+    });
+    return true;
+  } catch (err) {
+    logger.debug({ err, to }, "RTP/RTCP send refused");
+    return false;
   }
 }
 

@@ -147,3 +147,16 @@ describe("RtpEndpoint on loopback", () => {
     expect(e.stats()).toMatchObject({ latched: { address: "127.0.0.1", port: port + 2 }, packetsReceived: 10, packetsLost: 0, remoteSsrc: e.ssrc });
   });
 });
+
+describe("RtpEndpoint sends never throw", () => {
+  it("refuses a destination port it cannot use (0, or above 65535) and counts nothing as sent", async () => {
+    const alloc = new PortAllocator({ address: "127.0.0.1", minPort: base + 60, maxPort: base + 79 });
+    const e = await endpoint(alloc);
+    for (const port of [0, 70000]) {
+      e.setRemote({ address: "127.0.0.1", port });
+      expect(() => e.send({ payloadType: 0, payload: Buffer.alloc(160), timestamp: 0 })).not.toThrow();
+      expect(e.send({ payloadType: 0, payload: Buffer.alloc(160), timestamp: 160 })).toBe(false);
+    }
+    expect(e.stats().packetsSent).toBe(0);
+  });
+});
