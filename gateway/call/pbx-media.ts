@@ -51,6 +51,9 @@ export interface PbxMediaStats {
   consumerVideo?: VideoToPbxStats;
   /** TMMBR/REMB sent to the PBX from what the consumer's network takes. */
   videoBitrateLimitsSent: number;
+  /** Whether the PBX holds the call now, and how often it did. */
+  held: boolean;
+  holds: number;
   /** Arrival from Meta to departure toward the PBX, and the reverse, in ms. */
   latencyToPbx: LatencySnapshot;
   latencyToMeta: LatencySnapshot;
@@ -87,6 +90,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
   private firSequence = 0;
   private bitrateLimitsSent = 0;
+  private holds = 0;
   /** The video RTP endpoint toward the PBX, once the call has video. */
   private video: RtpEndpoint | undefined;
   /** Once offered, the video m-line stays in every later SDP (port 0 when off): RFC 3264 §8. */
@@ -172,7 +176,13 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   /** Where the PBX's media is, from its SDP; a change of G.711 law rebuilds the encoder. */
   setRemote(remote: RemoteMedia): void {
     const codecChanged = this.remote !== undefined && this.remote.audio.codec !== remote.audio.codec;
+    const wasHeld = this.remote?.audio.onHold ?? false;
     this.remote = remote;
+    if (remote.audio.onHold !== wasHeld) {
+      if (remote.audio.onHold) this.holds++;
+      // While held the consumer hears what the PBX plays (music on hold) or comfort noise.
+      this.o.log.info({ direction: remote.audio.direction, address: remote.audio.address }, remote.audio.onHold ? "PBX put the call on hold" : "PBX resumed the call");
+    }
     this.rtp.setRemote({
       address: remote.audio.address,
       port: remote.audio.port,
@@ -219,7 +229,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   }
 
   sendDtmf(digit: Digit, durationMs: number): void {
-    if (!this.toPbx || !this.remote) return;
+    if (!this.toPbx || !this.remote || !this.sendingToPbx) return;
     const pt = this.remote.audio.telephoneEventPayloadType;
     if (pt === undefined) {
       // The PBX takes no RFC 4733: SIP INFO is the fallback PBXs commonly accept.
@@ -296,6 +306,15 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     return { packets: s.packetsReceived + s.rtcpReceived, pbxSends: audio !== undefined && !audio.onHold && audio.direction !== "recvonly" };
   }
 
+  /**
+   * Whether the PBX's last SDP lets us send it audio: not when it holds the call (sendonly,
+   * inactive, or the RFC 2543 c=0.0.0.0).
+   */
+  private get sendingToPbx(): boolean {
+    const audio = this.remote?.audio;
+    return audio !== undefined && !audio.onHold;
+  }
+
   /** Whether RTP of the phone's video has arrived on the current video port. */
   get receivingPbxVideo(): boolean {
     return this.video?.stats().remoteSsrc !== undefined;
@@ -330,6 +349,8 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       comfortFrames: this.comfortFrames,
       video: this.video?.stats(),
       videoBitrateLimitsSent: this.bitrateLimitsSent,
+      held: this.remote?.audio.onHold ?? false,
+      holds: this.holds,
       latencyToPbx: this.latencyToPbx.snapshot(),
       latencyToMeta: this.latencyToMeta.snapshot(),
     };
@@ -355,6 +376,8 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       onFrame: (f) => {
         this.pbxTimestamp = f.timestamp;
         if (f.oldestArrivalMs !== undefined) this.latencyToPbx.record(performance.now() - f.oldestArrivalMs);
+        // A held stream is not sent to (RFC 3264 §8.4); its timeline goes on for the resume.
+        if (!this.sendingToPbx) return;
         const pt = this.remote?.audio.payloadType ?? 0;
         this.rtp.send({ payloadType: pt, payload: Buffer.from(f.payload), timestamp: f.timestamp, marker: f.marker });
       },
