@@ -20,3 +20,25 @@ export function createLogger(level: LogLevel, destination?: pino.DestinationStre
     destination,
   );
 }
+
+/**
+ * Logs at most once per interval per key, saying how many were left out meanwhile: a flood of bad
+ * input or a failing handler must not turn into a flood of log lines. Keys are a small fixed set
+ * (limit names, handler kinds), so the map stays small.
+ */
+export class LogThrottle {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(private readonly intervalMs = 1000) {}
+
+  run(key: string, log: (suppressed: number) => void, now = Date.now()): void {
+    const entry = this.last.get(key);
+    if (entry && now - entry.at < this.intervalMs) {
+      entry.suppressed++;
+      return;
+    }
+    const suppressed = entry?.suppressed ?? 0;
+    this.last.set(key, { at: now, suppressed: 0 });
+    log(suppressed);
+  }
+}

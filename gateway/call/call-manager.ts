@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { LogThrottle } from "../log.js";
 import type { EventDeduper } from "../meta/dedupe.js";
 import { isStaleConnect } from "../meta/dedupe.js";
 import { dedupeKey, type ConnectEvent, type MessengerCallEvent, type ParsedWebhook } from "../meta/webhook.js";
@@ -66,6 +67,8 @@ export class CallManager {
    * and Meta's call_status may overtake that response; such events wait here briefly.
    */
   private readonly early = new Map<string, { events: MessengerCallEvent[]; until: number }>();
+  /** Refused agent INVITEs are logged once a second per reason: a flood must not flood the log. */
+  private readonly refusalLog = new LogThrottle();
 
   constructor(private readonly o: CallManagerOptions) {}
 
@@ -159,7 +162,10 @@ export class CallManager {
         log.info({ source: invite.source.address, detail: decision.detail }, "agent call challenged for credentials");
       } else {
         this.counters.sipRefused++;
-        log.warn({ source: invite.source.address, status: decision.status, detail: decision.detail }, "agent call refused");
+        const { status, detail, limit } = decision;
+        this.refusalLog.run(limit ?? String(status), (suppressed) =>
+          log.warn({ source: invite.source.address, status, detail, limit, suppressed }, "agent call refused"),
+        );
       }
       invite.reject(decision.status, decision.reason, decision.headers);
       return;

@@ -3,8 +3,7 @@ export interface TickerLog {
   error(obj: object, msg?: string): void;
 }
 
-/** At most one log line per interval: a handler failing every 5 ms must not flood the log. */
-const ERROR_LOG_INTERVAL_MS = 1_000;
+import { LogThrottle } from "../log.js";
 
 /**
  * One timer for the media work of every call in the process (jitter-buffer deadlines, silence
@@ -14,8 +13,8 @@ const ERROR_LOG_INTERVAL_MS = 1_000;
 export class MediaTicker {
   private readonly handlers = new Set<(nowMs: number) => void>();
   private timer: NodeJS.Timeout | undefined;
-  private lastErrorLogAt = -Infinity;
-  private suppressedErrors = 0;
+  /** A handler failing every 5 ms must not flood the log. */
+  private readonly errorLog = new LogThrottle(1_000);
 
   constructor(
     private readonly periodMs = 5,
@@ -55,13 +54,6 @@ export class MediaTicker {
   }
 
   private reportError(err: unknown, now: number): void {
-    if (now - this.lastErrorLogAt < ERROR_LOG_INTERVAL_MS) {
-      this.suppressedErrors++;
-      return;
-    }
-    this.lastErrorLogAt = now;
-    const suppressed = this.suppressedErrors;
-    this.suppressedErrors = 0;
-    this.log?.error({ err, suppressed }, "media tick handler failed");
+    this.errorLog.run("handler", (suppressed) => this.log?.error({ err, suppressed }, "media tick handler failed"), now);
   }
 }

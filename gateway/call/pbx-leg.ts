@@ -109,7 +109,7 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
       return;
     }
     this.video = video;
-    const untick = media.addTicker((now) => video.tick(now));
+    const untick = media.addTicker(containWith((err) => this.emit("fault", err))((now) => video.tick(now)));
     video.once("closed", untick);
     // The phone's decoder needs a keyframe to start.
     this.emit("keyframeRequest");

@@ -211,7 +211,8 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       },
     });
     this.nextComfortAt = performance.now() + PBX_SILENCE_MS;
-    this.untick = this.o.ticker.add((now) => this.onTick(now));
+    // A failure in this call's timed work ends this call (through `fault`), not just a log line.
+    this.untick = this.o.ticker.add(containWith((err) => this.emit("fault", err))((now) => this.onTick(now)));
   }
 
   get codec(): string | undefined {
