@@ -2,9 +2,9 @@ import type { AddressInfo } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import { DigestVerifier } from "../sip/digest-verifier.js";
-import { EmbeddedSipSignaling } from "../sip/embedded/embedded-signaling.js";
+import { createSipSignaling } from "../sip/backend.js";
 import { PortAllocator } from "../sip/rtp/port-allocator.js";
-import type { SipSignaling } from "../sip/signaling.js";
+import type { SipAddress, SipSignaling } from "../sip/signaling.js";
 import { CallManager } from "./call/call-manager.js";
 import { EchoTarget } from "./call/echo-target.js";
 import { CallRegistry } from "./call/registry.js";
@@ -32,7 +32,7 @@ export class Gateway {
   readonly graph: GraphClient;
   readonly calls: CallManager;
   readonly metrics: GatewayMetrics;
-  private readonly embeddedSip: EmbeddedSipSignaling;
+  private readonly signaling: SipSignaling;
   private readonly sipRtpPorts: PortAllocator;
   private readonly ticker: MediaTicker;
   /** Address our SIP-side SDP advertises for media. */
@@ -52,11 +52,11 @@ export class Gateway {
     const icePorts: [number, number] = [media.rtpPortMin, split];
     this.sipRtpPorts = new PortAllocator({ address: media.bindIp ?? "0.0.0.0", minPort: split + 1, maxPort: media.rtpPortMax });
     this.sipMediaAddress = media.publicIp ?? media.bindIp ?? firstExternalIpv4() ?? "127.0.0.1";
-    this.embeddedSip = new EmbeddedSipSignaling({
-      address: config.sip.listen.host,
-      port: config.sip.listen.port,
+    this.signaling = createSipSignaling({
+      backend: config.sip.backend,
+      listen: config.sip.listen,
       transports: config.sip.transports,
-      host: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
+      advertisedHost: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
       userAgent: "meta-sip-gateway",
       logger: log.child({ subsystem: "sip" }),
       limits: { maxMessageBytes: limits.sip.maxMessageBytes, maxHeaders: limits.sip.maxHeaders, maxHeaderBytes: limits.sip.maxHeaderBytes },
@@ -103,7 +103,7 @@ export class Gateway {
       ringTimeoutMs: config.sip.ringTimeoutMs,
       requestPermission: config.sip.requestPermission,
     });
-    this.embeddedSip.on("incoming", (invite) => this.calls.handleSipInvite(invite));
+    this.signaling.on("incoming", (invite) => this.calls.handleSipInvite(invite));
     this.metrics = new GatewayMetrics({
       registry: () => this.registry.stats(),
       manager: () => this.calls.stats(),
@@ -119,18 +119,20 @@ export class Gateway {
       log: log.child({ subsystem: "http" }),
       onWebhook: (parsed) => this.calls.handleWebhook(parsed),
       onWebhookResult: (r) => this.metrics.webhook(r),
-      isReady: () => !this.calls.isDraining && !this.calls.atCapacity,
+      isReady: () => !this.calls.isDraining && !this.calls.atCapacity && this.signaling.ready,
       metrics: () => this.metrics.exposition(),
     });
   }
 
   get sip(): SipSignaling {
-    return this.embeddedSip;
+    return this.signaling;
   }
 
-  /** The SIP port actually bound (useful with port 0). */
-  get sipPort(): number {
-    return this.embeddedSip.port;
+  /** Where SIP reaches the gateway (useful with port 0); throws until the SIP side knows it. */
+  get sipAddress(): SipAddress {
+    const address = this.signaling.localAddress;
+    if (!address) throw new Error("SIP side not listening yet");
+    return address;
   }
 
   /** The HTTP address actually bound (useful with port 0). */

@@ -53,7 +53,7 @@ async function main(): Promise<number> {
   const gateway = new Gateway(config, createLogger(config.logLevel));
   await gateway.start();
   sim.setWebhookUrl(`http://127.0.0.1:${gateway.httpAddress.port}/webhooks/meta`);
-  out(`gateway    http://127.0.0.1:${gateway.httpAddress.port}, SIP 127.0.0.1:${gateway.sipPort}`);
+  out(`gateway    http://127.0.0.1:${gateway.httpAddress.port}, SIP 127.0.0.1:${gateway.sipAddress.port}`);
   out(`simulator  Graph API ${sim.graphUrl}`);
   const camera = video ? ", camera: red, green and blue bars, H.264 640x360 at 15 fps" : "";
   out(phone ? `phone      baresip ${phone.uri} (auto-answer, speaks ${PHONE_HZ} Hz${camera})` : "target     echo");

@@ -8,6 +8,7 @@ export type {
   OutgoingSipCallEvents,
   PlaceCallOptions,
   ReinviteAnswer,
+  SipAddress,
   ReinviteResponder,
   SipDialogCall,
   SipDialogEvents,
@@ -21,6 +22,8 @@ export type {
 export { failureKindForStatus } from "./signaling.js";
 export { DigestVerifier, type DigestCredentials, type DigestVerdict } from "./digest-verifier.js";
 export { EmbeddedSipSignaling, type EmbeddedSipOptions } from "./embedded/embedded-signaling.js";
+export { DrachtioSipSignaling, type DrachtioSipOptions } from "./drachtio/drachtio-signaling.js";
+export { createSipSignaling, SIP_BACKENDS, type SipBackendChoice, type SipSignalingOptions } from "./backend.js";
 export { DEFAULT_SIP_MESSAGE_LIMITS, SIP_LIMIT_SETTINGS, type SipMessageLimits } from "./embedded/message-limits.js";
 export type { SipTimers } from "./embedded/call-context.js";
 export type { SipLogger } from "./logger.js";

@@ -18,11 +18,26 @@ export interface SipSignaling extends EventEmitter<SipSignalingEvents> {
   placeCall(options: PlaceCallOptions): OutgoingSipCall;
   /** Out-of-dialog OPTIONS; resolves with the final status (408 when nothing answered, 503 when unreachable). */
   options(uri: string): Promise<number>;
+  /**
+   * Whether calls can be placed and received now. The embedded stack is ready from start() to
+   * stop(); a backend that relies on a SIP server is ready while it is connected to it, and
+   * placeCall() then fails at once (503, 'unreachable') while it is not.
+   */
+  readonly ready: boolean;
+  /** Where PBXs and phones send SIP to reach the gateway, once known (after start()). */
+  readonly localAddress: SipAddress | undefined;
+}
+
+export interface SipAddress {
+  address: string;
+  port: number;
 }
 
 export interface SipSignalingEvents {
   /** A PBX-initiated INVITE. Without a listener the stack answers 480. */
   incoming: [call: IncomingSipCall];
+  /** `ready` changed. */
+  readiness: [ready: boolean];
 }
 
 export type SipTransportName = "udp" | "tcp";
@@ -51,7 +66,8 @@ export type SipEndReason =
   | "local-bye" // we sent BYE (hangup)
   | "ack-timeout" // our 2xx was never acknowledged; we sent BYE
   | "dialog-lost" // the PBX answered an in-dialog request with 481/408
-  | "stopped"; // the signalling stack was stopped
+  | "stopped" // the signalling stack was stopped
+  | "signalling-lost"; // the backend lost its SIP server (drachtio-server); nothing could be sent
 
 /** Answer to a re-INVITE: our SDP (200 OK) or a rejection such as `{ status: 488 }`. */
 export type ReinviteAnswer = string | { status: number; reason?: string };

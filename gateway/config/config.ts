@@ -2,6 +2,7 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from "no
 import { isIP } from "node:net";
 import { delimiter, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import type { SipBackendChoice } from "../../sip/backend.js";
 import { CHALLENGE_ALGORITHMS, type ChallengeAlgorithm } from "../../sip/digest-verifier.js";
 import { LIMIT_KEYS, readLimits, type Limits } from "./limits.js";
 
@@ -18,6 +19,8 @@ export interface GatewayConfig {
   };
   http: { host: string; port: number };
   sip: {
+    /** The SIP stack: embedded (in process) or drachtio-server reached over its control port. */
+    backend: SipBackendChoice;
     /** `echo` or a SIP URI that consumer-initiated calls ring. */
     target: SipTarget;
     /** host:port the SIP stack listens on (UDP and TCP). */
@@ -92,6 +95,10 @@ export const CONFIG_KEYS = [
   "HTTP_HOST",
   "HTTP_PORT",
   "SIP_TARGET",
+  "SIP_BACKEND",
+  "DRACHTIO_HOST",
+  "DRACHTIO_PORT",
+  "DRACHTIO_SECRET",
   "SIP_LISTEN",
   "SIP_TRANSPORTS",
   "SIP_AUTH_USER",
@@ -230,6 +237,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       port: int("HTTP_PORT", 8080, 0, 65535),
     },
     sip: {
+      backend: parseSipBackend(optional),
       target: parseSipTarget(str("SIP_TARGET", "echo")),
       listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060"), true),
       transports: parseTransports(str("SIP_TRANSPORTS", "udp,tcp")),
@@ -262,6 +270,47 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
     limits: readLimits(int),
     logLevel,
   };
+}
+
+/**
+ * SIP_BACKEND and the DRACHTIO_* settings. A setting that the chosen backend would ignore is an
+ * error, so a configuration never looks like it does something it does not.
+ */
+function parseSipBackend(optional: (key: ConfigKey) => string | undefined): SipBackendChoice {
+  const kind = (optional("SIP_BACKEND") ?? "embedded").toLowerCase();
+  const drachtioKeys = ["DRACHTIO_HOST", "DRACHTIO_PORT", "DRACHTIO_SECRET"] as const;
+  if (kind === "embedded") {
+    for (const key of drachtioKeys) {
+      if (optional(key) !== undefined) throw new ConfigError(key, "is only used with SIP_BACKEND=drachtio");
+    }
+    return { kind: "embedded" };
+  }
+  if (kind !== "drachtio") throw new ConfigError("SIP_BACKEND", `must be embedded or drachtio, got "${kind}"`);
+  // drachtio-server owns the SIP listener (its --contact); the gateway binds no SIP socket.
+  for (const key of ["SIP_LISTEN", "SIP_TRANSPORTS"] as const) {
+    if (optional(key) !== undefined) throw new ConfigError(key, "is not used with SIP_BACKEND=drachtio: drachtio-server's own configuration (--contact) sets where SIP is received");
+  }
+  const host = optional("DRACHTIO_HOST");
+  if (host === undefined) throw new ConfigError("DRACHTIO_HOST", "is required with SIP_BACKEND=drachtio");
+  if (isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) {
+    throw new ConfigError("DRACHTIO_HOST", `must be a host name or IP address, got "${host}"`);
+  }
+  const rawPort = optional("DRACHTIO_PORT") ?? "9022";
+  const port = Number(rawPort);
+  if (!/^\d+$/.test(rawPort) || port < 1 || port > 65535) throw new ConfigError("DRACHTIO_PORT", `must be a port 1..65535, got "${rawPort}"`);
+  const secret = optional("DRACHTIO_SECRET");
+  if (secret === undefined) throw new ConfigError("DRACHTIO_SECRET", "is required with SIP_BACKEND=drachtio");
+  // The control protocol separates fields with '|' and ends lines with CRLF.
+  if (/[|\r\n]/.test(secret)) throw new ConfigError("DRACHTIO_SECRET", "may not contain '|' or line breaks");
+  return { kind: "drachtio", host, port, secret };
+}
+
+/** A setting that takes one of a few words; anything else names the choices. */
+function oneOf<T extends string>(key: string, value: string, choices: readonly T[]): T {
+  const v = value.toLowerCase();
+  const hit = choices.find((c) => c === v);
+  if (hit === undefined) throw new ConfigError(key, `must be one of ${choices.join(", ")}, got "${value.slice(0, 40)}"`);
+  return hit;
 }
 
 function parseSipTarget(raw: string): SipTarget {
@@ -383,6 +432,7 @@ export function redactConfig(config: GatewayConfig): unknown {
     meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: "***" },
     sip: {
       ...config.sip,
+      backend: config.sip.backend.kind === "drachtio" ? { ...config.sip.backend, secret: "***" } : config.sip.backend,
       auth: config.sip.auth ? { username: config.sip.auth.username, password: "***" } : undefined,
       agentAuth: config.sip.agentAuth ? { ...config.sip.agentAuth, password: "***" } : undefined,
     },

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { SipArgumentError } from "../errors.js";
 import { silentLogger, type SipLogger } from "../logger.js";
-import type { OutgoingSipCall, PlaceCallOptions, SipSignaling, SipSignalingEvents, SipTransportName } from "../signaling.js";
+import type { OutgoingSipCall, PlaceCallOptions, SipAddress, SipSignaling, SipSignalingEvents, SipTransportName } from "../signaling.js";
 import { DEFAULT_TIMERS, type CallContext, type DialogOwner, type LiveCall, type SipTimers } from "./call-context.js";
 import { dialogKey, dialogKeyOfRequest } from "./dialog.js";
 import { EmbeddedIncomingCall } from "./incoming-call.js";
@@ -93,6 +93,14 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
     return this.stack.port;
   }
 
+  get ready(): boolean {
+    return this.state === "started";
+  }
+
+  get localAddress(): SipAddress | undefined {
+    return this.state === "started" ? { address: this.config.address, port: this.stack.port } : undefined;
+  }
+
   /** Calls not yet over, counting a cancelled INVITE still waiting for its final response. */
   get activeCalls(): number {
     return this.calls.size;
@@ -103,12 +111,14 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
     await this.stack.start();
     this.state = "started";
     this.logger.info({ address: this.config.address, port: this.stack.port, host: this.stack.host }, "SIP stack listening");
+    this.emit("readiness", true);
   }
 
   async stop(): Promise<void> {
     if (this.state === "stopped" || this.state === "stopping") return;
     const wasStarted = this.state === "started";
     this.state = "stopping";
+    if (wasStarted) this.emit("readiness", false);
     for (const call of [...this.calls]) {
       try {
         call.shutdown();

@@ -40,7 +40,7 @@ describe("agent digest authentication", () => {
     const sipp = startSipp({
       scenario,
       port: await freePort(),
-      remote: `127.0.0.1:${h.gateway.sipPort}`,
+      remote: `127.0.0.1:${h.gateway.sipAddress.port}`,
       service: psid,
       vars: { talk_ms: "1000" },
       timeoutS: 25,
@@ -104,7 +104,7 @@ describe("agent digest authentication: SHA-256 and MD5 challenges", () => {
 
   /** One INVITE transaction: returns the final response, ACKed. */
   async function invite(authorization?: string): Promise<sip.Message> {
-    const port = h.gateway.sipPort;
+    const port = h.gateway.sipAddress.port;
     const local = socket.address().port;
     const uri = `sip:42@127.0.0.1:${port}`;
     const n = ++seq;
@@ -143,7 +143,7 @@ describe("agent digest authentication: SHA-256 and MD5 challenges", () => {
 
   const challengesOf = (rs: sip.Message): Record<string, string | undefined>[] => (rs.headers["www-authenticate"] ?? []) as Record<string, string | undefined>[];
   const answer = (challenge: Record<string, string | undefined>, password = creds.password): string =>
-    authorizationHeader(readChallenge(challenge)!, { username: creds.username, password }, "INVITE", `sip:42@127.0.0.1:${h.gateway.sipPort}`);
+    authorizationHeader(readChallenge(challenge)!, { username: creds.username, password }, "INVITE", `sip:42@127.0.0.1:${h.gateway.sipAddress.port}`);
 
   it("sends one WWW-Authenticate row per algorithm, SHA-256 first, sharing one nonce", async () => {
     const rs = await invite();

@@ -17,7 +17,7 @@ describe("agent on a real SIP phone calls a consumer", () => {
 
   it("rings, is answered, carries tones both ways, and ends when the consumer hangs up", async () => {
     const psid = "7200000012345";
-    phone = await Baresip.start({ port: 26060, toneHz: 1000, rtpPortMin: 26100, dial: `sip:${psid}@127.0.0.1:${h.gateway.sipPort}` });
+    phone = await Baresip.start({ port: 26060, toneHz: 1000, rtpPortMin: 26100, dial: `sip:${psid}@127.0.0.1:${h.gateway.sipAddress.port}` });
     await waitFor(() => h.sim.calls().some((c) => c.psid === psid), 10_000, "the consumer's call");
     const call = h.sim.calls().find((c) => c.psid === psid)!;
     await call.waitForState("media", 10_000);

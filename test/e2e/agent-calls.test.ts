@@ -32,7 +32,7 @@ describe("agent calls a consumer", () => {
       scenario,
       port,
       address: opts.address,
-      remote: `127.0.0.1:${h.gateway.sipPort}`,
+      remote: `127.0.0.1:${h.gateway.sipAddress.port}`,
       service: psid,
       vars: opts.vars,
       timeoutS: 25,
@@ -162,7 +162,7 @@ describe("agent calls a consumer without permission, with permission requests on
     const reasons: string[] = [];
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
-      const sipp = startSipp({ scenario: "gw-agent-refused.xml", port, remote: `127.0.0.1:${h.gateway.sipPort}`, service: psid, vars: { status: "403" } });
+      const sipp = startSipp({ scenario: "gw-agent-refused.xml", port, remote: `127.0.0.1:${h.gateway.sipAddress.port}`, service: psid, vars: { status: "403" } });
       await sipp.ready;
       const result = await finish(sipp);
       expect(result.code, describeSipp(result)).toBe(0);

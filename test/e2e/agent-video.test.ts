@@ -32,7 +32,7 @@ function agentRig(env: Record<string, string> = {}, pickup: { afterMs: number } 
   });
   const agent = async (scenario: string, vars: Record<string, string>): Promise<{ sipp: SippProcess; psid: string }> => {
     const psid = `7200000${String(++rig.psidSeq).padStart(4, "0")}`;
-    const sipp = startSipp({ scenario, port: await freePort(), remote: `127.0.0.1:${rig.h.gateway.sipPort}`, service: psid, vars, timeoutS: 40 });
+    const sipp = startSipp({ scenario, port: await freePort(), remote: `127.0.0.1:${rig.h.gateway.sipAddress.port}`, service: psid, vars, timeoutS: 40 });
     await sipp.ready;
     return { sipp, psid };
   };

@@ -30,7 +30,7 @@ describe("an agent's INVITE whose SDP cannot carry audio", () => {
     const sipp = startSipp({
       scenario: "gw-agent-bad-sdp.xml",
       port: await freePort(),
-      remote: `127.0.0.1:${h.gateway.sipPort}`,
+      remote: `127.0.0.1:${h.gateway.sipAddress.port}`,
       service: psid,
       vars: { body, content_type: contentType },
       timeoutS: 10,

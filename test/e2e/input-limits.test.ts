@@ -182,7 +182,7 @@ describe("input limits, against the real gateway", () => {
   describe("SIP", () => {
     it("answers 404 with a log line to a Request-URI whose percent-encoding does not decode", async () => {
       await nothingReachesMeta(async () => {
-        const rs = await finalResponse(h.gateway.sipPort, invite(h.gateway.sipPort, "%E0%A4%A").text);
+        const rs = await finalResponse(h.gateway.sipAddress.port, invite(h.gateway.sipAddress.port, "%E0%A4%A").text);
         expect(rs).toMatch(/^SIP\/2\.0 404 Not A Messenger Consumer\r\n/);
       });
       const refused = h.logs.find("agent call refused").filter((l) => String(l.detail).includes("percent-encoded"));
@@ -193,7 +193,7 @@ describe("input limits, against the real gateway", () => {
 
     it("answers 404 naming MAX_ID_LENGTH to a PSID over it", async () => {
       await nothingReachesMeta(async () => {
-        const rs = await finalResponse(h.gateway.sipPort, invite(h.gateway.sipPort, "9".repeat(300)).text);
+        const rs = await finalResponse(h.gateway.sipAddress.port, invite(h.gateway.sipAddress.port, "9".repeat(300)).text);
         expect(statusOf(rs)).toBe(404);
       });
       expect(h.logs.find("agent call refused").some((l) => String(l.detail).includes("MAX_ID_LENGTH"))).toBe(true);
@@ -201,7 +201,7 @@ describe("input limits, against the real gateway", () => {
 
     it("answers 488 to an SDP offer over SDP_MAX_LINES", async () => {
       await nothingReachesMeta(async () => {
-        const rs = await finalResponse(h.gateway.sipPort, invite(h.gateway.sipPort, "7300000000001", { body: SDP + "a=x\r\n".repeat(1000) }).text);
+        const rs = await finalResponse(h.gateway.sipAddress.port, invite(h.gateway.sipAddress.port, "7300000000001", { body: SDP + "a=x\r\n".repeat(1000) }).text);
         expect(rs).toMatch(/^SIP\/2\.0 488 SDP Too Large\r\n/);
       });
       expect(h.logs.find("agent call refused").some((l) => l.status === 488 && String(l.detail).includes("SDP_MAX_LINES"))).toBe(true);
@@ -209,7 +209,7 @@ describe("input limits, against the real gateway", () => {
 
     it("answers 513 to an INVITE over SIP_MAX_MESSAGE_BYTES, logging the bound", async () => {
       await nothingReachesMeta(async () => {
-        const rs = await finalResponse(h.gateway.sipPort, invite(h.gateway.sipPort, "7300000000002", { body: SDP + `a=pad:${"x".repeat(20_000)}\r\n` }).text);
+        const rs = await finalResponse(h.gateway.sipAddress.port, invite(h.gateway.sipAddress.port, "7300000000002", { body: SDP + `a=pad:${"x".repeat(20_000)}\r\n` }).text);
         expect(rs).toMatch(/^SIP\/2\.0 513 Message Too Large\r\n/);
       });
       const line = h.logs.find("SIP message over a limit refused").find((l) => l.limit === "SIP_MAX_MESSAGE_BYTES");
@@ -221,7 +221,7 @@ describe("input limits, against the real gateway", () => {
       await nothingReachesMeta(async () => {
         // Short PSIDs are refused (404) after the rate check, so nothing would reach Meta either way.
         const answers = await Promise.all(
-          Array.from({ length: 8 }, () => finalResponse(h.gateway.sipPort, invite(h.gateway.sipPort, "42", { from: source }).text, source)),
+          Array.from({ length: 8 }, () => finalResponse(h.gateway.sipAddress.port, invite(h.gateway.sipAddress.port, "42", { from: source }).text, source)),
         );
         const statuses = answers.map(statusOf).sort();
         expect(statuses.filter((s) => s === 404)).toHaveLength(5);
@@ -232,7 +232,7 @@ describe("input limits, against the real gateway", () => {
       });
       expect(h.logs.find("agent call refused").filter((l) => l.status === 480 && String(l.detail).includes(`source ${source} sent more INVITEs than SIP_MAX_CALLS_PER_SECOND`))).toHaveLength(3);
       // Another source is not held back by this one.
-      const other = await finalResponse(h.gateway.sipPort, invite(h.gateway.sipPort, "42").text);
+      const other = await finalResponse(h.gateway.sipAddress.port, invite(h.gateway.sipAddress.port, "42").text);
       expect(statusOf(other)).toBe(404);
     });
   });

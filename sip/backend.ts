@@ -1,0 +1,42 @@
+import { DrachtioSipSignaling } from "./drachtio/drachtio-signaling.js";
+import { EmbeddedSipSignaling } from "./embedded/embedded-signaling.js";
+import type { SipMessageLimits } from "./embedded/message-limits.js";
+import type { SipLogger } from "./logger.js";
+import type { SipSignaling, SipTransportName } from "./signaling.js";
+
+/**
+ * Which SIP stack carries the gateway's signalling: the embedded one (in process, the default) or
+ * drachtio-srf talking to a drachtio-server sidecar (inbound connection mode).
+ */
+export type SipBackendChoice = { kind: "embedded" } | { kind: "drachtio"; host: string; port: number; secret: string };
+
+export const SIP_BACKENDS = ["embedded", "drachtio"] as const;
+
+export interface SipSignalingOptions {
+  backend: SipBackendChoice;
+  /** Where the embedded stack binds (drachtio-server listens on its own). */
+  listen: { host: string; port: number };
+  transports: SipTransportName[];
+  /** Host the embedded stack writes in Via, Contact and From. */
+  advertisedHost?: string;
+  userAgent: string;
+  logger: SipLogger;
+  /** Bounds on received messages, for the embedded stack's parser. */
+  limits?: Partial<SipMessageLimits>;
+}
+
+/** The configured backend behind the SipSignaling port; callers see nothing else. */
+export function createSipSignaling(o: SipSignalingOptions): SipSignaling {
+  if (o.backend.kind === "drachtio") {
+    return new DrachtioSipSignaling({ host: o.backend.host, port: o.backend.port, secret: o.backend.secret, userAgent: o.userAgent, logger: o.logger });
+  }
+  return new EmbeddedSipSignaling({
+    address: o.listen.host,
+    port: o.listen.port,
+    transports: o.transports,
+    host: o.advertisedHost,
+    userAgent: o.userAgent,
+    logger: o.logger,
+    limits: o.limits,
+  });
+}

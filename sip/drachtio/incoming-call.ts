@@ -1,0 +1,255 @@
+import { EventEmitter } from "node:events";
+import { SipCallStateError } from "../errors.js";
+import type { IncomingCallState, IncomingSipCall, IncomingSipCallEvents, SipEndReason, SipParty } from "../signaling.js";
+import { ALLOWED_METHODS, joinHeaderLines, readParty } from "./message.js";
+import type { DrachtioCallContext, DrachtioLiveCall } from "./outgoing-call.js";
+import { DrachtioSession } from "./session.js";
+import type { SrfRequest, SrfServerResponse } from "./srf.js";
+
+/**
+ * A call the PBX places to us through drachtio-server (which has already sent 100 Trying): 18x,
+ * a 2xx through createUAS, or a rejection; a CANCEL before our final answer has been answered
+ * 200 + 487 by drachtio-server and is reported here.
+ */
+export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> implements IncomingSipCall, DrachtioLiveCall {
+  readonly sipCallId: string;
+  readonly callId: string;
+  readonly from: SipParty;
+  readonly to: SipParty;
+  readonly requestUri: string;
+  readonly source: { address: string; port: number; transport: "udp" | "tcp" };
+  private currentState: IncomingCallState = "offered";
+  private session: DrachtioSession | undefined;
+  private answerTimer: NodeJS.Timeout | undefined;
+  private readonly offered: string | undefined;
+  private localAnswer = "";
+
+  constructor(
+    private readonly ctx: DrachtioCallContext,
+    private readonly req: SrfRequest,
+    private readonly res: SrfServerResponse,
+    incomingAnswerTimeoutMs: number,
+  ) {
+    super();
+    this.source = {
+      address: req.source_address,
+      port: req.source_port,
+      transport: req.protocol.toLowerCase() === "tcp" ? "tcp" : "udp",
+    };
+    this.sipCallId = req.get("call-id") ?? "";
+    this.callId = this.sipCallId;
+    this.requestUri = req.uri;
+    this.from = readParty(req.get("from"));
+    this.to = readParty(req.get("to"));
+    this.offered = req.body || undefined;
+    req.on("cancel", () => this.onCancel());
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = undefined;
+      this.ctx.logger.warn({ sipCallId: this.sipCallId }, "incoming call neither accepted nor rejected; answering 480");
+      this.reject(480, "Temporarily Unavailable");
+    }, incomingAnswerTimeoutMs);
+  }
+
+  get state(): IncomingCallState {
+    return this.currentState;
+  }
+  get localSdp(): string {
+    return this.session?.localSdp ?? this.localAnswer;
+  }
+  get remoteSdp(): string | undefined {
+    return this.session?.remoteSdp ?? this.offered;
+  }
+
+  header(name: string): string | undefined {
+    return this.req.get(name);
+  }
+
+  private setState(s: IncomingCallState): void {
+    if (this.currentState === s) return;
+    this.currentState = s;
+    this.emit("state", s);
+  }
+
+  private get answerable(): boolean {
+    return this.currentState === "offered" || this.currentState === "early";
+  }
+
+  ringing(sdp?: string): void {
+    if (!this.answerable) return;
+    const headers: Record<string, string> = { "User-Agent": this.ctx.userAgent };
+    if (sdp) headers["Content-Type"] = "application/sdp";
+    this.send(sdp ? 183 : 180, sdp ? "Session Progress" : "Ringing", { headers, ...(sdp ? { body: sdp } : {}) });
+    this.setState("early");
+  }
+
+  accept(sdp: string): Promise<boolean> {
+    if (!this.answerable) return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot accept in state ${this.currentState}`));
+    this.clearAnswerTimer();
+    this.localAnswer = sdp;
+    this.setState("accepted");
+    return new Promise<boolean>((resolve) => {
+      const headers = { "Content-Type": "application/sdp", Allow: ALLOWED_METHODS, "User-Agent": this.ctx.userAgent };
+      try {
+        this.ctx.srf.createUAS(this.req, this.res, { localSdp: sdp, headers }, (err, dialog) => {
+          if (err || !dialog) {
+            // Cancelled as we answered, or the connection went: no dialog came of it.
+            this.ctx.logger.info({ sipCallId: this.sipCallId, err: err?.message }, "our 200 OK could not be sent");
+            this.finishWithout(resolve);
+            return;
+          }
+          if (this.currentState !== "accepted") {
+            // The call was ended (stop, lost connection) while the 200 was on its way.
+            try {
+              dialog.destroy({ headers: { "User-Agent": this.ctx.userAgent } }, () => {});
+            } catch {
+              // no connection
+            }
+            resolve(false);
+            return;
+          }
+          this.session = new DrachtioSession(dialog, {
+            callId: this.callId,
+            localSdp: sdp,
+            remoteSdp: this.offered,
+            credentials: undefined,
+            ownsCallId: false,
+            awaitingAck: true,
+            userAgent: this.ctx.userAgent,
+            logger: this.ctx.logger,
+            reinviteAnswerTimeoutMs: this.ctx.reinviteAnswerTimeoutMs,
+            hooks: {
+              onReinvite: (offer, respond) => {
+                if (this.listenerCount("reinvite") === 0) return false;
+                this.emit("reinvite", offer, respond);
+                return true;
+              },
+              onInfo: (contentType, body) => this.emit("info", contentType, body),
+              onEnded: (reason) => this.onSessionEnded(reason),
+            },
+          });
+          void this.session.awaitAck().then((acked) => {
+            if (acked && this.currentState === "accepted") {
+              this.setState("confirmed");
+              this.emit("confirmed");
+            }
+            resolve(acked);
+          });
+        });
+      } catch (err) {
+        this.ctx.logger.warn({ sipCallId: this.sipCallId, err: (err as Error).message }, "our 200 OK could not be sent");
+        this.finishWithout(resolve);
+      }
+    });
+  }
+
+  /** Accepting failed before a dialog existed: the call is over, with nothing more to send. */
+  private finishWithout(resolve: (acked: boolean) => void): void {
+    if (this.currentState !== "terminated") {
+      this.setState("terminated");
+      this.done();
+    }
+    resolve(false);
+  }
+
+  reject(status: number, reason?: string, headers?: Record<string, string | readonly string[]>): void {
+    if (!this.answerable) return;
+    const code = status >= 300 && status <= 699 ? status : 603;
+    const all: Record<string, string> = { "User-Agent": this.ctx.userAgent };
+    for (const [name, value] of Object.entries(headers ?? {})) all[name] = joinHeaderLines(name, value);
+    this.send(code, reason ?? "Decline", { headers: all });
+    this.setState("terminated");
+    this.done();
+  }
+
+  private onCancel(): void {
+    if (!this.answerable) return; // already answered: the CANCEL has no effect (§9.2)
+    this.setState("terminated");
+    this.emit("cancel");
+    this.done();
+  }
+
+  hangup(): Promise<void> {
+    if (this.answerable) {
+      this.reject(603, "Decline");
+      return Promise.resolve();
+    }
+    if (this.session && (this.currentState === "accepted" || this.currentState === "confirmed")) {
+      this.setState("terminating");
+      return this.session.hangup();
+    }
+    return Promise.resolve();
+  }
+
+  reinvite(sdp: string): Promise<string> {
+    if (this.currentState !== "confirmed" || !this.session) {
+      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot re-INVITE in state ${this.currentState}`));
+    }
+    return this.session.reinvite(sdp);
+  }
+
+  sendInfo(contentType: string, body: string): Promise<number> {
+    if ((this.currentState !== "confirmed" && this.currentState !== "accepted") || !this.session) {
+      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot send INFO in state ${this.currentState}`));
+    }
+    return this.session.sendInfo(contentType, body);
+  }
+
+  shutdown(): void {
+    if (this.answerable) {
+      this.reject(503, "Service Unavailable");
+      return;
+    }
+    if (this.session) this.session.shutdown();
+    else if (this.currentState === "accepted") {
+      this.setState("terminated");
+      this.done();
+    }
+  }
+
+  connectionLost(): string | undefined {
+    if (this.answerable) {
+      // Nothing can answer the INVITE any more; drachtio-server's transaction times out on its own.
+      this.setState("terminated");
+      this.emit("cancel");
+      this.done();
+      return undefined;
+    }
+    const session = this.session;
+    if (!session) {
+      if (this.currentState === "accepted") {
+        this.setState("terminated");
+        this.done();
+      }
+      return undefined;
+    }
+    const id = session.dialog.id;
+    this.ctx.srf.removeDialog(session.dialog);
+    session.terminate("signalling-lost");
+    return id;
+  }
+
+  private onSessionEnded(reason: SipEndReason): void {
+    if (this.currentState === "terminated") return;
+    this.setState("terminated");
+    this.emit("ended", reason);
+    this.done();
+  }
+
+  private send(status: number, reason: string, opts: { headers: Record<string, string>; body?: string }): void {
+    try {
+      this.res.send(status, reason, opts);
+    } catch (err) {
+      this.ctx.logger.debug({ err, sipCallId: this.sipCallId, status }, "response could not be sent");
+    }
+  }
+
+  private clearAnswerTimer(): void {
+    if (this.answerTimer) clearTimeout(this.answerTimer);
+    this.answerTimer = undefined;
+  }
+
+  private done(): void {
+    this.clearAnswerTimer();
+    this.ctx.callEnded(this);
+  }
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from "node:crypto";
+import { SipArgumentError } from "../errors.js";
+import type { SipParty } from "../signaling.js";
+import { authorizationHeader, readChallenge, type DigestChallenge } from "../embedded/digest.js";
+import { parseDigestParams } from "../digest-verifier.js";
+
+/**
+ * Text-level helpers for the drachtio backend. drachtio-srf hands messages over as UTF-8 strings
+ * (its framing counts bytes), so no re-encoding is needed; what it does not give is one value per
+ * header line, which digest challenges need.
+ */
+
+export const ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+
+export function randomToken(bytes = 8): string {
+  return randomBytes(bytes).toString("hex");
+}
+
+/**
+ * Every value of a header in a raw message, one per line (continuation lines joined). drachtio-srf
+ * joins repeated headers with commas, which cannot be split back for challenges whose parameters
+ * hold commas themselves.
+ */
+export function headerValues(raw: string, name: string): string[] {
+  const head = raw.split("\r\n\r\n", 1)[0] ?? "";
+  const lines = head.split(/\r\n(?![ \t])/).slice(1);
+  const wanted = name.toLowerCase();
+  const out: string[] = [];
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    if (line.slice(0, colon).trim().toLowerCase() !== wanted) continue;
+    out.push(line.slice(colon + 1).replace(/\r\n[ \t]+/g, " ").trim());
+  }
+  return out;
+}
+
+/**
+ * Several values of one header as the single string drachtio-srf takes: it writes a value
+ * verbatim, so the further lines carry their own name.
+ */
+export function joinHeaderLines(name: string, value: string | readonly string[]): string {
+  return typeof value === "string" ? value : value.join(`\r\n${name}: `);
+}
+
+/** A name-addr (`"Name" <sip:user@host>;tag=x`) as the port reports parties. */
+export function readParty(text: string | undefined): SipParty {
+  const raw = (text ?? "").trim();
+  let displayName: string | undefined;
+  let uri: string;
+  const angle = /^(?:("(?:[^"\\]|\\.)*")|([^<]*?))\s*<([^>]*)>/.exec(raw);
+  if (angle) {
+    const quoted = angle[1];
+    const token = angle[2]?.trim();
+    displayName = quoted !== undefined ? quoted.slice(1, -1).replace(/\\(.)/g, "$1") : token || undefined;
+    uri = angle[3] ?? "";
+  } else {
+    uri = raw.split(";")[0]?.trim() ?? "";
+  }
+  const user = /^sips?:([^@;]+)@/i.exec(uri)?.[1];
+  return { uri, user, displayName };
+}
+
+const USER_PART = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$/;
+const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+/** Headers drachtio-server or this backend sets; a caller may not replace them. */
+const RESERVED_HEADERS = new Set([
+  "via",
+  "v",
+  "from",
+  "f",
+  "to",
+  "t",
+  "call-id",
+  "i",
+  "cseq",
+  "contact",
+  "m",
+  "max-forwards",
+  "content-length",
+  "l",
+  "content-type",
+  "c",
+  "route",
+  "record-route",
+  "authorization",
+  "proxy-authorization",
+]);
+
+export function checkUserPart(user: string): void {
+  if (!USER_PART.test(user)) throw new SipArgumentError(`invalid SIP user part ${JSON.stringify(user)}`);
+}
+
+export function checkExtraHeaders(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (!TOKEN.test(name)) throw new SipArgumentError(`invalid header name ${JSON.stringify(name)}`);
+    if (RESERVED_HEADERS.has(name.toLowerCase())) throw new SipArgumentError(`header ${name} is set by the stack`);
+    if (typeof value !== "string" || /[\r\n\0]/.test(value)) throw new SipArgumentError(`invalid value for header ${name}`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** A `sip:` URI with a host; `sips:` needs TLS toward the PBX, which is drachtio-server's to configure. */
+export function checkSipUri(uri: string): { user: string | undefined; hostport: string } {
+  const m = typeof uri === "string" ? /^sip:(?:([^@\s<>"]+)@)?([^;?\s<>"@]+)(?:[;?][^\s<>"]*)?$/i.exec(uri) : null;
+  if (!m || !m[2]) throw new SipArgumentError(`invalid SIP URI ${JSON.stringify(uri)}`);
+  return { user: m[1], hostport: m[2] };
+}
+
+/** Display name as a quoted-string (RFC 3261 §25.1). */
+export function quoteDisplayName(name: string): string {
+  return `"${name.replace(/[\r\n\0]/g, " ").replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * Answers the digest challenges of one 401/407, the way the embedded backend does: of one
+ * realm's challenges (one per algorithm, preferred first, RFC 8760) the topmost we support, MD5
+ * or SHA-256. drachtio-srf's own digest client knows MD5 only and reads only the first challenge.
+ */
+export class DigestAnswers {
+  private readonly answered = new Map<string, string>();
+
+  constructor(private readonly credentials: { username: string; password: string } | undefined) {}
+
+  /**
+   * The Authorization (401) or Proxy-Authorization (407) header values for `method` on `uri`, or
+   * undefined when there is nothing new to answer (no credentials, no usable challenge, or the same
+   * nonce refused again: a wrong password).
+   */
+  answer(res: { status: number; raw: string }, method: string, uri: string): { header: string; value: string } | undefined {
+    if (!this.credentials) return undefined;
+    const proxy = res.status === 407;
+    const values: string[] = [];
+    const realms = new Set<string>();
+    for (const text of headerValues(res.raw, proxy ? "proxy-authenticate" : "www-authenticate")) {
+      for (const one of splitChallenges(text)) {
+        const challenge = parseChallenge(one);
+        if (!challenge || realms.has(challenge.realm)) continue;
+        realms.add(challenge.realm);
+        const key = `${proxy ? "p" : "w"}:${challenge.realm}`;
+        if (this.answered.get(key) === challenge.nonce && !challenge.stale) continue;
+        this.answered.set(key, challenge.nonce);
+        values.push(authorizationHeader(challenge, this.credentials, method, uri));
+      }
+    }
+    if (values.length === 0) return undefined;
+    const header = proxy ? "Proxy-Authorization" : "Authorization";
+    return { header, value: joinHeaderLines(header, values) };
+  }
+}
+
+/** A header line may carry several challenges (`Digest a=1, b=2, Digest a=3`). */
+function splitChallenges(text: string): string[] {
+  return text.split(/,\s*(?=digest\s)/i);
+}
+
+function parseChallenge(text: string): DigestChallenge | undefined {
+  const params = parseDigestParams(text);
+  return params ? readChallenge({ scheme: "Digest", ...params }) : undefined;
+}

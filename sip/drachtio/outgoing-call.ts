@@ -1,0 +1,367 @@
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { SipArgumentError, SipCallStateError } from "../errors.js";
+import type { SipLogger } from "../logger.js";
+import {
+  failureKindForStatus,
+  type OutgoingCallState,
+  type OutgoingSipCall,
+  type OutgoingSipCallEvents,
+  type PlaceCallOptions,
+  type SipEndReason,
+  type SipFailureKind,
+} from "../signaling.js";
+import { ALLOWED_METHODS, DigestAnswers, checkExtraHeaders, checkSipUri, checkUserPart, quoteDisplayName } from "./message.js";
+import { DrachtioSession } from "./session.js";
+import { isSrfSipError, type Srf, type SrfDialog, type SrfRequest, type SrfResponse } from "./srf.js";
+
+const MAX_AUTH_ROUNDS = 3;
+
+/** What a call gets from the signalling that created it. */
+export interface DrachtioCallContext {
+  readonly srf: Srf;
+  readonly logger: SipLogger;
+  readonly userAgent: string;
+  readonly reinviteAnswerTimeoutMs: number;
+  readonly defaultRingTimeoutMs: number;
+  /** Whether the control connection to drachtio-server is up. */
+  isConnected(): boolean;
+  callEnded(call: DrachtioLiveCall): void;
+}
+
+/** A call as the signalling sees it when stopping or when drachtio-server goes away. */
+export interface DrachtioLiveCall {
+  /** Ends the call at once, BYE or CANCEL sent best effort: the signalling is stopping. */
+  shutdown(): void;
+  /**
+   * The connection to drachtio-server is gone: ends the call here without a word on the wire.
+   * Returns the id of a dialog drachtio-server may still hold, to BYE once it is back.
+   */
+  connectionLost(): string | undefined;
+}
+
+/**
+ * A call we place to the PBX through drachtio-server: createUAC with our offer, provisionals,
+ * our own digest answers (SHA-256 and MD5, as the embedded backend), CANCEL only after a
+ * provisional (RFC 3261 §9.1), a BYE for a 2xx that crosses our CANCEL.
+ */
+export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> implements OutgoingSipCall, DrachtioLiveCall {
+  readonly sipCallId = `${randomUUID()}`;
+  readonly callId: string;
+  private currentState: OutgoingCallState = "calling";
+  private readonly headers: Record<string, string>;
+  private readonly auth: DigestAnswers;
+  /** Bumped for each INVITE sent: a late answer to an INVITE we replaced is not this call's. */
+  private attempt = 0;
+  private authRounds = 0;
+  private request: SrfRequest | undefined;
+  private session: DrachtioSession | undefined;
+  private provisionalSeen = false;
+  private cancelRequested = false;
+  private cancelSent = false;
+  private cancelCause: { status: number; reason: string; kind: SipFailureKind } | undefined;
+  private ringTimer: NodeJS.Timeout | undefined;
+  private finishedResolve!: () => void;
+  private readonly finished: Promise<void>;
+  private remote: string | undefined;
+
+  constructor(
+    private readonly ctx: DrachtioCallContext,
+    private readonly o: PlaceCallOptions,
+    defaultFromUser: string,
+  ) {
+    super();
+    checkSipUri(o.uri);
+    const user = o.from?.user ?? defaultFromUser;
+    checkUserPart(user);
+    const extra = checkExtraHeaders(o.headers);
+    if (typeof o.sdp !== "string" || o.sdp.trim() === "") throw new SipArgumentError("placeCall needs an SDP offer");
+    this.callId = o.callId ?? this.sipCallId;
+    const display = o.from?.displayName;
+    // drachtio-server writes its own address where a From or Contact names `localhost`.
+    const local = `<sip:${user}@localhost>`;
+    this.headers = {
+      From: `${display ? `${quoteDisplayName(display)} ` : ""}${local};tag=${randomUUID().slice(0, 13)}`,
+      Contact: local,
+      "Call-ID": this.sipCallId,
+      "User-Agent": ctx.userAgent,
+      Allow: ALLOWED_METHODS,
+      ...extra,
+    };
+    this.auth = new DigestAnswers(o.auth);
+    this.finished = new Promise((resolve) => (this.finishedResolve = resolve));
+    process.nextTick(() => this.start());
+  }
+
+  get state(): OutgoingCallState {
+    return this.currentState;
+  }
+  get localSdp(): string {
+    return this.session?.localSdp ?? this.o.sdp;
+  }
+  get remoteSdp(): string | undefined {
+    return this.session?.remoteSdp ?? this.remote;
+  }
+
+  private setState(s: OutgoingCallState): void {
+    if (this.currentState === s) return;
+    this.currentState = s;
+    this.emit("state", s);
+  }
+
+  private start(): void {
+    if (this.currentState === "terminated") return;
+    const ringMs = this.o.timeoutMs ?? this.ctx.defaultRingTimeoutMs;
+    this.ringTimer = setTimeout(() => {
+      this.ringTimer = undefined;
+      this.cancelCause = { status: 408, reason: `No Answer within ${ringMs} ms`, kind: "no-answer" };
+      void this.cancel();
+    }, ringMs);
+    this.sendInvite({});
+  }
+
+  private sendInvite(extra: Record<string, string>): void {
+    const attempt = ++this.attempt;
+    this.request = undefined;
+    this.provisionalSeen = false;
+    if (!this.ctx.isConnected()) {
+      this.ctx.logger.warn({ callId: this.callId, sipCallId: this.sipCallId }, "no connection to drachtio-server; call not placed");
+      this.fail(503, "SIP Server Unreachable", "unreachable");
+      return;
+    }
+    this.ctx.logger.debug({ callId: this.callId, sipCallId: this.sipCallId, uri: this.o.uri, attempt }, "INVITE sent");
+    try {
+      this.ctx.srf.createUAC(
+        this.o.uri,
+        { localSdp: this.o.sdp, headers: { ...this.headers, ...extra } },
+        {
+          cbRequest: (err, req) => {
+            if (err || !req || attempt !== this.attempt) return;
+            this.request = req;
+            if (this.cancelRequested && this.provisionalSeen && !this.cancelSent) this.sendCancel();
+          },
+          cbProvisional: (res) => {
+            if (attempt === this.attempt) this.onProvisional(res);
+          },
+        },
+        (err, dialog) => {
+          if (dialog) this.onAnswered(attempt, dialog);
+          else if (attempt === this.attempt) this.onFailure(err);
+        },
+      );
+    } catch (err) {
+      // No connection to drachtio-server: nothing was sent.
+      this.ctx.logger.warn({ callId: this.callId, sipCallId: this.sipCallId, err: (err as Error).message }, "INVITE could not be sent");
+      this.fail(503, "SIP Server Unreachable", "unreachable");
+    }
+  }
+
+  private onProvisional(res: SrfResponse): void {
+    this.provisionalSeen = true;
+    // A cancel asked for before any provisional goes out now, even if the caller was already told
+    // the call failed: otherwise the PBX would ring on.
+    if (this.cancelRequested && !this.cancelSent && this.request) this.sendCancel();
+    if (this.currentState === "terminated" || this.currentState === "cancelling") return;
+    if (this.currentState === "calling") this.setState("proceeding");
+    const toTag = /;\s*tag=/i.test(res.get("to") ?? "");
+    if (res.status > 100 && toTag && this.currentState === "proceeding") this.setState("early");
+    if (res.status > 100) this.emit("provisional", res.status, res.reason, res.body || undefined);
+  }
+
+  private onFailure(err: Error | null): void {
+    if (this.currentState === "terminated") return;
+    if (!isSrfSipError(err)) {
+      this.ctx.logger.warn({ callId: this.callId, sipCallId: this.sipCallId, err: err?.message }, "INVITE failed before any response");
+      this.fail(503, "SIP Server Unreachable", "unreachable");
+      return;
+    }
+    const status = err.status;
+    const reason = err.reason ?? err.res?.reason ?? "";
+    if ((status === 401 || status === 407) && err.res && !this.cancelRequested && this.authRounds < MAX_AUTH_ROUNDS) {
+      const auth = this.auth.answer(err.res, "INVITE", this.o.uri);
+      const sent = this.request;
+      if (auth && sent) {
+        this.authRounds++;
+        // The same call (Call-ID, From tag) with the next CSeq, as RFC 3261 §22.2 asks.
+        const cseq = Number.parseInt(sent.get("cseq") ?? "", 10);
+        const headers: Record<string, string> = { From: sent.get("from") ?? this.headers.From!, [auth.header]: auth.value };
+        if (Number.isFinite(cseq)) headers.CSeq = `${cseq + 1} INVITE`;
+        this.sendInvite(headers);
+        return;
+      }
+    }
+    if (this.cancelRequested) {
+      const cause = this.cancelCause;
+      this.fail(cause?.status ?? status, cause?.reason ?? reason, cause?.kind ?? "cancelled");
+    } else {
+      this.fail(status, reason, failureKindForStatus(status));
+    }
+  }
+
+  private onAnswered(attempt: number, dialog: SrfDialog): void {
+    const stale = attempt !== this.attempt || this.session !== undefined;
+    if (stale || this.currentState === "terminated" || this.cancelRequested) {
+      // An answer that crossed our CANCEL (or came after we gave up): the call exists at the PBX
+      // now and must be ended with BYE (§9.1).
+      this.byeAndForget(dialog);
+      if (!stale && this.currentState !== "terminated") {
+        const cause = this.cancelCause;
+        this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
+      }
+      return;
+    }
+    const body = dialog.remote.sdp;
+    this.clearTimers();
+    this.session = new DrachtioSession(dialog, {
+      callId: this.callId,
+      localSdp: this.o.sdp,
+      remoteSdp: body || undefined,
+      credentials: this.o.auth,
+      ownsCallId: true,
+      awaitingAck: false,
+      userAgent: this.ctx.userAgent,
+      logger: this.ctx.logger,
+      reinviteAnswerTimeoutMs: this.ctx.reinviteAnswerTimeoutMs,
+      hooks: {
+        onReinvite: (offer, respond) => {
+          if (this.listenerCount("reinvite") === 0) return false;
+          this.emit("reinvite", offer, respond);
+          return true;
+        },
+        onInfo: (contentType, text) => this.emit("info", contentType, text),
+        onEnded: (reason) => this.onSessionEnded(reason),
+      },
+    });
+    if (!body) {
+      void this.session.hangup();
+      this.fail(200, "answer without SDP", "failed");
+      return;
+    }
+    this.remote = body;
+    this.setState("confirmed");
+    this.emit("answered", body);
+  }
+
+  private byeAndForget(dialog: SrfDialog): void {
+    try {
+      dialog.destroy({ headers: { "User-Agent": this.ctx.userAgent } }, () => {});
+    } catch {
+      // no connection: drachtio-server's own timers end it
+    }
+  }
+
+  private onSessionEnded(reason: SipEndReason): void {
+    if (this.currentState === "confirmed" || this.currentState === "terminating") {
+      this.setState("terminated");
+      this.emit("ended", reason);
+      this.done();
+    }
+  }
+
+  cancel(): Promise<void> {
+    switch (this.currentState) {
+      case "calling":
+      case "proceeding":
+      case "early": {
+        this.cancelRequested = true;
+        this.setState("cancelling");
+        if (this.ringTimer) clearTimeout(this.ringTimer);
+        this.ringTimer = undefined;
+        if (this.provisionalSeen && this.request) {
+          this.sendCancel();
+        } else {
+          // §9.1: no CANCEL before a provisional. The caller learns now; a late provisional
+          // still gets its CANCEL, a late 2xx its BYE.
+          const cause = this.cancelCause;
+          this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
+        }
+        return this.finished;
+      }
+      case "confirmed":
+        return this.hangup();
+      default:
+        return this.finished;
+    }
+  }
+
+  private sendCancel(): void {
+    const req = this.request;
+    if (!req || this.cancelSent) return;
+    this.cancelSent = true;
+    try {
+      req.cancel((err) => {
+        if (err) this.ctx.logger.debug({ err, sipCallId: this.sipCallId }, "CANCEL not sent");
+      });
+    } catch (err) {
+      this.ctx.logger.debug({ err, sipCallId: this.sipCallId }, "CANCEL not sent");
+    }
+  }
+
+  hangup(): Promise<void> {
+    if (this.currentState === "confirmed" && this.session) {
+      this.setState("terminating");
+      return this.session.hangup().then(() => this.finished);
+    }
+    if (this.currentState === "terminating") return this.finished;
+    return this.cancel();
+  }
+
+  reinvite(sdp: string): Promise<string> {
+    if (this.currentState !== "confirmed" || !this.session) {
+      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot re-INVITE in state ${this.currentState}`));
+    }
+    return this.session.reinvite(sdp);
+  }
+
+  sendInfo(contentType: string, body: string): Promise<number> {
+    if (this.currentState !== "confirmed" || !this.session) {
+      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot send INFO in state ${this.currentState}`));
+    }
+    return this.session.sendInfo(contentType, body);
+  }
+
+  shutdown(): void {
+    switch (this.currentState) {
+      case "confirmed":
+      case "terminating":
+        this.setState("terminating");
+        this.session?.shutdown();
+        return;
+      default:
+        if (this.currentState !== "terminated" && this.provisionalSeen) this.sendCancel();
+        this.fail(503, "Signalling Stopped", "failed");
+    }
+  }
+
+  connectionLost(): string | undefined {
+    if (this.session && (this.currentState === "confirmed" || this.currentState === "terminating")) {
+      this.setState("terminating");
+      const id = this.session.dialog.id;
+      this.ctx.srf.removeDialog(this.session.dialog);
+      this.session.terminate("signalling-lost");
+      return id;
+    }
+    this.attempt++;
+    this.fail(503, "SIP Server Connection Lost", "unreachable");
+    return undefined;
+  }
+
+  private fail(status: number, reason: string, kind: SipFailureKind): void {
+    if (this.currentState === "terminated") return;
+    this.ctx.logger.info({ callId: this.callId, sipCallId: this.sipCallId, status, reason, kind }, "SIP call failed");
+    this.setState("terminated");
+    this.emit("failed", status, reason, kind);
+    this.done();
+  }
+
+  private clearTimers(): void {
+    if (this.ringTimer) clearTimeout(this.ringTimer);
+    this.ringTimer = undefined;
+  }
+
+  private done(): void {
+    this.clearTimers();
+    this.ctx.callEnded(this);
+    this.finishedResolve();
+  }
+}

@@ -1,0 +1,361 @@
+import { SipCallStateError, SipRequestError } from "../errors.js";
+import type { SipLogger } from "../logger.js";
+import type { ReinviteAnswer, SipEndReason } from "../signaling.js";
+import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
+import { requestInDialog, type SrfDialog, type SrfRequest, type SrfResponse, type SrfServerResponse } from "./srf.js";
+
+export interface SessionHooks {
+  /** Returns false when nobody listens (the session then answers with the current local SDP). */
+  onReinvite(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
+  onInfo(contentType: string, body: string): void;
+  onEnded(reason: SipEndReason): void;
+}
+
+export interface SessionOptions {
+  callId: string;
+  localSdp: string;
+  remoteSdp: string | undefined;
+  credentials: { username: string; password: string } | undefined;
+  /** We generated the Call-ID (we placed the call): decides the 491 back-off range. */
+  ownsCallId: boolean;
+  /** We answered the INVITE: a BYE drachtio-server sends on its own before our ACK means no ACK came. */
+  awaitingAck: boolean;
+  userAgent: string;
+  logger: SipLogger;
+  reinviteAnswerTimeoutMs: number;
+  hooks: SessionHooks;
+}
+
+export type SessionState = "active" | "terminating" | "terminated";
+
+/**
+ * The answered part of a call on drachtio-srf, the same whichever side placed it: BYE both ways,
+ * re-INVITE both ways (one INVITE transaction at a time, 491 for glare with the RFC 3261 §14.1
+ * retry, 500 + Retry-After for overlapping offers), INFO both ways, in-dialog OPTIONS.
+ * drachtio-server keeps the dialog state, retransmits our 2xx and times out the ACK.
+ */
+export class DrachtioSession {
+  state: SessionState = "active";
+  localSdp: string;
+  remoteSdp: string | undefined;
+  private readonly auth: DigestAnswers;
+  private incomingInvite: { respond: (a: ReinviteAnswer) => void } | undefined;
+  private outgoingInvite = false;
+  private acked: boolean;
+  private ackWaiters: ((acked: boolean) => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+  private reinviteChain: Promise<unknown> = Promise.resolve();
+  private hangupPromise: Promise<void> | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private endedResolve!: (reason: SipEndReason) => void;
+  private readonly ended: Promise<SipEndReason>;
+
+  constructor(
+    readonly dialog: SrfDialog,
+    private readonly o: SessionOptions,
+  ) {
+    this.localSdp = o.localSdp;
+    this.remoteSdp = o.remoteSdp;
+    this.acked = !o.awaitingAck;
+    this.auth = new DigestAnswers(o.credentials);
+    this.ended = new Promise((resolve) => (this.endedResolve = resolve));
+    dialog.on("ack", (req) => this.onAck(req));
+    dialog.on("destroy", (req) => this.onRemoteBye(req));
+    dialog.on("modify", (req, res) => this.onReinvite(req, res));
+    dialog.on("info", (req, res) => {
+      this.send(res, 200);
+      this.o.hooks.onInfo(req.get("content-type") ?? "", req.body ?? "");
+    });
+    dialog.on("options", (_req, res) => this.send(res, 200, { headers: { Allow: ALLOWED_METHODS, Accept: "application/sdp" } }));
+  }
+
+  get sipCallId(): string {
+    return this.dialog.sip.callId;
+  }
+
+  private get ids(): [string, string] {
+    return [this.o.callId, this.sipCallId];
+  }
+
+  /** Resolves true on the ACK for our 2xx, false when the call ends first. */
+  awaitAck(): Promise<boolean> {
+    if (this.acked) return Promise.resolve(true);
+    if (this.state === "terminated") return Promise.resolve(false);
+    return new Promise((resolve) => this.ackWaiters.push(resolve));
+  }
+
+  private onAck(req: SrfRequest): void {
+    if (this.acked) return;
+    this.acked = true;
+    // An offer in our 2xx (the INVITE had none): the ACK carries the answer.
+    if (req.body) this.remoteSdp = req.body;
+    this.settleAck(true);
+  }
+
+  private settleAck(acked: boolean): void {
+    const waiters = this.ackWaiters;
+    this.ackWaiters = [];
+    for (const w of waiters) w(acked);
+  }
+
+  private onRemoteBye(req: SrfRequest): void {
+    if (this.state === "terminated") return;
+    this.incomingInvite?.respond({ status: 487, reason: "Request Terminated" });
+    // drachtio-server sends BYE itself (and tells us, as from the application) when our 2xx was
+    // never acknowledged.
+    if (req.source === "application") {
+      this.o.logger.warn({ callId: this.o.callId, sipCallId: this.sipCallId }, this.acked ? "drachtio-server ended the dialog" : "no ACK for our 2xx; drachtio-server ended the call");
+      this.terminate(this.acked ? "dialog-lost" : "ack-timeout");
+      return;
+    }
+    this.terminate("remote-bye");
+  }
+
+  private onReinvite(req: SrfRequest, res: SrfServerResponse): void {
+    if (this.state !== "active") {
+      this.send(res, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    if (this.outgoingInvite) {
+      this.send(res, 491, "Request Pending");
+      return;
+    }
+    if (this.incomingInvite) {
+      this.send(res, 500, "Server Internal Error", { headers: { "Retry-After": String(Math.floor(Math.random() * 10)) } });
+      return;
+    }
+    const offer = req.body ?? "";
+    let answered = false;
+    const guard = this.timer(() => respond({ status: 500, reason: "No Answer From Application" }), this.o.reinviteAnswerTimeoutMs);
+    const respond = (answer: ReinviteAnswer): void => {
+      if (answered) return;
+      answered = true;
+      this.clearTimer(guard);
+      this.incomingInvite = undefined;
+      this.notifyIdle();
+      if (this.state === "terminated") return;
+      if (typeof answer !== "string") {
+        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
+        this.send(res, status, answer.reason ?? defaultReason(status));
+        return;
+      }
+      this.localSdp = answer;
+      if (offer) this.remoteSdp = offer;
+      this.send(res, 200, {
+        headers: { "Content-Type": "application/sdp", Contact: this.dialog.local.contact, Allow: ALLOWED_METHODS },
+        body: answer,
+      });
+    };
+    this.incomingInvite = { respond };
+    let listened = false;
+    try {
+      listened = this.o.hooks.onReinvite(offer, respond);
+    } catch (err) {
+      this.o.logger.error({ err, callId: this.o.callId, sipCallId: this.sipCallId }, "re-INVITE listener threw");
+      respond({ status: 500 });
+      return;
+    }
+    if (!listened) respond(this.localSdp);
+  }
+
+  /** Sends BYE and ends the session. */
+  hangup(): Promise<void> {
+    if (this.state === "terminated") return Promise.resolve();
+    this.hangupPromise ??= (async () => {
+      this.state = "terminating";
+      this.incomingInvite?.respond({ status: 487, reason: "Request Terminated" });
+      await new Promise<void>((resolve) => {
+        try {
+          this.dialog.destroy({ headers: { "User-Agent": this.o.userAgent } }, (err) => {
+            if (err) this.o.logger.debug({ err, sipCallId: this.sipCallId }, "BYE failed; ending anyway");
+            resolve();
+          });
+        } catch (err) {
+          this.o.logger.debug({ err, sipCallId: this.sipCallId }, "BYE could not be sent; ending anyway");
+          resolve();
+        }
+        // The BYE's response is lost with the connection if drachtio-server goes away meanwhile.
+        void this.ended.then(() => resolve());
+      });
+      this.terminate("local-bye");
+    })();
+    return this.hangupPromise;
+  }
+
+  /** BYE sent without waiting, ended now (the signalling is stopping). */
+  shutdown(): void {
+    if (this.state === "terminated") return;
+    if (this.state === "active") {
+      try {
+        this.dialog.destroy({ headers: { "User-Agent": this.o.userAgent } }, () => {});
+      } catch {
+        // best effort: the connection may already be gone
+      }
+    }
+    this.terminate("stopped");
+  }
+
+  reinvite(sdp: string): Promise<string> {
+    const run = this.reinviteChain.then(() => this.reinviteNow(sdp));
+    this.reinviteChain = run.catch(() => {});
+    return run;
+  }
+
+  private async reinviteNow(sdp: string): Promise<string> {
+    const maxAttempts = 4;
+    for (let attempt = 1; ; attempt++) {
+      await this.waitUntilNoIncomingInvite();
+      if (this.state !== "active") throw new SipCallStateError(...this.ids, `cannot re-INVITE a ${this.state} call`);
+      this.outgoingInvite = true;
+      let rs: SrfResponse;
+      try {
+        rs = await this.request("INVITE", { "Content-Type": "application/sdp", Contact: this.dialog.local.contact, Allow: ALLOWED_METHODS }, sdp);
+      } finally {
+        this.outgoingInvite = false;
+        this.notifyIdle();
+      }
+      if (rs.status >= 200 && rs.status < 300) {
+        this.localSdp = sdp;
+        if (rs.body) this.remoteSdp = rs.body;
+        return rs.body ?? "";
+      }
+      if (rs.status === 491 && attempt < maxAttempts) {
+        await this.sleep(glareDelayMs(this.o.ownsCallId));
+        continue;
+      }
+      throw new SipRequestError(...this.ids, "INVITE", rs.status, rs.reason);
+    }
+  }
+
+  async sendInfo(contentType: string, body: string): Promise<number> {
+    if (this.state !== "active") throw new SipCallStateError(...this.ids, `cannot send INFO on a ${this.state} call`);
+    const rs = await this.request("INFO", { "Content-Type": contentType }, body);
+    if (rs.status >= 300) throw new SipRequestError(...this.ids, "INFO", rs.status, rs.reason);
+    return rs.status;
+  }
+
+  /**
+   * An in-dialog request and its final response, answering one digest challenge. A 481 or 408
+   * means the dialog is gone (§12.2.1.2) and ends the session; a request that cannot be sent (no
+   * connection to drachtio-server) is reported as 503.
+   */
+  private async request(method: string, headers: Record<string, string>, body: string | undefined, retry = false): Promise<SrfResponse> {
+    const sent = new Promise<SrfResponse>((resolve) => {
+      const all = { "User-Agent": this.o.userAgent, ...headers };
+      try {
+        requestInDialog(this.dialog, method, all, body, (err, res) => resolve(err || !res ? localFailure(503, err?.message ?? "Not Sent") : res));
+      } catch (err) {
+        resolve(localFailure(503, (err as Error).message));
+      }
+    });
+    const rs = await Promise.race([sent, this.ended.then((reason) => localFailure(487, `Call Ended (${reason})`))]);
+    if ((rs.status === 401 || rs.status === 407) && !retry && this.state !== "terminated") {
+      const auth = this.auth.answer(rs, method, this.dialog.remote.uri);
+      if (auth) return this.request(method, { ...headers, [auth.header]: auth.value }, body, true);
+    }
+    if ((rs.status === 481 || rs.status === 408) && this.state === "active") {
+      this.o.logger.warn({ callId: this.o.callId, sipCallId: this.sipCallId, method, status: rs.status }, "dialog lost");
+      this.terminate("dialog-lost");
+    }
+    return rs;
+  }
+
+  private waitUntilNoIncomingInvite(): Promise<void> {
+    if (!this.incomingInvite) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private notifyIdle(): void {
+    if (this.incomingInvite || this.outgoingInvite) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Ends the session: timers cleared, drachtio-srf's listeners dropped, the owner told once. */
+  terminate(reason: SipEndReason): void {
+    if (this.state === "terminated") return;
+    this.state = "terminated";
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.settleAck(false);
+    this.endedResolve(reason);
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+    this.o.hooks.onEnded(reason);
+  }
+
+  private send(res: SrfServerResponse, status: number, reasonOrOpts?: string | { headers?: Record<string, string>; body?: string }, opts?: { headers?: Record<string, string>; body?: string }): void {
+    const reason = typeof reasonOrOpts === "string" ? reasonOrOpts : undefined;
+    const o = (typeof reasonOrOpts === "string" ? opts : reasonOrOpts) ?? {};
+    const withUa = { ...o, headers: { "User-Agent": this.o.userAgent, ...o.headers } };
+    try {
+      if (reason !== undefined) res.send(status, reason, withUa);
+      else res.send(status, withUa);
+    } catch (err) {
+      this.o.logger.debug({ err, sipCallId: this.sipCallId, status }, "response could not be sent");
+    }
+  }
+
+  private timer(fn: () => void, ms: number): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  private clearTimer(t: NodeJS.Timeout): void {
+    clearTimeout(t);
+    this.timers.delete(t);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.timer(resolve, ms);
+      void this.ended.then(() => resolve());
+    });
+  }
+}
+
+/**
+ * RFC 3261 §14.1: after a 491, the Call-ID owner waits 2.1–4 s, the other side 0–2 s, both in
+ * 10 ms steps, so the two retries do not collide again.
+ */
+function glareDelayMs(ownsCallId: boolean): number {
+  const steps = ownsCallId ? 210 + Math.floor(Math.random() * 191) : Math.floor(Math.random() * 201);
+  return steps * 10;
+}
+
+/** A final response made up here for a request that got none. */
+function localFailure(status: number, reason: string): SrfResponse {
+  return {
+    status,
+    reason,
+    body: "",
+    raw: "",
+    source: "application",
+    source_address: "",
+    source_port: 0,
+    protocol: "",
+    get: () => undefined,
+    has: () => false,
+  };
+}
+
+function defaultReason(status: number): string {
+  switch (status) {
+    case 488:
+      return "Not Acceptable Here";
+    case 491:
+      return "Request Pending";
+    case 500:
+      return "Server Internal Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Rejected";
+  }
+}
