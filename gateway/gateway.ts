@@ -178,6 +178,7 @@ export class Gateway {
       // The call session gives up first (it must reject within Meta's window); this only backstops it.
       ringTimeoutMs: this.config.calls.acceptTimeoutMs + 5_000,
       mediaTimeoutMs: this.config.calls.mediaTimeoutMs,
+      earlyMedia: this.config.calls.acceptOn === "early-media",
       pageId: this.config.meta.pageId,
       log,
     });

@@ -96,10 +96,17 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     return this.queue.push(async () => {
       const { leg, target, log } = this.o;
       const c = containWith((err) => this.failFromError(err));
+      // Bridged at once: what the far end says from now on is held for the consumer, not lost.
+      target.on(
+        "earlyMedia",
+        c((far) => {
+          this.media.bridge(far);
+          void this.queue.push(() => this.onTargetEarlyMedia());
+        }),
+      );
       target.on(
         "answered",
         c((far) => {
-          // Bridged at once: what the far end says from now on is held for the consumer, not lost.
           this.media.bridge(far);
           void this.queue.push(() => this.onTargetAnswered());
         }),
@@ -154,8 +161,22 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     return this.queue.push(() => this.endBoth("completed-local-hangup", detail));
   }
 
-  private async onTargetAnswered(): Promise<void> {
+  /** ACCEPT_ON=early-media: the consumer is accepted on the PBX's prompts or ringback. */
+  private async onTargetEarlyMedia(): Promise<void> {
     if (this._state !== "ringing") return;
+    this.o.log.info("accepting on the PBX's early media");
+    await this.acceptAtMeta();
+  }
+
+  private async onTargetAnswered(): Promise<void> {
+    if (this._state !== "ringing") {
+      if (!this.isEnded()) this.o.log.info("PBX answered after its early media");
+      return;
+    }
+    await this.acceptAtMeta();
+  }
+
+  private async acceptAtMeta(): Promise<void> {
     this.clearAcceptTimer();
     this.setState("accepting");
     const { leg, meta, log } = this.o;
@@ -212,7 +233,12 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   }
 
   private async onTargetFailed(why: TargetFailure, detail: string): Promise<void> {
-    if (this._state !== "ringing") return;
+    if (this.isEnded()) return;
+    if (this._state !== "ringing") {
+      // Accepted on early media, then the PBX never answered: the call is up at Meta, terminate it.
+      await this.endBoth(`target-${why}`, detail);
+      return;
+    }
     await this.o.meta.reject(this.o.callId).catch((e: unknown) => this.o.log.warn({ err: e }, "reject failed"));
     await this.finish(`target-${why}`, detail, { tellMeta: false });
   }

@@ -21,15 +21,17 @@ export interface SipTargetOptions {
   ringTimeoutMs: number;
   /** An answered PBX that sends no RTP or RTCP for this long is gone. */
   mediaTimeoutMs: number;
+  /** Report a 183 with SDP as early media (the consumer is then accepted on it: ACCEPT_ON=early-media). */
+  earlyMedia: boolean;
   pageId: string;
   log: Logger;
 }
 
 /**
- * Named states: `idle` → `ringing` (INVITE sent) → `answered` (media bridged) → `ended`;
- * a call that never answers goes `ringing` → `ended` through `failed`.
+ * Named states: `idle` → `ringing` (INVITE sent) → [`early` (its early media bridged)] →
+ * `answered` (media bridged) → `ended`; a call that never answers ends through `failed`.
  */
-export type SipTargetState = "idle" | "ringing" | "answered" | "ended";
+export type SipTargetState = "idle" | "ringing" | "early" | "answered" | "ended";
 
 export interface SipTargetStats extends Partial<PbxMediaStats> {
   state: SipTargetState;
@@ -101,7 +103,10 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       auth: this.o.auth,
     });
     this.sip = call;
-    call.on("provisional", (status, reason) => log.debug({ status, reason }, "PBX provisional"));
+    call.on("provisional", (status, reason, sdp) => {
+      log.debug({ status, reason, earlyMedia: sdp !== undefined }, "PBX provisional");
+      if (sdp !== undefined && this.o.earlyMedia) this.onEarlyMedia(call, media, sdp);
+    });
     call.on("answered", (sdp) => this.onAnswered(call, media, sdp));
     call.on("failed", (status, reason, kind) => {
       log.info({ status, reason }, "PBX did not take the call");
@@ -117,9 +122,27 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     log.info({ uri: this.o.uri, sipCallId: call.sipCallId }, "INVITE sent to PBX");
   }
 
-  private onAnswered(call: OutgoingSipCall, media: PbxMedia, sdp: string): void {
+  /** A 183 with SDP: the PBX's prompts or ringback, bridged before it answers. */
+  private onEarlyMedia(call: OutgoingSipCall, media: PbxMedia, sdp: string): void {
     if (this._state !== "ringing") return;
     try {
+      media.setRemote(readRemoteMedia(sdp));
+    } catch (err) {
+      // Not fatal: the answer may still bring usable media.
+      this.o.log.warn({ err: (err as Error).message }, "PBX early media unusable; waiting for the answer");
+      return;
+    }
+    media.start();
+    this._state = "early";
+    this.leg = new PbxLeg(call, media, this.o.log, this.o.mediaTimeoutMs);
+    this.o.log.info({ codec: media.codec }, "PBX early media");
+    this.emit("earlyMedia", this.leg);
+  }
+
+  private onAnswered(call: OutgoingSipCall, media: PbxMedia, sdp: string): void {
+    if (this._state !== "ringing" && this._state !== "early") return;
+    try {
+      // The answer's SDP wins over the early media's (RFC 3261 §13.2.1: it may differ).
       media.setRemote(readRemoteMedia(sdp));
     } catch (err) {
       this.o.log.warn({ err }, "PBX answer unusable");
@@ -129,7 +152,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     }
     media.start();
     this._state = "answered";
-    this.leg = new PbxLeg(call, media, this.o.log, this.o.mediaTimeoutMs);
+    this.leg ??= new PbxLeg(call, media, this.o.log, this.o.mediaTimeoutMs);
     this.o.log.info({ codec: media.codec }, "PBX answered");
     this.emit("answered", this.leg);
   }
@@ -142,7 +165,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
 
   private fail(kind: TargetFailure, detail: string): void {
     if (this._state === "ended") return;
-    const wasRinging = this._state === "ringing" || this._state === "idle";
+    const wasRinging = this._state === "ringing" || this._state === "early" || this._state === "idle";
     this._state = "ended";
     void this.release();
     if (wasRinging) this.emit("failed", kind, detail);

@@ -20,7 +20,12 @@ export interface OpusFrame {
 export type Digit = "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "*" | "#" | "A" | "B" | "C" | "D";
 
 export interface CallTargetEvents {
-  /** The far end answered; its media is bridged from now on. */
+  /**
+   * The far end plays early media before answering (a SIP 183 with SDP: IVR prompts, ringback); only
+   * a target configured to accept on early media reports it.
+   */
+  earlyMedia: [FarMedia];
+  /** The far end answered; its media is bridged from now on (the same FarMedia as its early media). */
   answered: [FarMedia];
   /** The far end refused or could not be reached before answering. */
   failed: [TargetFailure, string];

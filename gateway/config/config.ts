@@ -54,6 +54,11 @@ export interface GatewayConfig {
   calls: {
     /** Upper bound Meta gives us to accept a consumer call (60 s); we answer well inside it. */
     acceptTimeoutMs: number;
+    /**
+     * When a consumer's call is accepted at Meta: when the PBX answers (200), or already on its early
+     * media (a 183 with SDP: IVR prompts, ringback), which the consumer then hears.
+     */
+    acceptOn: "answer" | "early-media";
     /** Ends a call whose Meta leg has received no RTP for this long after it connected. */
     mediaTimeoutMs: number;
     maxConcurrent: number;
@@ -117,6 +122,7 @@ export const CONFIG_KEYS = [
   "MEDIA_BIND_IP",
   "STUN_URLS",
   "ACCEPT_TIMEOUT_MS",
+  "ACCEPT_ON",
   "MEDIA_TIMEOUT_MS",
   "MAX_CONCURRENT_CALLS",
   "DRAIN_SECONDS",
@@ -263,6 +269,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
     },
     calls: {
       acceptTimeoutMs: int("ACCEPT_TIMEOUT_MS", 55_000, 1_000, 60_000),
+      acceptOn: oneOf("ACCEPT_ON", str("ACCEPT_ON", "answer"), ["answer", "early-media"] as const),
       mediaTimeoutMs: int("MEDIA_TIMEOUT_MS", 30_000, 1_000, 600_000),
       maxConcurrent: int("MAX_CONCURRENT_CALLS", 500, 1, 100_000),
       drainSeconds: int("DRAIN_SECONDS", 30, 0, 86_400),
