@@ -3,6 +3,7 @@ import { loadConfig, type GatewayConfig } from "../../gateway/config/config.js";
 import { Gateway } from "../../gateway/gateway.js";
 import { createLogger } from "../../gateway/log.js";
 import { MetaSimulator, type MetaSimulatorOptions } from "../../sim/index.js";
+import { startDrachtio, type DrachtioServer } from "./drachtio.js";
 
 export const TEST_APP_SECRET = "test-app-secret-0123456789";
 export const TEST_VERIFY_TOKEN = "test-verify-token";
@@ -35,13 +36,31 @@ export interface Harness {
   config: GatewayConfig;
   logs: LogCapture;
   webhookUrl: string;
+  /** The drachtio-server behind the gateway, with the drachtio backend. */
+  drachtio: DrachtioServer | undefined;
   stop(): Promise<void>;
+}
+
+/**
+ * The settings that put a gateway on the drachtio backend, with a drachtio-server started for it
+ * (or the one DRACHTIO_HOST names). Used when a test asks for it, or for every harness when the
+ * tests run with SIP_BACKEND=drachtio in the environment.
+ */
+async function drachtioBackend(): Promise<{ env: Record<string, string>; server: DrachtioServer }> {
+  const server = await startDrachtio();
+  return {
+    server,
+    env: { SIP_BACKEND: "drachtio", SIP_LISTEN: "", DRACHTIO_HOST: server.host, DRACHTIO_PORT: String(server.port), DRACHTIO_SECRET: server.secret },
+  };
 }
 
 /** The real gateway in this process, wired to a Meta simulator on loopback. */
 export async function startHarness(
-  opts: { env?: Record<string, string>; sim?: Partial<MetaSimulatorOptions> } = {},
+  opts: { env?: Record<string, string>; sim?: Partial<MetaSimulatorOptions>; sipBackend?: "embedded" | "drachtio" } = {},
 ): Promise<Harness> {
+  const backend = opts.sipBackend ?? (process.env.SIP_BACKEND === "drachtio" ? "drachtio" : "embedded");
+  // A test that names its own drachtio-server (DRACHTIO_HOST in env) gets no second one.
+  const drachtio = backend === "drachtio" && opts.env?.DRACHTIO_HOST === undefined ? await drachtioBackend() : undefined;
   const sim = await MetaSimulator.start({
     appSecret: TEST_APP_SECRET,
     pageId: TEST_PAGE_ID,
@@ -64,6 +83,8 @@ export async function startHarness(
     SIP_TARGET: "echo",
     SIP_LISTEN: "127.0.0.1:0",
     LOG_LEVEL: "debug",
+    ...(backend === "drachtio" ? { SIP_BACKEND: "drachtio", SIP_LISTEN: "" } : {}),
+    ...drachtio?.env,
     ...opts.env,
   });
   const logs = new LogCapture();
@@ -77,9 +98,11 @@ export async function startHarness(
     config,
     logs,
     webhookUrl,
+    drachtio: drachtio?.server,
     async stop() {
       await gateway.stop(0);
       await sim.stop();
+      await drachtio?.server.stop();
     },
   };
 }
