@@ -6,6 +6,9 @@
  * ways. `npm run demo -- --echo` uses the gateway's echo target instead of a phone.
  * `npm run demo -- --video <vp8|vp9|h264|h265|av1>` also turns the consumer's camera on in that codec
  * with a video phone (scripts/demo-video.ts); it exits 0 only if video went both ways too.
+ * `npm run demo -- --sip drachtio` carries the call's SIP through a drachtio-server (the build in
+ * ../shared/tools/drachtio-server/, DRACHTIO_BIN, or the running one DRACHTIO_HOST names) on the
+ * gateway's drachtio backend instead of its embedded SIP stack.
  */
 import { loadConfig } from "../gateway/config/config.js";
 import { Gateway } from "../gateway/gateway.js";
@@ -14,6 +17,7 @@ import { MetaSimulator } from "../sim/index.js";
 import { detectTone } from "../transcode/tone.js";
 import { UsageError, VideoDemo, videoCodecOption } from "./demo-video.js";
 import { Baresip } from "./peers/baresip.js";
+import { DrachtioProcess, findDrachtio, freeTcpUdpPort } from "./peers/drachtio.js";
 
 const SECRET = "demo-app-secret";
 const PAGE_ID = "100000000000001";
@@ -27,14 +31,48 @@ const TALK_MS = 3000;
 const out = (s: string): void => void process.stdout.write(s + "\n");
 const near = (hz: number, want: number): boolean => Math.abs(hz - want) < 10;
 
+/** `--sip <embedded|drachtio>` (or `--sip=…`); embedded without the option. */
+function sipBackendOption(argv: readonly string[]): "embedded" | "drachtio" {
+  const index = argv.findIndex((a) => a === "--sip" || a.startsWith("--sip="));
+  if (index < 0) return "embedded";
+  const arg = argv[index]!;
+  const name = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : (argv[index + 1] ?? "");
+  if (name !== "embedded" && name !== "drachtio") throw new UsageError("usage: npm run demo -- --sip <embedded|drachtio>");
+  return name;
+}
+
+/** The settings for the chosen SIP backend, with the drachtio-server the demo started (if any). */
+async function sipBackend(kind: "embedded" | "drachtio"): Promise<{ env: Record<string, string>; server?: DrachtioProcess; describe: string }> {
+  if (kind === "embedded") return { env: { SIP_LISTEN: "127.0.0.1:0" }, describe: "embedded SIP stack" };
+  const where = findDrachtio();
+  if (where.kind === "none") throw new UsageError(`--sip drachtio: ${where.reason}`);
+  if (where.kind === "external") {
+    return {
+      env: { SIP_BACKEND: "drachtio", DRACHTIO_HOST: where.host, DRACHTIO_PORT: String(where.port), DRACHTIO_SECRET: where.secret },
+      describe: `drachtio-server at ${where.host}:${where.port}`,
+    };
+  }
+  const server = await DrachtioProcess.start({ bin: where.bin, port: await freeTcpUdpPort(), sipPort: await freeTcpUdpPort(), logLevel: "notice" });
+  return {
+    server,
+    env: { SIP_BACKEND: "drachtio", DRACHTIO_HOST: server.host, DRACHTIO_PORT: String(server.port), DRACHTIO_SECRET: server.secret },
+    describe: `drachtio-server ${where.bin}, control 127.0.0.1:${server.port}`,
+  };
+}
+
 async function main(): Promise<number> {
   const echo = process.argv.includes("--echo");
+  const sipKind = sipBackendOption(process.argv);
   const videoCodec = videoCodecOption(process.argv);
   if (videoCodec && echo) throw new UsageError("--video needs the phone: it cannot be combined with --echo");
   const video = videoCodec ? await VideoDemo.prepare(videoCodec) : undefined;
   const phone = echo
     ? undefined
     : await Baresip.start({ port: PHONE_PORT, toneHz: PHONE_HZ, rtpPortMin: 25100, ...(video ? { video: true, controlPort: CONTROL_PORT } : {}) });
+  const sip = await sipBackend(sipKind).catch(async (err: unknown) => {
+    await phone?.stop();
+    throw err;
+  });
   const sim = await MetaSimulator.start({ appSecret: SECRET, pageId: PAGE_ID, pageAccessToken: PAGE_TOKEN });
   const config = loadConfig({
     META_APP_SECRET: SECRET,
@@ -46,19 +84,21 @@ async function main(): Promise<number> {
     HTTP_PORT: "0",
     PUBLIC_IP: "127.0.0.1",
     MEDIA_BIND_IP: "127.0.0.1",
-    SIP_LISTEN: "127.0.0.1:0",
+    ...sip.env,
     SIP_TARGET: phone ? phone.uri : "echo",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   });
   const gateway = new Gateway(config, createLogger(config.logLevel));
   await gateway.start();
   sim.setWebhookUrl(`http://127.0.0.1:${gateway.httpAddress.port}/webhooks/meta`);
-  out(`gateway    http://127.0.0.1:${gateway.httpAddress.port}, SIP 127.0.0.1:${gateway.sipAddress.port}`);
+  const sipAt = gateway.sip.localAddress;
+  out(`gateway    http://127.0.0.1:${gateway.httpAddress.port}, SIP ${sipAt ? `${sipAt.address}:${sipAt.port}` : "not reachable"} (${sip.describe})`);
   out(`simulator  Graph API ${sim.graphUrl}`);
   const camera = video ? ", camera: red, green and blue bars, H.264 640x360 at 15 fps" : "";
   out(phone ? `phone      baresip ${phone.uri} (auto-answer, speaks ${PHONE_HZ} Hz${camera})` : "target     echo");
 
   try {
+    if (!gateway.sip.ready) throw new Error(`the gateway's SIP side is not ready (${sip.describe})`);
     const t0 = Date.now();
     const call = await sim.placeCall({ toneHz: CONSUMER_HZ });
     out(`\nconsumer ${call.psid} calls Page ${PAGE_ID} (call ${call.id}) and speaks ${CONSUMER_HZ} Hz`);
@@ -106,6 +146,7 @@ async function main(): Promise<number> {
     await gateway.stop(0);
     await sim.stop();
     await phone?.stop();
+    await sip.server?.stop();
     video?.dispose();
   }
 }
