@@ -62,3 +62,13 @@ export class RtpParseError extends SipError {}
 
 /** No RTP/RTCP port pair could be bound in the configured range. */
 export class PortAllocationError extends SipError {}
+
+/** A received header whose value cannot be read (e.g. `Session-Expires: soon`); answered 400. */
+export class SipHeaderError extends SipError {
+  constructor(
+    readonly header: string,
+    message: string,
+  ) {
+    super(`${header}: ${message}`);
+  }
+}

@@ -12,6 +12,10 @@ export type {
   ReinviteResponder,
   SipDialogCall,
   SipDialogEvents,
+  SipDialogId,
+  SipReferRequest,
+  SipReferTarget,
+  SipReplaces,
   SipEndReason,
   SipFailureKind,
   SipParty,
@@ -28,6 +32,10 @@ export { DEFAULT_SIP_MESSAGE_LIMITS, SIP_LIMIT_SETTINGS, type SipMessageLimits }
 export type { SipTimers } from "./embedded/call-context.js";
 export type { SipLogger } from "./logger.js";
 export * from "./errors.js";
+export { parseSessionExpires, parseMinSe, formatSessionExpires, type Refresher, type SessionExpires, type SessionTimer } from "./session-timer.js";
+export { parseRSeq, parseRAck, formatRAck, type RAck } from "./reliable-provisional.js";
+export { parseReferTo, parseReplaces, formatReplaces } from "./refer.js";
+export { sipfragStatusLine, parseSipfragStatusLine, type SipfragStatus } from "./sipfrag.js";
 export * from "./sdp.js";
 export { PortAllocator, type BoundPortPair, type PortAllocatorOptions } from "./rtp/port-allocator.js";
 export { RtpEndpoint, type RtpEndpointEvents, type RtpEndpointOptions, type RtpEndpointStats, type RtpRemote, type RtpSendOptions, type SocketAddress } from "./rtp/rtp-endpoint.js";

@@ -49,7 +49,11 @@ export interface PlaceCallOptions {
   sdp: string;
   /** From user part and display name (any Unicode; sent as UTF-8). */
   from?: { user: string; displayName?: string };
-  /** Extra headers on the INVITE, e.g. `{ "X-Meta-PSID": "123" }`. Core SIP headers are refused. */
+  /**
+   * Extra headers on the INVITE, e.g. `{ "X-Meta-PSID": "123" }`, or `Referred-By` and `Replaces`
+   * for a transfer. Headers the stack sets itself (core SIP, Supported, Session-Expires, Min-SE,
+   * RSeq, RAck) are refused.
+   */
   headers?: Record<string, string>;
   /** Credentials for 401/407 digest challenges on this call's requests. */
   auth?: { username: string; password: string };
@@ -66,12 +70,76 @@ export type SipEndReason =
   | "local-bye" // we sent BYE (hangup)
   | "ack-timeout" // our 2xx was never acknowledged; we sent BYE
   | "dialog-lost" // the PBX answered an in-dialog request with 481/408
+  | "session-expired" // the PBX was to refresh the session (RFC 4028) and did not in time; we sent BYE
+  | "refresh-failed" // our session refresh was refused or timed out; we sent BYE
   | "stopped" // the signalling stack was stopped
   | "signalling-lost"; // the backend lost its SIP server (drachtio-server); nothing could be sent
 
 /** Answer to a re-INVITE: our SDP (200 OK) or a rejection such as `{ status: 488 }`. */
 export type ReinviteAnswer = string | { status: number; reason?: string };
 export type ReinviteResponder = (answer: ReinviteAnswer) => void;
+
+/** A dialog's identity from our side: `localTag` is the tag we chose. */
+export interface SipDialogId {
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+}
+
+/**
+ * A Replaces header (RFC 3891), or one embedded in a Refer-To URI. `toTag` and `fromTag` are as
+ * written: for an INVITE we receive, `toTag` is our tag in the dialog to replace.
+ */
+export interface SipReplaces {
+  callId: string;
+  toTag: string;
+  fromTag: string;
+  /** Replace only a dialog that is still early (RFC 3891 §3: a confirmed one gets 486). */
+  earlyOnly: boolean;
+}
+
+/** A parsed Refer-To (RFC 3515 §2.1). */
+export interface SipReferTarget {
+  /** Where to send the INVITE: the Refer-To URI without its `?headers` part. */
+  uri: string;
+  displayName: string | undefined;
+  /** Headers embedded in the URI (`?Replaces=…&Require=replaces`), unescaped, names as written. */
+  headers: Readonly<Record<string, string>>;
+  /** The embedded Replaces, parsed: an attended transfer. */
+  replaces: SipReplaces | undefined;
+}
+
+/**
+ * A REFER received in a confirmed dialog (RFC 3515), not yet answered. Answer once with
+ * `accept()` (202) or `reject()`; a REFER answered by neither within the re-INVITE answer time is
+ * answered 500. After `accept()`, report the new call's progress with `notify()`; the final one
+ * ends the implicit subscription.
+ */
+export interface SipReferRequest {
+  readonly referTo: SipReferTarget;
+  /** Referred-By (RFC 3892) as received, to copy into the INVITE toward `referTo.uri`. */
+  readonly referredBy: string | undefined;
+  /**
+   * False when the REFER asked for no implicit subscription (RFC 4488 `Refer-Sub: false`) and the
+   * 202 confirmed it: `notify()` then sends nothing and resolves.
+   */
+  readonly subscription: boolean;
+  /** A header of the REFER by (case-insensitive) name, as text. */
+  header(name: string): string | undefined;
+  /** 202 Accepted. Idempotent; ignored once rejected. */
+  accept(): void;
+  /** A final non-2xx answer such as 603 or 403. Ignored once answered. */
+  reject(status: number, reason?: string): void;
+  /**
+   * In-dialog NOTIFY (`Event: refer`, body `message/sipfrag`) with a status line such as
+   * `SIP/2.0 100 Trying` (see `sipfragStatusLine`). `final` ends the subscription
+   * (`Subscription-State: terminated;reason=noresource`); otherwise it stays `active`. NOTIFYs
+   * go out one at a time in call order. Resolves on a 2xx; rejects with SipRequestError on
+   * another final answer or timeout, SipCallStateError before `accept()`, after the final NOTIFY
+   * or once the dialog is gone, SipArgumentError for a bad status line.
+   */
+  notify(sipfrag: string, final: boolean): Promise<void>;
+}
 
 /** What both call directions can do and report once a dialog exists. */
 export interface SipDialogEvents {
@@ -81,6 +149,18 @@ export interface SipDialogEvents {
    * that never responds is answered 500 after a while.
    */
   reinvite: [offerSdp: string, respond: ReinviteResponder];
+  /**
+   * An UPDATE carrying an SDP offer (RFC 3311), in the early dialog (`early`, before the call is
+   * answered) or the confirmed one. Call `respond` once, as for `reinvite`. In a confirmed dialog
+   * without an `update` listener the offer goes to the `reinvite` listeners (it means the same);
+   * in an early dialog without one it is refused 488. An UPDATE without SDP (a session refresh)
+   * is answered by the stack and only reported as `refreshed`.
+   */
+  update: [offerSdp: string, respond: ReinviteResponder, early: boolean];
+  /** A REFER in the confirmed dialog. Without a listener it is answered 603. */
+  refer: [request: SipReferRequest];
+  /** A session refresh (RFC 4028) succeeded: sent by us (`local`) or by the PBX (`remote`). */
+  refreshed: [by: "local" | "remote"];
   /** An in-dialog INFO (e.g. `application/dtmf-relay`); already answered 200. */
   info: [contentType: string, body: string];
   /** The answered call is over. */
@@ -94,6 +174,8 @@ export interface SipDialogCall {
   readonly callId: string;
   readonly localSdp: string;
   readonly remoteSdp: string | undefined;
+  /** The dialog's ids once it exists (early or confirmed); undefined before. Optional per backend. */
+  readonly dialogId?: SipDialogId | undefined;
   /** CANCEL before answer, BYE after; resolves once the call is terminated. Idempotent. */
   hangup(): Promise<void>;
   /** Sends a re-INVITE and resolves with the answer SDP; 491 glare is retried after the RFC 3261 delay. */
@@ -145,11 +227,20 @@ export interface IncomingSipCall extends EventEmitter<IncomingSipCallEvents>, Si
   readonly from: SipParty;
   readonly to: SipParty;
   readonly requestUri: string;
+  /**
+   * The INVITE's Replaces header (RFC 3891), parsed. The stack has already answered 481 when it
+   * names no live dialog of ours and 486 when `earlyOnly` names a confirmed one, so here it
+   * names a live dialog: `findDialog(callId, toTag, fromTag)` gives it. Optional per backend.
+   */
+  readonly replaces?: SipReplaces | undefined;
   /** Where the INVITE came from on the network (for source allowlists). */
   readonly source: { address: string; port: number; transport: "udp" | "tcp" };
   /** A header of the INVITE by (case-insensitive) name, as text. */
   header(name: string): string | undefined;
-  /** 180 Ringing, or 183 Session Progress with early-media SDP. */
+  /**
+   * 180 Ringing, or 183 Session Progress with early-media SDP. Sent reliably (RFC 3262) when
+   * the INVITE required 100rel; otherwise plain.
+   */
   ringing(sdp?: string): void;
   /**
    * 200 OK with our SDP, retransmitted until the ACK. Resolves true on the ACK, false when the

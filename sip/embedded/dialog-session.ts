@@ -1,17 +1,38 @@
-import { SipCallStateError, SipRequestError } from "../errors.js";
-import type { ReinviteAnswer, SipEndReason } from "../signaling.js";
+import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
+import { parseReferTo } from "../refer.js";
+import {
+  decideAsUas,
+  expiryDelayMs,
+  formatSessionExpires,
+  refreshDelayMs,
+  refresherParam,
+  retryAfter422,
+  timerFromUacResponse,
+  type SessionTimer,
+  type UasTimerDecision,
+} from "../session-timer.js";
+import type { ReinviteAnswer, SipDialogCall, SipEndReason, SipReferRequest, SipReferTarget } from "../signaling.js";
 import { AnswerRetransmitter } from "./answer-retransmitter.js";
 import { DigestAuthenticator } from "./authenticator.js";
-import type { CallContext, DialogOwner } from "./call-context.js";
+import type { CallContext, DialogInfo, DialogOwner } from "./call-context.js";
 import { acceptRemoteCSeq, dialogKey, inDialogRequest, refreshTarget, type Dialog } from "./dialog.js";
-import { ALLOWED_METHODS, fromWire, headerText, toWire, type RemoteInfo, type SipRequest, type SipResponse } from "./message.js";
+import { ALLOWED_METHODS, fromWire, headerText, SUPPORTED, toWire, type RemoteInfo, type SipRequest, type SipResponse } from "./message.js";
+import { EmbeddedReferRequest, type ReferHost } from "./refer-request.js";
 import type { OutgoingRequest } from "./stack.js";
+import { allowsUpdate, minSeOf, sessionExpiresOf, timerAnswerHeaders, timerRequestOf } from "./timer-headers.js";
 
 /** What a session reports to the call object that owns it. */
 export interface SessionHooks {
   /** Returns false when nobody listens (the session then answers with the current local SDP). */
   onReinvite(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
+  /** An UPDATE with an offer; false when nobody listens (answered with the current local SDP). */
+  onUpdate(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
+  /** A REFER; false when nobody listens (answered 603). */
+  onRefer(request: SipReferRequest): boolean;
+  onRefreshed(by: "local" | "remote"): void;
   onInfo(contentType: string, body: string): void;
+  /** A PRACK that reached the confirmed dialog (late, for a reliable 1xx we sent); false: not ours (481). */
+  onPrack?(rq: SipRequest): boolean;
   onEnded(reason: SipEndReason): void;
 }
 
@@ -24,6 +45,14 @@ export interface SessionOptions {
   /** We generated the Call-ID (we placed the call): decides the 491 back-off range. */
   ownsCallId: boolean;
   hooks: SessionHooks;
+  /** The call object the gateway holds, for findDialog and Replaces. */
+  call: SipDialogCall;
+  /** The session timer the dialog-creating INVITE negotiated (RFC 4028), if any. */
+  timer: SessionTimer | undefined;
+  /** Min-SE in force: ours, raised by what the peer asked for or a 422 told us. */
+  minSeS: number;
+  /** The peer listed UPDATE in Allow: refreshes use UPDATE rather than re-INVITE. */
+  peerAllowsUpdate: boolean;
 }
 
 export type SessionState = "active" | "terminating" | "terminated";
@@ -42,8 +71,10 @@ interface PendingAck {
 /**
  * The confirmed part of a call, the same whichever side placed it: BYE in both directions,
  * re-INVITE in both directions with RFC 3261 §14 rules (one INVITE transaction at a time, 491
- * for glare with the randomized retry, 500 + Retry-After for overlapping offers), INFO, in-dialog
- * OPTIONS, and retransmission of our 2xx answers until their ACK.
+ * for glare with the randomized retry, 500 + Retry-After for overlapping offers), UPDATE
+ * (RFC 3311), session timers (RFC 4028: refresh at half the interval as refresher, BYE when the
+ * peer's refresh is overdue), REFER (RFC 3515) with its NOTIFYs, INFO, in-dialog OPTIONS, and
+ * retransmission of our 2xx answers until their ACK.
  */
 export class DialogSession implements DialogOwner {
   state: SessionState = "active";
@@ -54,7 +85,18 @@ export class DialogSession implements DialogOwner {
   private pendingAck: PendingAck | undefined;
   /** An incoming re-INVITE we have not answered yet. */
   private incomingInvite: { rq: SipRequest; respond: (a: ReinviteAnswer) => void } | undefined;
+  /** An incoming UPDATE offer we have not answered yet. */
+  private incomingUpdate: { respond: (a: ReinviteAnswer) => void } | undefined;
   private outgoingInvite = false;
+  private sessionTimer: SessionTimer | undefined;
+  /** Bumped whenever the session timer restarts, so a refresh already overtaken is not sent. */
+  private timerGeneration = 0;
+  private sessionTimerHandle: NodeJS.Timeout | undefined;
+  private minSeS: number;
+  /** Interval a 422 demanded while no timer ran; our next INVITE/UPDATE asks for it. */
+  private demandedIntervalS: number | undefined;
+  private peerAllowsUpdate: boolean;
+  private readonly refers = new Set<EmbeddedReferRequest>();
   private idleWaiters: (() => void)[] = [];
   /** ACKs we sent for our INVITEs' 2xx, by CSeq, to repeat when the 2xx is retransmitted. */
   private readonly sentAcks = new Map<number, OutgoingRequest>();
@@ -75,11 +117,23 @@ export class DialogSession implements DialogOwner {
     this.auth = new DigestAuthenticator(options.credentials);
     this.key = dialogKey(dialog.callId, dialog.localTag, dialog.remoteTag);
     this.ended = new Promise((resolve) => (this.endedResolve = resolve));
+    this.minSeS = options.minSeS;
+    this.peerAllowsUpdate = options.peerAllowsUpdate;
     ctx.registerDialog(this.key, this);
+    this.applyTimer(options.timer, undefined);
   }
 
   private get ids(): [string, string] {
     return [this.options.callId, this.dialog.callId];
+  }
+
+  dialogInfo(): DialogInfo {
+    return { call: this.options.call, phase: this.state === "active" ? "confirmed" : "ending", weAreUac: this.options.ownsCallId };
+  }
+
+  /** The session timer in force (for tests and logs). */
+  get negotiatedTimer(): SessionTimer | undefined {
+    return this.sessionTimer;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -139,13 +193,26 @@ export class DialogSession implements DialogOwner {
       case "INVITE":
         this.onReinvite(rq);
         return;
+      case "UPDATE":
+        this.onUpdate(rq);
+        return;
+      case "REFER":
+        this.onRefer(rq);
+        return;
+      case "PRACK":
+        if (!this.options.hooks.onPrack?.(rq)) stack.respond(rq, 481, "Call/Transaction Does Not Exist");
+        return;
+      case "NOTIFY":
+        // We never subscribe nor send REFER (RFC 6665 §4.1.3); a 481 ends only that usage.
+        stack.respond(rq, 481, "Subscription Does Not Exist");
+        return;
       case "INFO": {
         stack.respond(rq, 200, "OK");
         this.options.hooks.onInfo(headerText(rq, "content-type") ?? "", fromWire(rq.content));
         return;
       }
       case "OPTIONS":
-        stack.respond(rq, 200, "OK", { headers: { allow: ALLOWED_METHODS, accept: "application/sdp" } });
+        stack.respond(rq, 200, "OK", { headers: { allow: ALLOWED_METHODS, accept: "application/sdp", supported: SUPPORTED } });
         return;
       case "CANCEL":
         // A CANCEL of a re-INVITE we are still thinking about.
@@ -176,12 +243,15 @@ export class DialogSession implements DialogOwner {
       stack.respond(rq, 491, "Request Pending");
       return;
     }
-    if (this.incomingInvite || this.pendingAck) {
+    if (this.incomingInvite || this.pendingAck || this.incomingUpdate) {
       stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(Math.floor(Math.random() * 10)) } });
       return;
     }
+    const decision = this.uasTimerDecision(rq);
+    if (!decision) return;
     stack.respond(rq, 100, "Trying");
     refreshTarget(this.dialog, rq);
+    this.notePeerAllow(rq);
     const offer = fromWire(rq.content);
     let answered = false;
     const guard = this.timer(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
@@ -200,10 +270,11 @@ export class DialogSession implements DialogOwner {
       this.localSdp = answer;
       if (offer) this.remoteSdp = offer;
       const rs = stack.respond(rq, 200, "OK", {
-        headers: { contact: this.options.contact, allow: ALLOWED_METHODS },
+        headers: this.answerHeaders(decision),
         body: answer,
         contentType: "application/sdp",
       });
+      this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
       this.awaitAck(rq.headers.cseq.seq, () => stack.sendResponse(rs), offer === "").catch(() => {});
     };
     this.incomingInvite = { rq, respond };
@@ -216,6 +287,245 @@ export class DialogSession implements DialogOwner {
       return;
     }
     if (!listened) respond(this.localSdp);
+  }
+
+  /**
+   * RFC 3311 §5.2: an UPDATE without a body refreshes the session and moves the target; one with
+   * an offer is answered like a re-INVITE, refused 491 while our own offer is out and 500 with
+   * Retry-After while we still owe an answer.
+   */
+  private onUpdate(rq: SipRequest): void {
+    const stack = this.ctx.stack;
+    const offer = fromWire(rq.content);
+    if (offer) {
+      if (this.outgoingInvite) {
+        stack.respond(rq, 491, "Request Pending");
+        return;
+      }
+      if (this.incomingInvite || this.incomingUpdate || this.pendingAck?.expectsAnswer) {
+        stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(Math.floor(Math.random() * 10)) } });
+        return;
+      }
+    }
+    const decision = this.uasTimerDecision(rq);
+    if (!decision) return;
+    refreshTarget(this.dialog, rq);
+    this.notePeerAllow(rq);
+    if (!offer) {
+      stack.respond(rq, 200, "OK", { headers: this.answerHeaders(decision) });
+      this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
+      return;
+    }
+    let answered = false;
+    const guard = this.timer(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
+    const respond = (answer: ReinviteAnswer): void => {
+      if (answered) return;
+      answered = true;
+      this.clearTimer(guard);
+      this.incomingUpdate = undefined;
+      if (this.state === "terminated") return;
+      if (typeof answer !== "string") {
+        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
+        stack.respond(rq, status, answer.reason ?? defaultReason(status));
+        return;
+      }
+      this.localSdp = answer;
+      this.remoteSdp = offer;
+      stack.respond(rq, 200, "OK", { headers: this.answerHeaders(decision), body: answer, contentType: "application/sdp" });
+      this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
+    };
+    this.incomingUpdate = { respond };
+    let listened = false;
+    try {
+      listened = this.options.hooks.onUpdate(offer, respond);
+    } catch (err) {
+      this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "UPDATE listener threw");
+      respond({ status: 500 });
+      return;
+    }
+    if (!listened) respond(this.localSdp);
+  }
+
+  private onRefer(rq: SipRequest): void {
+    const stack = this.ctx.stack;
+    const text = headerText(rq, "refer-to");
+    if (text === undefined) {
+      stack.respond(rq, 400, "Missing Refer-To");
+      return;
+    }
+    let target: SipReferTarget;
+    try {
+      target = parseReferTo(fromWire(text));
+    } catch (err) {
+      if (!(err instanceof SipHeaderError)) throw err;
+      this.ctx.logger.warn({ sipCallId: this.dialog.callId, err: err.message }, "REFER with an unreadable Refer-To");
+      stack.respond(rq, 400, "Bad Refer-To");
+      return;
+    }
+    const referredBy = headerText(rq, "referred-by");
+    const request = new EmbeddedReferRequest(
+      this.referHost(),
+      rq,
+      target,
+      referredBy === undefined ? undefined : fromWire(referredBy),
+      this.ctx.timers.referSubscriptionS,
+      this.ctx.timers.reinviteAnswerTimeoutMs,
+    );
+    this.refers.add(request);
+    let listened = false;
+    try {
+      listened = this.options.hooks.onRefer(request);
+    } catch (err) {
+      this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "REFER listener threw");
+      request.reject(500, "Server Internal Error");
+      return;
+    }
+    if (!listened) request.reject(603, "Decline");
+  }
+
+  private referHost(): ReferHost {
+    const isActive = (): boolean => this.state === "active";
+    return {
+      stack: this.ctx.stack,
+      logger: this.ctx.logger,
+      contact: this.options.contact,
+      ids: this.ids,
+      get active() {
+        return isActive();
+      },
+      sendNotify: (headers, body, contentType) => this.request("NOTIFY", { headers, body, contentType }, false, { dialogUsage: false }),
+    };
+  }
+
+  /** RFC 4028 §9 for a re-INVITE or UPDATE; answers 400/422 itself and returns undefined then. */
+  private uasTimerDecision(rq: SipRequest): UasTimerDecision | undefined {
+    let decision: UasTimerDecision;
+    try {
+      const timerRq = timerRequestOf(rq);
+      if (timerRq.minSeS !== undefined) this.minSeS = Math.max(this.minSeS, timerRq.minSeS);
+      decision = decideAsUas(timerRq, this.ctx.timers.minSeS, this.sessionTimer);
+    } catch (err) {
+      if (!(err instanceof SipHeaderError)) throw err;
+      this.ctx.stack.respond(rq, 400, `Bad ${err.header}`);
+      return undefined;
+    }
+    if (decision.kind === "too-small") {
+      this.ctx.stack.respond(rq, 422, "Session Interval Too Small", { headers: { "min-se": String(decision.minSeS) } });
+      return undefined;
+    }
+    return decision;
+  }
+
+  private answerHeaders(decision: UasTimerDecision): Record<string, string> {
+    return { contact: this.options.contact, allow: ALLOWED_METHODS, supported: SUPPORTED, ...timerAnswerHeaders(decision) };
+  }
+
+  private notePeerAllow(m: SipRequest | SipResponse): void {
+    const allows = allowsUpdate(m);
+    if (allows !== undefined) this.peerAllowsUpdate = allows;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Session timer (RFC 4028)
+
+  /** Restarts the session timer after a successful session-refresh transaction (or stops it). */
+  private applyTimer(timer: SessionTimer | undefined, by: "local" | "remote" | undefined): void {
+    this.sessionTimer = timer;
+    const generation = ++this.timerGeneration;
+    if (this.sessionTimerHandle) this.clearTimer(this.sessionTimerHandle);
+    this.sessionTimerHandle = undefined;
+    if (!timer || this.state !== "active") return;
+    if (timer.intervalS >= this.minSeS) this.demandedIntervalS = undefined;
+    this.sessionTimerHandle = timer.weRefresh
+      ? this.timer(() => this.refreshSession(generation), refreshDelayMs(timer.intervalS))
+      : this.timer(() => this.expire(generation), expiryDelayMs(timer.intervalS));
+    if (by) {
+      try {
+        this.options.hooks.onRefreshed(by);
+      } catch (err) {
+        this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "refreshed listener threw");
+      }
+    }
+  }
+
+  /** Session-Expires and Min-SE on our INVITEs and UPDATEs while a timer runs (or a 422 asked for one). */
+  private timerRequestHeaders(): Record<string, string> {
+    const h: Record<string, string> = { supported: SUPPORTED };
+    const t = this.sessionTimer;
+    if (t) {
+      h["session-expires"] = formatSessionExpires({ seconds: Math.max(t.intervalS, this.minSeS), refresher: refresherParam(t.weRefresh, true) });
+      h["min-se"] = String(this.minSeS);
+    } else if (this.demandedIntervalS !== undefined) {
+      h["session-expires"] = String(this.demandedIntervalS);
+      h["min-se"] = String(this.minSeS);
+    }
+    return h;
+  }
+
+  /** A 422 to our request: raise Min-SE to what it names, or false when that would not change anything. */
+  private raiseFor422(rs: SipResponse): boolean {
+    const current = this.sessionTimer ? Math.max(this.sessionTimer.intervalS, this.minSeS) : (this.demandedIntervalS ?? 0);
+    const next = retryAfter422(current, minSeOf(rs));
+    if (next === undefined) return false;
+    this.minSeS = Math.max(this.minSeS, next);
+    if (!this.sessionTimer) this.demandedIntervalS = next;
+    return true;
+  }
+
+  private onUacRefreshAnswer(rs: SipResponse): void {
+    this.notePeerAllow(rs);
+    this.applyTimer(timerFromUacResponse(sessionExpiresOf(rs)), "local");
+  }
+
+  private refreshSession(generation: number): void {
+    this.sessionTimerHandle = undefined;
+    if (this.state !== "active" || generation !== this.timerGeneration) return;
+    const attempt = this.peerAllowsUpdate ? this.refreshWithUpdate(generation) : this.queueReinvite(undefined, generation).then(() => true);
+    attempt
+      .catch((err: unknown) => {
+        this.ctx.logger.debug({ err, sipCallId: this.dialog.callId }, "session refresh failed");
+        return false;
+      })
+      .then((ok) => {
+        if (ok || this.state !== "active") return;
+        this.ctx.logger.warn({ sipCallId: this.dialog.callId, method: this.peerAllowsUpdate ? "UPDATE" : "INVITE" }, "session refresh failed; ending the call");
+        void this.sendBye("refresh-failed");
+      })
+      .catch(() => {});
+  }
+
+  private async refreshWithUpdate(generation: number): Promise<boolean> {
+    const maxAttempts = 4;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      if (this.state !== "active" || generation !== this.timerGeneration) return true;
+      const rs = await this.request("UPDATE", { headers: this.timerRequestHeaders() }, false, { dialogUsage: false });
+      if (rs.status >= 200 && rs.status < 300) {
+        refreshTarget(this.dialog, rs);
+        this.onUacRefreshAnswer(rs);
+        return true;
+      }
+      if (rs.status === 422 && this.raiseFor422(rs)) continue;
+      if (rs.status === 491 && attempt < maxAttempts) {
+        await this.sleep(this.refreshRetryDelayMs());
+        continue;
+      }
+      this.ctx.logger.warn({ sipCallId: this.dialog.callId, status: rs.status, reason: rs.reason }, "session refresh (UPDATE) refused");
+      return false;
+    }
+    return false;
+  }
+
+  /** A 491 to a refresh is retried sooner than §14.1 says, so the retry lands before expiry. */
+  private refreshRetryDelayMs(): number {
+    const intervalS = this.sessionTimer?.intervalS ?? this.minSeS;
+    return Math.min(glareDelayMs(this.options.ownsCallId), refreshDelayMs(intervalS) / 4);
+  }
+
+  private expire(generation: number): void {
+    this.sessionTimerHandle = undefined;
+    if (this.state !== "active" || generation !== this.timerGeneration) return;
+    this.ctx.logger.warn({ sipCallId: this.dialog.callId, intervalS: this.sessionTimer?.intervalS }, "no session refresh from the peer in time; ending the call");
+    void this.sendBye("session-expired");
   }
 
   handleStrayResponse(rs: SipResponse): void {
@@ -266,20 +576,32 @@ export class DialogSession implements DialogOwner {
   }
 
   reinvite(sdp: string): Promise<string> {
-    const run = this.reinviteChain.then(() => this.reinviteNow(sdp));
+    return this.queueReinvite(sdp, undefined);
+  }
+
+  /**
+   * `sdp` undefined: a session refresh, re-offering the current local SDP unchanged (same
+   * o= version, RFC 3264 §8) and skipped when another refresh got there first (`generation`).
+   */
+  private queueReinvite(sdp: string | undefined, generation: number | undefined): Promise<string> {
+    const run = this.reinviteChain.then(() => this.reinviteNow(sdp, generation));
     this.reinviteChain = run.catch(() => {});
     return run;
   }
 
-  private async reinviteNow(sdp: string): Promise<string> {
+  private async reinviteNow(sdpOrRefresh: string | undefined, generation: number | undefined): Promise<string> {
     const maxAttempts = 4;
+    const refresh = sdpOrRefresh === undefined;
+    let retried422 = false;
     for (let attempt = 1; ; attempt++) {
       await this.waitUntilNoInviteTransaction();
       if (this.state !== "active") throw new SipCallStateError(...this.ids, `cannot re-INVITE a ${this.state} call`);
+      if (refresh && generation !== this.timerGeneration) return this.remoteSdp ?? "";
+      const sdp = sdpOrRefresh ?? this.localSdp;
       this.outgoingInvite = true;
       let rs: SipResponse;
       try {
-        rs = await this.request("INVITE", { body: sdp, contentType: "application/sdp" });
+        rs = await this.request("INVITE", { body: sdp, contentType: "application/sdp", headers: this.timerRequestHeaders() }, false, { dialogUsage: !refresh });
       } finally {
         this.outgoingInvite = false;
         this.notifyIdle();
@@ -288,10 +610,15 @@ export class DialogSession implements DialogOwner {
         const answer = fromWire(rs.content);
         this.localSdp = sdp;
         if (answer) this.remoteSdp = answer;
+        this.onUacRefreshAnswer(rs);
         return answer;
       }
+      if (rs.status === 422 && !retried422 && this.raiseFor422(rs)) {
+        retried422 = true;
+        continue;
+      }
       if (rs.status === 491 && attempt < maxAttempts) {
-        await this.sleep(glareDelayMs(this.options.ownsCallId));
+        await this.sleep(refresh ? this.refreshRetryDelayMs() : glareDelayMs(this.options.ownsCallId));
         continue;
       }
       throw new SipRequestError(...this.ids, "INVITE", rs.status, rs.reason);
@@ -310,12 +637,17 @@ export class DialogSession implements DialogOwner {
    * For INVITE the 2xx is acknowledged here (and again for each retransmission). A 481 or 408
    * means the dialog is gone (§12.2.1.2) and ends the session.
    */
-  private request(method: string, o: { body?: string; contentType?: string }, isRetry = false): Promise<SipResponse> {
+  private request(
+    method: string,
+    o: { body?: string; contentType?: string; headers?: Record<string, string> },
+    isRetry = false,
+    usage: { dialogUsage: boolean } = { dialogUsage: true },
+  ): Promise<SipResponse> {
     const rq = inDialogRequest(this.dialog, method);
-    if (method === "INVITE") {
-      rq.headers.contact = this.options.contact;
-      rq.headers.allow = ALLOWED_METHODS;
-    }
+    // Target refresh requests (INVITE, UPDATE; NOTIFY per RFC 6665) carry our Contact.
+    if (method === "INVITE" || method === "UPDATE" || method === "NOTIFY") rq.headers.contact = this.options.contact;
+    if (method === "INVITE" || method === "UPDATE") rq.headers.allow = ALLOWED_METHODS;
+    for (const [k, v] of Object.entries(o.headers ?? {})) rq.headers[k] = v;
     if (o.body !== undefined) {
       rq.headers["content-type"] = o.contentType ?? "application/sdp";
       rq.content = toWire(o.body);
@@ -347,9 +679,11 @@ export class DialogSession implements DialogOwner {
     });
     return Promise.race([response, this.ended.then((reason) => makeLocalFailure(rq, reason))]).then(async (rs) => {
       if ((rs.status === 401 || rs.status === 407) && !isRetry && this.state !== "terminated" && this.auth.accept(rs)) {
-        return this.request(method, o, true);
+        return this.request(method, o, true, usage);
       }
-      if ((rs.status === 481 || rs.status === 408) && method !== "BYE" && this.state === "active") {
+      // A NOTIFY's or refresh's 481/408 is judged by its caller (RFC 5057: the subscription
+      // usage alone dies; a failed refresh ends the call with BYE).
+      if ((rs.status === 481 || rs.status === 408) && usage.dialogUsage && method !== "BYE" && this.state === "active") {
         this.ctx.logger.warn({ sipCallId: this.dialog.callId, method, status: rs.status }, "dialog lost");
         this.terminate("dialog-lost");
       }
@@ -383,7 +717,10 @@ export class DialogSession implements DialogOwner {
       this.pendingAck.reject(new SipCallStateError(...this.ids, `call ended (${reason}) before the ACK`));
       this.pendingAck = undefined;
     }
-    this.ctx.unregisterDialog(this.key);
+    this.sessionTimerHandle = undefined;
+    for (const r of this.refers) r.dialogEnded();
+    this.refers.clear();
+    this.ctx.unregisterDialog(this.key, this);
     this.endedResolve(reason);
     const waiters = this.idleWaiters;
     this.idleWaiters = [];

@@ -1,7 +1,19 @@
 import { EventEmitter } from "node:events";
-import { SipArgumentError } from "../errors.js";
+import { SipArgumentError, SipHeaderError } from "../errors.js";
+import { parseOptionTags, unsupportedTags } from "../option-tags.js";
+import { parseReplaces } from "../refer.js";
+import { decideAsUas, type UasTimerDecision } from "../session-timer.js";
 import { silentLogger, type SipLogger } from "../logger.js";
-import type { OutgoingSipCall, PlaceCallOptions, SipAddress, SipSignaling, SipSignalingEvents, SipTransportName } from "../signaling.js";
+import type {
+  OutgoingSipCall,
+  PlaceCallOptions,
+  SipAddress,
+  SipDialogCall,
+  SipReplaces,
+  SipSignaling,
+  SipSignalingEvents,
+  SipTransportName,
+} from "../signaling.js";
 import { DEFAULT_TIMERS, type CallContext, type DialogOwner, type LiveCall, type SipTimers } from "./call-context.js";
 import { dialogKey, dialogKeyOfRequest } from "./dialog.js";
 import { EmbeddedIncomingCall } from "./incoming-call.js";
@@ -9,8 +21,10 @@ import {
   ALLOWED_METHODS,
   checkSipUri,
   contactUri,
+  fromWire,
   headerText,
   randomToken,
+  SUPPORTED,
   tagOf,
   type RemoteInfo,
   type SipRequest,
@@ -19,6 +33,7 @@ import {
 import type { SipMessageLimits } from "./message-limits.js";
 import { EmbeddedOutgoingCall } from "./outgoing-call.js";
 import { SipStack, type OutgoingRequest } from "./stack.js";
+import { timerRequestOf } from "./timer-headers.js";
 
 export interface EmbeddedSipOptions {
   /** Address the SIP sockets bind to. */
@@ -82,7 +97,9 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
       logger: this.logger,
       timers: this.timers,
       registerDialog: (key, owner) => this.dialogs.set(key, owner),
-      unregisterDialog: (key) => this.dialogs.delete(key),
+      unregisterDialog: (key, owner) => {
+        if (this.dialogs.get(key) === owner) this.dialogs.delete(key);
+      },
       callStarted: (call) => this.calls.add(call),
       callEnded: (call) => this.calls.delete(call),
     };
@@ -202,14 +219,19 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
       case "OPTIONS":
         this.stack.respond(rq, 200, "OK", {
           toTag: randomToken(),
-          headers: { allow: ALLOWED_METHODS, accept: "application/sdp" },
+          headers: { allow: ALLOWED_METHODS, accept: "application/sdp", supported: SUPPORTED },
         });
         return;
       case "BYE":
       case "INFO":
       case "UPDATE":
       case "PRACK":
+      case "NOTIFY":
         this.stack.respond(rq, 481, "Call/Transaction Does Not Exist", { toTag: randomToken() });
+        return;
+      case "REFER":
+        // A REFER outside a call would make us call someone on a stranger's word.
+        this.stack.respond(rq, 403, "Out-of-dialog REFER Not Accepted", { toTag: randomToken() });
         return;
       default:
         this.stack.respond(rq, 405, "Method Not Allowed", { toTag: randomToken(), headers: { allow: ALLOWED_METHODS } });
@@ -227,8 +249,9 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
       return;
     }
     const require = headerText(rq, "require");
-    if (require && require.trim() !== "") {
-      this.stack.respond(rq, 420, "Bad Extension", { toTag: tag, headers: { unsupported: require } });
+    const unsupported = unsupportedTags(require);
+    if (unsupported.length > 0) {
+      this.stack.respond(rq, 420, "Bad Extension", { toTag: tag, headers: { unsupported: unsupported.join(", ") } });
       return;
     }
     const contentType = (headerText(rq, "content-type") ?? "").toLowerCase();
@@ -236,12 +259,42 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
       this.stack.respond(rq, 415, "Unsupported Media Type", { toTag: tag, headers: { accept: "application/sdp" } });
       return;
     }
+    let timer: UasTimerDecision;
+    let minSeS = this.timers.minSeS;
+    let replaces: SipReplaces | undefined;
+    try {
+      const timerRq = timerRequestOf(rq);
+      minSeS = Math.max(minSeS, timerRq.minSeS ?? 0);
+      timer = decideAsUas(timerRq, this.timers.minSeS, undefined);
+      const replacesText = headerText(rq, "replaces");
+      replaces = replacesText === undefined ? undefined : parseReplaces(fromWire(replacesText));
+    } catch (err) {
+      if (!(err instanceof SipHeaderError)) throw err;
+      this.stack.respond(rq, 400, `Bad ${err.header}`, { toTag: tag });
+      return;
+    }
+    if (timer.kind === "too-small") {
+      this.stack.respond(rq, 422, "Session Interval Too Small", { toTag: tag, headers: { "min-se": String(timer.minSeS) } });
+      return;
+    }
+    if (replaces) {
+      const refusal = this.replacesRefusal(replaces);
+      if (refusal) {
+        this.stack.respond(rq, refusal.status, refusal.reason, { toTag: tag });
+        return;
+      }
+    }
     if (this.listenerCount("incoming") === 0) {
       this.stack.respond(rq, 480, "Temporarily Unavailable", { toTag: tag });
       return;
     }
     const key = pendingKey(rq);
-    const call = new EmbeddedIncomingCall(this.context, rq, remote, () => this.pendingInvites.delete(key));
+    const call = new EmbeddedIncomingCall(this.context, rq, remote, () => this.pendingInvites.delete(key), {
+      timer,
+      minSeS,
+      reliableProvisionals: parseOptionTags(require).has("100rel"),
+      replaces,
+    });
     this.pendingInvites.set(key, call);
     // Once answered, only a CANCEL can still name the INVITE transaction; keep the entry until
     // the call ends so a late CANCEL still gets its 200.
@@ -251,6 +304,22 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
       this.logger.error({ err, sipCallId: call.sipCallId }, "incoming-call listener threw");
       call.reject(500, "Server Internal Error");
     }
+  }
+
+  findDialog(callId: string, localTag: string, remoteTag: string): SipDialogCall | undefined {
+    return this.dialogs.get(dialogKey(callId, localTag, remoteTag))?.dialogInfo().call;
+  }
+
+  /**
+   * RFC 3891 §3: Replaces naming no dialog of ours, or an early one we placed, is 481; a confirmed
+   * one when only an early one may be replaced is 486; one already ending is 603.
+   */
+  private replacesRefusal(r: SipReplaces): { status: number; reason: string } | undefined {
+    const info = this.dialogs.get(dialogKey(r.callId, r.toTag, r.fromTag))?.dialogInfo();
+    if (!info || (info.phase === "early" && info.weAreUac)) return { status: 481, reason: "Call/Transaction Does Not Exist" };
+    if (info.phase === "ending") return { status: 603, reason: "Declined" };
+    if (info.phase === "confirmed" && r.earlyOnly) return { status: 486, reason: "Busy Here" };
+    return undefined;
   }
 
   private onStrayResponse(rs: SipResponse): void {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import sip from "sip";
 import { SipArgumentError } from "../errors.js";
+import { SUPPORTED_OPTION_TAGS } from "../option-tags.js";
 
 /**
  * Helpers over npm `sip`'s message objects. The library reads and writes messages as latin1
@@ -46,7 +47,9 @@ export interface RemoteInfo {
   port: number;
 }
 
-export const ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+export const ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
+/** Our Supported header: the extensions of SUPPORTED_OPTION_TAGS. */
+export const SUPPORTED = SUPPORTED_OPTION_TAGS.join(", ");
 export const MAX_FORWARDS = 70;
 
 export function toWire(text: string): string {
@@ -96,12 +99,24 @@ export function tagOf(addr: sip.NameAddr | string | undefined): string | undefin
   return typeof tag === "string" && tag !== "" ? tag : undefined;
 }
 
-/** A header's text (for headers the parser keeps as strings), by lower-case name. */
+/** Compact forms npm `sip` does not expand itself (RFC 3515, 3892, 4028, 6665). */
+const COMPACT_FORMS: Readonly<Record<string, string>> = {
+  "session-expires": "x",
+  "refer-to": "r",
+  "referred-by": "b",
+  event: "o",
+};
+
+/** A header's text (for headers the parser keeps as strings), by lower-case name or its compact form. */
 export function headerText(m: SipMessage, name: string): string | undefined {
-  const v = m.headers[name.toLowerCase()];
+  const lower = name.toLowerCase();
+  const compact = COMPACT_FORMS[lower];
+  const v = m.headers[lower] ?? (compact === undefined ? undefined : m.headers[compact]);
   if (v === undefined || v === null) return undefined;
   if (typeof v === "string") return v;
   if (typeof v === "number") return String(v);
+  // npm sip parses Refer-To into a name-addr; write it back as it came.
+  if (lower === "refer-to" && isNameAddr(v)) return stringifyNameAddr(v);
   // npm sip parses credentials and challenges into objects; the first one, as text again.
   if (Array.isArray(v) && AUTH_HEADERS.has(name.toLowerCase())) {
     const first: unknown = v[0];
@@ -184,6 +199,13 @@ const RESERVED_HEADERS = new Set([
   "record-route",
   "authorization",
   "proxy-authorization",
+  "supported",
+  "k",
+  "session-expires",
+  "x",
+  "min-se",
+  "rseq",
+  "rack",
 ]);
 
 export function checkUserPart(user: string): void {

@@ -1,39 +1,67 @@
 import { EventEmitter } from "node:events";
-import { SipArgumentError, SipCallStateError } from "../errors.js";
+import { SipArgumentError, SipCallStateError, SipHeaderError } from "../errors.js";
+import { parseOptionTags } from "../option-tags.js";
+import { classifyRSeq, formatRAck, parseRSeq } from "../reliable-provisional.js";
+import { retryAfter422, timerFromUacResponse } from "../session-timer.js";
 import {
   failureKindForStatus,
   type OutgoingCallState,
   type OutgoingSipCall,
   type OutgoingSipCallEvents,
   type PlaceCallOptions,
+  type ReinviteAnswer,
+  type SipDialogId,
   type SipEndReason,
   type SipFailureKind,
 } from "../signaling.js";
 import { DigestAuthenticator } from "./authenticator.js";
-import type { CallContext, LiveCall } from "./call-context.js";
+import type { CallContext, DialogOwner, LiveCall } from "./call-context.js";
 import { DialogSession } from "./dialog-session.js";
-import { dialogFromUacResponse, inDialogRequest } from "./dialog.js";
+import { acceptRemoteCSeq, dialogFromUacResponse, dialogKey, inDialogRequest, refreshTarget, type Dialog } from "./dialog.js";
 import {
   ALLOWED_METHODS,
   checkExtraHeaders,
   checkSipUri,
   checkUserPart,
   fromWire,
+  headerText,
   quoteDisplayName,
   randomToken,
+  SUPPORTED,
   tagOf,
   toWire,
+  type SipRequest,
   type SipResponse,
 } from "./message.js";
 import type { ClientTransactionHandle, OutgoingRequest } from "./stack.js";
+import { allowsUpdate, minSeOf, sessionExpiresOf } from "./timer-headers.js";
 
 const MAX_AUTH_ROUNDS = 3;
+/** 422 retries (RFC 4028 §7.4): each must raise the interval, so two is plenty. */
+const MAX_422_ROUNDS = 2;
+
+/** One early dialog (a tagged 1xx) of our INVITE: PRACK bookkeeping and early offer/answer. */
+interface EarlyDialog {
+  dialog: Dialog;
+  key: string;
+  owner: DialogOwner;
+  /** RSeq of the last reliable 1xx we PRACKed (RFC 3262 §4). */
+  lastRSeq: number | undefined;
+  /** The answer to our offer from a reliable 1xx, or the latest offer/answer of an UPDATE: settled SDP. */
+  settledRemoteSdp: string | undefined;
+  /** SDP of the latest unreliable 1xx: a preview of the answer (RFC 3261 §13.2.1). */
+  previewSdp: string | undefined;
+  /** Our side of the early offer/answer (changes when we answer an UPDATE). */
+  localSdp: string;
+  updatePending: boolean;
+}
 
 /**
  * A call we place to the PBX (UAC side of RFC 3261 §13.2): the INVITE with our offer, provisional
- * responses, digest retries, CANCEL (only after a provisional, §9.1), the 2xx ACK through the
- * route set, and a BYE for any extra 2xx from a forking proxy. Once answered, a DialogSession
- * carries the call.
+ * responses (PRACKed when sent reliably, RFC 3262), digest retries, a retry with a longer session
+ * interval after 422 (RFC 4028), CANCEL (only after a provisional, §9.1), the 2xx ACK through the
+ * route set, and a BYE for any extra 2xx from a forking proxy. Early dialogs take UPDATE and INFO.
+ * Once answered, a DialogSession carries the call.
  */
 export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> implements OutgoingSipCall, LiveCall {
   readonly sipCallId: string;
@@ -48,6 +76,12 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
   private readonly contact: string;
   private cseq = 1 + Math.floor(Math.random() * 10_000);
   private authRounds = 0;
+  private timerRounds = 0;
+  /** Session-Expires we ask for (0: none) and our Min-SE, raised by a 422. */
+  private sessionExpiresS: number;
+  private minSeS: number;
+  private readonly early = new Map<string, EarlyDialog>();
+  private lastEarly: EarlyDialog | undefined;
   private invite: OutgoingRequest | undefined;
   private inviteHandle: ClientTransactionHandle | undefined;
   private session: DialogSession | undefined;
@@ -83,6 +117,8 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     this.remoteAddr = `<${target.schema}:${target.user ? `${target.user}@` : ""}${target.host}${target.port ? `:${target.port}` : ""}>`;
     this.auth = new DigestAuthenticator(o.auth);
     this.contact = ctx.stack.contact(user, ctx.stack.protocolFor(o.uri));
+    this.sessionExpiresS = ctx.timers.sessionExpiresS;
+    this.minSeS = ctx.timers.minSeS;
     this.finished = new Promise((resolve) => (this.finishedResolve = resolve));
     ctx.callStarted(this);
     process.nextTick(() => this.start());
@@ -96,6 +132,10 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
   }
   get remoteSdp(): string | undefined {
     return this.session?.remoteSdp ?? this.remote;
+  }
+  get dialogId(): SipDialogId | undefined {
+    const d = this.session?.dialog ?? this.lastEarly?.dialog;
+    return d && { callId: d.callId, localTag: d.localTag, remoteTag: d.remoteTag };
   }
 
   private setState(s: OutgoingCallState): void {
@@ -126,6 +166,8 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
         cseq: { seq: this.cseq, method: "INVITE" },
         contact: this.contact,
         allow: ALLOWED_METHODS,
+        supported: SUPPORTED,
+        ...(this.sessionExpiresS > 0 ? { "session-expires": String(this.sessionExpiresS), "min-se": String(Math.min(this.minSeS, this.sessionExpiresS)) } : {}),
         ...this.extraHeaders,
         "content-type": "application/sdp",
       },
@@ -150,7 +192,8 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       // A cancel asked for before any provisional goes out now, even if the caller was already
       // told the call failed: otherwise the PBX would ring on.
       if (this.cancelRequested && !this.cancelSent) this.sendCancel();
-      if (this.currentState === "terminated") return;
+      const fresh = status > 100 ? this.onTaggedProvisional(rq, rs) : true;
+      if (this.currentState === "terminated" || !fresh) return;
       if (this.currentState === "calling") this.setState("proceeding");
       if (status > 100 && tagOf(rs.headers.to) && this.currentState === "proceeding") this.setState("early");
       if (status > 100) {
@@ -159,7 +202,20 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       }
       return;
     }
+    this.closeEarlyDialogs();
     if (this.currentState === "terminated") return;
+    if (status === 422 && !this.cancelRequested && this.timerRounds < MAX_422_ROUNDS) {
+      const next = retryAfter422(this.sessionExpiresS, minSeOf(rs));
+      if (next !== undefined) {
+        this.timerRounds++;
+        this.sessionExpiresS = next;
+        this.minSeS = Math.max(this.minSeS, next);
+        this.cseq++;
+        this.provisionalSeen = false;
+        this.sendInvite();
+        return;
+      }
+    }
     if ((status === 401 || status === 407) && !this.cancelRequested && this.authRounds < MAX_AUTH_ROUNDS && this.auth.accept(rs)) {
       this.authRounds++;
       this.cseq++;
@@ -198,29 +254,48 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       this.ackAndBye(rq, rs);
       return;
     }
+    const early = this.early.get(remoteTag);
+    // PRACKs and UPDATEs on the early dialog used CSeq numbers after the INVITE's.
+    const cseq = Math.max(rq.headers.cseq.seq, early?.dialog.localCSeq ?? 0);
     const dialog = dialogFromUacResponse(
-      { callId: this.sipCallId, localTag: this.localTag, localAddr: this.localAddr, remoteAddr: this.remoteAddr, cseq: rq.headers.cseq.seq, uri: this.uri },
+      { callId: this.sipCallId, localTag: this.localTag, localAddr: this.localAddr, remoteAddr: this.remoteAddr, cseq, uri: this.uri },
       rs,
     );
+    if (early) dialog.remoteCSeq = early.dialog.remoteCSeq;
     const ack = this.buildAck(rq, dialog);
-    const body = fromWire(rs.content);
+    // RFC 3261 §13.2.1 / RFC 6337 §3.1: the 2xx's SDP is the answer when it has one (a UAS that
+    // moves its media at answer time is followed); without one, the answer is the one the early
+    // dialog settled (reliable 1xx, UPDATE), else what an unreliable 183 previewed.
+    const body = fromWire(rs.content) || early?.settledRemoteSdp || early?.previewSdp || "";
     this.session = new DialogSession(this.ctx, dialog, {
       callId: this.callId,
       contact: this.contact,
-      localSdp: this.o.sdp,
+      localSdp: early?.localSdp ?? this.o.sdp,
       remoteSdp: body || undefined,
       credentials: this.o.auth,
       ownsCallId: true,
+      call: this,
+      timer: timerFromUacResponse(sessionExpiresOf(rs)),
+      minSeS: this.minSeS,
+      peerAllowsUpdate: allowsUpdate(rs) ?? false,
       hooks: {
         onReinvite: (offer, respond) => {
           if (this.listenerCount("reinvite") === 0) return false;
           this.emit("reinvite", offer, respond);
           return true;
         },
+        onUpdate: (offer, respond) => this.deliverUpdate(offer, respond, false),
+        onRefer: (request) => {
+          if (this.listenerCount("refer") === 0) return false;
+          this.emit("refer", request);
+          return true;
+        },
+        onRefreshed: (by) => this.emit("refreshed", by),
         onInfo: (contentType, text) => this.emit("info", contentType, text),
         onEnded: (reason) => this.onSessionEnded(reason),
       },
     });
+    this.closeEarlyDialogs();
     this.session.rememberAck(rq.headers.cseq.seq, ack);
     this.ctx.stack.sendAck(ack);
     this.clearTimers();
@@ -239,6 +314,180 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     this.remote = body;
     this.setState("confirmed");
     this.emit("answered", body);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Early dialogs
+
+  /**
+   * A 101–199 to our INVITE: its early dialog (when tagged) is created or its target refreshed,
+   * a reliable one is PRACKed (RFC 3262 §4). Returns false for what must not be reported again:
+   * a retransmitted reliable 1xx, or one out of sequence (the UAS resends the missing one).
+   */
+  private onTaggedProvisional(rq: OutgoingRequest, rs: SipResponse): boolean {
+    const remoteTag = tagOf(rs.headers.to);
+    if (!remoteTag || this.session) return true;
+    const early = this.earlyDialog(rq, rs, remoteTag);
+    refreshTarget(early.dialog, rs);
+    const body = fromWire(rs.content);
+    let rseq: number | undefined;
+    if (parseOptionTags(headerText(rs, "require")).has("100rel")) {
+      try {
+        rseq = parseRSeq(headerText(rs, "rseq"));
+      } catch (err) {
+        if (!(err instanceof SipHeaderError)) throw err;
+      }
+      if (rseq === undefined) this.ctx.logger.warn({ sipCallId: this.sipCallId, status: rs.status }, "reliable provisional without a usable RSeq; taken as unreliable");
+    }
+    if (rseq === undefined) {
+      if (body) early.previewSdp = body;
+      return true;
+    }
+    const kind = classifyRSeq(early.lastRSeq, rseq);
+    if (kind !== "new") return false;
+    early.lastRSeq = rseq;
+    // RFC 3262 §5: an answer in a reliable 1xx completes the INVITE's offer/answer.
+    if (body && early.settledRemoteSdp === undefined) early.settledRemoteSdp = body;
+    this.sendPrack(early, rseq, rq.headers.cseq.seq);
+    return true;
+  }
+
+  private earlyDialog(rq: OutgoingRequest, rs: SipResponse, remoteTag: string): EarlyDialog {
+    const known = this.early.get(remoteTag);
+    if (known) {
+      this.lastEarly = known;
+      return known;
+    }
+    const dialog = dialogFromUacResponse(
+      { callId: this.sipCallId, localTag: this.localTag, localAddr: this.localAddr, remoteAddr: this.remoteAddr, cseq: rq.headers.cseq.seq, uri: this.uri },
+      rs,
+    );
+    const key = dialogKey(dialog.callId, dialog.localTag, dialog.remoteTag);
+    const early: EarlyDialog = {
+      dialog,
+      key,
+      owner: {
+        handleRequest: (m) => this.onEarlyRequest(early, m),
+        handleStrayResponse: () => {},
+        dialogInfo: () => ({ call: this, phase: "early", weAreUac: true }),
+      },
+      lastRSeq: undefined,
+      settledRemoteSdp: undefined,
+      previewSdp: undefined,
+      localSdp: this.o.sdp,
+      updatePending: false,
+    };
+    this.early.set(remoteTag, early);
+    this.lastEarly = early;
+    this.ctx.registerDialog(key, early.owner);
+    return early;
+  }
+
+  private sendPrack(early: EarlyDialog, rseq: number, inviteCSeq: number): void {
+    const prack = inDialogRequest(early.dialog, "PRACK");
+    prack.headers.rack = formatRAck({ rseq, cseq: inviteCSeq, method: "INVITE" });
+    // Retransmitted by its own non-INVITE transaction until answered (RFC 3261 §17.1.2).
+    this.ctx.stack.sendRequest(prack, (rs) => {
+      if (rs.status >= 300) this.ctx.logger.warn({ sipCallId: this.sipCallId, status: rs.status, reason: rs.reason }, "PRACK refused");
+    });
+  }
+
+  /** The early dialogs are over once the INVITE has its final answer. */
+  private closeEarlyDialogs(): void {
+    for (const e of this.early.values()) this.ctx.unregisterDialog(e.key, e.owner);
+    this.early.clear();
+  }
+
+  private onEarlyRequest(early: EarlyDialog, rq: SipRequest): void {
+    const stack = this.ctx.stack;
+    if (rq.method === "ACK") return;
+    if (this.currentState === "terminated" || this.session) {
+      stack.respond(rq, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    if (!acceptRemoteCSeq(early.dialog, rq)) {
+      stack.respond(rq, 500, "CSeq Out of Order");
+      return;
+    }
+    switch (rq.method) {
+      case "UPDATE":
+        this.onEarlyUpdate(early, rq);
+        return;
+      case "INFO":
+        stack.respond(rq, 200, "OK");
+        this.emit("info", headerText(rq, "content-type") ?? "", fromWire(rq.content));
+        return;
+      case "OPTIONS":
+        stack.respond(rq, 200, "OK", { headers: { allow: ALLOWED_METHODS, accept: "application/sdp", supported: SUPPORTED } });
+        return;
+      default:
+        stack.respond(rq, 405, "Method Not Allowed", { headers: { allow: ALLOWED_METHODS } });
+    }
+  }
+
+  /**
+   * RFC 3311 §5.2 on an early dialog of ours: a refresh is answered at once; an offer is refused
+   * 491 while our INVITE's offer has no reliable answer yet, and 500 with Retry-After while an
+   * earlier UPDATE offer is still being answered.
+   */
+  private onEarlyUpdate(early: EarlyDialog, rq: SipRequest): void {
+    const stack = this.ctx.stack;
+    const offer = fromWire(rq.content);
+    const headers = { contact: this.contact, allow: ALLOWED_METHODS, supported: SUPPORTED };
+    refreshTarget(early.dialog, rq);
+    if (!offer) {
+      stack.respond(rq, 200, "OK", { headers });
+      return;
+    }
+    if (early.settledRemoteSdp === undefined) {
+      stack.respond(rq, 491, "Request Pending");
+      return;
+    }
+    if (early.updatePending) {
+      stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(1 + Math.floor(Math.random() * 9)) } });
+      return;
+    }
+    early.updatePending = true;
+    let answered = false;
+    const guard = setTimeout(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
+    const respond = (answer: ReinviteAnswer): void => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(guard);
+      early.updatePending = false;
+      if (this.currentState === "terminated") return;
+      if (typeof answer !== "string") {
+        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
+        stack.respond(rq, status, answer.reason ?? "Rejected");
+        return;
+      }
+      early.settledRemoteSdp = offer;
+      early.localSdp = answer;
+      stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
+    };
+    try {
+      this.deliverUpdate(offer, respond, true);
+    } catch (err) {
+      this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw");
+      respond({ status: 500 });
+    }
+  }
+
+  /** `update` listeners first; in a confirmed dialog the `reinvite` ones stand in. False: nobody listens. */
+  private deliverUpdate(offer: string, respond: (a: ReinviteAnswer) => void, early: boolean): boolean {
+    if (this.listenerCount("update") > 0) {
+      this.emit("update", offer, respond, early);
+      return true;
+    }
+    if (!early && this.listenerCount("reinvite") > 0) {
+      this.emit("reinvite", offer, respond);
+      return true;
+    }
+    if (early) {
+      respond({ status: 488, reason: "Not Acceptable Here" });
+      return true;
+    }
+    return false;
   }
 
   private buildAck(rq: OutgoingRequest, dialog: ReturnType<typeof dialogFromUacResponse>): OutgoingRequest {
@@ -379,6 +628,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
 
   private done(): void {
     this.clearTimers();
+    this.closeEarlyDialogs();
     // A CANCELled INVITE still waiting for its 487 stays known to the stack until it settles.
     if (!this.giveUpTimer) this.ctx.callEnded(this);
     this.finishedResolve();
