@@ -11,6 +11,7 @@ import { CallRegistry } from "./call/registry.js";
 import { MediaTicker } from "./call/media-ticker.js";
 import { PbxMedia } from "./call/pbx-media.js";
 import { SipIngressPolicy } from "./call/sip-ingress.js";
+import { sipUriHost } from "./call/refer-policy.js";
 import { SipTarget } from "./call/sip-target.js";
 import type { CallTarget } from "./call/target.js";
 import { redactConfig, type GatewayConfig } from "./config/config.js";
@@ -80,7 +81,9 @@ export class Gateway {
           { portRange: icePorts, publicIp: media.publicIp, bindIp: media.bindIp, stunUrls: media.stunUrls },
           callLog,
         ),
-      createTarget: (callId) => this.createTarget(callId, log.child({ callId, leg: "sip" })),
+      createTarget: (callId, to) => this.createTarget(log.child({ callId, leg: "sip" }), to),
+      transferPolicy: config.sip.refer,
+      targetHost: config.sip.target.kind === "uri" ? sipUriHost(config.sip.target.uri) : undefined,
       log: log.child({ subsystem: "calls" }),
       acceptTimeoutMs: calls.acceptTimeoutMs,
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
@@ -165,20 +168,23 @@ export class Gateway {
     this.log.info("gateway stopped");
   }
 
-  private createTarget(_callId: string, log: Logger): CallTarget {
+  /** What a consumer's call rings: the configured target, or `to` (a transfer's new party). */
+  private createTarget(log: Logger, to?: { uri: string; headers: Record<string, string> }): CallTarget {
     const target = this.config.sip.target;
-    if (target.kind === "echo") return new EchoTarget();
+    if (!to && target.kind === "echo") return new EchoTarget();
     return new SipTarget({
       signaling: this.sip,
       allocator: this.sipRtpPorts,
       ticker: this.ticker,
-      uri: target.uri,
+      uri: to?.uri ?? (target.kind === "uri" ? target.uri : ""),
+      extraHeaders: to?.headers,
       auth: this.config.sip.auth,
       mediaAddress: this.sipMediaAddress,
-      // The call session gives up first (it must reject within Meta's window); this only backstops it.
-      ringTimeoutMs: this.config.calls.acceptTimeoutMs + 5_000,
+      // A consumer's own call gives up first (it must reject within Meta's window); this only
+      // backstops it. A transfer's new party rings as long as an agent's call would.
+      ringTimeoutMs: to ? this.config.sip.ringTimeoutMs : this.config.calls.acceptTimeoutMs + 5_000,
       mediaTimeoutMs: this.config.calls.mediaTimeoutMs,
-      earlyMedia: this.config.calls.acceptOn === "early-media",
+      earlyMedia: !to && this.config.calls.acceptOn === "early-media",
       pageId: this.config.meta.pageId,
       log,
     });

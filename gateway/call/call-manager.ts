@@ -12,6 +12,8 @@ import { OutboundCall, type MetaOutboundControl } from "./outbound-call.js";
 import type { PbxMedia } from "./pbx-media.js";
 import type { CallRegistry } from "./registry.js";
 import type { SipIngressPolicy } from "./sip-ingress.js";
+import { CallTransfers } from "./call-transfer.js";
+import type { ReferPolicy } from "./refer-policy.js";
 import type { CallTarget } from "./target.js";
 
 /** How long a webhook for a not-yet-known call id is kept (connect's response may be slower). */
@@ -23,7 +25,12 @@ export interface CallManagerOptions {
   deduper: EventDeduper;
   meta: MetaCallControl & MetaOutboundControl;
   createLeg: (callId: string, log: Logger) => MetaLeg;
-  createTarget: (callId: string) => CallTarget;
+  /** What a consumer's call rings, or (`to`) a transfer's new party. */
+  createTarget: (callId: string, to?: { uri: string; headers: Record<string, string> }) => CallTarget;
+  /** Whether and where REFERs are followed. */
+  transferPolicy: ReferPolicy;
+  /** Host of the SIP target: where a consumer's call's REFERs may go by default. */
+  targetHost: string | undefined;
   log: Logger;
   acceptTimeoutMs: number;
   connectTimeoutMs: number;
@@ -220,6 +227,8 @@ export class CallManager {
         ringTimeoutMs: this.o.ringTimeoutMs,
         mediaTimeoutMs: this.o.mediaTimeoutMs,
         requestPermission: this.o.requestPermission,
+        // The agent's PBX is where its INVITE came from.
+        transfers: this.transfersFor(`sip:${invite.sipCallId}`, [invite.source.address]),
       });
     } catch (err) {
       // Nothing reached Meta yet: free the ports and answer the agent now, not after the INVITE timer.
@@ -261,6 +270,7 @@ export class CallManager {
       psid: event.from,
       leg: this.o.createLeg(event.callId, callLog),
       target: this.o.createTarget(event.callId),
+      transfers: this.transfersFor(event.callId, this.o.targetHost ? [this.o.targetHost] : []),
       meta: this.o.meta,
       log: callLog,
       acceptTimeoutMs: this.o.acceptTimeoutMs,
@@ -270,6 +280,10 @@ export class CallManager {
     this.o.registry.add(call);
     callLog.info("consumer call received");
     void call.start();
+  }
+
+  private transfersFor(callId: string, pbxHosts: string[]): CallTransfers {
+    return new CallTransfers({ policy: this.o.transferPolicy, pbxHosts, createTarget: (uri, headers) => this.o.createTarget(callId, { uri, headers }) });
   }
 
   private unknown(event: MessengerCallEvent): void {

@@ -91,6 +91,9 @@ export class CallMedia {
     );
     leg.on("keyframeRequest", c(() => this.far?.requestKeyframe?.()));
     leg.on("bitrateLimit", c((bps) => this.far?.limitVideoBitrate?.(bps)));
+    // Toward whichever party the consumer is bridged to now.
+    this.consumer.on("audio", c((frame) => this.far?.sendAudio(frame)));
+    this.consumer.on("dtmf", c((digit, ms) => this.far?.sendDtmf(digit, ms)));
   }
 
 
@@ -112,25 +115,50 @@ export class CallMedia {
   bridge(far: FarMedia): void {
     if (this._state !== "waiting") return;
     this._state = "bridged";
+    this.wire(far);
+  }
+
+  /**
+   * The consumer moves to another party (a transfer): its media is bridged from now on, with video
+   * renegotiated toward it; the old party no longer reaches the consumer, and closing it is the
+   * caller's. Our video toward the consumer (the old party's) is switched off until the new party
+   * sends its own.
+   */
+  replaceFar(far: FarMedia): void {
+    if (this._state === "waiting" || this._state === "closed" || far === this.far) return;
+    this.wire(far);
+    this.consumerVideo = undefined;
+    void this.o.queue.push(() => this.followConsumerVideo());
+    if (this.o.leg.sendsVideo) {
+      this.pendingVideoChange?.done(false);
+      this.pendingVideoChange = { send: false, done: () => undefined, attempts: 0 };
+      void this.o.queue.push(() => this.tryVideoChange());
+    }
+  }
+
+  /** Listens to `far`; events of a party the consumer was moved away from are ignored. */
+  private wire(far: FarMedia): void {
     this.far = far;
     const { leg, queue } = this.o;
     const c = this.contain;
-    far.on("audio", c((frame) => this.consumer.send(frame)));
-    far.on("dtmf", c((digit, ms) => this.consumer.sendDtmf(digit, ms)));
-    this.consumer.on("audio", c((frame) => far.sendAudio(frame)));
-    this.consumer.on("dtmf", c((digit, ms) => far.sendDtmf(digit, ms)));
-    far.on("keyframeRequest", c(() => this.requestConsumerKeyframe()));
+    const current = <A extends unknown[]>(listener: (...args: A) => void): ((...args: A) => void) =>
+      c((...args: A) => {
+        if (this.far === far) listener(...args);
+      });
+    far.on("audio", current((frame) => this.consumer.send(frame)));
+    far.on("dtmf", current((digit, ms) => this.consumer.sendDtmf(digit, ms)));
+    far.on("keyframeRequest", current(() => this.requestConsumerKeyframe()));
     far.on(
       "video",
-      c((p) => {
+      current((p) => {
         if (this._state === "flowing") leg.sendVideo(p.payload, p.timestamp, p.marker);
       }),
     );
-    far.on("silent", (detail) => this.o.onMediaTimeout(detail));
-    far.on("fault", (err) => this.o.onError(err));
+    far.on("silent", current((detail) => this.o.onMediaTimeout(detail)));
+    far.on("fault", current((err) => this.o.onError(err)));
     far.on(
       "farVideo",
-      c((on, done) => {
+      current((on, done) => {
         this.pendingVideoChange?.done(false);
         this.pendingVideoChange = { send: on, done, attempts: 0 };
         void queue.push(() => this.tryVideoChange());

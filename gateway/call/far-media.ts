@@ -1,4 +1,5 @@
 import type { EventEmitter } from "node:events";
+import type { SipReferRequest } from "../../sip/signaling.js";
 import type { RtpPacketLike } from "../../transcode/video/depacketizer.js";
 import type { VideoCodec } from "../../transcode/video/video-codec.js";
 import type { PbxMediaStats } from "./pbx-media.js";
@@ -22,6 +23,8 @@ export interface FarMediaEvents {
   silent: [string];
   /** An exception in the far end's handling of one of its events: the call it belongs to must end. */
   fault: [unknown];
+  /** The far end asks the call to be transferred (a SIP REFER), not yet answered. */
+  refer: [SipReferRequest];
 }
 
 /**

@@ -8,7 +8,10 @@ import { containWith } from "./contain.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
+import type { CallTransfers, TransferredParty } from "./call-transfer.js";
+import type { FarMedia } from "./far-media.js";
 import type { CallTarget, TargetFailure } from "./target.js";
+import type { SipReferRequest } from "../../sip/signaling.js";
 
 /** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
 export interface MetaCallControl extends MetaMediaControl {
@@ -37,6 +40,8 @@ export interface InboundCallOptions {
   psid: string;
   leg: MetaLeg;
   target: CallTarget;
+  /** How a REFER from the answered party is followed. */
+  transfers: CallTransfers;
   meta: MetaCallControl;
   log: Logger;
   /** Meta gives 60 s to accept; give up (reject) before that. */
@@ -62,9 +67,13 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private offer: string | undefined;
   private acceptTimer: NodeJS.Timeout | undefined;
   private readonly media: CallMedia;
+  /** The party the consumer is bridged to: the target, or whoever a transfer moved the call to. */
+  private target: CallTarget;
+  private transferring = false;
 
   constructor(private readonly o: InboundCallOptions) {
     super();
+    this.target = o.target;
     this.queue = new SerialQueue((err) => this.failFromError(err));
     this.media = new CallMedia({
       leg: o.leg,
@@ -108,6 +117,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
         "answered",
         c((far) => {
           this.media.bridge(far);
+          this.watchTransfers(far);
           void this.queue.push(() => this.onTargetAnswered());
         }),
       );
@@ -243,6 +253,43 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     await this.finish(`target-${why}`, detail, { tellMeta: false });
   }
 
+  /** A REFER from the party the consumer is bridged to. */
+  private watchTransfers(far: FarMedia): void {
+    far.on("refer", (request) => void this.onRefer(request));
+  }
+
+  /**
+   * Rings the new party outside the call's queue (it may ring for a while; a terminate must not wait
+   * behind it), then moves the consumer in the queue. One transfer at a time.
+   */
+  private async onRefer(request: SipReferRequest): Promise<void> {
+    if (this._state !== "active" || this.transferring) {
+      request.reject(491, "Request Pending");
+      return;
+    }
+    this.transferring = true;
+    try {
+      const party = await this.o.transfers.follow(request, { callId: this.o.callId, psid: this.o.psid }, this.o.log);
+      if (party) await this.queue.push(() => this.switchTo(party));
+    } finally {
+      this.transferring = false;
+    }
+  }
+
+  private async switchTo(party: TransferredParty): Promise<void> {
+    if (this.isEnded()) {
+      await party.target.hangup("the call ended during the transfer");
+      return;
+    }
+    const previous = this.target;
+    this.target = party.target;
+    party.target.on("ended", (detail) => void this.queue.push(() => this.hangUpFromTarget(detail)));
+    this.watchTransfers(party.far);
+    this.media.replaceFar(party.far);
+    await previous.hangup("transferred");
+    this.o.log.info("transfer complete: the consumer is with the new party");
+  }
+
   private async hangUpFromTarget(detail: string): Promise<void> {
     if (this.isEnded()) return;
     await this.endBoth("completed-target-hangup", detail);
@@ -260,14 +307,15 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     this.setState("ended");
     this.clearAcceptTimer();
     this.media.close();
-    const { meta, leg, target, log } = this.o;
+    const { meta, leg, log } = this.o;
+    const { target } = this;
     if (opts.tellMeta) {
       const end = wasState === "ringing" ? meta.reject : meta.terminate;
       await end.call(meta, this.o.callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
     }
     await Promise.allSettled([target.hangup(detail), leg.close()]);
     this.queue.close();
-    this.emit("ended", callEndRecord({ callId: this.o.callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, log }));
+    this.emit("ended", callEndRecord({ callId: this.o.callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
     this.removeAllListeners();
   }
 

@@ -1,12 +1,15 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { readRemoteMedia } from "../../sip/sdp.js";
-import type { IncomingSipCall } from "../../sip/signaling.js";
+import type { IncomingSipCall, SipReferRequest } from "../../sip/signaling.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { CallMedia, type MetaMediaControl } from "./call-media.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
+import type { CallTransfers, TransferredParty } from "./call-transfer.js";
+import type { FarMedia } from "./far-media.js";
 import { PbxLeg } from "./pbx-leg.js";
+import type { CallTarget } from "./target.js";
 import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
 
@@ -43,6 +46,8 @@ export interface OutboundCallOptions {
   mediaTimeoutMs: number;
   /** Without permission, ask the consumer for it (Messenger's calling_optin) when Meta allows. */
   requestPermission: boolean;
+  /** How a REFER from the agent's side is followed. */
+  transfers: CallTransfers;
 }
 
 /**
@@ -62,6 +67,9 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   private pickedUp = false;
   /** The agent's side once the consumer picked up; until then its RTP ports wait in `o.media`. */
   private pbx: PbxLeg | undefined;
+  /** Where a transfer moved the consumer; the agent's own dialog is then released. */
+  private transferredTo: CallTarget | undefined;
+  private transferring = false;
 
   constructor(private readonly o: OutboundCallOptions) {
     super();
@@ -91,7 +99,10 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     return this.queue.push(async () => {
       const { sip, leg, meta, log, psid } = this.o;
       sip.on("cancel", () => void this.queue.push(() => this.onPbxCancel()));
-      sip.on("ended", (reason) => void this.queue.push(() => this.onPbxEnded(reason)));
+      sip.on("ended", (reason) => {
+        // Our BYE after a transfer ends the agent's dialog, not the call.
+        if (!this.transferredTo) void this.queue.push(() => this.onPbxEnded(reason));
+      });
       leg.on("state", (s) => {
         if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
         if (s === "connected") void this.queue.push(() => this.maybeActive());
@@ -215,6 +226,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     media.start();
     this.pbx = new PbxLeg(sip, media, log, this.o.mediaTimeoutMs);
     this.media.bridge(this.pbx);
+    this.watchTransfers(this.pbx);
     // Counted from pickup: a call whose consumer media never comes must not stay up silently.
     this.media.startWatchdog("since the consumer picked up (Meta's media_update after pickup never brought the consumer's media)");
     log.info("consumer picked up; answering the PBX");
@@ -235,6 +247,40 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     this.setState("active");
     this.media.startFlowing();
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
+  }
+
+  private watchTransfers(far: FarMedia): void {
+    far.on("refer", (request) => void this.onRefer(request));
+  }
+
+  /** As for a consumer's call: the new party rings outside the queue, the switch happens in it. */
+  private async onRefer(request: SipReferRequest): Promise<void> {
+    if (this._state !== "active" || this.transferring) {
+      request.reject(491, "Request Pending");
+      return;
+    }
+    this.transferring = true;
+    try {
+      const party = await this.o.transfers.follow(request, { callId: this._callId, psid: this.o.psid }, this.o.log);
+      if (party) await this.queue.push(() => this.switchTo(party));
+    } finally {
+      this.transferring = false;
+    }
+  }
+
+  private async switchTo(party: TransferredParty): Promise<void> {
+    if (this.isEnded()) {
+      await party.target.hangup("the call ended during the transfer");
+      return;
+    }
+    const previous = this.transferredTo;
+    this.transferredTo = party.target;
+    party.target.on("ended", (detail) => void this.queue.push(() => this.finish("completed-target-hangup", detail, { tellMeta: true })));
+    this.watchTransfers(party.far);
+    this.media.replaceFar(party.far);
+    if (previous) await previous.hangup("transferred");
+    else await Promise.allSettled([this.o.sip.hangup(), this.pbx?.close()]);
+    this.o.log.info("transfer complete: the consumer is with the new party");
   }
 
   private async onPbxCancel(): Promise<void> {
@@ -283,9 +329,9 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     if (opts.tellMeta && this._callId.startsWith("c_")) {
       await meta.terminate(this._callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
     }
-    await Promise.allSettled([sip.hangup(), leg.close(), this.pbx ? this.pbx.close() : media.close()]);
+    await Promise.allSettled([sip.hangup(), leg.close(), this.pbx ? this.pbx.close() : media.close(), this.transferredTo?.hangup(detail)]);
     this.queue.close();
-    this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, log }));
+    this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
     this.removeAllListeners();
   }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { readRemoteMedia } from "../../sip/sdp.js";
-import type { ReinviteResponder, SipDialogCall } from "../../sip/signaling.js";
+import type { ReinviteResponder, SipDialogCall, SipReferRequest } from "../../sip/signaling.js";
 import type { RtpPacketLike } from "../../transcode/video/depacketizer.js";
 import type { VideoCodec } from "../../transcode/video/video-codec.js";
 import { containWith } from "./contain.js";
@@ -14,6 +14,7 @@ import { VideoToPbx } from "./video-to-pbx.js";
 export interface PbxDialog extends SipDialogCall {
   on(event: "reinvite", listener: (offerSdp: string, respond: ReinviteResponder) => void): unknown;
   on(event: "info", listener: (contentType: string, body: string) => void): unknown;
+  on(event: "refer", listener: (request: SipReferRequest) => void): unknown;
 }
 
 /**
@@ -60,6 +61,14 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
       }),
     );
     dialog.on("info", c((contentType, body) => media.onInfo(contentType, body)));
+    // Without a listener (a call that does not transfer) the REFER is declined.
+    dialog.on(
+      "refer",
+      c((request) => {
+        if (this.listenerCount("refer") === 0) request.reject(603, "Decline");
+        else this.emit("refer", request);
+      }),
+    );
   }
 
   sendAudio(frame: OpusFrame): void {

@@ -14,6 +14,8 @@ export interface SipTargetOptions {
   ticker: MediaTicker;
   /** SIP URI consumer calls ring. */
   uri: string;
+  /** Headers added to the INVITE beside the consumer's (a transfer's Referred-By, Replaces). */
+  extraHeaders?: Record<string, string>;
   auth: { username: string; password: string } | undefined;
   /** Address written in our SDP (public address, or the bind address). */
   mediaAddress: string;
@@ -98,13 +100,14 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       sdp: media.offer(),
       callId: info.callId,
       from: { user: info.psid, displayName: "Messenger" },
-      headers: { "X-Meta-PSID": info.psid, "X-Meta-Call-Id": info.callId, "X-Meta-Page-Id": this.o.pageId },
+      headers: { "X-Meta-PSID": info.psid, "X-Meta-Call-Id": info.callId, "X-Meta-Page-Id": this.o.pageId, ...this.o.extraHeaders },
       timeoutMs: this.o.ringTimeoutMs,
       auth: this.o.auth,
     });
     this.sip = call;
     call.on("provisional", (status, reason, sdp) => {
       log.debug({ status, reason, earlyMedia: sdp !== undefined }, "PBX provisional");
+      this.emit("ringing", status);
       if (sdp !== undefined && this.o.earlyMedia) this.onEarlyMedia(call, media, sdp);
     });
     call.on("answered", (sdp) => this.onAnswered(call, media, sdp));

@@ -20,6 +20,8 @@ export interface OpusFrame {
 export type Digit = "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "*" | "#" | "A" | "B" | "C" | "D";
 
 export interface CallTargetEvents {
+  /** The far end rings (18x), with the status, for progress reports (a transfer's NOTIFY). */
+  ringing: [number];
   /**
    * The far end plays early media before answering (a SIP 183 with SDP: IVR prompts, ringback); only
    * a target configured to accept on early media reports it.

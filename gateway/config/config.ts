@@ -4,6 +4,7 @@ import { delimiter, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { SipBackendChoice } from "../../sip/backend.js";
 import { CHALLENGE_ALGORITHMS, type ChallengeAlgorithm } from "../../sip/digest-verifier.js";
+import type { ReferPolicy } from "../call/refer-policy.js";
 import { LIMIT_KEYS, readLimits, type Limits } from "./limits.js";
 
 /** Every setting the gateway reads, after validation. One struct, validated in one place. */
@@ -38,6 +39,8 @@ export interface GatewayConfig {
     ringTimeoutMs: number;
     /** Ask a consumer without call permission for it (calling_optin) when an agent calls. */
     requestPermission: boolean;
+    /** Whether a REFER from the PBX is followed, and where to (see gateway/call/refer-policy.ts). */
+    refer: ReferPolicy;
   };
   media: {
     rtpPortMin: number;
@@ -116,6 +119,8 @@ export const CONFIG_KEYS = [
   "SIP_AGENT_AUTH_ALGORITHMS",
   "RING_TIMEOUT_MS",
   "CALL_PERMISSION_REQUEST",
+  "SIP_REFER",
+  "SIP_REFER_ALLOW",
   "RTP_PORT_MIN",
   "RTP_PORT_MAX",
   "PUBLIC_IP",
@@ -258,6 +263,10 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       ),
       ringTimeoutMs: int("RING_TIMEOUT_MS", 60_000, 1_000, 300_000),
       requestPermission: bool("CALL_PERMISSION_REQUEST", false),
+      refer: {
+        mode: oneOf("SIP_REFER", str("SIP_REFER", "accept"), ["accept", "reject"] as const),
+        allow: (optional("SIP_REFER_ALLOW") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""),
+      },
     },
     media: {
       rtpPortMin,

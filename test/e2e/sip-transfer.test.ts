@@ -1,0 +1,136 @@
+import { createSocket, type Socket } from "node:dgram";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
+import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
+import { phoneAudio } from "../support/phone-audio.js";
+
+async function udpSocket(): Promise<{ sock: Socket; arrivals: number[] }> {
+  const sock = createSocket("udp4");
+  const arrivals: number[] = [];
+  sock.on("message", (m) => {
+    if ((m[1]! & 0x7f) === 0) arrivals.push(performance.now());
+  });
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+  return { sock, arrivals };
+}
+
+/**
+ * The PBX hands a consumer's call on (RFC 3515 REFER): the consumer stays on the Meta leg while the
+ * SIP party changes. SIPp plays the transferring phone and the new party; real UDP sockets their
+ * audio.
+ */
+describe("blind transfer from the PBX", () => {
+  let h: Harness;
+  let pbxPort: number;
+  let newPartyPort: number;
+  let phoneA: Awaited<ReturnType<typeof udpSocket>>;
+  let phoneB: Awaited<ReturnType<typeof udpSocket>>;
+  beforeAll(async () => {
+    pbxPort = await freePort();
+    newPartyPort = await freePort();
+    h = await startHarness({ env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+  beforeEach(async () => {
+    requireSipp();
+    phoneA = await udpSocket();
+    phoneB = await udpSocket();
+  });
+  afterEach(async () => {
+    phoneA.sock.close();
+    phoneB.sock.close();
+    await killAllSipp();
+  });
+
+  it("202, NOTIFY 100 then 200, the consumer now hears the new party, the old one gets BYE", async () => {
+    const a = startSipp({
+      scenario: "gw-refer.xml",
+      port: pbxPort,
+      vars: { audio_port: String(phoneA.sock.address().port), refer_after_ms: "1500", refer_to: `sip:b@127.0.0.1:${newPartyPort}` },
+      timeoutS: 30,
+    });
+    const b = startSipp({ scenario: "gw-transfer-target.xml", port: newPartyPort, vars: { audio_port: String(phoneB.sock.address().port) }, timeoutS: 30 });
+    await Promise.all([a.ready, b.ready]);
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    const gw = h.gateway.registry.get(call.id)!;
+    const stopA = phoneAudio(gw.pbxMediaStats()!.rtp.localRtpPort, { toneHz: 440, from: phoneA.sock });
+    await sleep(800);
+    expect(Math.abs(call.consumer.detectTone(0.5).hz - 440)).toBeLessThan(15);
+
+    await waitFor(() => h.logs.find("transfer complete: the consumer is with the new party").some((l) => l.callId === call.id), 10_000, "the transfer");
+    stopA();
+    const stopB = phoneAudio(gw.pbxMediaStats()!.rtp.localRtpPort, { toneHz: 900, from: phoneB.sock });
+    try {
+      await sleep(1200);
+      expect(Math.abs(call.consumer.detectTone(0.5).hz - 900)).toBeLessThan(15);
+      const before = phoneB.arrivals.length;
+      await sleep(500);
+      expect(phoneB.arrivals.length - before).toBeGreaterThan(15);
+    } finally {
+      stopB();
+    }
+    const resultA = await finish(a);
+    expect(resultA.code, describeSipp(resultA)).toBe(0);
+    expect(resultA.logs).toContain("NOTIFY SIP/2.0 100 Trying");
+    expect(resultA.logs).toContain("NOTIFY SIP/2.0 200 OK");
+    // The consumer never left: same Meta call, nothing ended at Meta.
+    expect(h.gateway.registry.get(call.id)?.state).toBe("active");
+    expect(graphRequests(h.sim, "terminate", call.id)).toHaveLength(0);
+
+    await call.hangup();
+    const resultB = await finish(b);
+    expect(resultB.code, describeSipp(resultB)).toBe(0);
+    expect(resultB.logs).toMatch(/transfer INVITE Referred-By: <sip:agent@127\.0\.0\.1:\d+> X-Meta-PSID: \d+/);
+  }, 40_000);
+
+  it("a new party that refuses: NOTIFY with its refusal, and the consumer stays with the first phone", async () => {
+    const a = startSipp({
+      scenario: "gw-refer-ringing.xml",
+      port: pbxPort,
+      vars: { audio_port: String(phoneA.sock.address().port), refer_after_ms: "1000", refer_to: `sip:b@127.0.0.1:${newPartyPort}` },
+      timeoutS: 30,
+    });
+    const b = startSipp({ scenario: "uas-reject.xml", port: newPartyPort, vars: { status: "486", reason: "Busy Here" }, timeoutS: 30 });
+    await Promise.all([a.ready, b.ready]);
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    await waitFor(() => h.logs.find("transfer failed: the consumer stays with the current party").some((l) => l.callId === call.id), 10_000, "the failed transfer");
+    const gw = h.gateway.registry.get(call.id)!;
+    const stopA = phoneAudio(gw.pbxMediaStats()!.rtp.localRtpPort, { toneHz: 440, from: phoneA.sock });
+    try {
+      await sleep(1000);
+      expect(Math.abs(call.consumer.detectTone(0.5).hz - 440)).toBeLessThan(15);
+      expect(phoneA.arrivals.length).toBeGreaterThan(20);
+    } finally {
+      stopA();
+    }
+    await call.hangup();
+    const resultA = await finish(a);
+    expect(resultA.code, describeSipp(resultA)).toBe(0);
+    expect(resultA.logs).toContain("NOTIFY SIP/2.0 180 Ringing");
+    expect(resultA.logs).toContain("NOTIFY SIP/2.0 486 Busy Here");
+    await finish(b);
+  }, 40_000);
+
+  it("a REFER to a host the policy does not allow is refused 403 and nobody is called", async () => {
+    const a = startSipp({
+      scenario: "gw-refer-refused.xml",
+      port: pbxPort,
+      vars: { audio_port: String(phoneA.sock.address().port), refer_after_ms: "800", refer_to: "sip:premium@192.0.2.55", refer_status: "403" },
+      timeoutS: 30,
+    });
+    await a.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    await waitFor(() => h.logs.find("transfer refused").some((l) => l.callId === call.id), 5000, "the refusal");
+    await sleep(300);
+    expect(h.gateway.registry.get(call.id)?.state).toBe("active");
+    expect(h.logs.find("transfer: calling the new party").some((l) => l.callId === call.id)).toBe(false);
+    await call.hangup();
+    const result = await finish(a);
+    expect(result.code, describeSipp(result)).toBe(0);
+  }, 30_000);
+});
