@@ -410,7 +410,7 @@ export class DialogSession implements DialogOwner {
       return undefined;
     }
     if (decision.kind === "too-small") {
-      this.ctx.stack.respond(rq, 422, "Session Interval Too Small", { headers: { "min-se": String(decision.minSeS) } });
+      this.ctx.stack.respond(rq, 422, "Session Interval Too Small", { headers: { "Min-SE": String(decision.minSeS) } });
       return undefined;
     }
     return decision;
@@ -454,10 +454,10 @@ export class DialogSession implements DialogOwner {
     const t = this.sessionTimer;
     if (t) {
       h["session-expires"] = formatSessionExpires({ seconds: Math.max(t.intervalS, this.minSeS), refresher: refresherParam(t.weRefresh, true) });
-      h["min-se"] = String(this.minSeS);
+      h["Min-SE"] = String(this.minSeS);
     } else if (this.demandedIntervalS !== undefined) {
       h["session-expires"] = String(this.demandedIntervalS);
-      h["min-se"] = String(this.minSeS);
+      h["Min-SE"] = String(this.minSeS);
     }
     return h;
   }

@@ -274,7 +274,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
       return;
     }
     if (timer.kind === "too-small") {
-      this.stack.respond(rq, 422, "Session Interval Too Small", { toTag: tag, headers: { "min-se": String(timer.minSeS) } });
+      this.stack.respond(rq, 422, "Session Interval Too Small", { toTag: tag, headers: { "Min-SE": String(timer.minSeS) } });
       return;
     }
     if (replaces) {

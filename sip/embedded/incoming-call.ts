@@ -140,7 +140,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
       this.reliable.send((rseq) => {
         const rs = this.ctx.stack.buildResponse(this.invite, status, reason, {
           toTag: this.localTag,
-          headers: { ...headers, require: "100rel", rseq: String(rseq) },
+          headers: { ...headers, require: "100rel", RSeq: String(rseq) },
           body: sdp,
         });
         return () => this.ctx.stack.sendResponse(rs);

@@ -48,6 +48,12 @@ export interface RemoteInfo {
 }
 
 export const ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
+/*
+ * npm sip writes a header key as given with each word capitalized, so headers whose usual
+ * spelling has more capitals (Min-SE, RSeq, RAck) are set under that spelling; received headers
+ * are always keyed in lower case.
+ */
+
 /** Our Supported header: the extensions of SUPPORTED_OPTION_TAGS. */
 export const SUPPORTED = SUPPORTED_OPTION_TAGS.join(", ");
 export const MAX_FORWARDS = 70;

@@ -167,7 +167,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
         contact: this.contact,
         allow: ALLOWED_METHODS,
         supported: SUPPORTED,
-        ...(this.sessionExpiresS > 0 ? { "session-expires": String(this.sessionExpiresS), "min-se": String(Math.min(this.minSeS, this.sessionExpiresS)) } : {}),
+        ...(this.sessionExpiresS > 0 ? { "session-expires": String(this.sessionExpiresS), "Min-SE": String(Math.min(this.minSeS, this.sessionExpiresS)) } : {}),
         ...this.extraHeaders,
         "content-type": "application/sdp",
       },
@@ -385,7 +385,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
 
   private sendPrack(early: EarlyDialog, rseq: number, inviteCSeq: number): void {
     const prack = inDialogRequest(early.dialog, "PRACK");
-    prack.headers.rack = formatRAck({ rseq, cseq: inviteCSeq, method: "INVITE" });
+    prack.headers.RAck = formatRAck({ rseq, cseq: inviteCSeq, method: "INVITE" });
     // Retransmitted by its own non-INVITE transaction until answered (RFC 3261 §17.1.2).
     this.ctx.stack.sendRequest(prack, (rs) => {
       if (rs.status >= 300) this.ctx.logger.warn({ sipCallId: this.sipCallId, status: rs.status, reason: rs.reason }, "PRACK refused");
