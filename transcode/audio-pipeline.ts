@@ -92,6 +92,11 @@ export interface MetaToPbxStats {
   decodeErrors: number;
   /** Times the output timestamp jumped over a pause instead of sending frames for it. */
   timestampJumps: number;
+  /** Time packets spent in the jitter buffer, summed over every packet it released (ms). */
+  jitterBufferDelayMs: number;
+  /** Packets, and their samples at 48 kHz, the jitter buffer released for decoding. */
+  jitterBufferReleased: number;
+  jitterBufferEmittedSamples: number;
   decodeMicros: number;
   encodeMicros: number;
   jitter: JitterStats;
@@ -136,6 +141,9 @@ export class MetaToPbxAudio {
     concealedMs: 0,
     decodeErrors: 0,
     timestampJumps: 0,
+    jitterBufferDelayMs: 0,
+    jitterBufferReleased: 0,
+    jitterBufferEmittedSamples: 0,
     decodeMicros: 0,
     encodeMicros: 0,
   };
@@ -183,6 +191,10 @@ export class MetaToPbxAudio {
   #handle(event: JitterEvent): void {
     switch (event.kind) {
       case "frame":
+        // "Now" is the arrival that released it, or the tick that gave up waiting before it.
+        this.#stats.jitterBufferDelayMs += Math.max(0, this.#nowMs - event.arrivalMs);
+        this.#stats.jitterBufferReleased++;
+        this.#stats.jitterBufferEmittedSamples += opusDurationOrZero(event.packet.payload) || OPUS_TICKS_PER_FRAME;
         this.#decodeFrame(event.packet.payload, event.arrivalMs);
         return;
       case "lost":

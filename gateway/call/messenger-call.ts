@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
+import { assessCallQuality, type CallQuality } from "../quality/call-quality.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
-import type { PbxMediaStats } from "./pbx-media.js";
+import { pbxLegFigures, toPbxFigures, type PbxMediaStats } from "./pbx-media.js";
 
 /**
  * What the call manager routes Meta's webhooks to, whichever side placed the call. Each direction
@@ -48,6 +49,23 @@ export interface CallEndInfo {
   durationMs: number;
   /** Whether the consumer's audio reached the target at least once. */
   mediaFlowed: boolean;
+  /** When the call started (connect webhook, or the agent's INVITE) and ended, ms since the epoch. */
+  startedAt: number;
+  endedAt: number;
+  /** What the call sounded like on both legs, and the E-model estimate each way. */
+  quality: CallQuality;
+}
+
+/** The quality figures of a call now, from its Meta leg and (once it has media) its SIP side. */
+export function callQuality(startedAt: number, leg: MetaLeg, pbx: PbxMediaStats | undefined): CallQuality {
+  return assessCallQuality({
+    startedAt,
+    meta: leg.quality(),
+    pbx: pbx && pbxLegFigures(pbx),
+    toPbx: pbx && toPbxFigures(pbx),
+    latencyToPbx: pbx && pbx.latencyToPbx.count > 0 ? pbx.latencyToPbx : undefined,
+    latencyToMeta: pbx && pbx.latencyToMeta.count > 0 ? pbx.latencyToMeta : undefined,
+  });
 }
 
 /**
@@ -61,9 +79,22 @@ export function callEndRecord(o: {
   startedAt: number;
   mediaFlowed: boolean;
   leg: MetaLeg;
+  /** The SIP side's media figures, when the call got that far. */
+  pbx?: PbxMediaStats | undefined;
   log: Logger;
 }): CallEndInfo {
-  const info: CallEndInfo = { callId: o.callId, outcome: o.outcome, detail: o.detail, durationMs: Date.now() - o.startedAt, mediaFlowed: o.mediaFlowed };
-  o.log.info({ outcome: o.outcome, detail: o.detail, durationMs: info.durationMs, leg: o.leg.stats() }, "call ended");
+  const endedAt = Date.now();
+  const quality = callQuality(o.startedAt, o.leg, o.pbx);
+  const info: CallEndInfo = {
+    callId: o.callId,
+    outcome: o.outcome,
+    detail: o.detail,
+    durationMs: endedAt - o.startedAt,
+    mediaFlowed: o.mediaFlowed,
+    startedAt: o.startedAt,
+    endedAt,
+    quality,
+  };
+  o.log.info({ outcome: o.outcome, detail: o.detail, durationMs: info.durationMs, leg: o.leg.stats(), quality }, "call ended");
   return info;
 }

@@ -331,7 +331,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     }
     await Promise.allSettled([sip.hangup(), leg.close(), this.pbx ? this.pbx.close() : media.close(), this.transferredTo?.hangup(detail)]);
     this.queue.close();
-    this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, log }));
+    this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
     this.removeAllListeners();
   }
 

@@ -7,6 +7,8 @@ import { buildAnswer, buildOffer, readRemoteMedia, type LocalSdpOptions, type Re
 import type { ReinviteResponder } from "../../sip/signaling.js";
 import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
 import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
+import type { LegFigures, ToPbxFigures } from "../quality/call-quality.js";
+import { StreamReception, type ReceptionSnapshot } from "../quality/reception.js";
 import { containWith } from "./contain.js";
 import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
 import { firPacket, pliPacket, readPbxVideoFeedback, rembPacket, tmmbrPacket } from "./pbx-video-feedback.js";
@@ -57,6 +59,43 @@ export interface PbxMediaStats {
   /** Arrival from Meta to departure toward the PBX, and the reverse, in ms. */
   latencyToPbx: LatencySnapshot;
   latencyToMeta: LatencySnapshot;
+  /** The PBX's RTP as it arrived: loss, loss bursts, jitter. */
+  reception: ReceptionSnapshot;
+  /** Wall-clock times (ms since the epoch) of the first RTP from the PBX and of the first audio sent to it. */
+  firstAudioInAt: number | undefined;
+  firstAudioOutAt: number | undefined;
+}
+
+/** The consumer's audio on its way to the PBX (jitter buffer, concealment), for the quality assessment. */
+export function toPbxFigures(s: PbxMediaStats): ToPbxFigures | undefined {
+  const t = s.toPbx;
+  if (!t) return undefined;
+  return {
+    jitterBufferDelayMs: t.jitterBufferReleased > 0 ? t.jitterBufferDelayMs / t.jitterBufferReleased : 0,
+    emittedSamples: t.jitterBufferEmittedSamples,
+    concealedMs: t.concealedMs,
+    concealments: t.concealedPackets,
+    silenceMs: t.silenceFrames * FRAME_MS,
+  };
+}
+
+/** The SIP side's figures in the form the quality assessment takes. */
+export function pbxLegFigures(s: PbxMediaStats): LegFigures & { codec: string | undefined } {
+  const report = s.rtp.remoteReport;
+  const covered = report?.expected ?? s.rtp.packetsSent;
+  return {
+    codec: s.codec,
+    received: s.reception,
+    packetsSent: s.rtp.packetsSent,
+    remoteReport: report && {
+      lossRatio: covered > 0 ? Math.min(1, Math.max(0, report.cumulativeLost) / covered) : 0,
+      packetsLost: Math.max(0, report.cumulativeLost),
+      jitterMs: report.jitterMs,
+    },
+    roundTripMs: s.rtp.roundTripMs,
+    firstAudioInAt: s.firstAudioInAt,
+    firstAudioOutAt: s.firstAudioOutAt,
+  };
 }
 
 const TELEPHONE_EVENT_PT = 101;
@@ -95,6 +134,11 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   private video: RtpEndpoint | undefined;
   /** Once offered, the video m-line stays in every later SDP (port 0 when off): RFC 3264 §8. */
   private videoNegotiated = false;
+  private readonly reception = new StreamReception(8000);
+  private firstAudioInAt: number | undefined;
+  private firstAudioOutAt: number | undefined;
+  /** The figures as they were at close, when the transcoders are gone. */
+  private closedStats: PbxMediaStats | undefined;
 
   private constructor(
     private readonly rtp: RtpEndpoint,
@@ -342,6 +386,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   }
 
   stats(): PbxMediaStats {
+    if (this.closedStats) return this.closedStats;
     return {
       codec: this.remote?.audio.codec,
       rtp: this.rtp.stats(),
@@ -354,11 +399,15 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       holds: this.holds,
       latencyToPbx: this.latencyToPbx.snapshot(),
       latencyToMeta: this.latencyToMeta.snapshot(),
+      reception: this.reception.snapshot(),
+      firstAudioInAt: this.firstAudioInAt,
+      firstAudioOutAt: this.firstAudioOutAt,
     };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closedStats = this.stats();
     this.closed = true;
     this.untick?.();
     this.untick = undefined;
@@ -380,13 +429,16 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
         // A held stream is not sent to (RFC 3264 §8.4); its timeline goes on for the resume.
         if (!this.sendingToPbx) return;
         const pt = this.remote?.audio.payloadType ?? 0;
-        this.rtp.send({ payloadType: pt, payload: Buffer.from(f.payload), timestamp: f.timestamp, marker: f.marker });
+        const sent = this.rtp.send({ payloadType: pt, payload: Buffer.from(f.payload), timestamp: f.timestamp, marker: f.marker });
+        if (sent && f.content === "audio") this.firstAudioOutAt ??= Date.now();
       },
     });
   }
 
   private onPbxRtp(packet: RtpPacket): void {
+    this.reception.onPacket(packet.ssrc, packet.sequenceNumber, packet.timestamp, performance.now());
     if (!this.toMeta || !this.remote) return;
+    this.firstAudioInAt ??= Date.now();
     const te = this.remote.audio.telephoneEventPayloadType;
     if (te !== undefined && packet.payloadType === te) {
       this.dtmfIn ??= new DtmfReceiver(8000, (d) => {

@@ -24,8 +24,11 @@ import {
   useVP9,
   type RTCRtpTransceiver,
   type RtcpPacket,
+  type RtcpReceiverInfo,
 } from "werift";
 import { MetaLegError, SdpError } from "../errors.js";
+import type { LegFigures } from "../quality/call-quality.js";
+import { StreamReception } from "../quality/reception.js";
 import { ReceiveBandwidthEstimator, rembFields } from "./receive-bandwidth.js";
 import { TRANSPORT_CC_URI, TransportFeedbackRecorder, transportSequenceNumber } from "./transport-cc.js";
 import { chooseVideoCodec, type PbxVideoCapabilities } from "../../transcode/video/codec-policy.js";
@@ -104,7 +107,12 @@ const SIP_PHONE_VIDEO: PbxVideoCapabilities = {
   ],
 };
 
+const RTCP_SR = 200;
+const RTCP_RR = 201;
 const RTCP_PSFB = 206;
+const OPUS_CLOCK_RATE = 48000;
+/** A round trip beyond this is a mismatched LSR, not a measurement. */
+const MAX_PLAUSIBLE_RTT_MS = 10_000;
 const PSFB_PLI = 1;
 const PSFB_FIR = 4;
 
@@ -136,6 +144,14 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   /** Our own video toward the consumer (the PBX's H.264), once the PBX sends video. */
   private videoOut: { transceiver: RTCRtpTransceiver; msid: string; seq: number; paused: boolean } | undefined;
   private readonly subscriptions: { unSubscribe: () => void }[] = [];
+  /** The consumer's audio as it arrived, for quality figures. */
+  private readonly audioIn = new StreamReception(OPUS_CLOCK_RATE);
+  private firstAudioInAt: number | undefined;
+  private firstAudioOutAt: number | undefined;
+  /** What Meta's edge last reported (RTCP SR/RR report block) about our audio. */
+  private remoteAudioReport: LegFigures["remoteReport"];
+  /** The figures as they were when the leg closed (werift's state is gone after that). */
+  private closedFigures: LegFigures | undefined;
 
   constructor(
     readonly callId: string,
@@ -178,6 +194,10 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
           this.counters.bytesIn += packet.payload.length;
           this.lastPacketInAt = Date.now();
           if (kind === "video") this.receiveBandwidth.onPacket(packet.header.sequenceNumber, packet.serializeSize);
+          else {
+            this.firstAudioInAt ??= Date.now();
+            this.audioIn.onPacket(packet.header.ssrc, packet.header.sequenceNumber, packet.header.timestamp, arrivalMs);
+          }
           this.emit("rtp", { mid, kind, packet, arrivalMs });
         });
       }),
@@ -296,6 +316,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     const packet = new RtpPacket(header, payload);
     this.counters.packetsOut++;
     this.counters.bytesOut += payload.length;
+    this.firstAudioOutAt ??= Date.now();
     if (payloadType === negotiated.payloadType) {
       sender.sendRtp(packet).catch((err: unknown) => this.log.debug({ err }, "meta leg: send failed"));
       return;
@@ -479,8 +500,28 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     return { state: this._state, ...this.counters, lastPacketInAt: this.lastPacketInAt, connectedAt: this.connectedAt };
   }
 
+  /**
+   * Audio quality figures of this leg: what arrived of the consumer's audio, what Meta's edge
+   * reported about ours, and the round trip werift measured from its SR and Meta's RR (werift
+   * keeps that value private; its SR/RR bookkeeping is the only place the LSR can be matched).
+   */
+  quality(): LegFigures {
+    if (this.closedFigures) return this.closedFigures;
+    const rttSeconds = (this.audio.sender as unknown as { rtt?: number }).rtt;
+    const rttMs = typeof rttSeconds === "number" ? rttSeconds * 1000 : undefined;
+    return {
+      received: this.audioIn.snapshot(),
+      packetsSent: this.counters.packetsOut,
+      remoteReport: this.remoteAudioReport && { ...this.remoteAudioReport },
+      roundTripMs: rttMs !== undefined && rttMs >= 0 && rttMs < MAX_PLAUSIBLE_RTT_MS ? rttMs : undefined,
+      firstAudioInAt: this.firstAudioInAt,
+      firstAudioOutAt: this.firstAudioOutAt,
+    };
+  }
+
   async close(): Promise<void> {
     if (this._state === "closed") return;
+    this.closedFigures = this.quality();
     this.setState("closed");
     if (this.rembTimer) clearInterval(this.rembTimer);
     this.rembTimer = undefined;
@@ -494,6 +535,20 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       this.log.debug({ err }, "meta leg: close error");
     }
     this.removeAllListeners();
+  }
+
+  /** A report block about our audio: Meta's view of the loss and jitter of what we send. */
+  private onReportBlocks(reports: RtcpReceiverInfo[]): void {
+    const ours = reports.find((r) => r.ssrc === this.audio.sender.ssrc);
+    if (!ours) return;
+    const sent = this.counters.packetsOut;
+    const lost = Math.max(0, ours.packetsLost);
+    this.remoteAudioReport = {
+      // The cumulative count over what was sent, not the last interval's fraction: a call-long figure.
+      lossRatio: sent + lost > 0 ? Math.min(1, lost / Math.max(sent, lost)) : 0,
+      packetsLost: lost,
+      jitterMs: (ours.jitter * 1000) / OPUS_CLOCK_RATE,
+    };
   }
 
   private findCodec(payloadType: number): RTCRtpCodecParameters | undefined {
@@ -551,6 +606,10 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
         this.transportCcMediaSsrc = rtp.header.ssrc;
       }),
       dtls.onRtcp.subscribe((rtcp: RtcpPacket) => {
+        if (rtcp.type === RTCP_SR || rtcp.type === RTCP_RR) {
+          this.onReportBlocks((rtcp as { reports: RtcpReceiverInfo[] }).reports);
+          return;
+        }
         if (rtcp.type !== RTCP_PSFB) return;
         const fb = (rtcp as RtcpPayloadSpecificFeedback).feedback;
         if (fb instanceof ReceiverEstimatedMaxBitrate) {

@@ -62,8 +62,11 @@ export interface RtpEndpointStats {
   jitterMs: number;
   rtcpSent: number;
   rtcpReceived: number;
-  /** What the PBX last reported about our stream. */
-  remoteReport: { fractionLost: number; cumulativeLost: number; jitterMs: number } | undefined;
+  /**
+   * What the PBX last reported about our stream; `expected` is how many of our packets its report
+   * covers (from its extended highest sequence number), when that can be worked out.
+   */
+  remoteReport: { fractionLost: number; cumulativeLost: number; jitterMs: number; expected: number | undefined } | undefined;
   /** Round-trip time from the PBX's last report, when it carried LSR/DLSR. */
   roundTripMs: number | undefined;
   malformed: number;
@@ -119,6 +122,8 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
   private remoteReport: RtpEndpointStats["remoteReport"];
   private roundTripMs: number | undefined;
   private sentSinceLastReport = false;
+  /** Our first RTP sequence number, to tell from a report block how many packets it covers. */
+  private firstSequenceSent: number | undefined;
 
   private constructor(
     private readonly ports: BoundPortPair,
@@ -195,6 +200,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
       payload: o.payload,
     });
     if (!sendDatagram(this.ports.rtp, bytes, to, this.logger)) return false;
+    this.firstSequenceSent ??= this.sequence;
     this.counters.packetsSent++;
     this.counters.bytesSent += bytes.length;
     this.counters.payloadBytesSent += o.payload.length;
@@ -314,6 +320,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
       fractionLost: r.fractionLost / 256,
       cumulativeLost: r.cumulativeLost,
       jitterMs: (r.jitter * 1000) / this.clockRate,
+      expected: this.reportCoverage(r.highestSequence),
     };
     if (r.lastSenderReport !== 0) {
       // RTT = now − LSR − DLSR, all in 1/65536 s of the NTP clock (RFC 3550 §6.4.1).
@@ -322,6 +329,17 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
       const rtt = (nowMiddle - r.lastSenderReport - r.delaySinceLastSenderReport) >>> 0;
       if (rtt < 65536 * 10) this.roundTripMs = (rtt / 65536) * 1000;
     }
+  }
+
+  /**
+   * Packets of ours a report block covers: its extended highest sequence number (the receiver
+   * counts cycles from its first packet) minus our first. Undefined when that makes no sense (a
+   * report about an older stream, or before we sent anything).
+   */
+  private reportCoverage(highestSequence: number): number | undefined {
+    if (this.firstSequenceSent === undefined) return undefined;
+    const expected = highestSequence - this.firstSequenceSent + 1;
+    return expected > 0 && expected <= this.counters.packetsSent ? expected : undefined;
   }
 
   private rtcpDestination(): SocketAddress | undefined {

@@ -64,7 +64,10 @@ describe("RtpEndpoint on loopback", () => {
     expect(sa.rtcpSent).toBeGreaterThan(0);
     expect(sb.rtcpReceived).toBeGreaterThan(0);
     expect(sa.rtcpReceived).toBeGreaterThan(0);
-    expect(sb.remoteReport).toEqual({ fractionLost: 0, cumulativeLost: 0, jitterMs: expect.any(Number) });
+    expect(sb.remoteReport).toEqual({ fractionLost: 0, cumulativeLost: 0, jitterMs: expect.any(Number), expected: expect.any(Number) });
+    // A report covers B's packets up to the highest A had seen when it was sent: some, at most all.
+    expect(sb.remoteReport!.expected).toBeGreaterThan(0);
+    expect(sb.remoteReport!.expected).toBeLessThanOrEqual(sb.packetsSent);
     expect(sb.roundTripMs).toBeGreaterThanOrEqual(0);
   });
 
