@@ -55,6 +55,8 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
   private connected = false;
   private address: SipAddress | undefined;
   private serverVersion: string | undefined;
+  private refusedLoggedAt = Number.NEGATIVE_INFINITY;
+  private refusedUnlogged = 0;
   private readonly context: DrachtioCallContext;
 
   constructor(private readonly config: DrachtioSipOptions) {
@@ -200,7 +202,15 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
       return;
     }
     if (err) {
-      this.logger.error({ err: err.message, drachtio: this.where }, "drachtio-server refused the connection (check DRACHTIO_SECRET)");
+      // drachtio-srf retries a refused secret every 255 ms: one line now, then one every 30 s.
+      const now = Date.now();
+      if (now - this.refusedLoggedAt >= 30_000) {
+        this.logger.error({ err: err.message, drachtio: this.where, refusedSinceLastLine: this.refusedUnlogged }, "drachtio-server refused the connection (check DRACHTIO_SECRET)");
+        this.refusedLoggedAt = now;
+        this.refusedUnlogged = 0;
+      } else {
+        this.refusedUnlogged++;
+      }
       return;
     }
     this.address = parseHostport(hostport) ?? this.address;

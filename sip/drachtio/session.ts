@@ -62,6 +62,14 @@ export class DrachtioSession {
     dialog.on("ack", (req) => this.onAck(req));
     dialog.on("destroy", (req) => this.onRemoteBye(req));
     dialog.on("modify", (req, res) => this.onReinvite(req, res));
+    // drachtio-srf would answer an UPDATE with the old SDP: an offer in one is a re-INVITE's offer
+    // (RFC 3311), one without is a session refresh.
+    dialog.on("update", (req, res) => {
+      if (req.body) this.onReinvite(req, res);
+      else this.send(res, 200);
+    });
+    // drachtio-srf would accept a REFER (200) with nobody to carry out the transfer.
+    dialog.on("refer", (_req, res) => this.send(res, 603, "Decline"));
     dialog.on("info", (req, res) => {
       this.send(res, 200);
       this.o.hooks.onInfo(req.get("content-type") ?? "", req.body ?? "");
