@@ -63,9 +63,12 @@ export class ReliableProvisionalSender {
       cur.retransmitter?.stop();
       this.current = undefined;
       if (cur.hasSdp) this.sdpAcked = true;
-      const next = this.queue.shift();
-      if (next && !this.stopped) this.start(next);
-      this.wake();
+      // After this PRACK's 200 has gone out (the caller answers it once this returns).
+      queueMicrotask(() => {
+        const next = this.queue.shift();
+        if (next && !this.stopped) this.start(next);
+        this.wake();
+      });
       return "acked";
     }
     return this.sent.has(rack.rseq) ? "duplicate" : "unknown";

@@ -11,6 +11,8 @@ export interface BackendRig {
   sig: SipSignaling;
   /** host:port a peer sends SIP to. */
   sipTarget: string;
+  /** Calls the backend still tracks (none once every call has ended). */
+  activeCalls(): number;
   /** The drachtio-server behind a drachtio rig. */
   server?: DrachtioServer;
   stop(): Promise<void>;
@@ -31,7 +33,7 @@ const embedded: Backend = {
   async start() {
     const sig = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0, userAgent: "gw-contract/1" });
     await sig.start();
-    return { sig, sipTarget: `127.0.0.1:${sig.localAddress!.port}`, stop: () => sig.stop() };
+    return { sig, sipTarget: `127.0.0.1:${sig.localAddress!.port}`, activeCalls: () => sig.activeCalls, stop: () => sig.stop() };
   },
   gatewayEnv: () => ({ SIP_BACKEND: "embedded", SIP_LISTEN: "127.0.0.1:0" }),
 };
@@ -55,6 +57,7 @@ const drachtio: Backend = {
       sig,
       server,
       sipTarget: `${sig.localAddress!.address}:${sig.localAddress!.port}`,
+      activeCalls: () => sig.activeCalls,
       stop: async () => {
         await sig.stop();
         await server.stop();

@@ -288,5 +288,11 @@ for (const backend of BACKENDS) {
         await expectSippOk(sipp);
       });
     });
+
+    it("leaves no calls behind", async () => {
+      // A CANCELled INVITE may wait a moment for its 487.
+      for (let i = 0; i < 50 && rig.activeCalls() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(rig.activeCalls()).toBe(0);
+    });
   });
 }

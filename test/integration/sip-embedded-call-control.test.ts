@@ -2,7 +2,9 @@ import type { EventEmitter } from "node:events";
 import { afterAll, afterEach, beforeAll, beforeEach, describe as suite, expect, it } from "vitest";
 import { EmbeddedSipSignaling } from "../../sip/embedded/embedded-signaling.js";
 import { buildAnswer, buildOffer } from "../../sip/sdp.js";
-import type { IncomingSipCall, OutgoingSipCall } from "../../sip/signaling.js";
+import { SipArgumentError, SipCallStateError } from "../../sip/errors.js";
+import type { IncomingSipCall, OutgoingSipCall, SipReferRequest } from "../../sip/signaling.js";
+import { sipfragStatusLine } from "../../sip/sipfrag.js";
 import { describe, finish, freePort, killAllSipp, requireSipp, startSipp, type SippOptions, type SippProcess, type SippResult } from "../support/sipp.js";
 
 /**
@@ -225,5 +227,229 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
       expect(ends).toEqual(["local-bye"]);
       await sippOk(sipp);
     });
+  });
+
+  suite("reliable provisionals (RFC 3262) and early media", () => {
+    it("PRACKs each reliable 180/183 once, reports a repeated one once, and takes the answer from the 183 when the 200 has none", async () => {
+      const { port, sipp } = await pbx("uas-100rel.xml");
+      const call = quick.placeCall({ uri: `sip:agent@127.0.0.1:${port}`, sdp: OFFER });
+      const provisionals: [number, string | undefined][] = [];
+      call.on("provisional", (status, _reason, sdp) => provisionals.push([status, sdp]));
+      const answer = await answered(call);
+      expect(provisionals.map(([status]) => status)).toEqual([180, 183]);
+      expect(provisionals[0]?.[1]).toBeUndefined();
+      expect(provisionals[1]?.[1]).toContain("m=audio 30300 ");
+      expect(answer).toBe(provisionals[1]?.[1]);
+      expect(call.remoteSdp).toBe(answer);
+      await call.hangup();
+      const r = await sippOk(sipp);
+      const pracks = receivedMessages(r).filter((m) => m.startsWith("PRACK "));
+      expect(pracks).toHaveLength(2);
+      const invite = receivedMessages(r).find((m) => m.startsWith("INVITE ")) ?? "";
+      const inviteCSeq = /\nCSeq: (\d+) INVITE/.exec(invite)?.[1];
+      expect(pracks.map((m) => /\nRAck: (.*)/.exec(m)?.[1])).toEqual([`1 ${inviteCSeq} INVITE`, `2 ${inviteCSeq} INVITE`]);
+      // PRACKs are requests of the early dialog: CSeq after the INVITE's, the BYE after them.
+      const seq = (m: string | undefined): number => Number(/\nCSeq: (\d+)/.exec(m ?? "")?.[1]);
+      const bye = receivedMessages(r).find((m) => m.startsWith("BYE "));
+      expect(seq(pracks[0])).toBe(Number(inviteCSeq) + 1);
+      expect(seq(pracks[1])).toBe(Number(inviteCSeq) + 2);
+      expect(seq(bye)).toBeGreaterThan(seq(pracks[1]));
+    });
+
+    for (const [label, port, version] of [
+      ["the same SDP", "30400", "1"],
+      ["a different SDP (media moved at answer)", "30410", "2"],
+    ] as const) {
+      it(`183 with SDP then 200 with ${label}: early media reported, the 200's SDP is the answer`, async () => {
+        const { port: sipPort, sipp } = await pbx("uas-early-media.xml", { vars: { answer_port: port, version } });
+        const call = quick.placeCall({ uri: `sip:agent@127.0.0.1:${sipPort}`, sdp: OFFER });
+        const [status, , early] = await next<[number, string, string | undefined]>(call, "provisional");
+        expect(status).toBe(183);
+        expect(early).toContain("m=audio 30400 ");
+        const answer = await answered(call);
+        expect(answer).toContain(`m=audio ${port} `);
+        expect(call.remoteSdp).toBe(answer);
+        await call.hangup();
+        await sippOk(sipp);
+      });
+    }
+
+    it("as UAS, when the INVITE requires 100rel: 180 and 183 go reliably with consecutive RSeqs until PRACKed, the 200 after the 183's PRACK", async () => {
+      const port = await freePort();
+      const incoming = nextIncoming(quick);
+      const sipp = startSipp({ scenario: "uac-100rel.xml", port, remote: `127.0.0.1:${quick.port}`, service: "4410" });
+      const call = await incoming;
+      const answer = buildAnswer(call.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41000 });
+      const states: string[] = [];
+      call.on("state", (st) => states.push(st));
+      call.ringing();
+      call.ringing(answer);
+      const ended = next<[string]>(call, "ended");
+      expect(await call.accept(answer)).toBe(true);
+      expect(await ended).toEqual(["remote-bye"]);
+      expect(states).toEqual(["early", "accepted", "confirmed", "terminated"]);
+      const r = await sippOk(sipp);
+      const [, r1, r2] = /rseq (\d+) then (\d+)/.exec(r.logs) ?? [];
+      expect(Number(r2)).toBe(Number(r1) + 1);
+      // The PRACK was held back 350 ms; T1 is 100 ms here, so the 180 came again meanwhile.
+      const ringing = receivedMessages(r).filter((m) => m.startsWith("SIP/2.0 180 "));
+      expect(ringing.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(ringing.map((m) => /\nRSeq: (\d+)/.exec(m)?.[1])).size).toBe(1);
+    });
+  });
+
+  suite("UPDATE (RFC 3311)", () => {
+    it("an offer in the early dialog (after a PRACKed 183) and in the confirmed one is answered; a bodiless UPDATE is just answered", async () => {
+      const { port, sipp } = await pbx("uas-update.xml");
+      const call = quick.placeCall({ uri: `sip:agent@127.0.0.1:${port}`, sdp: OFFER });
+      const earlyAnswer = buildAnswer(OFFER.replace("m=audio 40000", "m=audio 41000"), { mediaAddress: "127.0.0.1", audioPort: 41000, sessionId: "1", sessionVersion: 2 });
+      const updates: [string, boolean][] = [];
+      const onUpdate = (offer: string, respond: (a: string) => void, early: boolean): void => {
+        updates.push([offer, early]);
+        respond(buildAnswer(offer, { mediaAddress: "127.0.0.1", audioPort: 41000, sessionId: "1", sessionVersion: 2 }));
+      };
+      call.on("update", onUpdate);
+      const answer = await answered(call);
+      expect(updates).toHaveLength(1);
+      expect(updates[0]?.[1]).toBe(true);
+      expect(updates[0]?.[0]).toContain("m=audio 30600 ");
+      // The 200 had no SDP: the answer is what the early UPDATE settled, and our side is what we answered.
+      expect(answer).toBe(updates[0]?.[0]);
+      expect(call.localSdp).toContain("m=audio 41000 ");
+      expect(earlyAnswer).toContain("m=audio 41000 ");
+      // Confirmed dialog, no `update` listener: the offer reaches the `reinvite` listener.
+      call.off("update", onUpdate);
+      const reinvites: string[] = [];
+      call.on("reinvite", (offer, respond) => {
+        reinvites.push(offer);
+        respond(buildAnswer(offer, { mediaAddress: "127.0.0.1", audioPort: 41002, sessionId: "1", sessionVersion: 3 }));
+      });
+      const [reason] = await next<[string]>(call, "ended");
+      expect(reason).toBe("remote-bye");
+      expect(reinvites).toHaveLength(1);
+      expect(reinvites[0]).toContain("m=audio 30700 ");
+      expect(call.remoteSdp).toBe(reinvites[0]);
+      await sippOk(sipp);
+    });
+  });
+
+  suite("REFER (RFC 3515, 3892, 4488)", () => {
+    it("blind transfer: Refer-To and Referred-By reported, 202, then NOTIFY 100 → 180 → 200 as SIPp sees them", async () => {
+      const port = await freePort();
+      const incoming = nextIncoming(strict);
+      const sipp = startSipp({ scenario: "uac-refer-blind.xml", port, remote: `127.0.0.1:${strict.port}`, service: "4410" });
+      const call = await incoming;
+      const referred = next<[SipReferRequest]>(call, "refer");
+      const ended = next<[string]>(call, "ended");
+      await call.accept(buildAnswer(call.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41000 }));
+      const [refer] = await referred;
+      expect(refer.referTo).toEqual({ uri: "sip:2000@127.0.0.1:5999;transport=udp", displayName: undefined, headers: {}, replaces: undefined });
+      expect(refer.referredBy).toMatch(/^"Agent 42" <sip:agent42@127\.0\.0\.1:\d+>$/);
+      expect(refer.subscription).toBe(true);
+      await expect(refer.notify(sipfragStatusLine(100), false)).rejects.toBeInstanceOf(SipCallStateError);
+      refer.accept();
+      // Called back to back: they must still reach SIPp one at a time, in this order.
+      const sent = [refer.notify(sipfragStatusLine(100), false), refer.notify("SIP/2.0 180 Ringing", false), refer.notify(sipfragStatusLine(200), true)];
+      await Promise.all(sent);
+      await expect(refer.notify(sipfragStatusLine(200), true)).rejects.toBeInstanceOf(SipCallStateError);
+      await expect(refer.notify("garbage", false)).rejects.toBeInstanceOf(SipArgumentError);
+      expect(await ended).toEqual(["remote-bye"]);
+      const r = await sippOk(sipp);
+      expect(r.logs).toMatch(/notify1 refer;id=2 active;expires=\d+ message\/sipfrag(;version=2\.0)? SIP\/2\.0 100 Trying sip:/);
+      expect(r.logs).toMatch(/notify2 active;expires=\d+ SIP\/2\.0 180 Ringing/);
+      expect(r.logs).toMatch(/notify3 terminated;reason=noresource SIP\/2\.0 200 OK/);
+      expect(r.logs).toMatch(/202 contact .*sip:/);
+    });
+
+    it("attended transfer: the escaped Replaces in Refer-To comes out parsed; a rejection is 603; Refer-Sub: false is honoured", async () => {
+      const { port, sipp } = await pbx("uas-refer-replaces.xml");
+      const call = strict.placeCall({ uri: `sip:agent@127.0.0.1:${port}`, sdp: OFFER });
+      const refers: SipReferRequest[] = [];
+      call.on("refer", (r) => {
+        refers.push(r);
+        if (refers.length === 1) r.reject(603);
+        else r.accept();
+      });
+      await answered(call);
+      const [reason] = await next<[string]>(call, "ended");
+      expect(reason).toBe("remote-bye");
+      expect(refers).toHaveLength(2);
+      expect(refers[0]?.referTo).toEqual({
+        uri: "sip:3000@127.0.0.1:5998",
+        displayName: undefined,
+        headers: { Replaces: "consult-77@pbx.example;to-tag=t111;from-tag=f222", Require: "replaces" },
+        replaces: { callId: "consult-77@pbx.example", toTag: "t111", fromTag: "f222", earlyOnly: false },
+      });
+      expect(refers[0]?.referredBy).toMatch(/^<sip:agent@127\.0\.0\.1:\d+>$/);
+      expect(refers[1]?.referTo.uri).toBe("sip:3001@127.0.0.1:5998");
+      expect(refers[1]?.subscription).toBe(false);
+      expect(refers[1]?.header("refer-sub")).toBe("false");
+      // No subscription: nothing is sent, and saying so is not an error.
+      await refers[1]?.notify(sipfragStatusLine(200), true);
+      const r = await sippOk(sipp);
+      expect(received(r).filter((l) => l.startsWith("NOTIFY"))).toEqual([]);
+      expect(r.logs).toContain("refer-sub false");
+    });
+  });
+
+  suite("INVITE with Replaces (RFC 3891)", () => {
+    it("names a live dialog: reported on the call and found by findDialog; unknown → 481; early-only for a confirmed one → 486", async () => {
+      // The call to be replaced.
+      const portA = await freePort();
+      const incomingA = nextIncoming(strict);
+      const sippA = startSipp({ scenario: "uac-call-until-bye.xml", port: portA, remote: `127.0.0.1:${strict.port}`, service: "4410" });
+      const callA = await incomingA;
+      expect(callA.replaces).toBeUndefined();
+      expect(await callA.accept(buildAnswer(callA.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41000 }))).toBe(true);
+      const id = callA.dialogId;
+      if (!id) throw new Error("an answered call has a dialog id");
+      expect(id.callId).toBe(callA.sipCallId);
+      expect(strict.findDialog(id.callId, id.localTag, id.remoteTag)).toBe(callA);
+
+      const reported: IncomingSipCall[] = [];
+      const count = (c: IncomingSipCall): number => reported.push(c);
+      strict.on("incoming", count);
+      try {
+        for (const [replaces, status] of [
+          [`no-such-call@pbx;to-tag=${id.localTag};from-tag=${id.remoteTag}`, "481"],
+          [`${id.callId};to-tag=${id.remoteTag};from-tag=${id.localTag}`, "481"],
+          [`${id.callId};to-tag=${id.localTag};from-tag=${id.remoteTag};early-only`, "486"],
+        ] as const) {
+          const port = await freePort();
+          const sipp = startSipp({ scenario: "uac-replaces-refused.xml", port, remote: `127.0.0.1:${strict.port}`, service: "4410", vars: { replaces, status } });
+          await sippOk(sipp);
+        }
+        expect(reported).toEqual([]);
+      } finally {
+        strict.off("incoming", count);
+      }
+
+      const portB = await freePort();
+      const incomingB = nextIncoming(strict);
+      const sippB = startSipp({
+        scenario: "uac-replaces.xml",
+        port: portB,
+        remote: `127.0.0.1:${strict.port}`,
+        service: "4410",
+        vars: { replaces: `${id.callId};to-tag=${id.localTag};from-tag=${id.remoteTag}` },
+      });
+      const callB = await incomingB;
+      expect(callB.replaces).toEqual({ callId: id.callId, toTag: id.localTag, fromTag: id.remoteTag, earlyOnly: false });
+      const replaced = strict.findDialog(callB.replaces!.callId, callB.replaces!.toTag, callB.replaces!.fromTag);
+      expect(replaced).toBe(callA);
+      // What the application does with it: take the new call, release the old one.
+      const endedB = next<[string]>(callB, "ended");
+      expect(await callB.accept(buildAnswer(callB.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41002 }))).toBe(true);
+      await replaced!.hangup();
+      expect(strict.findDialog(id.callId, id.localTag, id.remoteTag)).toBeUndefined();
+      expect(await endedB).toEqual(["remote-bye"]);
+      await sippOk(sippA);
+      await sippOk(sippB);
+    });
+  });
+
+  it("leaves no calls behind", () => {
+    expect(strict.activeCalls).toBe(0);
+    expect(quick.activeCalls).toBe(0);
   });
 });
