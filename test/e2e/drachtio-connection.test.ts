@@ -1,6 +1,7 @@
 import net from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Baresip } from "../../scripts/peers/baresip.js";
+import { DrachtioProcess, SHARED_DRACHTIO_SECRET } from "../../scripts/peers/drachtio.js";
 import { drachtioAvailability, drachtioRequired, startDrachtio, type DrachtioServer } from "../support/drachtio.js";
 import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
@@ -190,5 +191,31 @@ describe.skipIf(skip !== undefined)("the control connection drops while drachtio
     expect(result.code, describeSipp(result)).toBe(0);
     // drachtio-server confirms the BYE went out on the control connection; that may come after SIPp is done.
     await waitFor(() => h.logs.find("BYE sent for a call ended while drachtio-server was unreachable").length === 1, 3000, "the BYE to be confirmed");
+  });
+});
+
+describe.skipIf(skip !== undefined)("a gateway started before its drachtio-server", () => {
+  let h: Harness;
+  let server: DrachtioProcess | undefined;
+  let controlPort: number;
+
+  beforeAll(async () => {
+    controlPort = await freePort();
+    h = await startHarness({ sipBackend: "drachtio", env: { DRACHTIO_HOST: "127.0.0.1", DRACHTIO_PORT: String(controlPort), DRACHTIO_SECRET: SHARED_DRACHTIO_SECRET } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await server?.stop();
+  });
+
+  it("comes up healthy but not ready, and turns ready once drachtio-server is there, without a restart", async () => {
+    expect(await readyz(h)).toBe(503);
+    expect((await fetch(`http://127.0.0.1:${h.gateway.httpAddress.port}/healthz`)).status).toBe(200);
+    expect(h.logs.find("drachtio-server not reachable yet; not taking calls until it is")).toHaveLength(1);
+    const where = drachtioAvailability();
+    if (where.kind !== "local") throw new Error("a local drachtio-server is needed here");
+    server = await DrachtioProcess.start({ bin: where.bin, port: controlPort, sipPort: await freePort() });
+    await waitReady(h, 200, 10_000);
+    expect(h.gateway.sipAddress.port).toBe(server.sipPort);
   });
 });
