@@ -42,6 +42,8 @@ export class DrachtioSession {
   private incomingInvite: { respond: (a: ReinviteAnswer) => void } | undefined;
   private outgoingInvite = false;
   private acked: boolean;
+  /** We answered an offerless re-INVITE with an offer; its ACK brings the answer. */
+  private answerInAck = false;
   private ackWaiters: ((acked: boolean) => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   private reinviteChain: Promise<unknown> = Promise.resolve();
@@ -93,10 +95,11 @@ export class DrachtioSession {
   }
 
   private onAck(req: SrfRequest): void {
+    // Our 2xx carried an offer (its INVITE or re-INVITE had none): the ACK carries the answer.
+    if (req.body && (!this.acked || this.answerInAck)) this.remoteSdp = req.body;
+    this.answerInAck = false;
     if (this.acked) return;
     this.acked = true;
-    // An offer in our 2xx (the INVITE had none): the ACK carries the answer.
-    if (req.body) this.remoteSdp = req.body;
     this.settleAck(true);
   }
 
@@ -149,6 +152,7 @@ export class DrachtioSession {
       }
       this.localSdp = answer;
       if (offer) this.remoteSdp = offer;
+      else this.answerInAck = true;
       this.send(res, 200, {
         headers: { "Content-Type": "application/sdp", Contact: this.dialog.local.contact, Allow: ALLOWED_METHODS },
         body: answer,

@@ -206,6 +206,22 @@ for (const backend of BACKENDS) {
         await expectSippOk(sipp);
       });
 
+      it("PBX re-INVITE without SDP: our 200 carries an offer, the ACK's answer becomes the remote SDP", async () => {
+        const { port, sipp } = await pbx("uas-reinvite-offerless.xml");
+        const call = rig.sig.placeCall({ uri: `sip:agent@127.0.0.1:${port}`, sdp: OFFER });
+        const offers: string[] = [];
+        call.on("reinvite", (offer, respond) => {
+          offers.push(offer);
+          respond(buildOffer({ mediaAddress: "127.0.0.1", audioPort: 40000, sessionId: "1", sessionVersion: 2 }));
+        });
+        await answered(call);
+        const [reason] = await next(call, "ended");
+        expect(reason).toBe("remote-bye");
+        expect(offers).toEqual([""]);
+        expect(readRemoteMedia(call.remoteSdp ?? "").audio.codec).toBe("PCMA");
+        await expectSippOk(sipp);
+      });
+
       it("our re-INVITE meets 491 glare, is retried after the RFC 3261 delay and answered", async () => {
         const { port, sipp } = await pbx("uas-reinvite-from-us.xml");
         const call = rig.sig.placeCall({ uri: `sip:agent@127.0.0.1:${port}`, sdp: OFFER });
