@@ -121,6 +121,8 @@ export class DrachtioProcess {
     this.child = undefined;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    // A paused process would only take the signal once continued.
+    child.kill("SIGCONT");
     child.kill(signal);
     const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
     await exited;
@@ -130,6 +132,16 @@ export class DrachtioProcess {
   /** SIGKILL: the control connection drops at once, as in a crash. */
   kill(): Promise<void> {
     return this.end("SIGKILL");
+  }
+
+  /** SIGSTOP: it hangs with its sockets open, as a wedged process does. */
+  pause(): void {
+    this.child?.kill("SIGSTOP");
+  }
+
+  /** SIGCONT after pause(). */
+  resume(): void {
+    this.child?.kill("SIGCONT");
   }
 
   /** Starts it again on the same ports. */

@@ -5,7 +5,7 @@ import type { OutgoingSipCall, PlaceCallOptions, SipAddress, SipSignaling, SipSi
 import { DrachtioIncomingCall } from "./incoming-call.js";
 import { ALLOWED_METHODS, checkSipUri } from "./message.js";
 import { DrachtioOutgoingCall, type DrachtioCallContext, type DrachtioLiveCall } from "./outgoing-call.js";
-import { closeSrf, createSrf, type Srf, type SrfRequest, type SrfServerResponse } from "./srf.js";
+import { closeSrf, createSrf, dropConnection, onEveryMessage, type Srf, type SrfRequest, type SrfServerResponse } from "./srf.js";
 
 export interface DrachtioSipOptions {
   /** drachtio-server's control (admin) address, inbound connection mode. */
@@ -56,6 +56,8 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
   private address: SipAddress | undefined;
   private serverVersion: string | undefined;
   private refusedLoggedAt = Number.NEGATIVE_INFINITY;
+  private pingWatch: NodeJS.Timeout | undefined;
+  private lastHeardAt = 0;
   private refusedUnlogged = 0;
   private readonly context: DrachtioCallContext;
 
@@ -115,14 +117,26 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
         resolve(ready);
       });
     });
+    const pingInterval = Math.max(5_000, this.config.pingIntervalMs ?? 15_000);
     srf.connect({
       host: this.config.host,
       port: this.config.port,
       secret: this.config.secret,
       enablePing: true,
-      pingInterval: Math.max(5_000, this.config.pingIntervalMs ?? 15_000),
+      pingInterval,
       reconnect: { retryMaxDelay: this.config.reconnectMaxDelayMs ?? 3_000 },
     });
+    // A drachtio-server that hangs keeps its socket open. It answers every ping, so nothing heard
+    // for two and a half intervals counts as a lost connection, and drachtio-srf reconnects.
+    if (onEveryMessage(srf, () => (this.lastHeardAt = Date.now()))) {
+      this.pingWatch = setInterval(() => {
+        const silentMs = Date.now() - this.lastHeardAt;
+        if (!this.connected || silentMs < 2.5 * pingInterval) return;
+        this.logger.warn({ drachtio: this.where, silentMs }, "drachtio-server stopped answering pings; dropping the connection");
+        dropConnection(srf);
+      }, pingInterval / 2);
+      this.pingWatch.unref();
+    }
     if (!(await connected)) {
       this.logger.warn({ drachtio: this.where }, "drachtio-server not reachable yet; not taking calls until it is");
     }
@@ -143,6 +157,7 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
     if (wasConnected) await new Promise((r) => setTimeout(r, 100));
     this.calls.clear();
     this.settleOptions(503);
+    if (this.pingWatch) clearInterval(this.pingWatch);
     if (this.srf) closeSrf(this.srf);
     this.state = "stopped";
     if (wasConnected) this.setConnected(false);
@@ -215,6 +230,7 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
     }
     this.address = parseHostport(hostport) ?? this.address;
     this.serverVersion = serverVersion;
+    this.lastHeardAt = Date.now();
     this.logger.info({ drachtio: this.where, sip: hostport, serverVersion }, "connected to drachtio-server");
     this.setConnected(true);
     this.byeOrphans();

@@ -171,10 +171,33 @@ export interface Srf {
 interface SrfInternals {
   _app?: {
     client?: {
-      wp?: { closing?: boolean; socket?: { destroy(): void }; reconnectVars?: { retryTimer?: NodeJS.Timeout | null } };
+      wp?: {
+        closing?: boolean;
+        socket?: { destroy(): void };
+        reconnectVars?: { retryTimer?: NodeJS.Timeout | null };
+        on?(event: "msg", listener: () => void): unknown;
+      };
       mapServer?: Map<{ destroy(): void }, unknown>;
     };
   };
+}
+
+/**
+ * Calls `listener` for every message drachtio-server sends, its answers to drachtio-srf's pings
+ * included. drachtio-srf sends those pings but never checks that they are answered, so a server
+ * that hangs with its socket open goes unnoticed unless someone watches the traffic. Call after
+ * `connect()`; returns false when drachtio-srf's internals are not where 5.0.29 keeps them.
+ */
+export function onEveryMessage(srf: Srf, listener: () => void): boolean {
+  const wp = (srf as unknown as SrfInternals)._app?.client?.wp;
+  if (!wp?.on) return false;
+  wp.on("msg", listener);
+  return true;
+}
+
+/** Drops the connection as if it had failed; drachtio-srf then reconnects as usual. */
+export function dropConnection(srf: Srf): void {
+  for (const socket of (srf as unknown as SrfInternals)._app?.client?.mapServer?.keys() ?? []) socket.destroy();
 }
 
 /** Closes the connection for good, whether or not it is up or a reconnect is pending. */

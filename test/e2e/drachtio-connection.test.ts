@@ -2,6 +2,7 @@ import net from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Baresip } from "../../scripts/peers/baresip.js";
 import { DrachtioProcess, SHARED_DRACHTIO_SECRET } from "../../scripts/peers/drachtio.js";
+import { DrachtioSipSignaling } from "../../sip/drachtio/drachtio-signaling.js";
 import { drachtioAvailability, drachtioRequired, startDrachtio, type DrachtioServer } from "../support/drachtio.js";
 import { graphRequests, sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
@@ -217,5 +218,39 @@ describe.skipIf(skip !== undefined)("a gateway started before its drachtio-serve
     server = await DrachtioProcess.start({ bin: where.bin, port: controlPort, sipPort: await freePort() });
     await waitReady(h, 200, 10_000);
     expect(h.gateway.sipAddress.port).toBe(server.sipPort);
+  });
+});
+
+describe.skipIf(skip !== undefined)("a drachtio-server that hangs with its socket open", () => {
+  let server: DrachtioProcess | undefined;
+  let sig: DrachtioSipSignaling | undefined;
+
+  afterAll(async () => {
+    await sig?.stop();
+    await server?.stop();
+  });
+
+  it("is noticed by its unanswered pings, and taken back once it answers again", async () => {
+    const where = drachtioAvailability();
+    if (where.kind !== "local") throw new Error("a local drachtio-server is needed here");
+    server = await DrachtioProcess.start({ bin: where.bin, port: await freePort(), sipPort: await freePort() });
+    sig = new DrachtioSipSignaling({ host: server.host, port: server.port, secret: server.secret, pingIntervalMs: 5000, reconnectMaxDelayMs: 500 });
+    const changes: [boolean, number][] = [];
+    sig.on("readiness", (ready) => changes.push([ready, Date.now()]));
+    await sig.start();
+    expect(sig.ready).toBe(true);
+
+    const pausedAt = Date.now();
+    server.pause();
+    await waitFor(() => !sig!.ready, 20_000, "the hung server to be noticed");
+    const noticedMs = Date.now() - pausedAt;
+    // Two and a half ping intervals of silence since the last answer, checked every half interval.
+    expect(noticedMs).toBeGreaterThanOrEqual(7_000);
+    expect(noticedMs).toBeLessThan(17_000);
+
+    server.resume();
+    await waitFor(() => sig!.ready, 10_000, "the server to be taken back");
+    expect(changes.map(([ready]) => ready)).toEqual([true, false, true]);
+    process.stdout.write(`drachtio connection: a hung drachtio-server noticed after ${noticedMs} ms (ping interval 5000 ms)\n`);
   });
 });
