@@ -3,7 +3,7 @@ import { LogThrottle } from "../log.js";
 import type { EventDeduper } from "../meta/dedupe.js";
 import { isStaleConnect } from "../meta/dedupe.js";
 import { dedupeKey, type ConnectEvent, type MessengerCallEvent, type ParsedWebhook } from "../meta/webhook.js";
-import { readRemoteMedia } from "../../sip/sdp.js";
+import { readRemoteMedia, type RemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { InboundCall, type MetaCallControl } from "./inbound-call.js";
@@ -12,7 +12,9 @@ import { OutboundCall, type MetaOutboundControl } from "./outbound-call.js";
 import type { PbxMedia } from "./pbx-media.js";
 import type { CallRegistry } from "./registry.js";
 import type { SipIngressPolicy } from "./sip-ingress.js";
+import { AnsweredParty } from "./answered-party.js";
 import { CallTransfers } from "./call-transfer.js";
+import { PbxLeg } from "./pbx-leg.js";
 import type { ReferPolicy } from "./refer-policy.js";
 import type { CallTarget } from "./target.js";
 
@@ -162,6 +164,10 @@ export class CallManager {
 
   /** An agent's INVITE: checked against the ingress policy before anything reaches Meta. */
   handleSipInvite(invite: IncomingSipCall): void {
+    if (invite.replaces) {
+      void this.onReplacingInvite(invite, invite.replaces.callId);
+      return;
+    }
     const log = this.o.log.child({ sipCallId: invite.sipCallId, direction: "outbound" });
     const decision = this.o.ingress.check(invite);
     if ("status" in decision) {
@@ -198,6 +204,54 @@ export class CallManager {
       return;
     }
     void this.startOutbound(invite, decision.psid, log.child({ psid: decision.psid }));
+  }
+
+  /**
+   * An INVITE with Replaces (RFC 3891) naming the SIP dialog of one of our calls: an attended
+   * transfer completed by the PBX. The new party is answered and the consumer moved to it; the
+   * replaced dialog is released. Taken only from the replaced call's own PBX or an allowed source:
+   * knowing a dialog's identifiers is not enough to take a call over.
+   */
+  private async onReplacingInvite(invite: IncomingSipCall, replacedCallId: string): Promise<void> {
+    const call = this.o.registry.all().find((c) => c.pbxDialog()?.callId === replacedCallId);
+    const log = this.o.log.child({ sipCallId: invite.sipCallId, replaces: replacedCallId, ...(call ? { callId: call.callId } : {}) });
+    const source = invite.source.address.replace(/^::ffff:/, "");
+    if (!call) {
+      log.warn("INVITE with Replaces for no call of ours refused");
+      invite.reject(481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    if (!call.pbxDialog()!.hosts.includes(source) && !this.o.ingress.allowsSource(source)) {
+      this.counters.sipRefused++;
+      log.warn({ source }, "INVITE with Replaces from outside the call's PBX refused");
+      invite.reject(403, "Forbidden");
+      return;
+    }
+    const offer = invite.remoteSdp;
+    let remote: RemoteMedia;
+    try {
+      remote = readRemoteMedia(offer ?? "");
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "INVITE with Replaces refused: unusable SDP offer");
+      invite.reject(488, "Not Acceptable Here");
+      return;
+    }
+    let media: PbxMedia;
+    try {
+      media = await this.o.createPbxMedia(log, (contentType, body) => invite.sendInfo(contentType, body));
+    } catch (err) {
+      log.error({ err }, "no media ports for a replacing INVITE");
+      invite.reject(503, "No Media Ports");
+      return;
+    }
+    media.setRemote(remote);
+    const answer = media.answer(offer!);
+    media.start();
+    const leg = new PbxLeg(invite, media, log, this.o.mediaTimeoutMs);
+    const party = new AnsweredParty(invite, leg);
+    invite.accept(answer).catch((err: unknown) => log.warn({ err }, "answering the replacing INVITE failed"));
+    log.info("attended transfer: the consumer moves to the replacing party");
+    await call.replaceParty({ target: party, far: leg });
   }
 
   private async startOutbound(invite: IncomingSipCall, psid: string, log: Logger): Promise<void> {

@@ -84,6 +84,11 @@ export async function followRefer(refer: SipReferRequest, o: TransferOptions): P
 export class CallTransfers {
   constructor(private readonly o: Omit<TransferOptions, "ring" | "log">) {}
 
+  /** Where the call's PBX is. */
+  get pbxHosts(): readonly string[] {
+    return this.o.pbxHosts;
+  }
+
   follow(refer: SipReferRequest, ring: TransferOptions["ring"], log: Logger): Promise<TransferredParty | undefined> {
     return followRefer(refer, { ...this.o, ring, log });
   }

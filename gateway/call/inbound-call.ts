@@ -5,7 +5,7 @@ import { GraphApiError } from "../meta/graph-errors.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { CallMedia, type MetaMediaControl } from "./call-media.js";
 import { containWith } from "./contain.js";
-import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
+import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall, type PbxDialogInfo } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
 import type { CallTransfers, TransferredParty } from "./call-transfer.js";
@@ -251,6 +251,15 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     }
     await this.o.meta.reject(this.o.callId).catch((e: unknown) => this.o.log.warn({ err: e }, "reject failed"));
     await this.finish(`target-${why}`, detail, { tellMeta: false });
+  }
+
+  pbxDialog(): PbxDialogInfo | undefined {
+    const id = this.target.dialogId;
+    return id === undefined || this._state !== "active" ? undefined : { ...id, hosts: this.o.transfers.pbxHosts };
+  }
+
+  replaceParty(party: TransferredParty): Promise<void> {
+    return this.queue.push(() => this.switchTo(party));
   }
 
   /** A REFER from the party the consumer is bridged to. */

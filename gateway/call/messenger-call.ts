@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
 import { assessCallQuality, type CallQuality } from "../quality/call-quality.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { SipDialogId } from "../../sip/signaling.js";
+import type { TransferredParty } from "./call-transfer.js";
 import { pbxLegFigures, toPbxFigures, type PbxMediaStats } from "./pbx-media.js";
 
 /**
@@ -19,6 +21,15 @@ export interface MessengerCall {
   pbxMediaStats(): PbxMediaStats | undefined;
   /** Runs once the call has ended on both legs and released everything. */
   whenEnded(listener: (info: CallEndInfo) => void): void;
+  /** The SIP dialog of the party the consumer is with now, and where its PBX is. */
+  pbxDialog(): PbxDialogInfo | undefined;
+  /** Moves the consumer to a party that replaced the current one (RFC 3891); the old one is released. */
+  replaceParty(party: TransferredParty): Promise<void>;
+}
+
+/** The SIP dialog of the party a consumer is with, and where that party's PBX is. */
+export interface PbxDialogInfo extends SipDialogId {
+  hosts: readonly string[];
 }
 
 /** How a call ended, for logs and metrics. */

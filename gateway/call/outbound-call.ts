@@ -5,7 +5,7 @@ import type { IncomingSipCall, SipReferRequest } from "../../sip/signaling.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { CallMedia, type MetaMediaControl } from "./call-media.js";
-import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall } from "./messenger-call.js";
+import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall, type PbxDialogInfo } from "./messenger-call.js";
 import type { CallTransfers, TransferredParty } from "./call-transfer.js";
 import type { FarMedia } from "./far-media.js";
 import { PbxLeg } from "./pbx-leg.js";
@@ -247,6 +247,16 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     this.setState("active");
     this.media.startFlowing();
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
+  }
+
+  pbxDialog(): PbxDialogInfo | undefined {
+    if (this._state !== "active") return undefined;
+    const id = this.transferredTo ? this.transferredTo.dialogId : this.o.sip.dialogId;
+    return id === undefined ? undefined : { ...id, hosts: this.o.transfers.pbxHosts };
+  }
+
+  replaceParty(party: TransferredParty): Promise<void> {
+    return this.queue.push(() => this.switchTo(party));
   }
 
   private watchTransfers(far: FarMedia): void {

@@ -62,6 +62,12 @@ export class SipIngressPolicy {
     this.sdpLimits = options.sdp ?? DEFAULT_LIMITS.sdp;
   }
 
+  /** Whether agents' INVITEs from this address are taken (SIP_ALLOW_FROM). */
+  allowsSource(address: string): boolean {
+    const a = address.replace(/^::ffff:/, "");
+    return !this.empty && this.allowed.check(a, isIP(a) === 6 ? "ipv6" : "ipv4");
+  }
+
   /** The consumer to call, or why the INVITE is refused. */
   check(invite: {
     source: { address: string };

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { readRemoteMedia } from "../../sip/sdp.js";
-import type { OutgoingSipCall, SipFailureKind, SipSignaling } from "../../sip/signaling.js";
+import type { OutgoingSipCall, SipDialogId, SipFailureKind, SipSignaling } from "../../sip/signaling.js";
 import type { MediaTicker } from "./media-ticker.js";
 import { PbxLeg } from "./pbx-leg.js";
 import { PbxMedia, type PbxMediaStats } from "./pbx-media.js";
@@ -57,6 +57,10 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
 
   get state(): SipTargetState {
     return this._state;
+  }
+
+  get dialogId(): SipDialogId | undefined {
+    return this.sip?.dialogId;
   }
 
   ring(info: { callId: string; psid: string }): void {

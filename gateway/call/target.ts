@@ -1,4 +1,5 @@
 import type { EventEmitter } from "node:events";
+import type { SipDialogId } from "../../sip/signaling.js";
 import type { FarMedia } from "./far-media.js";
 
 /** Why the far end did not take the call. */
@@ -41,6 +42,8 @@ export interface CallTargetEvents {
  */
 export interface CallTarget extends EventEmitter<CallTargetEvents> {
   readonly kind: string;
+  /** Its SIP dialog (Call-ID and tags), when it is a SIP party that has one. */
+  readonly dialogId?: SipDialogId | undefined;
   /** Starts ringing the far end; the outcome arrives as answered or failed. */
   ring(info: { callId: string; psid: string }): void;
   /** Ends the far end's side (cancel before answer, hang up after); idempotent. */

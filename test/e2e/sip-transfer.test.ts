@@ -133,4 +133,40 @@ describe("blind transfer from the PBX", () => {
     const result = await finish(a);
     expect(result.code, describeSipp(result)).toBe(0);
   }, 30_000);
+
+  it("attended, completed by the PBX: an INVITE with Replaces takes the consumer, the replaced phone gets BYE", async () => {
+    const a = startSipp({ scenario: "gw-answer.xml", port: pbxPort, timeoutS: 30 });
+    await a.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    const gw = h.gateway.registry.get(call.id)!;
+    const dialog = gw.pbxDialog()!;
+    expect(dialog.hosts).toEqual(["127.0.0.1"]);
+    // RFC 3891 §3: to-tag is the tag of the side receiving the INVITE (ours), from-tag the other's.
+    const c = startSipp({
+      scenario: "gw-replaces.xml",
+      port: newPartyPort,
+      remote: `127.0.0.1:${h.gateway.sipAddress.port}`,
+      service: "transfer",
+      vars: { audio_port: String(phoneB.sock.address().port), replaces: `${dialog.callId};to-tag=${dialog.localTag};from-tag=${dialog.remoteTag}` },
+      timeoutS: 30,
+    });
+    await c.ready;
+    await waitFor(() => h.logs.find("transfer complete: the consumer is with the new party").some((l) => l.callId === call.id), 10_000, "the replacement");
+    expect(gw.pbxDialog()?.callId).not.toBe(dialog.callId);
+    const stopC = phoneAudio(gw.pbxMediaStats()!.rtp.localRtpPort, { toneHz: 900, from: phoneB.sock });
+    try {
+      await sleep(1200);
+      expect(Math.abs(call.consumer.detectTone(0.5).hz - 900)).toBeLessThan(15);
+    } finally {
+      stopC();
+    }
+    // The replaced phone was released; the consumer never left.
+    const resultA = await finish(a);
+    expect(resultA.code, describeSipp(resultA)).toBe(0);
+    expect(graphRequests(h.sim, "terminate", call.id)).toHaveLength(0);
+    await call.hangup();
+    const resultC = await finish(c);
+    expect(resultC.code, describeSipp(resultC)).toBe(0);
+  }, 40_000);
 });
