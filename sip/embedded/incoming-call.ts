@@ -67,6 +67,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
   private early: { dialog: Dialog; key: string; owner: DialogOwner } | undefined;
   /** An UPDATE offer on the early dialog not yet answered. */
   private earlyUpdatePending = false;
+  private earlyUpdateGuard: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ctx: CallContext,
@@ -339,11 +340,12 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     }
     this.earlyUpdatePending = true;
     let answered = false;
-    const guard = setTimeout(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
+    this.earlyUpdateGuard = setTimeout(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
     const respond = (answer: ReinviteAnswer): void => {
       if (answered) return;
       answered = true;
-      clearTimeout(guard);
+      clearTimeout(this.earlyUpdateGuard);
+      this.earlyUpdateGuard = undefined;
       this.earlyUpdatePending = false;
       if (!this.answerable) return;
       if (typeof answer !== "string") {
@@ -414,6 +416,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
 
   private done(): void {
     this.clearAnswerTimer();
+    clearTimeout(this.earlyUpdateGuard);
     if (this.early) this.ctx.unregisterDialog(this.early.key, this.early.owner);
     this.ctx.callEnded(this);
     this.onFinished();

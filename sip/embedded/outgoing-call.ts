@@ -53,7 +53,8 @@ interface EarlyDialog {
   previewSdp: string | undefined;
   /** Our side of the early offer/answer (changes when we answer an UPDATE). */
   localSdp: string;
-  updatePending: boolean;
+  /** Bounds the wait for our answer to an UPDATE offer on this early dialog. */
+  updateGuard: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -375,7 +376,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       settledRemoteSdp: undefined,
       previewSdp: undefined,
       localSdp: this.o.sdp,
-      updatePending: false,
+      updateGuard: undefined,
     };
     this.early.set(remoteTag, early);
     this.lastEarly = early;
@@ -394,7 +395,10 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
 
   /** The early dialogs are over once the INVITE has its final answer. */
   private closeEarlyDialogs(): void {
-    for (const e of this.early.values()) this.ctx.unregisterDialog(e.key, e.owner);
+    for (const e of this.early.values()) {
+      clearTimeout(e.updateGuard);
+      this.ctx.unregisterDialog(e.key, e.owner);
+    }
     this.early.clear();
   }
 
@@ -443,18 +447,17 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       stack.respond(rq, 491, "Request Pending");
       return;
     }
-    if (early.updatePending) {
+    if (early.updateGuard) {
       stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(1 + Math.floor(Math.random() * 9)) } });
       return;
     }
-    early.updatePending = true;
     let answered = false;
-    const guard = setTimeout(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
+    early.updateGuard = setTimeout(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
     const respond = (answer: ReinviteAnswer): void => {
       if (answered) return;
       answered = true;
-      clearTimeout(guard);
-      early.updatePending = false;
+      clearTimeout(early.updateGuard);
+      early.updateGuard = undefined;
       if (this.currentState === "terminated") return;
       if (typeof answer !== "string") {
         const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;

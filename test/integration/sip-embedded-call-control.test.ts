@@ -30,6 +30,18 @@ function nextIncoming(sig: EmbeddedSipSignaling): Promise<IncomingSipCall> {
   return new Promise((resolve) => sig.once("incoming", resolve));
 }
 
+/** The call SIPp places, or SIPp's account of why it never came (instead of a test timeout). */
+function callFrom(incoming: Promise<IncomingSipCall>, sipp: SippProcess): Promise<IncomingSipCall> {
+  // An early exit is reported below, with SIPp's output; `ready` would only repeat it unheard.
+  sipp.ready.catch(() => {});
+  return Promise.race([
+    incoming,
+    sipp.done.then((r) => {
+      throw new Error(`SIPp ended before its call arrived\n${describe(r)}`);
+    }),
+  ]);
+}
+
 /** The messages SIPp received, in order, from their first line on (line ends as "\n"). */
 function receivedMessages(r: SippResult): string[] {
   return r.messages
@@ -56,7 +68,7 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
   beforeEach(() => requireSipp());
   beforeAll(async () => {
     strict = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0 });
-    quick = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0, timers: { sessionExpiresS: 30, minSeS: 1, t1Ms: 100 } });
+    quick = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0, timers: { sessionExpiresS: 30, minSeS: 1, t1Ms: 100, referSubscriptionS: 1 } });
     await strict.start();
     await quick.start();
   });
@@ -189,7 +201,7 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
       const port = await freePort();
       const incoming = nextIncoming(quick);
       const sipp = startSipp({ scenario: "uac-timer-expire.xml", port, remote: `127.0.0.1:${quick.port}`, service: "4410" });
-      const call = await incoming;
+      const call = await callFrom(incoming, sipp);
       const refreshes: string[] = [];
       call.on("refreshed", (by) => refreshes.push(by));
       const ended = next<[string]>(call, "ended");
@@ -278,7 +290,7 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
       const port = await freePort();
       const incoming = nextIncoming(quick);
       const sipp = startSipp({ scenario: "uac-100rel.xml", port, remote: `127.0.0.1:${quick.port}`, service: "4410" });
-      const call = await incoming;
+      const call = await callFrom(incoming, sipp);
       const answer = buildAnswer(call.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41000 });
       const states: string[] = [];
       call.on("state", (st) => states.push(st));
@@ -331,6 +343,46 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
       expect(call.remoteSdp).toBe(reinvites[0]);
       await sippOk(sipp);
     });
+
+    it("on the early dialog of a call to us: PRACK, a refresh UPDATE, an UPDATE offer (reported early), INFO; a BYE there withdraws the call (487)", async () => {
+      const port = await freePort();
+      const incoming = nextIncoming(quick);
+      const sipp = startSipp({ scenario: "uac-early-dialog.xml", port, remote: `127.0.0.1:${quick.port}`, service: "4410" });
+      const call = await callFrom(incoming, sipp);
+      const updates: [string, boolean][] = [];
+      call.on("update", (offer, respond, early) => {
+        updates.push([offer, early]);
+        respond(buildAnswer(offer, { mediaAddress: "127.0.0.1", audioPort: 41004, sessionVersion: 2 }));
+      });
+      const infos: string[] = [];
+      call.on("info", (_ct, body) => infos.push(body));
+      const cancelled = next<[]>(call, "cancel");
+      call.ringing(buildAnswer(call.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41000 }));
+      await cancelled;
+      expect(call.state).toBe("terminated");
+      expect(updates).toHaveLength(1);
+      expect(updates[0]?.[0]).toContain("m=audio 30800 ");
+      expect(updates[0]?.[1]).toBe(true);
+      expect(infos).toEqual(["Signal=9\r\nDuration=160\r\n"]);
+      const r = await sippOk(sipp);
+      expect(r.logs).toContain("update answer m=audio 41004 ");
+      expect(r.logs).toContain("bye BYE");
+    });
+
+    it("an UPDATE offer before our offer has a reliable answer gets 491; a REFER nobody listens for gets 603", async () => {
+      const { port, sipp } = await pbx("uas-early-update-491.xml");
+      const call = quick.placeCall({ uri: `sip:agent@127.0.0.1:${port}`, sdp: OFFER });
+      const updates: string[] = [];
+      call.on("update", (offer, respond) => {
+        updates.push(offer);
+        respond({ status: 488 });
+      });
+      await answered(call);
+      const [reason] = await next<[string]>(call, "ended");
+      expect(reason).toBe("remote-bye");
+      expect(updates).toEqual([]);
+      await sippOk(sipp);
+    });
   });
 
   suite("REFER (RFC 3515, 3892, 4488)", () => {
@@ -338,7 +390,7 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
       const port = await freePort();
       const incoming = nextIncoming(strict);
       const sipp = startSipp({ scenario: "uac-refer-blind.xml", port, remote: `127.0.0.1:${strict.port}`, service: "4410" });
-      const call = await incoming;
+      const call = await callFrom(incoming, sipp);
       const referred = next<[SipReferRequest]>(call, "refer");
       const ended = next<[string]>(call, "ended");
       await call.accept(buildAnswer(call.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41000 }));
@@ -390,6 +442,24 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
       expect(received(r).filter((l) => l.startsWith("NOTIFY"))).toEqual([]);
       expect(r.logs).toContain("refer-sub false");
     });
+
+    it("a subscription whose transfer never finishes is closed at its expiry with terminated;reason=timeout", async () => {
+      const port = await freePort();
+      const incoming = nextIncoming(quick);
+      const sipp = startSipp({ scenario: "uac-refer-expiry.xml", port, remote: `127.0.0.1:${quick.port}`, service: "4410" });
+      const call = await callFrom(incoming, sipp);
+      const referred = next<[SipReferRequest]>(call, "refer");
+      const ended = next<[string]>(call, "ended");
+      await call.accept(buildAnswer(call.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41000 }));
+      const [refer] = await referred;
+      refer.accept();
+      await refer.notify(sipfragStatusLine(100), false);
+      expect(await ended).toEqual(["remote-bye"]);
+      await expect(refer.notify(sipfragStatusLine(200), true)).rejects.toBeInstanceOf(SipCallStateError);
+      const r = await sippOk(sipp);
+      expect(r.logs).toContain("notify1 active;expires=1");
+      expect(r.logs).toMatch(/notify2 terminated;reason=timeout SIP\/2\.0 100 Trying/);
+    });
   });
 
   suite("INVITE with Replaces (RFC 3891)", () => {
@@ -398,7 +468,7 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
       const portA = await freePort();
       const incomingA = nextIncoming(strict);
       const sippA = startSipp({ scenario: "uac-call-until-bye.xml", port: portA, remote: `127.0.0.1:${strict.port}`, service: "4410" });
-      const callA = await incomingA;
+      const callA = await callFrom(incomingA, sippA);
       expect(callA.replaces).toBeUndefined();
       expect(await callA.accept(buildAnswer(callA.remoteSdp ?? "", { mediaAddress: "127.0.0.1", audioPort: 41000 }))).toBe(true);
       const id = callA.dialogId;
@@ -433,7 +503,7 @@ suite("embedded SIP call control, with SIPp as the PBX", () => {
         service: "4410",
         vars: { replaces: `${id.callId};to-tag=${id.localTag};from-tag=${id.remoteTag}` },
       });
-      const callB = await incomingB;
+      const callB = await callFrom(incomingB, sippB);
       expect(callB.replaces).toEqual({ callId: id.callId, toTag: id.localTag, fromTag: id.remoteTag, earlyOnly: false });
       const replaced = strict.findDialog(callB.replaces!.callId, callB.replaces!.toTag, callB.replaces!.fromTag);
       expect(replaced).toBe(callA);
