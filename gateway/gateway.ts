@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { DigestVerifier } from "../sip/digest-verifier.js";
 import { createSipSignaling } from "../sip/backend.js";
 import { PortAllocator } from "../sip/rtp/port-allocator.js";
-import type { SipAddress, SipSignaling } from "../sip/signaling.js";
+import type { PlaceCallOptions, SipAddress, SipSignaling } from "../sip/signaling.js";
 import { CallManager } from "./call/call-manager.js";
 import { EchoTarget } from "./call/echo-target.js";
 import { CallRegistry } from "./call/registry.js";
@@ -17,12 +17,17 @@ import type { CallTarget } from "./call/target.js";
 import { redactConfig, type GatewayConfig } from "./config/config.js";
 import { HttpServer } from "./http/server.js";
 import { EventDeduper } from "./meta/dedupe.js";
+import { CallMetricsReporter } from "./meta/call-metrics.js";
 import { GraphClient } from "./meta/graph-client.js";
 import { GatewayMetrics } from "./metrics.js";
+import { CallMonitor } from "./observe/call-monitor.js";
+import { CallEventPublisher } from "./observe/event-publisher.js";
 import { MetaLeg } from "./webrtc/meta-leg.js";
 
 /** From accept to DTLS up: ICE to an ice-lite peer plus one DTLS handshake, with room for loss. */
 const CONNECT_TIMEOUT_MS = 15_000;
+/** At shutdown, how long queued integrator events may still be delivered. */
+const EVENTS_FLUSH_MS = 5_000;
 
 /**
  * The composition root: builds every subsystem from the configuration and owns their lifetimes.
@@ -33,6 +38,10 @@ export class Gateway {
   readonly graph: GraphClient;
   readonly calls: CallManager;
   readonly metrics: GatewayMetrics;
+  readonly monitor: CallMonitor;
+  readonly events: CallEventPublisher;
+  /** Meta's call_metrics after each call; undefined with CALL_METRICS=off. */
+  readonly callMetrics: CallMetricsReporter | undefined;
   private readonly signaling: SipSignaling;
   private readonly sipRtpPorts: PortAllocator;
   private readonly ticker: MediaTicker;
@@ -46,6 +55,20 @@ export class Gateway {
     private readonly log: Logger,
   ) {
     const { meta, media, calls, limits } = config;
+    this.events = new CallEventPublisher({
+      log: log.child({ subsystem: "events" }),
+      eventLog: config.events.log,
+      url: config.events.url,
+      secret: config.events.secret,
+      delivery: { onResult: (result) => this.metrics.eventDelivery(result) },
+    });
+    this.monitor = new CallMonitor({
+      pageId: meta.pageId,
+      sipTarget: config.sip.target.kind === "uri" ? config.sip.target.uri : "echo",
+      publish: (event, callKey) => this.events.publish(event, callKey),
+      observeSetup: (direction, phase, seconds) => this.metrics.setupPhase(direction, phase, seconds),
+      log: log.child({ subsystem: "monitor" }),
+    });
     this.ticker = new MediaTicker(5, log.child({ subsystem: "media" }));
     // One range for all media: the lower half for ICE toward Meta, the upper half for RTP pairs
     // toward the PBX, so neither stack probes ports the other holds.
@@ -69,18 +92,25 @@ export class Gateway {
       accessToken: meta.pageAccessToken,
       timeoutMs: meta.graphTimeoutMs,
       logger: log.child({ subsystem: "graph" }),
+      onRequest: (action, seconds, ok) => this.metrics.graphRequest(action, seconds, ok),
     });
+    this.callMetrics = meta.callMetrics
+      ? new CallMetricsReporter({
+          send: (body) => this.graph.callMetrics(body),
+          log: log.child({ subsystem: "call-metrics" }),
+          onResult: (result) => this.metrics.callMetricsReport(result),
+        })
+      : undefined;
     this.calls = new CallManager({
       pageId: meta.pageId,
       registry: this.registry,
       deduper: new EventDeduper(),
       meta: this.graph,
-      createLeg: (callId, callLog) =>
-        new MetaLeg(
-          callId,
-          { portRange: icePorts, publicIp: media.publicIp, bindIp: media.bindIp, stunUrls: media.stunUrls },
-          callLog,
-        ),
+      createLeg: (callId, callLog) => {
+        const leg = new MetaLeg(callId, { portRange: icePorts, publicIp: media.publicIp, bindIp: media.bindIp, stunUrls: media.stunUrls }, callLog);
+        this.monitor.legCreated(callId, leg);
+        return leg;
+      },
       createTarget: (callId, to) => this.createTarget(log.child({ callId, leg: "sip" }), to),
       transferPolicy: config.sip.refer,
       targetHost: config.sip.target.kind === "uri" ? sipUriHost(config.sip.target.uri) : undefined,
@@ -105,14 +135,20 @@ export class Gateway {
         }),
       ringTimeoutMs: config.sip.ringTimeoutMs,
       requestPermission: config.sip.requestPermission,
+      onCallCreated: (call, birth) => this.monitor.watch(call, birth),
     });
     this.signaling.on("incoming", (invite) => this.calls.handleSipInvite(invite));
     this.metrics = new GatewayMetrics({
       registry: () => this.registry.stats(),
       manager: () => this.calls.stats(),
       graph: () => this.graph.stats(),
+      callsByState: () => this.monitor.countsByState(),
+      eventsQueued: () => this.events.stats().delivery?.queued ?? 0,
     });
-    this.registry.onCallEnded((info) => this.metrics.callEnded(info));
+    this.registry.onCallEnded((info) => {
+      this.metrics.callEnded(info);
+      this.callMetrics?.report(info);
+    });
     this.http = new HttpServer({
       host: config.http.host,
       port: config.http.port,
@@ -124,11 +160,35 @@ export class Gateway {
       onWebhookResult: (r) => this.metrics.webhook(r),
       isReady: () => !this.calls.isDraining && !this.calls.atCapacity && this.signaling.ready,
       metrics: () => this.metrics.exposition(),
+      liveCalls: () => this.monitor.live(),
     });
   }
 
   get sip(): SipSignaling {
     return this.signaling;
+  }
+
+  /**
+   * The SIP stack as call targets use it: each INVITE they place is reported to the monitor (its
+   * SIP Call-ID for the events, the moment it left for the setup timings). A view rather than a
+   * hook in the targets, which need not know about monitoring.
+   */
+  private get observedSignaling(): SipSignaling {
+    const sip = this.signaling;
+    const monitor = this.monitor;
+    return new Proxy(sip, {
+      get(target, prop) {
+        if (prop === "placeCall") {
+          return (options: PlaceCallOptions) => {
+            const call = target.placeCall(options);
+            if (options.callId !== undefined) monitor.invited(options.callId, call.sipCallId, options.uri);
+            return call;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   }
 
   /** Where SIP reaches the gateway (useful with port 0); throws until the SIP side knows it. */
@@ -165,6 +225,8 @@ export class Gateway {
     }
     await this.http.close();
     await this.sip.stop();
+    // The last calls' reports get a moment to reach Meta and the integrator; what is left is logged.
+    await Promise.all([this.events.close(EVENTS_FLUSH_MS), this.callMetrics?.close(EVENTS_FLUSH_MS)]);
     this.log.info("gateway stopped");
   }
 
@@ -173,7 +235,7 @@ export class Gateway {
     const target = this.config.sip.target;
     if (!to && target.kind === "echo") return new EchoTarget();
     return new SipTarget({
-      signaling: this.sip,
+      signaling: this.observedSignaling,
       allocator: this.sipRtpPorts,
       ticker: this.ticker,
       uri: to?.uri ?? (target.kind === "uri" ? target.uri : ""),

@@ -3,13 +3,26 @@ import type { CallManagerStats } from "./call/call-manager.js";
 import type { CallEndInfo } from "./call/messenger-call.js";
 import type { RegistryStats } from "./call/registry.js";
 import type { WebhookResult } from "./http/server.js";
+import type { GraphAction } from "./meta/graph-errors.js";
 import type { GraphClientStats } from "./meta/graph-client.js";
+import type { SetupPhase } from "./observe/call-monitor.js";
 
 export interface MetricsSources {
   registry: () => RegistryStats;
   manager: () => CallManagerStats;
   graph: () => GraphClientStats;
+  /** Live calls by direction and named state. */
+  callsByState?: () => { direction: string; state: string; count: number }[];
+  /** Integrator events waiting for delivery. */
+  eventsQueued?: () => number;
 }
+
+export type EventDeliveryResult = "delivered" | "retried" | "failed" | "dropped";
+export type CallMetricsResult = "sent" | "retried" | "failed" | "dropped";
+
+const MOS_BUCKETS = [1, 1.5, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.3, 4.4, 4.5];
+const LOSS_BUCKETS = [0, 0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1];
+const SECONDS_SMALL = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1];
 
 /**
  * Prometheus metrics. Counters that subsystems already keep in their stats snapshots are read at
@@ -20,6 +33,14 @@ export class GatewayMetrics {
   private readonly webhooks: Counter<"result">;
   private readonly callsEnded: Counter<"outcome">;
   private readonly callDuration: Histogram<"outcome">;
+  private readonly setup: Histogram<"direction" | "phase">;
+  private readonly mos: Histogram<"path">;
+  private readonly loss: Histogram<"leg" | "stream">;
+  private readonly jitter: Histogram<"leg">;
+  private readonly roundTrip: Histogram<"leg">;
+  private readonly graphDuration: Histogram<"action" | "result">;
+  private readonly eventDeliveries: Counter<"result">;
+  private readonly callMetricsReports: Counter<"result">;
 
   constructor(sources: MetricsSources) {
     const r = this.registry;
@@ -32,6 +53,78 @@ export class GatewayMetrics {
       labelNames: ["outcome"],
       buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
       registers: [r],
+    });
+    this.setup = new Histogram({
+      name: "gateway_call_setup_seconds",
+      help: "Call setup phases: webhook to INVITE, PBX answer to accept answered, accept to media (consumer calls); agent INVITE to connect answered, pickup to media (agent calls)",
+      labelNames: ["direction", "phase"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [r],
+    });
+    this.mos = new Histogram({
+      name: "gateway_call_mos",
+      help: "E-model (ITU-T G.107) MOS estimate at call end, per listening direction, for calls whose media flowed",
+      labelNames: ["path"],
+      buckets: MOS_BUCKETS,
+      registers: [r],
+    });
+    this.loss = new Histogram({
+      name: "gateway_call_packet_loss_ratio",
+      help: "Audio packet loss over the call, per leg: received = measured by the gateway, sent = as the far end reported it (RTCP)",
+      labelNames: ["leg", "stream"],
+      buckets: LOSS_BUCKETS,
+      registers: [r],
+    });
+    this.jitter = new Histogram({
+      name: "gateway_call_jitter_seconds",
+      help: "Interarrival jitter (RFC 3550) of the audio received on each leg, at call end",
+      labelNames: ["leg"],
+      buckets: SECONDS_SMALL,
+      registers: [r],
+    });
+    this.roundTrip = new Histogram({
+      name: "gateway_call_round_trip_seconds",
+      help: "RTCP round-trip time on each leg, at call end",
+      labelNames: ["leg"],
+      buckets: SECONDS_SMALL,
+      registers: [r],
+    });
+    this.graphDuration = new Histogram({
+      name: "gateway_graph_request_duration_seconds",
+      help: "Graph API request latency by action and result",
+      labelNames: ["action", "result"],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
+    });
+    this.eventDeliveries = new Counter({
+      name: "gateway_event_deliveries_total",
+      help: "Integrator event deliveries (EVENTS_URL) by result: delivered, retried (an attempt failed and was retried), failed (given up), dropped (queue full or shutdown)",
+      labelNames: ["result"],
+      registers: [r],
+    });
+    this.callMetricsReports = new Counter({
+      name: "gateway_call_metrics_reports_total",
+      help: "Meta call_metrics reports by result: sent, retried, failed (given up), dropped (queue full or shutdown)",
+      labelNames: ["result"],
+      registers: [r],
+    });
+    new Gauge({
+      name: "gateway_calls_by_state",
+      help: "Live calls by direction and named state",
+      labelNames: ["direction", "state"],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const c of sources.callsByState?.() ?? []) this.set({ direction: c.direction, state: c.state }, c.count);
+      },
+    });
+    new Gauge({
+      name: "gateway_events_queued",
+      help: "Integrator events waiting for delivery",
+      registers: [r],
+      collect() {
+        this.set(sources.eventsQueued?.() ?? 0);
+      },
     });
     new Gauge({
       name: "gateway_calls_active",
@@ -88,6 +181,37 @@ export class GatewayMetrics {
   callEnded(info: CallEndInfo): void {
     this.callsEnded.inc({ outcome: info.outcome });
     this.callDuration.observe({ outcome: info.outcome }, info.durationMs / 1000);
+    // A call that never carried audio has no quality to speak of; it would only pull the figures toward 4.4.
+    if (!info.mediaFlowed) return;
+    const q = info.quality;
+    this.mos.observe({ path: "consumer_to_agent" }, q.consumerToAgent.mos);
+    this.mos.observe({ path: "agent_to_consumer" }, q.agentToConsumer.mos);
+    const legs = [["meta", q.meta], ["pbx", q.pbx]] as const;
+    for (const [leg, l] of legs) {
+      if (!l) continue;
+      if (l.received.packetsExpected > 0) {
+        this.loss.observe({ leg, stream: "received" }, l.received.lossRatio);
+        this.jitter.observe({ leg }, l.received.jitterMs / 1000);
+      }
+      if (l.sent.lossRatio !== undefined) this.loss.observe({ leg, stream: "sent" }, l.sent.lossRatio);
+      if (l.roundTripMs !== undefined) this.roundTrip.observe({ leg }, l.roundTripMs / 1000);
+    }
+  }
+
+  setupPhase(direction: "inbound" | "outbound", phase: SetupPhase, seconds: number): void {
+    this.setup.observe({ direction, phase }, seconds);
+  }
+
+  graphRequest(action: GraphAction, seconds: number, ok: boolean): void {
+    this.graphDuration.observe({ action, result: ok ? "ok" : "error" }, seconds);
+  }
+
+  eventDelivery(result: EventDeliveryResult): void {
+    this.eventDeliveries.inc({ result });
+  }
+
+  callMetricsReport(result: CallMetricsResult): void {
+    this.callMetricsReports.inc({ result });
   }
 
   async exposition(): Promise<{ contentType: string; body: string }> {

@@ -1,3 +1,4 @@
+import type { CallMetricsReport } from "./call-metrics.js";
 import type { CallEnd, CallPhase } from "./call-rules.js";
 import type { ConsumerPeer } from "./consumer-peer.js";
 import type { TrackSpec } from "./graph-request.js";
@@ -36,6 +37,8 @@ export class CallRecord {
   businessSdp: string | undefined;
   /** Track statuses the business declared with media_update `tracks`, by msid. */
   readonly businessTracks = new Map<string, TrackSpec>();
+  /** The business's call_metrics report, once one was accepted. */
+  metricsReport: CallMetricsReport | undefined;
   private readonly listeners = new Set<() => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
 

@@ -34,6 +34,7 @@ export type GraphRoute =
   | { kind: "calls"; version: string; pageId: string }
   | { kind: "call-permissions"; version: string; pageId: string }
   | { kind: "messages"; version: string; pageId: string }
+  | { kind: "call-metrics"; version: string; pageId: string }
   | { kind: "unknown"; version: string | undefined; objectId: string | undefined };
 
 /** `/v26.0/<page-id>/calls` and `/v26.0/<page-id>/messenger_call_permissions`; any `vNN.N` version. */
@@ -47,6 +48,7 @@ export function routeGraphPath(pathname: string): GraphRoute {
   if (edge === "calls") return { kind: "calls", version, pageId: objectId };
   if (edge === "messenger_call_permissions") return { kind: "call-permissions", version, pageId: objectId };
   if (edge === "messages") return { kind: "messages", version, pageId: objectId };
+  if (edge === "call_metrics") return { kind: "call-metrics", version, pageId: objectId };
   return { kind: "unknown", version, objectId };
 }
 

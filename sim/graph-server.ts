@@ -36,7 +36,12 @@ export interface GraphBackend {
   callPermissions(psid: string): CallPermissionsResponse;
   /** Send API: only the `calling_optin` template (the call permission request) is simulated. */
   sendMessage(body: unknown): { recipient_id: string; message_id: string };
+  /** `POST /{page-id}/call_metrics`: one quality report per ended call. */
+  callMetrics(body: unknown): { success: true };
 }
+
+/** What injected failures are keyed by: a `/calls` action, or the call_metrics edge. */
+export type GraphFailureKey = CallAction | "call_metrics";
 
 /** An injected answer for the next request with a given action: a Graph error, or no answer at all. */
 export type GraphFailure = GraphErrorSpec | "timeout";
@@ -71,7 +76,7 @@ class BodyTooLargeError extends Error {}
 /** Meta's Graph API for Page calls over node:http: auth, validation, error envelopes and a request log. */
 export class GraphServer {
   readonly requests: GraphRequestRecord[] = [];
-  private readonly failures = new Map<CallAction, GraphFailure[]>();
+  private readonly failures = new Map<GraphFailureKey, GraphFailure[]>();
   private readonly rewrites = new Map<CallAction, ((body: unknown) => unknown)[]>();
   private readonly held = new Set<ServerResponse>();
   private readonly latencyTimers = new Set<NodeJS.Timeout>();
@@ -111,7 +116,7 @@ export class GraphServer {
     return `http://${this.options.host}:${this.port}`;
   }
 
-  failNext(action: CallAction, failure: GraphFailure): void {
+  failNext(action: GraphFailureKey, failure: GraphFailure): void {
     const queue = this.failures.get(action) ?? [];
     queue.push(failure);
     this.failures.set(action, queue);
@@ -185,6 +190,21 @@ export class GraphServer {
       record.body = parseBody(record.rawBody, req.headers["content-type"]);
     } catch (error) {
       return this.fail(res, record, graphErrors.invalidBody(error instanceof Error ? error.message : String(error)));
+    }
+    if (route.kind === "call-metrics") {
+      const injected = this.failures.get("call_metrics")?.shift();
+      if (injected === "timeout") {
+        this.held.add(res);
+        res.on("close", () => this.held.delete(res));
+        return;
+      }
+      if (injected) return this.fail(res, record, new GraphApiError(injected));
+      try {
+        return this.answer(res, record, 200, this.backend.callMetrics(record.body));
+      } catch (error) {
+        if (error instanceof GraphApiError) return this.fail(res, record, error);
+        throw error;
+      }
     }
     if (route.kind === "messages") {
       try {

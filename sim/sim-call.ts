@@ -1,3 +1,4 @@
+import type { CallMetricsReport } from "./call-metrics.js";
 import type { CallRecord, MediaUpdateRecord } from "./call-record.js";
 import type { CallEnd } from "./call-rules.js";
 import type { VideoSendOptions } from "./consumer-video.js";
@@ -72,6 +73,11 @@ export class SimCall {
 
   get end(): CallEnd | undefined {
     return this.record.end;
+  }
+
+  /** The business's call_metrics report, once the simulator accepted one (at most one per call). */
+  get metricsReport(): CallMetricsReport | undefined {
+    return this.record.metricsReport;
   }
 
   get mediaVersion(): number {

@@ -1,3 +1,4 @@
+import { callIdOf, validateCallMetrics } from "./call-metrics.js";
 import { CallRecord } from "./call-record.js";
 import { businessActionError, mediaVersionError, tracksOnlyVersionError, type CallEndReason } from "./call-rules.js";
 import type { VideoSendOptions } from "./consumer-video.js";
@@ -131,6 +132,7 @@ export class MetaSimulator {
     handleCalls: (request) => this.handleCalls(request),
     callPermissions: (psid) => this.callPermissions(psid),
     sendMessage: (body) => this.sendMessage(body),
+    callMetrics: (body) => this.callMetrics(body),
   };
   private readonly collisionSwitch = new CollisionSwitch();
   private readonly collisionLog: CollisionRecord[] = [];
@@ -235,8 +237,8 @@ export class MetaSimulator {
     this.permissions.set(psid, status);
   }
 
-  /** The next Graph request with this action gets `failure` instead of being processed. */
-  failNext(action: CallAction, failure: GraphFailure): void {
+  /** The next Graph request with this action (or to call_metrics) gets `failure` instead of being processed. */
+  failNext(action: CallAction | "call_metrics", failure: GraphFailure): void {
     this.graph.failNext(action, failure);
   }
 
@@ -335,6 +337,13 @@ export class MetaSimulator {
     times.push(Date.now());
     this.permissionRequests.set(psid, times);
     return { recipient_id: psid, message_id: `m_${newFbtraceId()}` };
+  }
+
+  private callMetrics(body: unknown): { success: true } {
+    const record = this.recordFor(callIdOf(body));
+    const report = validateCallMetrics(body, { startedAt: record.startedAt, endedAt: record.end?.at, alreadyReported: record.metricsReport !== undefined });
+    record.metricsReport = report;
+    return { success: true };
   }
 
   private callPermissions(psid: string): CallPermissionsResponse {

@@ -8,6 +8,7 @@ import type { IncomingSipCall } from "../../sip/signaling.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
 import { InboundCall, type MetaCallControl } from "./inbound-call.js";
 import type { MessengerCall } from "./messenger-call.js";
+import type { CallBirth } from "../observe/call-monitor.js";
 import { OutboundCall, type MetaOutboundControl } from "./outbound-call.js";
 import type { PbxMedia } from "./pbx-media.js";
 import type { CallRegistry } from "./registry.js";
@@ -43,6 +44,8 @@ export interface CallManagerOptions {
   createPbxMedia: (log: Logger, sendInfo: (contentType: string, body: string) => Promise<unknown>) => Promise<PbxMedia>;
   ringTimeoutMs: number;
   requestPermission: boolean;
+  /** Told of every call as it is created (monitoring: live list, events, setup timings). */
+  onCallCreated?: (call: MessengerCall, birth: CallBirth) => void;
 }
 
 export interface CallManagerStats {
@@ -292,6 +295,7 @@ export class CallManager {
       return;
     }
     log.info({ from: invite.from.uri }, "agent call received");
+    this.o.onCallCreated?.(call, { psid, sipCallId: invite.sipCallId, sipPeer: invite.from.uri, states: (l) => call.on("state", l) });
     await call.start();
   }
 
@@ -332,6 +336,7 @@ export class CallManager {
       mediaTimeoutMs: this.o.mediaTimeoutMs,
     });
     this.o.registry.add(call);
+    this.o.onCallCreated?.(call, { psid: event.from, states: (l) => call.on("state", l) });
     callLog.info("consumer call received");
     void call.start();
   }

@@ -17,8 +17,12 @@ export interface GatewayConfig {
     graphUrl: string;
     graphVersion: string;
     graphTimeoutMs: number;
+    /** After each call, one POST /{page-id}/call_metrics with its audio figures (CALL_METRICS). */
+    callMetrics: boolean;
   };
   http: { host: string; port: number };
+  /** Call events for the integrator (call.ringing, call.answered, call.ended). */
+  events: EventsConfig;
   sip: {
     /** The SIP stack: embedded (in process) or drachtio-server reached over its control port. */
     backend: SipBackendChoice;
@@ -74,6 +78,14 @@ export interface GatewayConfig {
 }
 
 export type SipTarget = { kind: "echo" } | { kind: "uri"; uri: string };
+
+export interface EventsConfig {
+  /** Where event lines are written: the gateway's own log output (tagged), a file of their own, or nowhere. */
+  log: { kind: "log" } | { kind: "file"; path: string } | { kind: "off" };
+  /** Each event is also POSTed here, signed with `secret` (HMAC-SHA256). */
+  url: string | undefined;
+  secret: string | undefined;
+}
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
 /** A setting is missing or invalid; the message names the setting. */
@@ -100,6 +112,10 @@ export const CONFIG_KEYS = [
   "META_GRAPH_URL",
   "META_GRAPH_VERSION",
   "META_GRAPH_TIMEOUT_MS",
+  "CALL_METRICS",
+  "EVENTS_URL",
+  "EVENTS_SECRET",
+  "EVENTS_LOG",
   "HTTP_HOST",
   "HTTP_PORT",
   "SIP_TARGET",
@@ -242,7 +258,9 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       graphUrl,
       graphVersion,
       graphTimeoutMs: int("META_GRAPH_TIMEOUT_MS", 10_000, 100, 120_000),
+      callMetrics: oneOf("CALL_METRICS", str("CALL_METRICS", "on"), ["on", "off"] as const) === "on",
     },
+    events: parseEvents(optional("EVENTS_URL"), optional("EVENTS_SECRET"), optional("EVENTS_LOG")),
     http: {
       host: str("HTTP_HOST", "0.0.0.0"),
       port: int("HTTP_PORT", 8080, 0, 65535),
@@ -441,11 +459,39 @@ function parseStunUrls(raw: string | undefined): string[] {
   return urls;
 }
 
+/** Shortest EVENTS_SECRET: an HMAC key guessable by brute force signs nothing. */
+const MIN_EVENTS_SECRET = 16;
+
+function parseEvents(url: string | undefined, secret: string | undefined, log: string | undefined): EventsConfig {
+  if (url !== undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError("EVENTS_URL", `must be an http(s) URL, got "${url.slice(0, 80)}"`);
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new ConfigError("EVENTS_URL", `must be an http(s) URL, got "${url.slice(0, 80)}"`);
+    // Unsigned deliveries could be forged by anyone who can reach the receiver.
+    if (secret === undefined) throw new ConfigError("EVENTS_SECRET", "is required when EVENTS_URL is set");
+  }
+  if (secret !== undefined && secret.length < MIN_EVENTS_SECRET) throw new ConfigError("EVENTS_SECRET", `must be at least ${MIN_EVENTS_SECRET} characters`);
+  if (secret !== undefined && url === undefined) throw new ConfigError("EVENTS_SECRET", "is only used with EVENTS_URL");
+  const where = log ?? "log";
+  const eventLog: EventsConfig["log"] =
+    where === "log" ? { kind: "log" } : where === "off" ? { kind: "off" } : where.startsWith("/") ? { kind: "file", path: where } : invalidEventLog(where);
+  return { log: eventLog, url, secret };
+}
+
+function invalidEventLog(value: string): never {
+  throw new ConfigError("EVENTS_LOG", `must be log, off or an absolute file path, got "${value.slice(0, 80)}"`);
+}
+
 /** The configuration with secrets masked, for the start-up log line. */
 export function redactConfig(config: GatewayConfig): unknown {
   return {
     ...config,
     meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: "***" },
+    events: { ...config.events, secret: config.events.secret === undefined ? undefined : "***" },
     sip: {
       ...config.sip,
       backend: config.sip.backend.kind === "drachtio" ? { ...config.sip.backend, secret: "***" } : config.sip.backend,

@@ -19,6 +19,8 @@ export interface HttpServerOptions {
   isReady: () => boolean;
   /** Prometheus exposition text. */
   metrics: () => Promise<{ contentType: string; body: string }>;
+  /** Live calls with their quality figures, for GET /calls. */
+  liveCalls?: () => unknown;
   onWebhookResult?: (result: WebhookResult) => void;
 }
 
@@ -27,7 +29,7 @@ export type WebhookResult = "accepted" | "bad-signature" | "bad-json" | "bad-for
 const WEBHOOK_PATH = "/webhooks/meta";
 
 /**
- * The gateway's HTTP face: Meta's webhook endpoint, health, readiness and metrics. Webhooks are
+ * The gateway's HTTP face: Meta's webhook endpoint, health, readiness, metrics and the live calls. Webhooks are
  * checked against the raw bytes, answered 200 at once, and processed after the response so a slow
  * Graph API call can never make Meta retry.
  */
@@ -70,6 +72,12 @@ export class HttpServer {
     if (url.pathname === "/healthz" && req.method === "GET") return send(res, 200, "ok\n");
     if (url.pathname === "/readyz" && req.method === "GET") {
       return this.o.isReady() ? send(res, 200, "ready\n") : send(res, 503, "not ready\n");
+    }
+    if (url.pathname === "/calls" && req.method === "GET" && this.o.liveCalls) {
+      const body = JSON.stringify({ calls: this.o.liveCalls() });
+      res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
+      res.end(body);
+      return;
     }
     if (url.pathname === "/metrics" && req.method === "GET") {
       const m = await this.o.metrics();

@@ -24,6 +24,8 @@ export interface GraphClientOptions {
   timeoutMs?: number;
   logger?: Logger;
   fetchImpl?: typeof fetch;
+  /** Every HTTP attempt, when it is over: its action, latency and whether it succeeded. */
+  onRequest?: (action: GraphAction, seconds: number, ok: boolean) => void;
 }
 
 export interface NegotiationResult {
@@ -91,6 +93,7 @@ export class GraphClient {
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
   private readonly fetchImpl: typeof fetch;
+  private readonly onRequest: GraphClientOptions["onRequest"];
   private readonly counters: GraphClientStats = {
     requests: perAction(() => 0),
     errors: perAction(() => 0),
@@ -109,6 +112,7 @@ export class GraphClient {
     this.accessToken = options.accessToken;
     this.logger = options.logger;
     this.fetchImpl = options.fetchImpl ?? fetch;
+    this.onRequest = options.onRequest;
   }
 
   /** Answers a consumer-initiated call with our offer. Never retried: a second accept fails as "already accepted". */
@@ -249,6 +253,23 @@ export class GraphClient {
     });
   }
 
+  /**
+   * Reports one call's quality figures (`POST /{page-id}/call_metrics`). Meta takes one report per
+   * call, after it ended: never retried here, the caller decides (CallMetricsReporter).
+   */
+  async callMetrics(body: JsonRecord): Promise<void> {
+    const callId = typeof body.call_id === "string" ? body.call_id : undefined;
+    requireNonEmpty("call_id", callId ?? "");
+    await this.execute({
+      action: "call_metrics",
+      method: "POST",
+      url: `${this.base}/${encodeURIComponent(this.pageId)}/call_metrics`,
+      body,
+      callId,
+      retry: "never",
+    });
+  }
+
   stats(): GraphClientStats {
     return {
       requests: { ...this.counters.requests },
@@ -304,8 +325,10 @@ export class GraphClient {
       "graph request",
     );
     const started = performance.now();
+    let ok = false;
     try {
       const body = await this.exchange(request);
+      ok = true;
       this.logger?.debug({ action, callId, latencyMs: Math.round(performance.now() - started) }, "graph response");
       return body;
     } catch (err) {
@@ -332,6 +355,7 @@ export class GraphClient {
       latency.count += 1;
       latency.sum += elapsed;
       latency.max = Math.max(latency.max, elapsed);
+      this.onRequest?.(action, elapsed / 1000, ok);
     }
   }
 

@@ -1,5 +1,5 @@
 /** Everything the Graph client does; also the keys of its stats. */
-export type GraphAction = "accept" | "connect" | "media_update" | "reject" | "terminate" | "call_permissions" | "permission_request";
+export type GraphAction = "accept" | "connect" | "media_update" | "reject" | "terminate" | "call_permissions" | "permission_request" | "call_metrics";
 
 export const GRAPH_ACTIONS: readonly GraphAction[] = [
   "accept",
@@ -9,6 +9,7 @@ export const GRAPH_ACTIONS: readonly GraphAction[] = [
   "terminate",
   "call_permissions",
   "permission_request",
+  "call_metrics",
 ];
 
 /**

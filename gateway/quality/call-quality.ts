@@ -96,7 +96,7 @@ export interface CallQuality {
   meta: LegQuality;
   /** The RTP leg toward the PBX: received = the agent's audio, sent = ours as the PBX reported it. */
   pbx: (LegQuality & { codec: string | undefined }) | undefined;
-  jitterBuffer: { meanDelayMs: number; concealedMs: number; concealments: number; silenceMs: number } | undefined;
+  jitterBuffer: { meanDelayMs: number; emittedSamples: number; concealedMs: number; concealments: number; silenceMs: number } | undefined;
   /** From the call's start to the first audio packet, each way, ms. */
   firstAudioMs: { fromConsumer: number | undefined; toConsumer: number | undefined; fromPbx: number | undefined; toPbx: number | undefined };
   /** Added by the gateway between the legs, ms. */
@@ -114,7 +114,7 @@ export function assessCallQuality(i: QualityInputs): CallQuality {
     meta,
     pbx,
     jitterBuffer: i.toPbx
-      ? { meanDelayMs: i.toPbx.jitterBufferDelayMs, concealedMs: i.toPbx.concealedMs, concealments: i.toPbx.concealments, silenceMs: i.toPbx.silenceMs }
+      ? { meanDelayMs: i.toPbx.jitterBufferDelayMs, emittedSamples: i.toPbx.emittedSamples, concealedMs: i.toPbx.concealedMs, concealments: i.toPbx.concealments, silenceMs: i.toPbx.silenceMs }
       : undefined,
     firstAudioMs: {
       fromConsumer: since(i.meta.firstAudioInAt),

@@ -438,7 +438,7 @@ describe("GraphClient logging and stats", () => {
     await c.reject("c_2");
     await c.terminate("c_3");
     const s = c.stats();
-    expect(s.requests).toEqual({ accept: 0, connect: 0, media_update: 0, reject: 1, terminate: 2, call_permissions: 0, permission_request: 0 });
+    expect(s.requests).toEqual({ accept: 0, connect: 0, media_update: 0, reject: 1, terminate: 2, call_permissions: 0, permission_request: 0, call_metrics: 0 });
     expect(s.errors.terminate).toBe(0);
     expect(s.latencyMs.terminate.count).toBe(2);
     expect(s.latencyMs.terminate.sum).toBeGreaterThan(0);
@@ -446,6 +446,24 @@ describe("GraphClient logging and stats", () => {
     // The snapshot is a copy.
     s.requests.terminate = 99;
     expect(c.stats().requests.terminate).toBe(2);
+  });
+
+  it("posts call_metrics to /{page-id}/call_metrics, never retried, and reports every attempt's latency", async () => {
+    const seen: [string, number, boolean][] = [];
+    const ok = await startGraph(json(200, { success: true }));
+    await client(ok, { onRequest: (action, seconds, success) => seen.push([action, seconds, success]) }).callMetrics({ platform: "messenger", call_id: "c_9", end_call_reason: "Hangup_Call" });
+    expect(ok.requests[0]).toMatchObject({ method: "POST", url: `/v26.0/${PAGE}/call_metrics`, body: { platform: "messenger", call_id: "c_9" } });
+    const failing = await startGraph(graphError(500, { code: 2, is_transient: true }));
+    const c = client(failing, { onRequest: (action, seconds, success) => seen.push([action, seconds, success]) });
+    const err = await rejection(c.callMetrics({ platform: "messenger", call_id: "c_10" }));
+    expect(err.isTransient).toBe(true);
+    // One attempt only: the reporter owns its retries and their back-off.
+    expect(failing.requests).toHaveLength(1);
+    expect(seen.map(([a, , success]) => [a, success])).toEqual([
+      ["call_metrics", true],
+      ["call_metrics", false],
+    ]);
+    expect(seen.every(([, seconds]) => seconds >= 0 && seconds < 5)).toBe(true);
   });
 
   it("accepts a base URL with a trailing slash", async () => {
