@@ -1,6 +1,7 @@
 export { MetaSimulator, type MetaSimulatorOptions, type PlaceCallOptions } from "./simulator.js";
 export { SimCall, MEDIA_MILESTONE_PACKETS, type AnswerOptions, type SimCallMilestone, type SimCallState } from "./sim-call.js";
 export type { CallEnd, CallEndReason } from "./call-rules.js";
+export { END_CALL_REASONS, validateCallMetrics, type CallMetricsReport, type EndCallReason } from "./call-metrics.js";
 export { SimConsumer, type ConsumerOptions, type ConsumerState, type ConsumerStats } from "./consumer.js";
 export type { ConsumerPeer } from "./consumer-peer.js";
 export type { MediaUpdateReason, MediaUpdateRecord } from "./call-record.js";
