@@ -80,9 +80,55 @@ export async function followRefer(refer: SipReferRequest, o: TransferOptions): P
   return undefined;
 }
 
-/** A call's way of following REFERs: the operator's policy, its PBX, and how to ring a new party. */
+/** What a call lends its transfers: whether it can move now, how it moves, and how it ends. */
+export interface TransferHost {
+  /** The call is up with media both ways. */
+  active: boolean;
+  ring: TransferOptions["ring"];
+  log: Logger;
+  /** Runs a step in the call's serial queue. */
+  inQueue: (step: () => Promise<void>) => Promise<void>;
+  /** Moves the consumer to the new party (in the queue). */
+  switchTo: (party: TransferredParty) => Promise<void>;
+  /** Ends the call on both legs (in the queue). */
+  end: (detail: string) => Promise<void>;
+}
+
+/**
+ * A call's transfers: the operator's policy, its PBX, how to ring a new party; one transfer at a
+ * time. The new party rings outside the call's queue (it may ring for a while, and a terminate must
+ * not wait behind it); the switch happens in it. The party that asked may hang up meanwhile (PBXs
+ * often release the transferor right after the 202): that does not end the consumer's call unless
+ * the transfer then fails.
+ */
 export class CallTransfers {
+  private running = false;
+  private askerLeft = false;
+
   constructor(private readonly o: Omit<TransferOptions, "ring" | "log">) {}
+
+  /** The party that asked for the running transfer hung up; false when no transfer runs. */
+  partyLeft(): boolean {
+    if (!this.running) return false;
+    this.askerLeft = true;
+    return true;
+  }
+
+  async handle(request: SipReferRequest, host: TransferHost): Promise<void> {
+    if (!host.active || this.running) {
+      request.reject(491, "Request Pending");
+      return;
+    }
+    this.running = true;
+    this.askerLeft = false;
+    try {
+      const party = await this.follow(request, host.ring, host.log);
+      if (party) await host.inQueue(() => host.switchTo(party));
+      else if (this.askerLeft) await host.inQueue(() => host.end("the transfer failed after the transferring party hung up"));
+    } finally {
+      this.running = false;
+    }
+  }
 
   /** Where the call's PBX is. */
   get pbxHosts(): readonly string[] {

@@ -69,7 +69,6 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private readonly media: CallMedia;
   /** The party the consumer is bridged to: the target, or whoever a transfer moved the call to. */
   private target: CallTarget;
-  private transferring = false;
 
   constructor(private readonly o: InboundCallOptions) {
     super();
@@ -267,22 +266,15 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     far.on("refer", (request) => void this.onRefer(request));
   }
 
-  /**
-   * Rings the new party outside the call's queue (it may ring for a while; a terminate must not wait
-   * behind it), then moves the consumer in the queue. One transfer at a time.
-   */
-  private async onRefer(request: SipReferRequest): Promise<void> {
-    if (this._state !== "active" || this.transferring) {
-      request.reject(491, "Request Pending");
-      return;
-    }
-    this.transferring = true;
-    try {
-      const party = await this.o.transfers.follow(request, { callId: this.o.callId, psid: this.o.psid }, this.o.log);
-      if (party) await this.queue.push(() => this.switchTo(party));
-    } finally {
-      this.transferring = false;
-    }
+  private onRefer(request: SipReferRequest): Promise<void> {
+    return this.o.transfers.handle(request, {
+      active: this._state === "active",
+      ring: { callId: this.o.callId, psid: this.o.psid },
+      log: this.o.log,
+      inQueue: (step) => this.queue.push(step),
+      switchTo: (party) => this.switchTo(party),
+      end: (detail) => this.endBoth("completed-target-hangup", detail),
+    });
   }
 
   private async switchTo(party: TransferredParty): Promise<void> {
@@ -301,6 +293,10 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
 
   private async hangUpFromTarget(detail: string): Promise<void> {
     if (this.isEnded()) return;
+    if (this.o.transfers.partyLeft()) {
+      this.o.log.info({ detail }, "the transferring party hung up; the consumer waits for the new party");
+      return;
+    }
     await this.endBoth("completed-target-hangup", detail);
   }
 

@@ -69,7 +69,6 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   private pbx: PbxLeg | undefined;
   /** Where a transfer moved the consumer; the agent's own dialog is then released. */
   private transferredTo: CallTarget | undefined;
-  private transferring = false;
 
   constructor(private readonly o: OutboundCallOptions) {
     super();
@@ -100,8 +99,14 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
       const { sip, leg, meta, log, psid } = this.o;
       sip.on("cancel", () => void this.queue.push(() => this.onPbxCancel()));
       sip.on("ended", (reason) => {
-        // Our BYE after a transfer ends the agent's dialog, not the call.
-        if (!this.transferredTo) void this.queue.push(() => this.onPbxEnded(reason));
+        // Our BYE after a transfer ends the agent's dialog, not the call; so does the agent's own
+        // BYE while its transfer runs.
+        if (this.transferredTo) return;
+        if (this.o.transfers.partyLeft()) {
+          this.o.log.info({ reason }, "the transferring party hung up; the consumer waits for the new party");
+          return;
+        }
+        void this.queue.push(() => this.onPbxEnded(reason));
       });
       leg.on("state", (s) => {
         if (s === "failed") void this.queue.push(() => this.endBoth("media-failed", "ICE/DTLS toward Meta failed"));
@@ -263,19 +268,15 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     far.on("refer", (request) => void this.onRefer(request));
   }
 
-  /** As for a consumer's call: the new party rings outside the queue, the switch happens in it. */
-  private async onRefer(request: SipReferRequest): Promise<void> {
-    if (this._state !== "active" || this.transferring) {
-      request.reject(491, "Request Pending");
-      return;
-    }
-    this.transferring = true;
-    try {
-      const party = await this.o.transfers.follow(request, { callId: this._callId, psid: this.o.psid }, this.o.log);
-      if (party) await this.queue.push(() => this.switchTo(party));
-    } finally {
-      this.transferring = false;
-    }
+  private onRefer(request: SipReferRequest): Promise<void> {
+    return this.o.transfers.handle(request, {
+      active: this._state === "active",
+      ring: { callId: this._callId, psid: this.o.psid },
+      log: this.o.log,
+      inQueue: (step) => this.queue.push(step),
+      switchTo: (party) => this.switchTo(party),
+      end: (detail) => this.finish("completed-target-hangup", detail, { tellMeta: true }),
+    });
   }
 
   private async switchTo(party: TransferredParty): Promise<void> {
@@ -285,7 +286,9 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     }
     const previous = this.transferredTo;
     this.transferredTo = party.target;
-    party.target.on("ended", (detail) => void this.queue.push(() => this.finish("completed-target-hangup", detail, { tellMeta: true })));
+    party.target.on("ended", (detail) => {
+      if (!this.o.transfers.partyLeft()) void this.queue.push(() => this.finish("completed-target-hangup", detail, { tellMeta: true }));
+    });
     this.watchTransfers(party.far);
     this.media.replaceFar(party.far);
     if (previous) await previous.hangup("transferred");

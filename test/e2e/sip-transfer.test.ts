@@ -51,7 +51,7 @@ describe("blind transfer from the PBX", () => {
       vars: { audio_port: String(phoneA.sock.address().port), refer_after_ms: "1500", refer_to: `sip:b@127.0.0.1:${newPartyPort}` },
       timeoutS: 30,
     });
-    const b = startSipp({ scenario: "gw-transfer-target.xml", port: newPartyPort, vars: { audio_port: String(phoneB.sock.address().port) }, timeoutS: 30 });
+    const b = startSipp({ scenario: "gw-transfer-target.xml", port: newPartyPort, vars: { audio_port: String(phoneB.sock.address().port), answer_after_ms: "0" }, timeoutS: 30 });
     await Promise.all([a.ready, b.ready]);
     const call = await h.sim.placeCall();
     await call.waitForState("media", 10_000);
@@ -84,6 +84,35 @@ describe("blind transfer from the PBX", () => {
     const resultB = await finish(b);
     expect(resultB.code, describeSipp(resultB)).toBe(0);
     expect(resultB.logs).toMatch(/transfer INVITE Referred-By: <sip:agent@127\.0\.0\.1:\d+> X-Meta-PSID: \d+/);
+  }, 40_000);
+
+  it("the transferring phone hangs up right after the 202: the consumer waits for the new party, then hears it", async () => {
+    const a = startSipp({
+      scenario: "gw-refer-bye.xml",
+      port: pbxPort,
+      vars: { audio_port: String(phoneA.sock.address().port), refer_after_ms: "1000", refer_to: `sip:b@127.0.0.1:${newPartyPort}`, refer_status: "202" },
+      timeoutS: 30,
+    });
+    const b = startSipp({ scenario: "gw-transfer-target.xml", port: newPartyPort, vars: { audio_port: String(phoneB.sock.address().port), answer_after_ms: "2000" }, timeoutS: 30 });
+    await Promise.all([a.ready, b.ready]);
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    const resultA = await finish(a);
+    expect(resultA.code, describeSipp(resultA)).toBe(0);
+    await waitFor(() => h.logs.find("transfer complete: the consumer is with the new party").some((l) => l.callId === call.id), 10_000, "the transfer");
+    const gw = h.gateway.registry.get(call.id)!;
+    expect(gw.state).toBe("active");
+    const stopB = phoneAudio(gw.pbxMediaStats()!.rtp.localRtpPort, { toneHz: 900, from: phoneB.sock });
+    try {
+      await sleep(1200);
+      expect(Math.abs(call.consumer.detectTone(0.5).hz - 900)).toBeLessThan(15);
+    } finally {
+      stopB();
+    }
+    expect(graphRequests(h.sim, "terminate", call.id)).toHaveLength(0);
+    await call.hangup();
+    const resultB = await finish(b);
+    expect(resultB.code, describeSipp(resultB)).toBe(0);
   }, 40_000);
 
   it("a new party that refuses: NOTIFY with its refusal, and the consumer stays with the first phone", async () => {
