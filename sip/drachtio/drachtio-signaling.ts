@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
-import { SipArgumentError } from "../errors.js";
+import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { silentLogger, type SipLogger } from "../logger.js";
-import type { OutgoingSipCall, PlaceCallOptions, SipAddress, SipSignaling, SipSignalingEvents } from "../signaling.js";
+import { parseReplaces } from "../refer.js";
+import type { OutgoingSipCall, PlaceCallOptions, SipAddress, SipReplaces, SipSignaling, SipSignalingEvents } from "../signaling.js";
 import { DrachtioIncomingCall } from "./incoming-call.js";
 import { ALLOWED_METHODS, checkSipUri } from "./message.js";
 import { DrachtioOutgoingCall, type DrachtioCallContext, type DrachtioLiveCall } from "./outgoing-call.js";
@@ -26,6 +27,8 @@ export interface DrachtioSipOptions {
   connectWaitMs?: number;
   /** A 'reinvite' listener that has not responded by then is answered 500. Default 10000. */
   reinviteAnswerTimeoutMs?: number;
+  /** How long the implicit subscription of an accepted REFER lasts. Default 180. */
+  referSubscriptionS?: number;
   /** An incoming call neither accepted nor rejected by then is answered 480. Default 180000. */
   incomingAnswerTimeoutMs?: number;
   /** Ring time when PlaceCallOptions.timeoutMs is not given. Default 120000. */
@@ -77,6 +80,7 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
       userAgent: this.userAgent,
       reinviteAnswerTimeoutMs: config.reinviteAnswerTimeoutMs ?? 10_000,
       defaultRingTimeoutMs: config.defaultRingTimeoutMs ?? 120_000,
+      referSubscriptionS: config.referSubscriptionS ?? 180,
       isConnected: () => this.ready,
       callEnded: (call) => this.calls.delete(call),
     };
@@ -320,11 +324,27 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
       this.respond(res, 415, "Unsupported Media Type", { Accept: "application/sdp" });
       return;
     }
+    let replaces: SipReplaces | undefined;
+    const replacesText = req.get("replaces");
+    if (replacesText !== undefined) {
+      try {
+        replaces = parseReplaces(replacesText);
+      } catch (err) {
+        if (!(err instanceof SipHeaderError)) throw err;
+        this.respond(res, 400, `Bad ${err.header}`);
+        return;
+      }
+      const refusal = this.replacesRefusal(replaces);
+      if (refusal) {
+        this.respond(res, refusal.status, refusal.reason);
+        return;
+      }
+    }
     if (this.listenerCount("incoming") === 0) {
       this.respond(res, 480, "Temporarily Unavailable");
       return;
     }
-    const call = new DrachtioIncomingCall(this.context, req, res, this.config.incomingAnswerTimeoutMs ?? 180_000);
+    const call = new DrachtioIncomingCall(this.context, req, res, this.config.incomingAnswerTimeoutMs ?? 180_000, replaces);
     this.calls.add(call);
     try {
       this.emit("incoming", call);
@@ -332,6 +352,22 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
       this.logger.error({ err, sipCallId: call.sipCallId }, "incoming-call listener threw");
       call.reject(500, "Server Internal Error");
     }
+  }
+
+  /**
+   * RFC 3891 §3: Replaces naming no dialog of ours, or an early one we placed, is 481; a confirmed
+   * one when only an early one may be replaced is 486; one already ending is 603.
+   */
+  private replacesRefusal(r: SipReplaces): { status: number; reason: string } | undefined {
+    let info: ReturnType<DrachtioLiveCall["dialogInfo"]>;
+    for (const call of this.calls) {
+      const i = call.dialogInfo();
+      if (i && i.id.callId === r.callId && i.id.localTag === r.toTag && i.id.remoteTag === r.fromTag) info = i;
+    }
+    if (!info || (info.phase === "early" && info.weAreUac)) return { status: 481, reason: "Call/Transaction Does Not Exist" };
+    if (info.phase === "ending") return { status: 603, reason: "Declined" };
+    if (info.phase === "confirmed" && r.earlyOnly) return { status: 486, reason: "Busy Here" };
+    return undefined;
   }
 
   private respond(res: SrfServerResponse, status: number, reason: string, headers: Record<string, string> = {}): void {

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { SipCallStateError } from "../errors.js";
-import type { IncomingCallState, IncomingSipCall, IncomingSipCallEvents, SipEndReason, SipParty } from "../signaling.js";
+import type { IncomingCallState, IncomingSipCall, IncomingSipCallEvents, SipDialogId, SipEndReason, SipParty, SipReplaces } from "../signaling.js";
 import { ALLOWED_METHODS, joinHeaderLines, readParty } from "./message.js";
 import type { DrachtioCallContext, DrachtioLiveCall } from "./outgoing-call.js";
 import { DrachtioSession } from "./session.js";
@@ -29,6 +29,8 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     private readonly req: SrfRequest,
     private readonly res: SrfServerResponse,
     incomingAnswerTimeoutMs: number,
+    /** A Replaces header naming a live dialog of ours (checked by the signalling). */
+    readonly replaces: SipReplaces | undefined = undefined,
   ) {
     super();
     this.source = {
@@ -52,6 +54,16 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
 
   get state(): IncomingCallState {
     return this.currentState;
+  }
+  /** Known once answered: drachtio-server chooses our tag. */
+  get dialogId(): SipDialogId | undefined {
+    return this.session?.dialogId;
+  }
+
+  dialogInfo(): { id: SipDialogId; phase: "early" | "confirmed" | "ending"; weAreUac: boolean } | undefined {
+    const id = this.dialogId;
+    if (!id || this.currentState === "terminated") return undefined;
+    return { id, phase: this.currentState === "terminating" ? "ending" : "confirmed", weAreUac: false };
   }
   get localSdp(): string {
     return this.session?.localSdp ?? this.localAnswer;
@@ -117,6 +129,7 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
             userAgent: this.ctx.userAgent,
             logger: this.ctx.logger,
             reinviteAnswerTimeoutMs: this.ctx.reinviteAnswerTimeoutMs,
+            referSubscriptionS: this.ctx.referSubscriptionS,
             hooks: {
               onReinvite: (offer, respond) => {
                 if (this.listenerCount("reinvite") === 0) return false;
@@ -124,6 +137,16 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
                 return true;
               },
               onInfo: (contentType, body) => this.emit("info", contentType, body),
+              onUpdate: (offer, respond) => {
+                if (this.listenerCount("update") === 0) return false;
+                this.emit("update", offer, respond, false);
+                return true;
+              },
+              onRefer: (request) => {
+                if (this.listenerCount("refer") === 0) return false;
+                this.emit("refer", request);
+                return true;
+              },
               onEnded: (reason) => this.onSessionEnded(reason),
             },
           });

@@ -8,6 +8,7 @@ import {
   type OutgoingSipCall,
   type OutgoingSipCallEvents,
   type PlaceCallOptions,
+  type SipDialogId,
   type SipEndReason,
   type SipFailureKind,
 } from "../signaling.js";
@@ -23,6 +24,7 @@ export interface DrachtioCallContext {
   readonly logger: SipLogger;
   readonly userAgent: string;
   readonly reinviteAnswerTimeoutMs: number;
+  readonly referSubscriptionS: number;
   readonly defaultRingTimeoutMs: number;
   /** Whether the control connection to drachtio-server is up. */
   isConnected(): boolean;
@@ -33,6 +35,8 @@ export interface DrachtioCallContext {
 export interface DrachtioLiveCall {
   /** Ends the call at once, BYE or CANCEL sent best effort: the signalling is stopping. */
   shutdown(): void;
+  /** The call's dialog as a Replaces header names it, and where it stands; undefined before one exists. */
+  dialogInfo(): { id: SipDialogId; phase: "early" | "confirmed" | "ending"; weAreUac: boolean } | undefined;
   /**
    * The connection to drachtio-server is gone: ends the call here without a word on the wire.
    * Returns the id of a dialog drachtio-server may still hold, to BYE once it is back.
@@ -64,6 +68,8 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
   private finishedResolve!: () => void;
   private readonly finished: Promise<void>;
   private remote: string | undefined;
+  /** The PBX's To tag from a provisional: the early dialog. */
+  private earlyRemoteTag: string | undefined;
 
   constructor(
     private readonly ctx: DrachtioCallContext,
@@ -95,6 +101,18 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
 
   get state(): OutgoingCallState {
     return this.currentState;
+  }
+  get dialogId(): SipDialogId | undefined {
+    if (this.session) return this.session.dialogId;
+    const localTag = /;\s*tag=([^;>\s]+)/i.exec(this.headers.From ?? "")?.[1];
+    return this.earlyRemoteTag && localTag ? { callId: this.sipCallId, localTag, remoteTag: this.earlyRemoteTag } : undefined;
+  }
+
+  dialogInfo(): { id: SipDialogId; phase: "early" | "confirmed" | "ending"; weAreUac: boolean } | undefined {
+    const id = this.dialogId;
+    if (!id || this.currentState === "terminated") return undefined;
+    const phase = this.currentState === "confirmed" ? "confirmed" : this.currentState === "terminating" || this.currentState === "cancelling" ? "ending" : "early";
+    return { id, phase, weAreUac: true };
   }
   get localSdp(): string {
     return this.session?.localSdp ?? this.o.sdp;
@@ -163,7 +181,8 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     if (this.cancelRequested && !this.cancelSent && this.request) this.sendCancel();
     if (this.currentState === "terminated" || this.currentState === "cancelling") return;
     if (this.currentState === "calling") this.setState("proceeding");
-    const toTag = /;\s*tag=/i.test(res.get("to") ?? "");
+    const toTag = /;\s*tag=([^;>\s]+)/i.exec(res.get("to") ?? "")?.[1];
+    if (toTag && res.status > 100) this.earlyRemoteTag = toTag;
     if (res.status > 100 && toTag && this.currentState === "proceeding") this.setState("early");
     if (res.status > 100) this.emit("provisional", res.status, res.reason, res.body || undefined);
   }
@@ -222,6 +241,7 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       userAgent: this.ctx.userAgent,
       logger: this.ctx.logger,
       reinviteAnswerTimeoutMs: this.ctx.reinviteAnswerTimeoutMs,
+      referSubscriptionS: this.ctx.referSubscriptionS,
       hooks: {
         onReinvite: (offer, respond) => {
           if (this.listenerCount("reinvite") === 0) return false;
@@ -229,6 +249,16 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
           return true;
         },
         onInfo: (contentType, text) => this.emit("info", contentType, text),
+        onUpdate: (offer, respond) => {
+          if (this.listenerCount("update") === 0) return false;
+          this.emit("update", offer, respond, false);
+          return true;
+        },
+        onRefer: (request) => {
+          if (this.listenerCount("refer") === 0) return false;
+          this.emit("refer", request);
+          return true;
+        },
         onEnded: (reason) => this.onSessionEnded(reason),
       },
     });

@@ -1,13 +1,19 @@
-import { SipCallStateError, SipRequestError } from "../errors.js";
+import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
-import type { ReinviteAnswer, SipEndReason } from "../signaling.js";
+import { parseReferTo } from "../refer.js";
+import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferRequest, SipReferTarget } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
+import { DrachtioReferRequest, type DrachtioReferHost } from "./refer-request.js";
 import { requestInDialog, type SrfDialog, type SrfRequest, type SrfResponse, type SrfServerResponse } from "./srf.js";
 
 export interface SessionHooks {
   /** Returns false when nobody listens (the session then answers with the current local SDP). */
   onReinvite(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
   onInfo(contentType: string, body: string): void;
+  /** An UPDATE's offer; false when nobody listens for UPDATEs (the offer then goes to onReinvite). */
+  onUpdate(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
+  /** A REFER; false when nobody listens (answered 603). */
+  onRefer(request: SipReferRequest): boolean;
   onEnded(reason: SipEndReason): void;
 }
 
@@ -23,6 +29,8 @@ export interface SessionOptions {
   userAgent: string;
   logger: SipLogger;
   reinviteAnswerTimeoutMs: number;
+  /** How long the implicit subscription of an accepted REFER lasts. */
+  referSubscriptionS: number;
   hooks: SessionHooks;
 }
 
@@ -49,6 +57,7 @@ export class DrachtioSession {
   private reinviteChain: Promise<unknown> = Promise.resolve();
   private hangupPromise: Promise<void> | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly refers = new Set<DrachtioReferRequest>();
   private endedResolve!: (reason: SipEndReason) => void;
   private readonly ended: Promise<SipEndReason>;
 
@@ -67,11 +76,13 @@ export class DrachtioSession {
     // drachtio-srf would answer an UPDATE with the old SDP: an offer in one is a re-INVITE's offer
     // (RFC 3311), one without is a session refresh.
     dialog.on("update", (req, res) => {
-      if (req.body) this.onReinvite(req, res);
+      if (req.body) this.onReinvite(req, res, "update");
       else this.send(res, 200);
     });
     // drachtio-srf would accept a REFER (200) with nobody to carry out the transfer.
-    dialog.on("refer", (_req, res) => this.send(res, 603, "Decline"));
+    dialog.on("refer", (req, res) => this.onRefer(req, res));
+    // We never subscribe nor send REFER (RFC 6665 §4.1.3); drachtio-srf would answer 200.
+    dialog.on("notify", (_req, res) => this.send(res, 481, "Subscription Does Not Exist"));
     dialog.on("info", (req, res) => {
       this.send(res, 200);
       this.o.hooks.onInfo(req.get("content-type") ?? "", req.body ?? "");
@@ -81,6 +92,11 @@ export class DrachtioSession {
 
   get sipCallId(): string {
     return this.dialog.sip.callId;
+  }
+
+  get dialogId(): SipDialogId {
+    const { callId, localTag, remoteTag } = this.dialog.sip;
+    return { callId, localTag, remoteTag };
   }
 
   private get ids(): [string, string] {
@@ -122,7 +138,7 @@ export class DrachtioSession {
     this.terminate("remote-bye");
   }
 
-  private onReinvite(req: SrfRequest, res: SrfServerResponse): void {
+  private onReinvite(req: SrfRequest, res: SrfServerResponse, kind: "invite" | "update" = "invite"): void {
     if (this.state !== "active") {
       this.send(res, 481, "Call/Transaction Does Not Exist");
       return;
@@ -161,13 +177,58 @@ export class DrachtioSession {
     this.incomingInvite = { respond };
     let listened = false;
     try {
-      listened = this.o.hooks.onReinvite(offer, respond);
+      listened = (kind === "update" && this.o.hooks.onUpdate(offer, respond)) || this.o.hooks.onReinvite(offer, respond);
     } catch (err) {
-      this.o.logger.error({ err, callId: this.o.callId, sipCallId: this.sipCallId }, "re-INVITE listener threw");
+      this.o.logger.error({ err, callId: this.o.callId, sipCallId: this.sipCallId }, `${kind === "update" ? "UPDATE" : "re-INVITE"} listener threw`);
       respond({ status: 500 });
       return;
     }
     if (!listened) respond(this.localSdp);
+  }
+
+  private onRefer(req: SrfRequest, res: SrfServerResponse): void {
+    if (this.state !== "active") {
+      this.send(res, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    const text = req.get("refer-to");
+    if (text === undefined) {
+      this.send(res, 400, "Missing Refer-To");
+      return;
+    }
+    let target: SipReferTarget;
+    try {
+      target = parseReferTo(text);
+    } catch (err) {
+      if (!(err instanceof SipHeaderError)) throw err;
+      this.o.logger.warn({ sipCallId: this.sipCallId, err: err.message }, "REFER with an unreadable Refer-To");
+      this.send(res, 400, "Bad Refer-To");
+      return;
+    }
+    const request = new DrachtioReferRequest(this.referHost(res), req, target, req.get("referred-by"), this.o.referSubscriptionS, this.o.reinviteAnswerTimeoutMs);
+    this.refers.add(request);
+    let listened = false;
+    try {
+      listened = this.o.hooks.onRefer(request);
+    } catch (err) {
+      this.o.logger.error({ err, sipCallId: this.sipCallId }, "REFER listener threw");
+      request.reject(500, "Server Internal Error");
+      return;
+    }
+    if (!listened) request.reject(603, "Decline");
+  }
+
+  private referHost(res: SrfServerResponse): DrachtioReferHost {
+    const isActive = (): boolean => this.state === "active";
+    return {
+      logger: this.o.logger,
+      ids: this.ids,
+      get active() {
+        return isActive();
+      },
+      respond: (status, reason, headers = {}) => this.send(res, status, reason, { headers: { Contact: this.dialog.local.contact, ...headers } }),
+      sendNotify: (headers, body) => this.request("NOTIFY", { ...headers, "Content-Type": "message/sipfrag;version=2.0" }, body, false, false),
+    };
   }
 
   /** Sends BYE and ends the session. */
@@ -251,7 +312,7 @@ export class DrachtioSession {
    * means the dialog is gone (§12.2.1.2) and ends the session; a request that cannot be sent (no
    * connection to drachtio-server) is reported as 503.
    */
-  private async request(method: string, headers: Record<string, string>, body: string | undefined, retry = false): Promise<SrfResponse> {
+  private async request(method: string, headers: Record<string, string>, body: string | undefined, retry = false, dialogUsage = true): Promise<SrfResponse> {
     const sent = new Promise<SrfResponse>((resolve) => {
       const all = { "User-Agent": this.o.userAgent, ...headers };
       try {
@@ -263,9 +324,10 @@ export class DrachtioSession {
     const rs = await Promise.race([sent, this.ended.then((reason) => localFailure(487, `Call Ended (${reason})`))]);
     if ((rs.status === 401 || rs.status === 407) && !retry && this.state !== "terminated") {
       const auth = this.auth.answer(rs, method, this.dialog.remote.uri);
-      if (auth) return this.request(method, { ...headers, [auth.header]: auth.value }, body, true);
+      if (auth) return this.request(method, { ...headers, [auth.header]: auth.value }, body, true, dialogUsage);
     }
-    if ((rs.status === 481 || rs.status === 408) && this.state === "active") {
+    // A NOTIFY's 481 or 408 ends only its subscription (RFC 5057 §5.2), not the call.
+    if ((rs.status === 481 || rs.status === 408) && dialogUsage && this.state === "active") {
       this.o.logger.warn({ callId: this.o.callId, sipCallId: this.sipCallId, method, status: rs.status }, "dialog lost");
       this.terminate("dialog-lost");
     }
@@ -291,6 +353,8 @@ export class DrachtioSession {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.settleAck(false);
+    for (const r of this.refers) r.dialogEnded();
+    this.refers.clear();
     this.endedResolve(reason);
     const waiters = this.idleWaiters;
     this.idleWaiters = [];

@@ -67,7 +67,7 @@ export interface SrfDialog {
   /** BYE; the callback runs on its response (or at once when it could not be sent). */
   destroy(opts: { headers?: Record<string, string> }, callback: (err: Error | null) => void): void;
   on(event: "destroy", listener: (req: SrfRequest, reason?: string) => void): this;
-  on(event: "modify" | "info" | "options" | "update" | "refer", listener: (req: SrfRequest, res: SrfServerResponse) => void): this;
+  on(event: "modify" | "info" | "options" | "update" | "refer" | "notify", listener: (req: SrfRequest, res: SrfServerResponse) => void): this;
   on(event: "ack", listener: (req: SrfRequest) => void): this;
   removeAllListeners(): this;
 }

@@ -146,6 +146,48 @@ for (const backend of BACKENDS) {
       });
     });
 
+    describe("a blind transfer (REFER) from the PBX", () => {
+      let h: Harness;
+      let pbxPort: number;
+      let newPartyPort: number;
+      beforeAll(async () => {
+        pbxPort = await freePort();
+        newPartyPort = await freePort();
+        h = await startHarness({ sipBackend: backend.name, env: { SIP_TARGET: `sip:agents@127.0.0.1:${pbxPort}` } });
+      });
+      afterAll(async () => {
+        await h?.stop();
+      });
+      beforeEach(() => requireSipp());
+      afterEach(async () => {
+        await killAllSipp();
+      });
+
+      it("is accepted (202), reported in NOTIFYs, and moves the consumer to the new party; the old one gets BYE", async () => {
+        const a = startSipp({
+          scenario: "gw-refer.xml",
+          port: pbxPort,
+          vars: { audio_port: "9", refer_after_ms: "800", refer_to: `sip:b@127.0.0.1:${newPartyPort}` },
+          timeoutS: 30,
+        });
+        const b = startSipp({ scenario: "gw-transfer-target.xml", port: newPartyPort, vars: { audio_port: "9", answer_after_ms: "0" }, timeoutS: 30 });
+        await Promise.all([a.ready, b.ready]);
+        const call = await h.sim.placeCall();
+        await call.waitForState("media", 10_000);
+        await waitFor(() => h.logs.find("transfer complete: the consumer is with the new party").some((l) => l.callId === call.id), 10_000, "the transfer");
+        const resultA = await finish(a);
+        expect(resultA.code, describeSipp(resultA)).toBe(0);
+        expect(resultA.logs).toContain("NOTIFY SIP/2.0 100 Trying");
+        expect(resultA.logs).toContain("NOTIFY SIP/2.0 200 OK");
+        expect(h.gateway.registry.get(call.id)?.state).toBe("active");
+        expect(graphRequests(h.sim, "terminate", call.id)).toHaveLength(0);
+        await call.hangup();
+        const resultB = await finish(b);
+        expect(resultB.code, describeSipp(resultB)).toBe(0);
+        expect(resultB.logs).toMatch(/transfer INVITE Referred-By: <sip:agent@127\.0\.0\.1:\d+> X-Meta-PSID: \d+/);
+      }, 40_000);
+    });
+
     describe("agents from a source not allowed", () => {
       let h: Harness;
       beforeAll(async () => {
