@@ -150,6 +150,26 @@ export class GatewayMetrics {
       },
     });
     new Gauge({
+      name: "gateway_sip_transfers",
+      help: "Transfers asked by the PBX (REFER), by result (cumulative)",
+      labelNames: ["result"],
+      registers: [r],
+      collect() {
+        const t = sources.manager().transfers;
+        this.set({ result: "succeeded" }, t.succeeded);
+        this.set({ result: "failed" }, t.failed);
+        this.set({ result: "refused" }, t.refused);
+      },
+    });
+    new Gauge({
+      name: "gateway_sip_holds",
+      help: "Times a PBX put a call on hold, counted at call end (cumulative)",
+      registers: [r],
+      collect() {
+        this.set(sources.manager().holds);
+      },
+    });
+    new Gauge({
       name: "gateway_graph_requests",
       help: "Graph API requests by action and result (cumulative)",
       labelNames: ["action", "result"],

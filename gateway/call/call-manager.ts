@@ -14,7 +14,7 @@ import type { PbxMedia } from "./pbx-media.js";
 import type { CallRegistry } from "./registry.js";
 import type { SipIngressPolicy } from "./sip-ingress.js";
 import { AnsweredParty } from "./answered-party.js";
-import { CallTransfers } from "./call-transfer.js";
+import { CallTransfers, type TransferCounts } from "./call-transfer.js";
 import { PbxLeg } from "./pbx-leg.js";
 import type { ReferPolicy } from "./refer-policy.js";
 import type { CallTarget } from "./target.js";
@@ -56,6 +56,9 @@ export interface CallManagerStats {
   otherPageDropped: number;
   admissionRejected: number;
   sipRefused: number;
+  transfers: TransferCounts;
+  /** Times a PBX put a call on hold, counted when the call ends. */
+  holds: number;
 }
 
 /**
@@ -73,6 +76,8 @@ export class CallManager {
     otherPageDropped: 0,
     admissionRejected: 0,
     sipRefused: 0,
+    transfers: { succeeded: 0, failed: 0, refused: 0 },
+    holds: 0,
   };
   /**
    * Webhooks for a call id not known yet. An agent's call learns its id from connect's response,
@@ -118,7 +123,7 @@ export class CallManager {
   }
 
   stats(): CallManagerStats {
-    return { ...this.counters };
+    return { ...this.counters, transfers: { ...this.counters.transfers } };
   }
 
   private handleEvent(event: MessengerCallEvent): void {
@@ -277,6 +282,7 @@ export class CallManager {
         log,
         register: (callId, c) => {
           this.o.registry.add(c, callId);
+          c.whenEnded(() => (this.counters.holds += c.pbxMediaStats()?.holds ?? 0));
           const early = this.early.get(callId);
           this.early.delete(callId);
           for (const e of early?.events ?? []) this.deliver(c, e);
@@ -336,13 +342,17 @@ export class CallManager {
       mediaTimeoutMs: this.o.mediaTimeoutMs,
     });
     this.o.registry.add(call);
+    call.whenEnded(() => (this.counters.holds += call.pbxMediaStats()?.holds ?? 0));
     this.o.onCallCreated?.(call, { psid: event.from, states: (l) => call.on("state", l) });
     callLog.info("consumer call received");
     void call.start();
   }
 
   private transfersFor(callId: string, pbxHosts: string[]): CallTransfers {
-    return new CallTransfers({ policy: this.o.transferPolicy, pbxHosts, createTarget: (uri, headers) => this.o.createTarget(callId, { uri, headers }) });
+    return new CallTransfers(
+      { policy: this.o.transferPolicy, pbxHosts, createTarget: (uri, headers) => this.o.createTarget(callId, { uri, headers }) },
+      this.counters.transfers,
+    );
   }
 
   private unknown(event: MessengerCallEvent): void {

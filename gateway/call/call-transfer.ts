@@ -80,6 +80,14 @@ export async function followRefer(refer: SipReferRequest, o: TransferOptions): P
   return undefined;
 }
 
+/** Transfers by how they ended, for the whole gateway. */
+export interface TransferCounts {
+  succeeded: number;
+  failed: number;
+  /** Refused by SIP_REFER / SIP_REFER_ALLOW: nobody was called. */
+  refused: number;
+}
+
 /** What a call lends its transfers: whether it can move now, how it moves, and how it ends. */
 export interface TransferHost {
   /** The call is up with media both ways. */
@@ -105,7 +113,11 @@ export class CallTransfers {
   private running = false;
   private askerLeft = false;
 
-  constructor(private readonly o: Omit<TransferOptions, "ring" | "log">) {}
+  constructor(
+    private readonly o: Omit<TransferOptions, "ring" | "log">,
+    /** Counted for the whole gateway (metrics). */
+    private readonly counts?: TransferCounts,
+  ) {}
 
   /** The party that asked for the running transfer hung up; false when no transfer runs. */
   partyLeft(): boolean {
@@ -123,6 +135,7 @@ export class CallTransfers {
     this.askerLeft = false;
     try {
       const party = await this.follow(request, host.ring, host.log);
+      if (this.counts) this.counts[party ? "succeeded" : checkReferTarget(request.referTo.uri, this.o.policy, this.o.pbxHosts).ok ? "failed" : "refused"]++;
       if (party) await host.inQueue(() => host.switchTo(party));
       else if (this.askerLeft) await host.inQueue(() => host.end("the transfer failed after the transferring party hung up"));
     } finally {

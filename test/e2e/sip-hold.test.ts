@@ -79,4 +79,10 @@ describe("PBX hold and resume", () => {
     if (answered) expect(result.logs).toContain(`hold answered ${answered}`);
     expect(result.logs).toContain("resume answered a=sendrecv");
   }, 40_000);
+
+  it("counts each call's holds in /metrics once the call ended", async () => {
+    await waitFor(() => h.gateway.registry.size === 0, 5000, "the calls to end");
+    const text = await (await fetch(`http://127.0.0.1:${h.gateway.httpAddress.port}/metrics`)).text();
+    expect(/^gateway_sip_holds (\d+)$/m.exec(text)?.[1]).toBe("3");
+  });
 });

@@ -198,4 +198,14 @@ describe("blind transfer from the PBX", () => {
     const resultC = await finish(c);
     expect(resultC.code, describeSipp(resultC)).toBe(0);
   }, 40_000);
+
+  it("counts transfers by result in /metrics", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${h.gateway.httpAddress.port}/metrics`)).text();
+    const count = (result: string): number => Number(new RegExp(`^gateway_sip_transfers\\{result="${result}"\\} (\\d+)`, "m").exec(text)?.[1] ?? -1);
+    // The blind transfers before this test: two succeeded, one new party refused, one REFER was refused. The
+    // attended transfer the PBX completed with INVITE/Replaces was no REFER of ours.
+    expect(count("succeeded")).toBe(2);
+    expect(count("failed")).toBe(1);
+    expect(count("refused")).toBe(1);
+  });
 });
