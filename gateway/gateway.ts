@@ -28,6 +28,18 @@ import { MetaLeg } from "./webrtc/meta-leg.js";
 const CONNECT_TIMEOUT_MS = 15_000;
 /** At shutdown, how long queued integrator events may still be delivered. */
 const EVENTS_FLUSH_MS = 5_000;
+/** At shutdown, for BYEs to be answered and the process to exit. */
+const SHUTDOWN_SLACK_S = 5;
+
+/**
+ * How long a platform must wait between SIGTERM and SIGKILL for a shutdown to end every call
+ * cleanly: the drain, then each remaining call's terminate at Meta (a Graph request that may time
+ * out and be retried once), then the last reports' flush, and a few seconds for the SIP side's BYEs
+ * and the process to exit. A platform that kills sooner leaves calls up at Meta with no terminate.
+ */
+export function stopGraceSeconds(config: GatewayConfig): number {
+  return config.calls.drainSeconds + Math.ceil((2 * config.meta.graphTimeoutMs) / 1000) + EVENTS_FLUSH_MS / 1000 + SHUTDOWN_SLACK_S;
+}
 
 /**
  * The composition root: builds every subsystem from the configuration and owns their lifetimes.
@@ -207,7 +219,10 @@ export class Gateway {
   async start(): Promise<void> {
     await this.sip.start();
     this.address = await this.http.listen();
-    this.log.info({ http: `${this.address.address}:${this.address.port}`, config: redactConfig(this.config) }, "gateway started");
+    this.log.info(
+      { http: `${this.address.address}:${this.address.port}`, stopGraceSeconds: stopGraceSeconds(this.config), config: redactConfig(this.config) },
+      "gateway started",
+    );
   }
 
   /**
