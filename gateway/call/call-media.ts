@@ -74,7 +74,6 @@ export class CallMedia {
   private collisionTimer: NodeJS.Timeout | undefined;
   private stopWatchdog: (() => void) | undefined;
   private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
-  private keyframeRequestsToMeta = 0;
   /** Every listener this session attaches runs through this: an exception ends the call, not the process. */
   private readonly contain: Contain;
 
@@ -95,7 +94,6 @@ export class CallMedia {
     this.consumer.on("audio", c((frame) => this.far?.sendAudio(frame)));
     this.consumer.on("dtmf", c((digit, ms) => this.far?.sendDtmf(digit, ms)));
   }
-
 
   get state(): CallMediaState {
     return this._state;
@@ -234,7 +232,6 @@ export class CallMedia {
     const now = performance.now();
     if (now - this.lastKeyframeRequestAt < KEYFRAME_REQUEST_SPACING_MS) return;
     this.lastKeyframeRequestAt = now;
-    this.keyframeRequestsToMeta++;
     this.o.leg.requestKeyframe();
   }
 
