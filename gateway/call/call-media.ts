@@ -210,11 +210,6 @@ export class CallMedia {
     return this.far?.stats?.();
   }
 
-  /** Keyframe requests sent toward the consumer (PLI), after pacing. */
-  get keyframeRequestsSent(): number {
-    return this.keyframeRequestsToMeta;
-  }
-
   /** Stops every timer and the consumer's media; the legs themselves are closed by the call. */
   close(): void {
     if (this._state === "closed") return;
