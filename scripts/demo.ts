@@ -87,6 +87,8 @@ async function main(): Promise<number> {
     ...sip.env,
     SIP_TARGET: phone ? phone.uri : "echo",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    // The demo prints its own summary; call-event lines would interleave with it.
+    EVENTS_LOG: process.env.EVENTS_LOG ?? "off",
   });
   const gateway = new Gateway(config, createLogger(config.logLevel));
   await gateway.start();
