@@ -23,6 +23,7 @@ import { GatewayMetrics } from "./metrics.js";
 import { CallMonitor } from "./observe/call-monitor.js";
 import { CallEventPublisher } from "./observe/event-publisher.js";
 import { MetaLeg } from "./webrtc/meta-leg.js";
+import { ffmpegTotals } from "../transcode/video/ffmpeg-process.js";
 
 /** From accept to DTLS up: ICE to an ice-lite peer plus one DTLS handshake, with room for loss. */
 const CONNECT_TIMEOUT_MS = 15_000;
@@ -156,6 +157,7 @@ export class Gateway {
       graph: () => this.graph.stats(),
       callsByState: () => this.monitor.countsByState(),
       eventsQueued: () => this.events.stats().delivery?.queued ?? 0,
+      transcoders: () => ffmpegTotals(),
     });
     this.registry.onCallEnded((info) => {
       this.metrics.callEnded(info);

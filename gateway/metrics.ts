@@ -15,6 +15,8 @@ export interface MetricsSources {
   callsByState?: () => { direction: string; state: string; count: number }[];
   /** Integrator events waiting for delivery. */
   eventsQueued?: () => number;
+  /** ffmpeg video transcoders of this process. */
+  transcoders?: () => { running: number; started: number; cpuSeconds: number };
 }
 
 export type EventDeliveryResult = "delivered" | "retried" | "failed" | "dropped";
@@ -116,6 +118,37 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const c of sources.callsByState?.() ?? []) this.set({ direction: c.direction, state: c.state }, c.count);
+      },
+    });
+    new Gauge({
+      name: "gateway_transcoder_processes",
+      help: "ffmpeg video transcoder processes running",
+      registers: [r],
+      collect() {
+        this.set(sources.transcoders?.().running ?? 0);
+      },
+    });
+    // Totals kept by the transcoders themselves, turned into counters at scrape time.
+    let reportedStarts = 0;
+    let reportedCpu = 0;
+    new Counter({
+      name: "gateway_transcoder_processes_started_total",
+      help: "ffmpeg video transcoder processes started (restarts included)",
+      registers: [r],
+      collect() {
+        const started = sources.transcoders?.().started ?? 0;
+        if (started > reportedStarts) this.inc(started - reportedStarts);
+        reportedStarts = Math.max(reportedStarts, started);
+      },
+    });
+    new Counter({
+      name: "gateway_transcoder_cpu_seconds_total",
+      help: "CPU time of ffmpeg video transcoder processes (user + system, read from /proc at scrape time and when they stop)",
+      registers: [r],
+      collect() {
+        const cpu = sources.transcoders?.().cpuSeconds ?? 0;
+        if (cpu > reportedCpu) this.inc(cpu - reportedCpu);
+        reportedCpu = Math.max(reportedCpu, cpu);
       },
     });
     new Gauge({

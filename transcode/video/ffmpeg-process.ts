@@ -19,6 +19,25 @@ export type FfmpegProcessState = "spawning" | "running" | "exited";
 
 const STDERR_TAIL_BYTES = 2048;
 
+/** Every ffmpeg started in this process that has not exited, and the CPU time of those that have. */
+const running = new Set<FfmpegProcess>();
+let startedCount = 0;
+let exitedCpuSeconds = 0;
+
+export interface FfmpegTotals {
+  running: number;
+  started: number;
+  /** CPU time of every ffmpeg started so far: exited ones as last read while they ran, live ones now. */
+  cpuSeconds: number;
+}
+
+/** Process-wide figures of the transcoders, for metrics; reads /proc of each live one. */
+export function ffmpegTotals(): FfmpegTotals {
+  let cpu = exitedCpuSeconds;
+  for (const p of running) cpu += p.usage().cpuSeconds;
+  return { running: running.size, started: startedCount, cpuSeconds: cpu };
+}
+
 export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
   private readonly child: ChildProcess;
   private readonly stdin: Writable;
@@ -38,6 +57,8 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     super();
     this.reader = new EncodedOutputReader((packet) => this.emit("packet", packet));
     this.child = spawn(path, args, { stdio: ["pipe", "pipe", "pipe", "pipe"] });
+    running.add(this);
+    startedCount++;
     this.stdin = this.child.stdin!;
     // Writes after ffmpeg died fail with EPIPE; the exit event reports the death, so these are noise.
     this.stdin.on("error", () => {});
@@ -59,6 +80,8 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
       const finish = (error: FfmpegExitError | undefined): void => {
         if (this.state === "exited") return;
         this.state = "exited";
+        running.delete(this);
+        exitedCpuSeconds += this.lastUsage.cpuSeconds;
         // Whatever ffmpeg left in its pipes is of no use once it is gone; the descriptors are released now.
         this.destroyPipes();
         resolve();
