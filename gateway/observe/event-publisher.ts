@@ -32,7 +32,8 @@ export class CallEventPublisher {
       // Its own level: a CDR stream stays on when LOG_LEVEL quiets the diagnostics.
       this.lines = o.log.child({ stream: EVENT_STREAM }, { level: "info" });
     } else if (where.kind === "file") {
-      this.lines = createLogger("info", pino.destination({ dest: where.path, append: true, mkdir: true, sync: false })).child({ stream: EVENT_STREAM });
+      // Written synchronously: a few lines per call, each on disk before the next, none lost at exit.
+      this.lines = createLogger("info", pino.destination({ dest: where.path, append: true, mkdir: true, sync: true })).child({ stream: EVENT_STREAM });
     }
     if (o.url !== undefined && o.secret !== undefined) {
       this.delivery = new EventDelivery({ url: o.url, secret: o.secret, log: o.log, ...o.delivery });
