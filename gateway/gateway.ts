@@ -145,9 +145,11 @@ export class Gateway {
           mediaAddress: this.sipMediaAddress,
           log: callLog,
           sendInfo,
+          srtp: this.config.sip.srtp,
         }),
       ringTimeoutMs: config.sip.ringTimeoutMs,
       requestPermission: config.sip.requestPermission,
+      srtp: config.sip.srtp,
       onCallCreated: (call, birth) => this.monitor.watch(call, birth),
     });
     this.signaling.on("incoming", (invite) => this.calls.handleSipInvite(invite));
@@ -259,6 +261,7 @@ export class Gateway {
       extraHeaders: to?.headers,
       auth: this.config.sip.auth,
       mediaAddress: this.sipMediaAddress,
+      srtp: this.config.sip.srtp,
       // A consumer's own call gives up first (it must reject within Meta's window); this only
       // backstops it. A transfer's new party rings as long as an agent's call would.
       ringTimeoutMs: to ? this.config.sip.ringTimeoutMs : this.config.calls.acceptTimeoutMs + 5_000,

@@ -1,8 +1,9 @@
 import { SdpNegotiationError, SdpParseError } from "./errors.js";
+import { parseCryptoAttribute, type SdesCrypto } from "./srtp/sdes.js";
 
 /**
- * SIP-side SDP: the plain RTP/AVP offers and answers we exchange with the PBX (G.711 audio,
- * RFC 4733 telephone-events, optional H.264 video), and reading what the PBX sends back.
+ * SIP-side SDP: the RTP/AVP (or SDES-keyed RTP/SAVP) offers and answers we exchange with the PBX
+ * (G.711 audio, RFC 4733 telephone-events, optional H.264 video), and reading what the PBX sends back.
  * Pure functions over text; no sockets, no SIP.
  */
 
@@ -213,6 +214,22 @@ export interface RemoteAudio {
   onHold: boolean;
   /** Index of the m-line in the SDP (needed to answer in the same order). */
   mediaIndex: number;
+  /** The m-line's transport (RTP/AVP, RTP/SAVP, …) and its readable SDES crypto lines. */
+  security: RemoteSecurity;
+}
+
+export interface RemoteSecurity {
+  protocol: string;
+  /** RTP/SAVP or RTP/SAVPF: the peer will not take plain RTP on this stream. */
+  secureProfile: boolean;
+  /** `a=crypto` lines in the peer's order; unreadable ones are left out. */
+  crypto: SdesCrypto[];
+}
+
+/** How our m-line is carried: its transport, and the `a=crypto` values (RFC 4568) it offers or accepts. */
+export interface MediaSecurity {
+  protocol: "RTP/AVP" | "RTP/SAVP";
+  crypto: string[];
 }
 
 export interface RemoteVideo {
@@ -225,6 +242,7 @@ export interface RemoteVideo {
   feedback: VideoFeedback;
   direction: MediaDirection;
   mediaIndex: number;
+  security: RemoteSecurity;
 }
 
 export interface VideoFeedback {
@@ -250,9 +268,7 @@ export function readRemoteMedia(sdp: string | SdpSessionDescription): RemoteMedi
   const audioIndex = parsed.media.findIndex((m) => m.kind === "audio" && m.port !== 0);
   if (audioIndex < 0) throw new SdpNegotiationError("no active audio m-line");
   const audio = parsed.media[audioIndex] as SdpMediaSection;
-  if (!/^RTP\/AVP$/i.test(audio.protocol) && !/^RTP\/AVPF$/i.test(audio.protocol)) {
-    throw new SdpNegotiationError(`audio transport ${audio.protocol} is not plain RTP`);
-  }
+  if (!RTP_PROFILES.test(audio.protocol)) throw new SdpNegotiationError(`audio transport ${audio.protocol} is not RTP or SRTP`);
   let chosen: { codec: G711Codec; payloadType: number } | undefined;
   let telephoneEventPayloadType: number | undefined;
   for (const pt of audio.payloadTypes) {
@@ -280,6 +296,7 @@ export function readRemoteMedia(sdp: string | SdpSessionDescription): RemoteMedi
       feedback: readVideoFeedback(v, h264Pt),
       direction: v.direction,
       mediaIndex: videoIndex,
+      security: readSecurity(v),
     };
   }
 
@@ -297,9 +314,26 @@ export function readRemoteMedia(sdp: string | SdpSessionDescription): RemoteMedi
       direction: audio.direction,
       onHold: held || audio.direction === "sendonly" || audio.direction === "inactive",
       mediaIndex: audioIndex,
+      security: readSecurity(audio),
     },
     video,
   };
+}
+
+/** RTP over UDP, plain (RFC 3551, RFC 4585) or secure (RFC 3711 §12, RFC 5124); DTLS-SRTP is not SDES. */
+const RTP_PROFILES = /^RTP\/S?AVPF?$/i;
+
+function readSecurity(section: SdpMediaSection): RemoteSecurity {
+  const crypto: SdesCrypto[] = [];
+  for (const a of section.attributes) {
+    if (a.name !== "crypto" || a.value === undefined) continue;
+    try {
+      crypto.push(parseCryptoAttribute(a.value));
+    } catch {
+      // One unreadable line does not spoil the others (RFC 4568 §7.1.2: use the ones understood).
+    }
+  }
+  return { protocol: section.protocol, secureProfile: /^RTP\/SAVPF?$/i.test(section.protocol), crypto };
 }
 
 function readVideoFeedback(section: SdpMediaSection, payloadType: number | undefined): VideoFeedback {
@@ -327,6 +361,8 @@ export interface LocalVideoOptions {
   profileLevelId?: string;
   packetizationMode?: 0 | 1;
   direction?: MediaDirection;
+  /** Default plain RTP/AVP. */
+  security?: MediaSecurity;
 }
 
 export interface LocalSdpOptions {
@@ -348,6 +384,8 @@ export interface LocalSdpOptions {
   /** o= version; increment it whenever the SDP changes (RFC 3264 §8). Default 1. */
   sessionVersion?: number;
   video?: LocalVideoOptions;
+  /** Default plain RTP/AVP. */
+  audioSecurity?: MediaSecurity;
 }
 
 /** Our offer to the PBX. */
@@ -417,17 +455,19 @@ function sessionHeader(o: LocalSdpOptions): string[] {
 function audioSection(o: LocalSdpOptions, codecs: G711Codec[], te: number | false, direction: MediaDirection, payloadTypeOverride?: number): string[] {
   const pts = codecs.map((c) => (payloadTypeOverride !== undefined && codecs.length === 1 ? payloadTypeOverride : G711_STATIC_PT[c]));
   const formats = te === false ? pts : [...pts, te];
-  const lines = [`m=audio ${o.audioPort} RTP/AVP ${formats.join(" ")}`];
+  const lines = [`m=audio ${o.audioPort} ${o.audioSecurity?.protocol ?? "RTP/AVP"} ${formats.join(" ")}`];
   codecs.forEach((c, i) => lines.push(`a=rtpmap:${pts[i]} ${c}/8000`));
   if (te !== false) lines.push(`a=rtpmap:${te} telephone-event/8000`, `a=fmtp:${te} 0-16`);
   lines.push(`a=ptime:${o.ptime ?? 20}`, `a=rtcp:${o.rtcpPort ?? o.audioPort + 1}`, `a=${direction}`);
+  for (const c of o.audioSecurity?.crypto ?? []) lines.push(`a=crypto:${c}`);
   return lines;
 }
 
 function videoSection(v: LocalVideoOptions, pt: number, remoteFmtp: string | undefined, direction: MediaDirection): string[] {
   const fmtp = remoteFmtp ?? `profile-level-id=${v.profileLevelId ?? "42e01f"};packetization-mode=${v.packetizationMode ?? 1}`;
+  const crypto = v.port === 0 ? [] : (v.security?.crypto ?? []).map((c) => `a=crypto:${c}`);
   return [
-    `m=video ${v.port} RTP/AVP ${pt}`,
+    `m=video ${v.port} ${v.security?.protocol ?? "RTP/AVP"} ${pt}`,
     `a=rtpmap:${pt} H264/90000`,
     `a=fmtp:${pt} ${fmtp}`,
     `a=rtcp:${v.rtcpPort ?? v.port + 1}`,
@@ -435,5 +475,6 @@ function videoSection(v: LocalVideoOptions, pt: number, remoteFmtp: string | und
     `a=rtcp-fb:${pt} ccm fir`,
     `a=rtcp-fb:${pt} ccm tmmbr`,
     `a=${direction}`,
+    ...crypto,
   ];
 }

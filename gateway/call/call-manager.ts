@@ -11,6 +11,7 @@ import type { MessengerCall } from "./messenger-call.js";
 import type { CallBirth } from "../observe/call-monitor.js";
 import { OutboundCall, type MetaOutboundControl } from "./outbound-call.js";
 import type { PbxMedia } from "./pbx-media.js";
+import { SdesNegotiator, type SrtpMode } from "./pbx-srtp.js";
 import type { CallRegistry } from "./registry.js";
 import type { SipIngressPolicy } from "./sip-ingress.js";
 import { AnsweredParty } from "./answered-party.js";
@@ -44,6 +45,8 @@ export interface CallManagerOptions {
   createPbxMedia: (log: Logger, sendInfo: (contentType: string, body: string) => Promise<unknown>) => Promise<PbxMedia>;
   ringTimeoutMs: number;
   requestPermission: boolean;
+  /** SIP_SRTP: an agent's offer it cannot meet is refused before the consumer rings. Default off. */
+  srtp?: SrtpMode;
   /** Told of every call as it is created (monitoring: live list, events, setup timings). */
   onCallCreated?: (call: MessengerCall, birth: CallBirth) => void;
 }
@@ -199,7 +202,7 @@ export class CallManager {
     }
     // Read before anything reaches Meta: a consumer must never ring for a call that cannot carry audio.
     try {
-      readRemoteMedia(invite.remoteSdp);
+      new SdesNegotiator(this.o.srtp ?? "off").accept(readRemoteMedia(invite.remoteSdp).audio.security);
     } catch (err) {
       this.counters.sipRefused++;
       log.warn({ err: (err as Error).message }, "agent call refused: unusable SDP offer");

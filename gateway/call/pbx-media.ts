@@ -4,6 +4,7 @@ import type { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { RtpEndpoint } from "../../sip/rtp/rtp-endpoint.js";
 import type { RtpPacket } from "../../sip/rtp/rtp-packet.js";
 import { buildAnswer, buildOffer, readRemoteMedia, type LocalSdpOptions, type RemoteMedia } from "../../sip/sdp.js";
+import { redactSdp, type SrtpSuite } from "../../sip/srtp/sdes.js";
 import type { ReinviteResponder } from "../../sip/signaling.js";
 import { MetaToPbxAudio, PbxToMetaAudio } from "../../transcode/audio-pipeline.js";
 import { DtmfReceiver, dtmfPackets, isDtmfDigit } from "../../transcode/dtmf.js";
@@ -11,6 +12,7 @@ import type { LegFigures, ToPbxFigures } from "../quality/call-quality.js";
 import { StreamReception, type ReceptionSnapshot } from "../quality/reception.js";
 import { containWith } from "./contain.js";
 import { LatencyRecorder, type LatencySnapshot } from "./latency.js";
+import { SdesNegotiator, type SrtpMode } from "./pbx-srtp.js";
 import { firPacket, pliPacket, readPbxVideoFeedback, rembPacket, tmmbrPacket } from "./pbx-video-feedback.js";
 import type { MediaTicker } from "./media-ticker.js";
 import type { VideoToPbxStats } from "./video-to-pbx.js";
@@ -24,6 +26,8 @@ export interface PbxMediaOptions {
   log: Logger;
   /** Sends SIP INFO in the call's dialog: the DTMF fallback toward a PBX without telephone-event. */
   sendInfo: (contentType: string, body: string) => Promise<unknown>;
+  /** SDES-keyed SRTP toward the PBX (SIP_SRTP); default off. */
+  srtp?: SrtpMode;
 }
 
 export interface PbxMediaEvents {
@@ -64,6 +68,8 @@ export interface PbxMediaStats {
   /** Wall-clock times (ms since the epoch) of the first RTP from the PBX and of the first audio sent to it. */
   firstAudioInAt: number | undefined;
   firstAudioOutAt: number | undefined;
+  /** The SRTP suite (SDES) of the audio toward the PBX; undefined for plain RTP. */
+  srtp: SrtpSuite | undefined;
 }
 
 /** The consumer's audio on its way to the PBX (jitter buffer, concealment), for the quality assessment. */
@@ -139,12 +145,16 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
   private firstAudioOutAt: number | undefined;
   /** The figures as they were at close, when the transcoders are gone. */
   private closedStats: PbxMediaStats | undefined;
+  private readonly audioSdes: SdesNegotiator;
+  private videoSdes: SdesNegotiator;
 
   private constructor(
     private readonly rtp: RtpEndpoint,
     private readonly o: PbxMediaOptions,
   ) {
     super();
+    this.audioSdes = new SdesNegotiator(o.srtp ?? "off");
+    this.videoSdes = new SdesNegotiator(o.srtp ?? "off");
     rtp.on("rtp", containWith((err) => this.emit("fault", err))((packet) => this.onPbxRtp(packet)));
   }
 
@@ -155,7 +165,9 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
 
   /** Our offer (we call the PBX), with video once openVideo() was called. */
   offer(): string {
-    return buildOffer(this.localSdp(this.remote !== undefined));
+    const sdp = buildOffer(this.localSdp(this.remote !== undefined, undefined));
+    this.o.log.debug({ sipSdp: redactSdp(sdp) }, "SDP offer to the PBX");
+    return sdp;
   }
 
   /** Opens the video port pair (idempotent); our next offer or answer then carries H.264 video. */
@@ -175,6 +187,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       }
     }));
     this.video = video;
+    this.videoSdes = new SdesNegotiator(this.o.srtp ?? "off");
     this.videoNegotiated = true;
   }
 
@@ -199,7 +212,10 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
 
   /** Our answer to the PBX's offer (the PBX calls us, or re-INVITEs). */
   answer(remoteOffer: string): string {
-    return buildAnswer(remoteOffer, this.localSdp(this.remote !== undefined));
+    const offered = readRemoteMedia(remoteOffer);
+    const sdp = buildAnswer(remoteOffer, this.localSdp(this.remote !== undefined, offered));
+    this.o.log.debug({ sipSdp: redactSdp(sdp) }, "SDP answer to the PBX");
+    return sdp;
   }
 
   /** Answers a re-INVITE from the PBX: our current offer when it sent none, else our answer. */
@@ -219,6 +235,13 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
 
   /** Where the PBX's media is, from its SDP; a change of G.711 law rebuilds the encoder. */
   setRemote(remote: RemoteMedia): void {
+    // Both streams' keys are read before anything changes: a refused SDP leaves the call as it was.
+    const audioSrtp = this.audioSdes.accept(remote.audio.security);
+    const videoSrtp = this.video && remote.video ? this.videoSdes.accept(remote.video.security) : undefined;
+    if (audioSrtp && !this.rtp.encrypted) this.o.log.info({ suite: audioSrtp.suite }, "SRTP toward the PBX");
+    else if (!audioSrtp && this.rtp.encrypted) this.o.log.info("plain RTP toward the PBX");
+    this.rtp.setSrtp(audioSrtp);
+    if (this.video && remote.video) this.video.setSrtp(videoSrtp);
     const codecChanged = this.remote !== undefined && this.remote.audio.codec !== remote.audio.codec;
     const wasHeld = this.remote?.audio.onHold ?? false;
     this.remote = remote;
@@ -402,6 +425,7 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       reception: this.reception.snapshot(),
       firstAudioInAt: this.firstAudioInAt,
       firstAudioOutAt: this.firstAudioOutAt,
+      srtp: this.audioSdes.suite,
     };
   }
 
@@ -471,9 +495,12 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
     }
   }
 
-  private localSdp(bump: boolean): LocalSdpOptions {
+  /** Our SDP's options: an offer when `offered` is undefined, else the answer to that offer. */
+  private localSdp(bump: boolean, offered: RemoteMedia | undefined): LocalSdpOptions {
     if (bump) this.sessionVersion++;
+    const videoSecurity = offered ? (offered.video ? this.videoSdes.answer(offered.video.security) : undefined) : this.videoSdes.offer();
     return {
+      audioSecurity: offered ? this.audioSdes.answer(offered.audio.security) : this.audioSdes.offer(),
       mediaAddress: this.o.mediaAddress,
       audioPort: this.rtp.localRtpPort,
       rtcpPort: this.rtp.localRtcpPort,
@@ -481,9 +508,9 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
       sessionId: this.sessionId,
       sessionVersion: this.sessionVersion,
       video: this.video
-        ? { port: this.video.localRtpPort, rtcpPort: this.video.localRtcpPort, payloadType: 96, profileLevelId: "42e01f", packetizationMode: 1 }
+        ? { port: this.video.localRtpPort, rtcpPort: this.video.localRtcpPort, payloadType: 96, profileLevelId: "42e01f", packetizationMode: 1, security: videoSecurity }
         : this.videoNegotiated
-          ? { port: 0, payloadType: 96, profileLevelId: "42e01f", packetizationMode: 1, direction: "inactive" }
+          ? { port: 0, payloadType: 96, profileLevelId: "42e01f", packetizationMode: 1, direction: "inactive", security: videoSecurity }
           : undefined,
     };
   }

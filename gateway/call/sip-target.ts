@@ -6,6 +6,7 @@ import type { OutgoingSipCall, SipDialogId, SipFailureKind, SipSignaling } from 
 import type { MediaTicker } from "./media-ticker.js";
 import { PbxLeg } from "./pbx-leg.js";
 import { PbxMedia, type PbxMediaStats } from "./pbx-media.js";
+import type { SrtpMode } from "./pbx-srtp.js";
 import type { CallTarget, CallTargetEvents, TargetFailure } from "./target.js";
 
 export interface SipTargetOptions {
@@ -19,6 +20,8 @@ export interface SipTargetOptions {
   auth: { username: string; password: string } | undefined;
   /** Address written in our SDP (public address, or the bind address). */
   mediaAddress: string;
+  /** SIP_SRTP; default off. */
+  srtp?: SrtpMode;
   /** Ringing longer than this is given up (CANCEL) and reported as no answer. */
   ringTimeoutMs: number;
   /** An answered PBX that sends no RTP or RTCP for this long is gone. */
@@ -91,6 +94,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       allocator: this.o.allocator,
       ticker: this.o.ticker,
       mediaAddress: this.o.mediaAddress,
+      srtp: this.o.srtp,
       log,
       sendInfo: (contentType, body) => this.sip?.sendInfo(contentType, body) ?? Promise.resolve(),
     });

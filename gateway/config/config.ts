@@ -45,6 +45,8 @@ export interface GatewayConfig {
     requestPermission: boolean;
     /** Whether a REFER from the PBX is followed, and where to (see gateway/call/refer-policy.ts). */
     refer: ReferPolicy;
+    /** SDES-keyed SRTP toward the PBX: never, offered in RTP/AVP, or required (RTP/SAVP). */
+    srtp: "off" | "offer" | "require";
   };
   media: {
     rtpPortMin: number;
@@ -137,6 +139,7 @@ export const CONFIG_KEYS = [
   "CALL_PERMISSION_REQUEST",
   "SIP_REFER",
   "SIP_REFER_ALLOW",
+  "SIP_SRTP",
   "RTP_PORT_MIN",
   "RTP_PORT_MAX",
   "PUBLIC_IP",
@@ -285,6 +288,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
         mode: oneOf("SIP_REFER", str("SIP_REFER", "accept"), ["accept", "reject"] as const),
         allow: (optional("SIP_REFER_ALLOW") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""),
       },
+      srtp: oneOf("SIP_SRTP", str("SIP_SRTP", "offer"), ["off", "offer", "require"] as const),
     },
     media: {
       rtpPortMin,

@@ -39,6 +39,11 @@ export interface BaresipOptions {
   video?: boolean;
   /** Port of its control socket on 127.0.0.1 (netstring JSON commands), e.g. for snapshots. */
   controlPort?: number;
+  /**
+   * SDES-keyed SRTP (its srtp module): `srtp` offers a=crypto in RTP/AVP and takes plain RTP too,
+   * `srtp-mand` sends and takes only RTP/SAVP.
+   */
+  mediaenc?: "srtp" | "srtp-mand";
 }
 
 /**
@@ -80,6 +85,7 @@ export class Baresip {
         "jitter_buffer_delay 1-5",
         "module_path /usr/lib/baresip/modules",
         "module g711.so",
+        ...(o.mediaenc ? ["module srtp.so"] : []),
         ...(o.video
           ? ["module avcodec.so", "module fakevideo.so", "module snapshot.so", "video_source fakevideo,nil", "video_display fakevideo,nil", "video_size 640x360", "video_fps 15"]
           : []),
@@ -95,7 +101,7 @@ export class Baresip {
     );
     writeFileSync(
       join(dir, "accounts"),
-      `<sip:${user}@127.0.0.1:${o.port}>;regint=0;answermode=auto;audio_codecs=${o.audioCodecs ?? "PCMU,PCMA"}\n`,
+      `<sip:${user}@127.0.0.1:${o.port}>;regint=0;answermode=auto;audio_codecs=${o.audioCodecs ?? "PCMU,PCMA"}${o.mediaenc ? `;mediaenc=${o.mediaenc}` : ""}\n`,
     );
     const args = ["-f", dir, ...(o.dial ? ["-e", `/dial ${o.dial}`] : [])];
     const proc = spawn("baresip", args, { stdio: ["pipe", "pipe", "pipe"] });

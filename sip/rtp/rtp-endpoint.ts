@@ -7,6 +7,7 @@ import type { BoundPortPair, PortAllocator } from "./port-allocator.js";
 import { ReceptionStats } from "./reception-stats.js";
 import { ntpMiddle32, parseRtcp, serializeRtcp, toNtp, type RtcpPacket, type ReportBlock } from "./rtcp-packet.js";
 import { parseRtp, serializeRtp, type RtpPacket } from "./rtp-packet.js";
+import type { SrtpTransform } from "../srtp/srtp-transform.js";
 
 export interface SocketAddress {
   address: string;
@@ -124,6 +125,8 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
   private sentSinceLastReport = false;
   /** Our first RTP sequence number, to tell from a report block how many packets it covers. */
   private firstSequenceSent: number | undefined;
+  /** SRTP/SRTCP keys of the stream (SDES), when it is encrypted. */
+  private srtp: SrtpTransform | undefined;
 
   private constructor(
     private readonly ports: BoundPortPair,
@@ -181,6 +184,18 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
     this.latchedRtcp = undefined;
   }
 
+  /**
+   * Encrypts and authenticates the stream from now on (SDES keys agreed in SDP), with new keys on
+   * a re-INVITE that changed them, or back to plain RTP with undefined.
+   */
+  setSrtp(transform: SrtpTransform | undefined): void {
+    this.srtp = transform;
+  }
+
+  get encrypted(): boolean {
+    return this.srtp !== undefined;
+  }
+
   /** Sends one RTP packet; false when dropped (closed, or no remote known yet). */
   send(o: RtpSendOptions): boolean {
     if (this.closed) return false;
@@ -191,7 +206,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
     }
     this.sequence = (this.sequence + 1) & 0xffff;
     const timestamp = (o.timestamp + this.timestampOffset) >>> 0;
-    const bytes = serializeRtp({
+    const plain = serializeRtp({
       payloadType: o.payloadType,
       sequenceNumber: this.sequence,
       timestamp,
@@ -199,6 +214,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
       marker: o.marker ?? false,
       payload: o.payload,
     });
+    const bytes = this.srtp ? this.srtp.protectRtp(plain) : plain;
     if (!sendDatagram(this.ports.rtp, bytes, to, this.logger)) return false;
     this.firstSequenceSent ??= this.sequence;
     this.counters.packetsSent++;
@@ -250,7 +266,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
       const to = this.rtcpDestination();
       if (!to) return done();
       try {
-        this.ports.rtcp.send(serializeRtcp(bye), to.port, to.address, () => done());
+        this.ports.rtcp.send(this.rtcpWire(bye), to.port, to.address, () => done());
       } catch {
         done();
       }
@@ -262,7 +278,8 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
     if (this.closed) return;
     let packet: RtpPacket;
     try {
-      packet = parseRtp(msg);
+      // A packet that does not authenticate is dropped before it can latch or count as media.
+      packet = parseRtp(this.srtp ? this.srtp.unprotectRtp(msg) : msg);
     } catch {
       this.counters.malformed++;
       return;
@@ -296,7 +313,7 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
     if (this.closed) return;
     let packets: RtcpPacket[];
     try {
-      packets = parseRtcp(msg);
+      packets = parseRtcp(this.srtp ? this.srtp.unprotectRtcp(msg) : msg);
     } catch {
       this.counters.malformed++;
       return;
@@ -396,15 +413,20 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
   sendFeedback(feedback: RtcpPacket[]): boolean {
     const to = this.rtcpDestination();
     if (!to || this.closed) return false;
-    if (!sendDatagram(this.ports.rtcp, serializeRtcp([...this.buildReport(), ...feedback]), to, this.logger)) return false;
+    if (!sendDatagram(this.ports.rtcp, this.rtcpWire([...this.buildReport(), ...feedback]), to, this.logger)) return false;
     this.counters.rtcpSent++;
     return true;
+  }
+
+  private rtcpWire(packets: RtcpPacket[]): Buffer {
+    const plain = serializeRtcp(packets);
+    return this.srtp ? this.srtp.protectRtcp(plain) : plain;
   }
 
   private sendReport(): void {
     const to = this.rtcpDestination();
     if (!to) return;
-    if (!sendDatagram(this.ports.rtcp, serializeRtcp(this.buildReport()), to, this.logger)) return;
+    if (!sendDatagram(this.ports.rtcp, this.rtcpWire(this.buildReport()), to, this.logger)) return;
     this.counters.rtcpSent++;
   }
 }

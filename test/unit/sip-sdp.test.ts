@@ -75,6 +75,7 @@ describe("readRemoteMedia", () => {
       direction: "sendrecv",
       onHold: false,
       mediaIndex: 0,
+      security: { protocol: "RTP/AVP", secureProfile: false, crypto: [] },
     });
     expect(m.video).toBeUndefined();
   });
@@ -117,7 +118,7 @@ describe("readRemoteMedia", () => {
     expect(() => readRemoteMedia("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n")).toThrow(SdpNegotiationError);
     expect(() => readRemoteMedia("v=0\r\nm=audio 5000 RTP/AVP 0\r\n")).toThrow(/no connection address/);
     expect(() => readRemoteMedia("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 0 RTP/AVP 0\r\n")).toThrow(/no active audio/);
-    expect(() => readRemoteMedia("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 UDP/TLS/RTP/SAVPF 0\r\n")).toThrow(/not plain RTP/);
+    expect(() => readRemoteMedia("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5000 UDP/TLS/RTP/SAVPF 0\r\n")).toThrow(/not RTP or SRTP/);
   });
 });
 
