@@ -56,6 +56,10 @@ export interface CampaignOptions {
   timeLimitMs?: number;
   /** Largest webhook body the huge-string values may build (default 6 MB: past the 4 MB limit). */
   maxHugeWebhook?: number;
+  /** Overrides the fuzzer's own setting for this run (a second pass past a known failure). */
+  tolerateKnown?: boolean;
+  /** Name in the report, when not the kind's own. */
+  label?: string;
 }
 
 /** Bodies past this are refused unread (413): a missing answer there is the server hanging up early. */
@@ -85,8 +89,7 @@ export interface FuzzerOptions {
 
 export class InputFuzzer {
   readonly reports: KindReport[] = [];
-  /** A real Meta answer and re-offer from a warm-up call: what the SDP mutations start from. */
-  private metaAnswer = "";
+  /** A real Meta re-offer from a warm-up call: what the re-offer mutations start from. */
   private metaReoffer = "";
   private liveCall: { sim: SimCall; pbx: PhoneCall } | undefined;
   /** The first input after which the process had died or hung, as generated (before shrinking). */
@@ -101,8 +104,11 @@ export class InputFuzzer {
     this.log = options.log ?? (() => undefined);
   }
 
+  /** Whether the run in progress counts known failures instead of failing on them. */
+  private tolerating = false;
+
   private known(report: KindReport, failure: KnownFailure | undefined): boolean {
-    if (!failure || !this.options.tolerateKnown) return false;
+    if (!failure || !this.tolerating) return false;
     report.known[failure.id] = (report.known[failure.id] ?? 0) + 1;
     return true;
   }
@@ -113,7 +119,6 @@ export class InputFuzzer {
     this.liveCall = undefined;
     this.wedged = false;
     await this.rig.restartGateway();
-    report.notes.push(`gateway restarted after a crash or hang (restart ${this.rig.restarts})`);
   }
 
   /** Every failure of every kind run so far. */
@@ -121,14 +126,13 @@ export class InputFuzzer {
     return this.reports.flatMap((r) => r.failures);
   }
 
-  /** Captures real SDPs from Meta's side: the accept answer and the re-offer that comes with it. */
+  /** Captures a real SDP from Meta's side: the re-offer that comes with the accept answer. */
   learnFrom(requests: readonly ProxiedRequest[]): void {
     for (const r of requests) {
       if (r.action !== "accept" || !r.responseText) continue;
       try {
         const session = (JSON.parse(r.responseText) as { session?: Record<string, unknown> }).session ?? {};
         const sdpOf = (v: unknown): string | undefined => (typeof v === "string" ? v : (v as { sdp?: string } | undefined)?.sdp);
-        this.metaAnswer = sdpOf(session.sdp_response) ?? this.metaAnswer;
         this.metaReoffer = sdpOf(session.sdp_renegotiation) ?? this.metaReoffer;
       } catch {
         // not JSON: nothing to learn
@@ -178,10 +182,12 @@ export class InputFuzzer {
     arb: fc.Arbitrary<T>,
     check: (input: T, report: KindReport) => Promise<void>,
   ): Promise<KindReport> {
-    const report = emptyReport(kind);
+    const report = emptyReport(o.label ?? kind);
     const started = performance.now();
     this.crashInput = undefined;
-    this.log(`${kind}: ${o.runs} runs, seed ${o.seed}`);
+    this.tolerating = o.tolerateKnown ?? this.options.tolerateKnown;
+    const restartsBefore = this.rig.restarts;
+    this.log(`${report.kind}: ${o.runs} runs, seed ${o.seed}`);
     const details = await fc.check(
       fc.asyncProperty(arb, async (input) => {
         report.inputs++;
@@ -214,6 +220,7 @@ export class InputFuzzer {
       { seed: o.seed, numRuns: o.runs, interruptAfterTimeLimit: o.timeLimitMs, markInterruptAsFailure: false },
     );
     if (!this.rig.gateway.alive || this.wedged) await this.recover(report);
+    if (this.rig.restarts > restartsBefore) report.notes.push(`gateway restarted ${this.rig.restarts - restartsBefore} time(s) after a crash or hang (shrinking included)`);
     report.runs = details.numRuns;
     report.durationMs = performance.now() - started;
     if (details.failed) {
@@ -222,7 +229,7 @@ export class InputFuzzer {
       // Set inside the property; the compiler cannot see that across the awaits.
       const first = this.crashInput as string | undefined;
       report.failures.push({
-        kind,
+        kind: report.kind,
         property: violation?.property ?? "the check itself ran",
         message: (err instanceof Error ? err.message : String(err)).slice(0, 3000),
         counterexample: `${details.counterexample ? fc.stringify(details.counterexample[0]).slice(0, 3000) : "?"}${first ? ` (first seen as ${first.slice(0, 1500)})` : ""}`,
@@ -232,7 +239,7 @@ export class InputFuzzer {
       });
     }
     this.reports.push(report);
-    this.log(`${kind}: ${report.inputs} inputs in ${(report.durationMs / 1000).toFixed(1)} s, ${report.failures.length} failure(s)`);
+    this.log(`${report.kind}: ${report.inputs} inputs in ${(report.durationMs / 1000).toFixed(1)} s, ${report.failures.length} failure(s)`);
     return report;
   }
 

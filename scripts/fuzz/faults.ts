@@ -30,6 +30,8 @@ export function faultRigEnv(t: FaultTimings = FAULT_TIMINGS): Record<string, str
     MAX_CONCURRENT_CALLS: String(t.maxConcurrentCalls),
     DRAIN_SECONDS: String(t.drainSeconds),
     RING_TIMEOUT_MS: "4000",
+    // Agents calling a consumer without permission make the gateway send calling_optin (Send API).
+    CALL_PERMISSION_REQUEST: "true",
     ACCEPT_TIMEOUT_MS: "8000",
     SIP_MAX_CALLS_PER_SECOND: "0",
   };
@@ -207,6 +209,7 @@ export class FaultInjector {
         this.mediaUpdateFault(f.name, f.fault),
         this.permissionFault(f.name, f.fault),
         this.connectFault(f.name, f.fault),
+        this.permissionRequestFault(f.name, f.fault),
       ];
       // Two at a time: each case holds at most two calls, within MAX_CONCURRENT_CALLS. After each
       // pair the gateway must hold no call: a failed Graph request may delay freeing a call, not skip it.
@@ -326,6 +329,24 @@ export class FaultInjector {
         if (agent.finalStatus < 300) throw new Error(`the agent's call was answered ${agent.finalStatus}`);
         const connects = this.rig.proxy.requests.filter((r) => r.psid === p && r.action === "connect").length;
         if (connects > 0) throw new Error("connect was sent although the permission check failed");
+        return `agent answered ${agent.finalStatus} after ${(performance.now() - started).toFixed(0)} ms, no connect`;
+      });
+  }
+
+  /** An agent calls a consumer without permission and the calling_optin request fails: a 403 or 5xx, no connect. */
+  private permissionRequestFault(name: string, fault: GraphFault): () => Promise<FaultResult> {
+    return () =>
+      this.run(`Graph permission request (Send API): ${name}`, async () => {
+        const p = psid();
+        this.rig.sim.setPermission(p, "no_permission");
+        this.rig.proxy.addRule({ match: (r) => r.action === "messages" && r.psid === p, fault });
+        const started = performance.now();
+        const agent = await this.rig.agent.invite(this.rig.gateway.sipAddress, `sip:${p}@127.0.0.1:${this.rig.gateway.sipPort}`, { psid: p, timeoutMs: this.t.graphTimeoutMs + 5000 });
+        if (agent.finalStatus === undefined) throw new Error("the agent got no final answer");
+        if (agent.finalStatus < 300) throw new Error(`the agent's call was answered ${agent.finalStatus}`);
+        const requests = this.rig.proxy.requests.filter((r) => r.psid === p);
+        if (!requests.some((r) => r.action === "messages")) throw new Error(`no permission request was sent (${requests.map((r) => r.action).join(", ")})`);
+        if (requests.some((r) => r.action === "connect")) throw new Error("connect was sent to a consumer without permission");
         return `agent answered ${agent.finalStatus} after ${(performance.now() - started).toFixed(0)} ms, no connect`;
       });
   }

@@ -22,14 +22,15 @@ export const KNOWN_FAILURES = {
     property: "no SIP 5xx for malformed input",
     summary: "A SIP message over a size bound (a header field over SIP_MAX_HEADER_BYTES, a body past SIP_MAX_MESSAGE_BYTES) is answered 513 Header/Message Too Large: a 5xx, where issue #10 asks every limit refusal to be a 4xx",
     reproducer: "INVITE from an allowed agent with one extra header `X-Huge: ` + 'a'×8185 over UDP → `SIP/2.0 513 Header Too Large`",
-    suspect: "sip/embedded/stack.ts (the refusal of an over-limit message; 400 or 413 would be a 4xx)",
+    suspect: "sip/embedded/stack.ts:71-72 (REFUSALS: maxMessageBytes and maxHeaderBytes answer 513; 413 and 400, as maxHeaders already does, would be 4xx)",
   },
   sip501: {
     id: "sip-501-in-dialog",
     property: "no SIP 5xx for malformed input",
-    summary: "An in-dialog request with a method the gateway does not implement (UPDATE, or any unknown method) is answered 501 Not Implemented; outside a dialog the same request gets 405 with Allow",
-    reproducer: "in a live consumer call, from the PBX: `UPDATE <gateway contact> SIP/2.0` with the dialog's Call-ID, tags and a new CSeq, no body → `SIP/2.0 501 Not Implemented`",
-    suspect: "sip/embedded/dialog-session.ts (in-dialog method dispatch; 405 + Allow as outside dialogs)",
+    summary:
+      "An in-dialog request whose method the gateway does not handle (MESSAGE, SUBSCRIBE, PUBLISH, or a method it does not know) is answered 501 Not Implemented; outside a dialog the same request gets 405 with Allow",
+    reproducer: "in a live consumer call, from the PBX: `MESSAGE <gateway contact> SIP/2.0` with the dialog's Call-ID, tags and a new CSeq, no body → `SIP/2.0 501 Not Implemented`",
+    suspect: "sip/embedded/dialog-session.ts:223 (the default branch of the in-dialog method switch; 405 with Allow, as outside dialogs, would be a 4xx)",
   },
   weriftRtpExtension: {
     id: "werift-rtp-extension-freeze",

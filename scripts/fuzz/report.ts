@@ -91,7 +91,7 @@ export function formatResources(f: ResourceFigures): string[] {
 export function formatKinds(reports: readonly KindReport[]): string[] {
   const col = (v: number | string, w: number): string => String(v).padStart(w);
   const lines = [
-    `${"input kind".padEnd(18)} ${col("runs", 5)} ${col("inputs", 6)} ${col("crash", 5)} ${col("hang", 4)} ${col("5xx", 4)} ${col("graph", 5)} ${col("fail", 4)}  answers (HTTP/SIP status × count)`,
+    `${"input kind".padEnd(27)} ${col("runs", 5)} ${col("inputs", 6)} ${col("crash", 5)} ${col("hang", 4)} ${col("5xx", 4)} ${col("graph", 5)} ${col("fail", 4)}  answers (HTTP/SIP status × count)`,
   ];
   for (const r of reports) {
     const answers = Object.entries(r.statuses)
@@ -99,10 +99,10 @@ export function formatKinds(reports: readonly KindReport[]): string[] {
       .map(([k, v]) => `${k}×${v}`)
       .join(" ");
     lines.push(
-      `${r.kind.padEnd(18)} ${col(r.runs, 5)} ${col(r.inputs, 6)} ${col(r.crashes, 5)} ${col(r.freezes, 4)} ${col(r.answers5xx, 4)} ${col(r.graphFromMalformed, 5)} ${col(r.failures.length, 4)}  ${answers}`,
+      `${r.kind.padEnd(27)} ${col(r.runs, 5)} ${col(r.inputs, 6)} ${col(r.crashes, 5)} ${col(r.freezes, 4)} ${col(r.answers5xx, 4)} ${col(r.graphFromMalformed, 5)} ${col(r.failures.length, 4)}  ${answers}`,
     );
-    for (const [id, n] of Object.entries(r.known)) lines.push(`${"".padEnd(20)}known open failure ${id}: ${n} hit(s)`);
-    for (const n of r.notes) lines.push(`${"".padEnd(20)}${n}`);
+    for (const [id, n] of Object.entries(r.known)) lines.push(`${"".padEnd(29)}known open failure ${id}: ${n} hit(s)`);
+    for (const n of r.notes) lines.push(`${"".padEnd(29)}${n}`);
   }
   return lines;
 }

@@ -39,7 +39,7 @@ describe("faults injected into the gateway process", () => {
 
   it("every Graph action failing, then hanging: each call ends or is refused cleanly", async () => {
     const results = await faults.graphFaults();
-    expect(results.length).toBe(12);
+    expect(results.length).toBe(14);
     ok(results);
   });
 
