@@ -230,7 +230,11 @@ describe("input limits, against the real gateway", () => {
         expect(limited).toMatch(/^SIP\/2\.0 480 Call Rate Limit Exceeded\r\n/);
         expect(limited).toMatch(/\r\nRetry-After: 1\r\n/);
       });
-      expect(h.logs.find("agent call refused").filter((l) => l.status === 480 && String(l.detail).includes(`source ${source} sent more INVITEs than SIP_MAX_CALLS_PER_SECOND`))).toHaveLength(3);
+      // Refusals are logged once a second per limit (a flood must not flood the log), naming it.
+      const logged = h.logs.find("agent call refused").filter((l) => l.status === 480 && String(l.detail).includes(`source ${source} sent more INVITEs than SIP_MAX_CALLS_PER_SECOND`));
+      expect(logged.length).toBeGreaterThanOrEqual(1);
+      expect(logged.length).toBeLessThan(3);
+      expect(logged[0]!.limit).toBe("SIP_MAX_CALLS_PER_SECOND");
       // Another source is not held back by this one.
       const other = await finalResponse(h.gateway.sipAddress.port, invite(h.gateway.sipAddress.port, "42").text);
       expect(statusOf(other)).toBe(404);

@@ -31,9 +31,10 @@ describe("resources over sequential calls", () => {
     const ports: number[] = [];
     for (let i = 1; i <= 20; i++) ports.push(await runCall(i));
     // Connections in the gateway's keep-alive pool toward the Graph API are not per call, but the
-    // pool grows to two when a call's call_metrics report overlaps the next call's accept: wait for
-    // the Graph server's idle timeout (5 s) to close them, so only per-call resources remain.
-    await sleep(5500);
+    // pool grows to two when a call's call_metrics report overlaps the next call's accept: wait
+    // (up to 15 s) for idle connections to close, so only per-call resources remain.
+    const settled = (): boolean => ["UDPWrap", "TCPSocketWrap", "Timeout", "Immediate"].every((k) => (resourceCounts()[k] ?? 0) <= (before[k] ?? 0));
+    for (let waited = 0; waited < 15_000 && !settled(); waited += 250) await sleep(250);
     const after = resourceCounts();
 
     for (const kind of ["UDPWrap", "TCPSocketWrap", "Timeout", "Immediate"]) {
