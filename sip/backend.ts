@@ -17,6 +17,8 @@ export interface SipSignalingOptions {
   /** Where the embedded stack binds (drachtio-server listens on its own). */
   listen: { host: string; port: number };
   transports: SipTransportName[];
+  /** Certificate, key and trust for SIP over TLS (embedded stack; drachtio-server has its own). */
+  tls?: { cert: string; key: string; ca: string | undefined; verify: boolean };
   /** Host the embedded stack writes in Via, Contact and From. */
   advertisedHost?: string;
   userAgent: string;
@@ -34,6 +36,7 @@ export function createSipSignaling(o: SipSignalingOptions): SipSignaling {
     address: o.listen.host,
     port: o.listen.port,
     transports: o.transports,
+    tls: o.tls,
     host: o.advertisedHost,
     userAgent: o.userAgent,
     logger: o.logger,

@@ -31,6 +31,8 @@ export interface SipSignaling extends EventEmitter<SipSignalingEvents> {
 export interface SipAddress {
   address: string;
   port: number;
+  /** The SIP-over-TLS port, when the backend listens for TLS itself. */
+  tlsPort?: number;
 }
 
 export interface SipSignalingEvents {
@@ -40,7 +42,7 @@ export interface SipSignalingEvents {
   readiness: [ready: boolean];
 }
 
-export type SipTransportName = "udp" | "tcp";
+export type SipTransportName = "udp" | "tcp" | "tls";
 
 export interface PlaceCallOptions {
   /** Request-URI, e.g. `sip:agent@pbx.example:5060` or `sip:100@10.0.0.5;transport=tcp`. */
@@ -234,7 +236,7 @@ export interface IncomingSipCall extends EventEmitter<IncomingSipCallEvents>, Si
    */
   readonly replaces?: SipReplaces | undefined;
   /** Where the INVITE came from on the network (for source allowlists). */
-  readonly source: { address: string; port: number; transport: "udp" | "tcp" };
+  readonly source: { address: string; port: number; transport: "udp" | "tcp" | "tls" };
   /** A header of the INVITE by (case-insensitive) name, as text. */
   header(name: string): string | undefined;
   /**

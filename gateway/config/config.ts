@@ -30,7 +30,9 @@ export interface GatewayConfig {
     target: SipTarget;
     /** host:port the SIP stack listens on (UDP and TCP). */
     listen: { host: string; port: number };
-    transports: ("udp" | "tcp")[];
+    transports: ("udp" | "tcp" | "tls")[];
+    /** SIP over TLS (with `tls` in transports): PEM certificate chain, key and trust, read at start. */
+    tls: { certFile: string; keyFile: string; caFile: string | undefined; cert: string; key: string; ca: string | undefined; verify: boolean } | undefined;
     /** Credentials for digest challenges (401/407) from the PBX or its proxy. */
     auth: { username: string; password: string } | undefined;
     /** Sources (IPs and CIDRs) allowed to place agent calls; empty = none. */
@@ -140,6 +142,10 @@ export const CONFIG_KEYS = [
   "SIP_REFER",
   "SIP_REFER_ALLOW",
   "SIP_SRTP",
+  "SIP_TLS_CERT",
+  "SIP_TLS_KEY",
+  "SIP_TLS_CA",
+  "SIP_TLS_VERIFY",
   "RTP_PORT_MIN",
   "RTP_PORT_MAX",
   "PUBLIC_IP",
@@ -273,6 +279,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       target: parseSipTarget(str("SIP_TARGET", "echo")),
       listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060"), true),
       transports: parseTransports(str("SIP_TRANSPORTS", "udp,tcp")),
+      tls: parseSipTls(parseTransports(str("SIP_TRANSPORTS", "udp,tcp")).includes("tls"), optional("SIP_TLS_CERT"), optional("SIP_TLS_KEY"), optional("SIP_TLS_CA"), bool("SIP_TLS_VERIFY", true)),
       auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
       allowFrom: parseAllowList(optional("SIP_ALLOW_FROM")),
       psidHeader: parseHeaderName(optional("SIP_PSID_HEADER")),
@@ -367,13 +374,40 @@ function parseHostPort(key: ConfigKey, raw: string, allowAnyPort = false): { hos
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
 }
 
-function parseTransports(raw: string): ("udp" | "tcp")[] {
+function parseTransports(raw: string): ("udp" | "tcp" | "tls")[] {
   const list = raw.toLowerCase().split(",").map((t) => t.trim()).filter(Boolean);
   for (const t of list) {
-    if (t !== "udp" && t !== "tcp") throw new ConfigError("SIP_TRANSPORTS", `"${t}" is not udp or tcp`);
+    if (t !== "udp" && t !== "tcp" && t !== "tls") throw new ConfigError("SIP_TRANSPORTS", `"${t}" is not udp, tcp or tls`);
   }
-  if (list.length === 0) throw new ConfigError("SIP_TRANSPORTS", "needs at least one of udp, tcp");
-  return [...new Set(list)] as ("udp" | "tcp")[];
+  if (list.length === 0) throw new ConfigError("SIP_TRANSPORTS", "needs at least one of udp, tcp, tls");
+  return [...new Set(list)] as ("udp" | "tcp" | "tls")[];
+}
+
+/** Certificate files are read once at start: a missing or unreadable one stops the gateway, not a call. */
+function parseSipTls(enabled: boolean, certFile: string | undefined, keyFile: string | undefined, caFile: string | undefined, verify: boolean): GatewayConfig["sip"]["tls"] {
+  if (!enabled) {
+    for (const [key, value] of [["SIP_TLS_CERT", certFile], ["SIP_TLS_KEY", keyFile], ["SIP_TLS_CA", caFile]] as const) {
+      if (value !== undefined) throw new ConfigError(key, "is set but SIP_TRANSPORTS has no tls");
+    }
+    return undefined;
+  }
+  if (certFile === undefined) throw new ConfigError("SIP_TLS_CERT", "is required with tls in SIP_TRANSPORTS (a PEM certificate chain file)");
+  if (keyFile === undefined) throw new ConfigError("SIP_TLS_KEY", "is required with tls in SIP_TRANSPORTS (a PEM private key file)");
+  const cert = readPem("SIP_TLS_CERT", certFile, /-----BEGIN CERTIFICATE-----/);
+  const key = readPem("SIP_TLS_KEY", keyFile, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  const ca = caFile === undefined ? undefined : readPem("SIP_TLS_CA", caFile, /-----BEGIN CERTIFICATE-----/);
+  return { certFile, keyFile, caFile, cert, key, ca, verify };
+}
+
+function readPem(key: ConfigKey, path: string, marker: RegExp): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!marker.test(text)) throw new ConfigError(key, `${path} is not a PEM file of the expected kind`);
+  return text;
 }
 
 function parseSipAuth(username: string | undefined, password: string | undefined): { username: string; password: string } | undefined {
@@ -501,6 +535,7 @@ export function redactConfig(config: GatewayConfig): unknown {
       backend: config.sip.backend.kind === "drachtio" ? { ...config.sip.backend, secret: "***" } : config.sip.backend,
       auth: config.sip.auth ? { username: config.sip.auth.username, password: "***" } : undefined,
       agentAuth: config.sip.agentAuth ? { ...config.sip.agentAuth, password: "***" } : undefined,
+      tls: config.sip.tls && { certFile: config.sip.tls.certFile, keyFile: config.sip.tls.keyFile, caFile: config.sip.tls.caFile, verify: config.sip.tls.verify },
     },
   };
 }

@@ -44,6 +44,11 @@ export interface BaresipOptions {
    * `srtp-mand` sends and takes only RTP/SAVP.
    */
   mediaenc?: "srtp" | "srtp-mand";
+  /**
+   * SIP over TLS on port + 1 (baresip's choice): a PEM file with its certificate and key, and the
+   * CA file it trusts.
+   */
+  tls?: { certificate: string; cafile?: string };
 }
 
 /**
@@ -74,6 +79,7 @@ export class Baresip {
         // Every address in its SDP must be loopback, whatever interfaces the machine has.
         "net_interface 127.0.0.1",
         `sip_listen 127.0.0.1:${o.port}`,
+        ...(o.tls ? [`sip_certificate ${o.tls.certificate}`, ...(o.tls.cafile ? [`sip_cafile ${o.tls.cafile}`] : [])] : []),
         "audio_player aubridge,nil",
         `audio_source ausine,${o.toneHz}`,
         "audio_alert aubridge,nil",

@@ -33,6 +33,7 @@ import {
 import type { SipMessageLimits } from "./message-limits.js";
 import { EmbeddedOutgoingCall } from "./outgoing-call.js";
 import { SipStack, type OutgoingRequest } from "./stack.js";
+import type { SipTlsOptions } from "./transport.js";
 import { timerRequestOf } from "./timer-headers.js";
 
 export interface EmbeddedSipOptions {
@@ -40,8 +41,10 @@ export interface EmbeddedSipOptions {
   address: string;
   /** UDP and TCP port; 0 picks a free one (see `port` after start()). */
   port: number;
-  /** Default both. */
+  /** Default udp and tcp; `tls` needs `tls`. */
   transports?: SipTransportName[];
+  /** Certificate, key and trust for SIP over TLS. */
+  tls?: Omit<SipTlsOptions, "port"> & { port?: number };
   /**
    * Host written in Via, Contact and From. Default the bind address. Set a hostname or the
    * public address when the PBX must reach us through something else than the bind address.
@@ -84,6 +87,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
         port: config.port,
         udp: transports.includes("udp"),
         tcp: transports.includes("tcp"),
+        tls: transports.includes("tls") ? tlsListen(config) : undefined,
         host: config.host,
         userAgent: config.userAgent ?? "meta-sip-gateway",
         logger: this.logger,
@@ -110,12 +114,18 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
     return this.stack.port;
   }
 
+  /** The bound SIP-over-TLS port (after start()); 0 without TLS. */
+  get tlsPort(): number {
+    return this.stack.tlsPort;
+  }
+
   get ready(): boolean {
     return this.state === "started";
   }
 
   get localAddress(): SipAddress | undefined {
-    return this.state === "started" ? { address: this.config.address, port: this.stack.port } : undefined;
+    if (this.state !== "started") return undefined;
+    return this.stack.tlsPort > 0 ? { address: this.config.address, port: this.stack.port, tlsPort: this.stack.tlsPort } : { address: this.config.address, port: this.stack.port };
   }
 
   /** Calls not yet over, counting a cancelled INVITE still waiting for its final response. */
@@ -161,7 +171,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
     if (this.state !== "started") return Promise.reject(new SipArgumentError("SIP stack is not started"));
     let target: ReturnType<typeof checkSipUri>;
     try {
-      target = checkSipUri(uri);
+      target = checkSipUri(uri, { tls: this.stack.supports("TLS") });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -174,7 +184,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
         to: `<sip:${target.user ? `${target.user}@` : ""}${target.host}${target.port ? `:${target.port}` : ""}>`,
         "call-id": `${randomToken(12)}@${host}`,
         cseq: { seq: 1, method: "OPTIONS" },
-        contact: this.stack.contact(this.config.defaultFromUser ?? "gateway", this.stack.protocolFor(uri)),
+        contact: this.stack.contact(this.config.defaultFromUser ?? "gateway", this.stack.protocolFor(uri), target.schema === "sips"),
         accept: "application/sdp",
       },
     };
@@ -332,4 +342,12 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
 
 function pendingKey(rq: SipRequest): string {
   return `${rq.headers["call-id"]}\n${rq.headers.via[0]?.params.branch ?? ""}`;
+}
+
+/** TLS listens next to the UDP/TCP port (5060 → 5061, RFC 3261 §26.2.2), or on a free one with port 0. */
+function tlsListen(config: EmbeddedSipOptions): SipTlsOptions {
+  if (!config.tls) throw new SipArgumentError("the tls transport needs a certificate and key");
+  const transports = config.transports ?? [];
+  const alone = !transports.includes("udp") && !transports.includes("tcp");
+  return { ...config.tls, port: config.tls.port ?? (config.port === 0 ? 0 : alone ? config.port : config.port + 1) };
 }

@@ -53,7 +53,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
   readonly from: SipParty;
   readonly to: SipParty;
   readonly requestUri: string;
-  readonly source: { address: string; port: number; transport: "udp" | "tcp" };
+  readonly source: { address: string; port: number; transport: "udp" | "tcp" | "tls" };
   readonly replaces: SipReplaces | undefined;
   private currentState: IncomingCallState = "offered";
   private readonly localTag = randomToken();
@@ -77,7 +77,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     private readonly ext: IncomingCallExtensions,
   ) {
     super();
-    this.source = { address: remote.address, port: remote.port, transport: remote.protocol === "TCP" ? "tcp" : "udp" };
+    this.source = { address: remote.address, port: remote.port, transport: remote.protocol === "TLS" ? "tls" : remote.protocol === "TCP" ? "tcp" : "udp" };
     this.sipCallId = invite.headers["call-id"];
     this.callId = this.sipCallId;
     this.requestUri = invite.uri;
@@ -85,8 +85,10 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     this.to = party(invite.headers.to);
     this.replaces = ext.replaces;
     this.offered = fromWire(invite.content) || undefined;
-    const user = sip.parseUri(invite.uri)?.user ?? "gateway";
-    this.contact = ctx.stack.contact(user, invite.headers.via[0]?.protocol.toUpperCase() === "TCP" ? "TCP" : "UDP");
+    const requestUri = sip.parseUri(invite.uri);
+    const user = requestUri?.user ?? "gateway";
+    const via = invite.headers.via[0]?.protocol.toUpperCase();
+    this.contact = ctx.stack.contact(user, via === "TLS" || via === "TCP" ? via : "UDP", requestUri?.schema === "sips");
     if (ext.reliableProvisionals) {
       this.reliable = new ReliableProvisionalSender(invite.headers.cseq.seq, ctx.timers.t1Ms, () => {
         this.ctx.logger.warn({ sipCallId: this.sipCallId }, "reliable provisional never acknowledged; rejecting the call");

@@ -42,7 +42,7 @@ export interface SipResponse extends SipMessage {
 
 /** Where a message came from. */
 export interface RemoteInfo {
-  protocol: "UDP" | "TCP";
+  protocol: "UDP" | "TCP" | "TLS";
   address: string;
   port: number;
 }
@@ -232,18 +232,23 @@ export function checkExtraHeaders(headers: Record<string, string> | undefined): 
 }
 
 /** Parses a SIP URI or throws SipArgumentError. */
-export function checkSipUri(uri: string): SipUri {
+export function checkSipUri(uri: string, options: { tls?: boolean } = {}): SipUri {
   const parsed = typeof uri === "string" && !/[\s<>"]/.test(uri) ? sip.parseUri(uri) : undefined;
   if (!parsed || (parsed.schema !== "sip" && parsed.schema !== "sips")) throw new SipArgumentError(`invalid SIP URI ${JSON.stringify(uri)}`);
-  if (parsed.schema === "sips") throw new SipArgumentError(`sips: URIs need TLS, which this stack does not run: ${uri}`);
+  if (parsed.schema === "sips" && !options.tls) throw new SipArgumentError(`sips: URIs need TLS, which is not enabled: ${uri}`);
   return parsed;
 }
 
-export function transportOfUri(uri: SipUri): "UDP" | "TCP" | undefined {
+/**
+ * The transport a URI asks for: its transport parameter, TLS for `sips:` (RFC 3261 §26.2.2; a
+ * `sips:` URI with `;transport=tcp` still means TLS over it), undefined when it names none.
+ */
+export function transportOfUri(uri: SipUri): "UDP" | "TCP" | "TLS" | undefined {
+  if (uri.schema === "sips") return "TLS";
   const t = uri.params.transport;
   if (t === undefined || t === null) return undefined;
   const upper = t.toUpperCase();
-  return upper === "UDP" || upper === "TCP" ? upper : undefined;
+  return upper === "UDP" || upper === "TCP" || upper === "TLS" ? upper : undefined;
 }
 
 /** The URI inside the first entry of a Route header text (`<sip:a;lr>, <sip:b>`). */

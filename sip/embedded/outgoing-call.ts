@@ -104,7 +104,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     defaultFromUser: string,
   ) {
     super();
-    const target = checkSipUri(o.uri);
+    const target = checkSipUri(o.uri, { tls: ctx.stack.supports("TLS") });
     const user = o.from?.user ?? defaultFromUser;
     checkUserPart(user);
     this.extraHeaders = checkExtraHeaders(o.headers);
@@ -117,7 +117,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     // To carries the target without URI parameters such as transport (they belong to the R-URI).
     this.remoteAddr = `<${target.schema}:${target.user ? `${target.user}@` : ""}${target.host}${target.port ? `:${target.port}` : ""}>`;
     this.auth = new DigestAuthenticator(o.auth);
-    this.contact = ctx.stack.contact(user, ctx.stack.protocolFor(o.uri));
+    this.contact = ctx.stack.contact(user, ctx.stack.protocolFor(o.uri), target.schema === "sips");
     this.sessionExpiresS = ctx.timers.sessionExpiresS;
     this.minSeS = ctx.timers.minSeS;
     this.finished = new Promise((resolve) => (this.finishedResolve = resolve));

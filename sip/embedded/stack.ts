@@ -19,7 +19,7 @@ import {
   type SipResponse,
 } from "./message.js";
 import { checkSipMessage, DEFAULT_SIP_MESSAGE_LIMITS, SIP_LIMIT_SETTINGS, type SipMessageLimits } from "./message-limits.js";
-import { SipTransport, type Flow, type TransportTarget } from "./transport.js";
+import { SipTransport, type Flow, type SipProtocol, type SipTlsOptions, type TransportTarget } from "./transport.js";
 
 /** A request we send. Header values are wire (latin1) text unless the library needs an object. */
 export interface OutgoingRequest extends SipMessage {
@@ -58,6 +58,8 @@ export interface SipStackOptions {
   port: number;
   udp: boolean;
   tcp: boolean;
+  /** SIP over TLS, on its own port. */
+  tls?: SipTlsOptions;
   /** Host written in Via and Contact; default the bind address. */
   host?: string;
   userAgent: string;
@@ -101,7 +103,7 @@ export class SipStack {
     this.logger = options.logger;
     this.limits = { ...DEFAULT_SIP_MESSAGE_LIMITS, ...options.limits };
     this.transport = new SipTransport(
-      { address: options.address, port: options.port, udp: options.udp, tcp: options.tcp, logger: options.logger, limits: this.limits },
+      { address: options.address, port: options.port, udp: options.udp, tcp: options.tcp, tls: options.tls, logger: options.logger, limits: this.limits },
       {
         message: (raw, remote) => this.receive(raw, remote),
         unframeable: (remote, reason, head) => this.unframeable(remote, reason, head),
@@ -131,6 +133,16 @@ export class SipStack {
     return this.transport.port;
   }
 
+  /** The TLS port (0 when TLS is off). */
+  get tlsPort(): number {
+    return this.transport.tlsPort;
+  }
+
+  /** The port our Via and Contact name for a protocol. */
+  portFor(protocol: SipProtocol): number {
+    return protocol === "TLS" ? this.transport.tlsPort : this.transport.port;
+  }
+
   get host(): string {
     return this.options.host ?? this.options.address;
   }
@@ -139,19 +151,28 @@ export class SipStack {
     return this.options.userAgent;
   }
 
-  supports(protocol: "UDP" | "TCP"): boolean {
+  supports(protocol: SipProtocol): boolean {
     return this.transport.supports(protocol);
   }
 
-  /** Our Contact for a dialog carried over `protocol`. */
-  contact(user: string, protocol: "UDP" | "TCP"): string {
-    return `<sip:${user}@${this.host}:${this.port}${protocol === "TCP" ? ";transport=tcp" : ""}>`;
+  /**
+   * Our Contact for a dialog carried over `protocol`; `secure` (a `sips:` Request-URI or
+   * From/To) makes it a `sips:` URI, as RFC 3261 §8.1.1.8 requires.
+   */
+  contact(user: string, protocol: SipProtocol, secure = false): string {
+    const port = this.portFor(protocol);
+    if (secure) return `<sips:${user}@${this.host}:${port}>`;
+    return `<sip:${user}@${this.host}:${port}${protocol === "UDP" ? "" : `;transport=${protocol.toLowerCase()}`}>`;
   }
 
-  /** The transport a request to `uri` will use (its transport param, else UDP when enabled). */
-  protocolFor(uri: string): "UDP" | "TCP" {
+  /** The transport a request to `uri` will use (its transport param or sips:, else UDP when enabled). */
+  protocolFor(uri: string): SipProtocol {
     const parsed = sip.parseUri(uri);
-    return (parsed && transportOfUri(parsed)) ?? (this.transport.supports("UDP") ? "UDP" : "TCP");
+    return (parsed && transportOfUri(parsed)) ?? this.defaultProtocol();
+  }
+
+  private defaultProtocol(): SipProtocol {
+    return this.transport.supports("UDP") ? "UDP" : this.transport.supports("TCP") ? "TCP" : "TLS";
   }
 
   // ------------------------------------------------------------------------------------------
@@ -294,7 +315,8 @@ export class SipStack {
     const fallback: TransportTarget = {
       protocol: remote.protocol,
       address: via.params.received ?? via.host,
-      port: via.port ?? 5060,
+      port: via.port ?? (remote.protocol === "TLS" ? 5061 : 5060),
+      serverName: via.host,
     };
     let flow: Flow | undefined;
     const getFlow = (): Flow => (flow ??= this.transport.reply(remote, fallback));
@@ -378,11 +400,11 @@ export class SipStack {
         if (rq.method !== "CANCEL") {
           const below: sip.Via[] = Array.isArray(rq.headers.via) ? rq.headers.via : [];
           // Via first on the wire: the serializer writes headers in insertion order.
-          rq.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.port, params: {} }, ...below], ...rq.headers };
+          rq.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.portFor(target.protocol), params: {} }, ...below], ...rq.headers };
         }
         let flow: Flow;
         try {
-          flow = this.transport.open(target, () => txn?.message(sip.makeResponse(rq, 503, "Transport Error")));
+          flow = this.transport.open(target, (reason) => txn?.message(sip.makeResponse(rq, 503, reason ?? "Transport Error")));
         } catch (err) {
           this.logger.warn({ err, target }, "cannot open SIP flow");
           return fail(503, "Transport Error");
@@ -408,7 +430,7 @@ export class SipStack {
       .then((target) => {
         if (this.stopped) return;
         const { via: _previous, ...rest } = ack.headers;
-        ack.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.port, params: { branch: newBranch() } }], ...rest };
+        ack.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.portFor(target.protocol), params: { branch: newBranch() } }], ...rest };
         const flow = this.transport.open(target);
         try {
           this.requestConnection(flow, ack).send(ack);
@@ -432,7 +454,7 @@ export class SipStack {
           const via = m.headers.via?.[0];
           if (via) {
             via.host = this.host;
-            via.port = this.port;
+            via.port = this.portFor(flow.protocol);
             via.protocol = flow.protocol;
             if (flow.protocol === "UDP" && !("rport" in via.params)) via.params.rport = null;
           }
@@ -455,10 +477,10 @@ export class SipStack {
     const hopText = typeof rq.headers.route === "string" && rq.headers.route !== "" ? firstRouteUri(rq.headers.route) : rq.uri;
     const hop = hopText ? sip.parseUri(hopText) : undefined;
     if (!hop) throw new UnreachableError(416, "Unsupported URI", `cannot parse next hop ${hopText}`);
-    const protocol = transportOfUri(hop) ?? (this.transport.supports("UDP") ? "UDP" : "TCP");
+    const protocol = transportOfUri(hop) ?? this.defaultProtocol();
     if (!this.transport.supports(protocol)) throw new UnreachableError(503, `${protocol} Not Enabled`, `${protocol} is not enabled`);
-    const port = hop.port && hop.port > 0 ? hop.port : 5060;
-    if (net.isIP(hop.host)) return { protocol, address: hop.host, port };
+    const port = hop.port && hop.port > 0 ? hop.port : protocol === "TLS" ? 5061 : 5060;
+    if (net.isIP(hop.host)) return { protocol, address: hop.host, port, serverName: hop.host };
     const addresses = await dns.promises.lookup(hop.host, { all: true }).catch((err: unknown) => {
       throw new UnreachableError(503, "DNS Failure", `cannot resolve ${hop.host}`, err);
     });
@@ -466,7 +488,7 @@ export class SipStack {
     const family = net.isIPv6(this.options.address) ? 6 : 4;
     const pick = addresses.find((a) => a.family === family) ?? addresses[0];
     if (!pick) throw new UnreachableError(503, "DNS Failure", `no address for ${hop.host}`);
-    return { protocol, address: pick.address, port };
+    return { protocol, address: pick.address, port, serverName: hop.host };
   }
 }
 

@@ -1,5 +1,6 @@
 import dgram from "node:dgram";
 import net from "node:net";
+import tls from "node:tls";
 import { SipTransportError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import type { RemoteInfo } from "./message.js";
@@ -7,19 +8,39 @@ import type { SipMessageLimits } from "./message-limits.js";
 import { StreamFramer, StreamFramingError } from "./stream-framer.js";
 import { bindUdpSocket } from "../udp-bind.js";
 
-/** One way to send to one peer (a UDP destination or a TCP connection). */
+export type SipProtocol = "UDP" | "TCP" | "TLS";
+
+/** One way to send to one peer (a UDP destination, or a TCP or TLS connection). */
 export interface Flow {
-  readonly protocol: "UDP" | "TCP";
+  readonly protocol: SipProtocol;
   send(text: string): void;
   /** The transaction using this flow is done with it. */
   release(): void;
 }
 
 export interface TransportTarget {
-  protocol: "UDP" | "TCP";
+  protocol: SipProtocol;
   address: string;
   port: number;
+  /** TLS: the name the peer's certificate must carry (the URI's host); default the address. */
+  serverName?: string;
 }
+
+/** SIP over TLS (RFC 3261 §26): our certificate, and how the peer's is checked. */
+export interface SipTlsOptions {
+  /** PEM certificate chain and key we present, as server and as client. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** PEM CA certificates the peer's certificate must chain to; undefined = the system's trust. */
+  ca?: string | Buffer;
+  /** Verify the peer's certificate and name (off only for testing against self-signed peers). */
+  verify: boolean;
+  /** TLS listening port; 0 picks a free one. */
+  port: number;
+}
+
+/** Why a flow failed, for the transaction's synthesized response. */
+export type FlowErrorListener = (reason?: string) => void;
 
 export interface SipTransportOptions {
   address: string;
@@ -27,6 +48,7 @@ export interface SipTransportOptions {
   port: number;
   udp: boolean;
   tcp: boolean;
+  tls?: SipTlsOptions;
   logger: SipLogger;
   /** An unused TCP connection is closed after this long. Default 120 s. */
   tcpIdleMs?: number;
@@ -49,12 +71,15 @@ const CLOSE_GRACE_MS = 1_000;
 
 class TcpConnection {
   refs = 0;
-  readonly errorListeners = new Set<() => void>();
+  readonly errorListeners = new Set<FlowErrorListener>();
+  /** Why the connection failed, when it did (a TLS handshake refused, a reset). */
+  private failure: string | undefined;
   private readonly framer: StreamFramer;
   private closing = false;
 
   constructor(
     readonly key: string,
+    readonly protocol: "TCP" | "TLS",
     readonly socket: net.Socket,
     private readonly remote: RemoteInfo,
     sink: TransportSink,
@@ -89,11 +114,16 @@ class TcpConnection {
     socket.on("timeout", () => {
       if (this.refs === 0) socket.destroy();
     });
-    socket.on("error", (err) => logger.debug({ err, remote }, "SIP TCP connection error"));
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      if (protocol === "TLS" && isTlsFailure(err)) {
+        this.failure = `TLS ${err.code ?? "handshake"} failed`;
+        logger.warn({ remote, code: err.code, reason: err.message }, "SIP TLS connection refused: the peer's certificate did not verify");
+      } else logger.debug({ err, remote }, `SIP ${protocol} connection error`);
+    });
     socket.on("close", () => {
       onGone(this);
       // Pending transactions learn at once instead of waiting for their timers.
-      for (const l of [...this.errorListeners]) l();
+      for (const l of [...this.errorListeners]) l(this.failure);
       this.errorListeners.clear();
     });
   }
@@ -107,16 +137,16 @@ class TcpConnection {
     this.socket.end();
   }
 
-  flow(onError?: () => void): Flow {
+  flow(onError?: FlowErrorListener): Flow {
     this.refs++;
     if (onError) this.errorListeners.add(onError);
     let released = false;
     return {
-      protocol: "TCP",
+      protocol: this.protocol,
       send: (text) => {
         if (this.socket.destroyed) {
           // Asynchronously, as a socket error would be: the transaction may be mid-transition.
-          if (onError) setImmediate(onError);
+          if (onError) setImmediate(() => onError(this.failure));
           return;
         }
         this.socket.write(text, "latin1");
@@ -139,6 +169,8 @@ class TcpConnection {
 export class SipTransport {
   private udp: dgram.Socket | undefined;
   private tcpServer: net.Server | undefined;
+  private tlsServer: tls.Server | undefined;
+  private boundTlsPort = 0;
   private readonly connections = new Map<string, TcpConnection>();
   private boundPort = 0;
   private stopped = false;
@@ -147,19 +179,24 @@ export class SipTransport {
     private readonly options: SipTransportOptions,
     private readonly sink: TransportSink,
   ) {
-    if (!options.udp && !options.tcp) throw new SipTransportError("at least one of UDP and TCP must be enabled");
+    if (!options.udp && !options.tcp && !options.tls) throw new SipTransportError("at least one of UDP, TCP and TLS must be enabled");
   }
 
   get port(): number {
     return this.boundPort;
   }
 
+  /** The TLS listening port (0 when TLS is off). */
+  get tlsPort(): number {
+    return this.boundTlsPort;
+  }
+
   get address(): string {
     return this.options.address;
   }
 
-  supports(protocol: "UDP" | "TCP"): boolean {
-    return protocol === "UDP" ? this.options.udp : this.options.tcp;
+  supports(protocol: SipProtocol): boolean {
+    return protocol === "UDP" ? this.options.udp : protocol === "TCP" ? this.options.tcp : this.options.tls !== undefined;
   }
 
   async start(): Promise<void> {
@@ -193,29 +230,43 @@ export class SipTransport {
       this.tcpServer.on("error", (err) => this.options.logger.warn({ err }, "SIP TCP server error"));
       chosen = (this.tcpServer.address() as net.AddressInfo).port;
     }
-    this.boundPort = chosen;
+    const tlsOptions = this.options.tls;
+    if (tlsOptions) {
+      this.tlsServer = await listen(
+        tls.createServer({ cert: tlsOptions.cert, key: tlsOptions.key, ca: tlsOptions.ca, requestCert: false }, (socket) => this.adopt(socket, "TLS")),
+        this.options.address,
+        tlsOptions.port,
+      );
+      // A failed handshake from a caller is its problem; it is logged, never thrown.
+      this.tlsServer.on("tlsClientError", (err, socket) => this.options.logger.debug({ err, remote: socket.remoteAddress }, "SIP TLS handshake from a peer failed"));
+      this.tlsServer.on("error", (err) => this.options.logger.warn({ err }, "SIP TLS server error"));
+      this.boundTlsPort = (this.tlsServer.address() as net.AddressInfo).port;
+    }
+    this.boundPort = this.options.udp || this.options.tcp ? chosen : this.boundTlsPort;
   }
 
-  private adopt(socket: net.Socket): void {
+  private adopt(socket: net.Socket, protocol: "TCP" | "TLS" = "TCP"): void {
     if (this.stopped || !socket.remoteAddress || !socket.remotePort) {
       socket.destroy();
       return;
     }
-    const remote: RemoteInfo = { protocol: "TCP", address: socket.remoteAddress, port: socket.remotePort };
-    this.track(remote, socket);
+    this.track({ protocol, address: socket.remoteAddress, port: socket.remotePort }, socket);
   }
 
-  private track(remote: RemoteInfo, socket: net.Socket): TcpConnection {
-    const key = `${remote.address}:${remote.port}`;
-    const conn = new TcpConnection(key, socket, remote, this.sink, this.options.logger, this.options.tcpIdleMs ?? 120_000, this.options.limits, (c) => {
+  private track(remote: RemoteInfo & { protocol: "TCP" | "TLS" }, socket: net.Socket, serverName?: string): TcpConnection {
+    const key = connectionKey(remote.protocol, remote.address, remote.port, serverName);
+    const conn = new TcpConnection(key, remote.protocol, socket, remote, this.sink, this.options.logger, this.options.tcpIdleMs ?? 120_000, this.options.limits, (c) => {
       if (this.connections.get(c.key) === c) this.connections.delete(c.key);
     });
     this.connections.set(key, conn);
     return conn;
   }
 
-  /** A flow toward a peer, reusing a TCP connection to the same address and port. */
-  open(target: TransportTarget, onError?: () => void): Flow {
+  /**
+   * A flow toward a peer, reusing a TCP connection to the same address and port, or a TLS one to
+   * the same address, port and certificate name.
+   */
+  open(target: TransportTarget, onError?: FlowErrorListener): Flow {
     if (this.stopped) throw new SipTransportError("SIP transport stopped");
     if (target.protocol === "UDP") {
       const udp = this.udp;
@@ -234,12 +285,36 @@ export class SipTransport {
         release: () => {},
       };
     }
+    if (target.protocol === "TLS") return this.openTls(target, onError);
     if (!this.tcpServer) throw new SipTransportError("TCP is not enabled");
-    const key = `${target.address}:${target.port}`;
+    const key = connectionKey("TCP", target.address, target.port);
     const existing = this.connections.get(key);
     if (existing && !existing.socket.destroyed) return existing.flow(onError);
     const socket = net.connect({ host: target.address, port: target.port, localAddress: this.options.address });
     return this.track({ protocol: "TCP", address: target.address, port: target.port }, socket).flow(onError);
+  }
+
+  private openTls(target: TransportTarget, onError?: FlowErrorListener): Flow {
+    const o = this.options.tls;
+    if (!o || !this.tlsServer) throw new SipTransportError("TLS is not enabled");
+    const serverName = target.serverName ?? target.address;
+    const key = connectionKey("TLS", target.address, target.port, serverName);
+    const existing = this.connections.get(key);
+    if (existing && !existing.socket.destroyed) return existing.flow(onError);
+    const socket = tls.connect({
+      socket: net.connect({ host: target.address, port: target.port, localAddress: this.options.address }),
+      // SNI carries names only (RFC 6066 §3); an address is still checked against the IP SANs.
+      servername: net.isIP(serverName) ? undefined : serverName,
+      cert: o.cert,
+      key: o.key,
+      ca: o.ca,
+      rejectUnauthorized: o.verify,
+      // The certificate must name the host of the URI we were given, not the address it resolved to
+      // (RFC 5922 §7.2).
+      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(serverName, cert),
+    });
+    this.options.logger.debug({ remote: { address: target.address, port: target.port }, serverName }, "SIP TLS connection opened");
+    return this.track({ protocol: "TLS", address: target.address, port: target.port }, socket, serverName).flow(onError);
   }
 
   /**
@@ -247,8 +322,8 @@ export class SipTransport {
    * that connection is gone, a new one to the Via's sent-by (RFC 3261 §18.2.2).
    */
   reply(remote: RemoteInfo, viaFallback: TransportTarget): Flow {
-    if (remote.protocol === "TCP") {
-      const conn = this.connections.get(`${remote.address}:${remote.port}`);
+    if (remote.protocol !== "UDP") {
+      const conn = this.connections.get(connectionKey(remote.protocol, remote.address, remote.port));
       if (conn && !conn.socket.destroyed) return conn.flow();
       return this.open(viaFallback);
     }
@@ -265,8 +340,10 @@ export class SipTransport {
   private async closeListeners(): Promise<void> {
     const udp = this.udp;
     const tcp = this.tcpServer;
+    const tlsServer = this.tlsServer;
     this.udp = undefined;
     this.tcpServer = undefined;
+    this.tlsServer = undefined;
     await Promise.all([
       udp && new Promise<void>((r) => {
         try {
@@ -276,8 +353,36 @@ export class SipTransport {
         }
       }),
       tcp && new Promise<void>((r) => tcp.close(() => r())),
+      tlsServer && new Promise<void>((r) => tlsServer.close(() => r())),
     ]);
   }
+}
+
+/**
+ * Connections by protocol and peer; a TLS connection we opened also by the name its certificate
+ * was checked against, so a connection verified for one name is never reused for another.
+ */
+function connectionKey(protocol: "TCP" | "TLS", address: string, port: number, serverName?: string): string {
+  return serverName === undefined ? `${protocol}:${address}:${port}` : `${protocol}:${address}:${port}:${serverName}`;
+}
+
+/** A refused certificate or name, as opposed to a connection that merely broke. */
+function isTlsFailure(err: NodeJS.ErrnoException): boolean {
+  return /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO|VERIFY|HANDSHAKE|SSL|TLS/i.test(`${err.code ?? ""} ${err.message}`);
+}
+
+function listen<T extends net.Server>(server: T, address: string, port: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.close();
+      reject(err);
+    };
+    server.once("error", onError);
+    server.listen(port, address, () => {
+      server.off("error", onError);
+      resolve(server);
+    });
+  });
 }
 
 function listenTcp(address: string, port: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {

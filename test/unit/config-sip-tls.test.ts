@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, redactConfig } from "../../gateway/config/config.js";
+
+const base = { META_APP_SECRET: "s3cret", META_VERIFY_TOKEN: "verify-me", META_PAGE_ID: "1234567890", META_PAGE_ACCESS_TOKEN: "EAAtoken" };
+const dir = mkdtempSync(join(tmpdir(), "cfg-tls-"));
+const cert = join(dir, "cert.pem");
+const key = join(dir, "key.pem");
+// Shapes only: the configuration checks the files are PEM of the right kind, TLS checks the rest.
+writeFileSync(cert, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+writeFileSync(key, "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+
+describe("SIP_TRANSPORTS=tls and SIP_TLS_*", () => {
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reads the certificate, key and CA, verifies by default, and keeps the key out of the logged config", () => {
+    const c = loadConfig({ ...base, SIP_TRANSPORTS: "udp,tls", SIP_TLS_CERT: cert, SIP_TLS_KEY: key, SIP_TLS_CA: cert });
+    expect(c.sip.transports).toEqual(["udp", "tls"]);
+    expect(c.sip.tls?.verify).toBe(true);
+    expect(c.sip.tls?.key).toContain("PRIVATE KEY");
+    expect(c.sip.tls?.ca).toContain("CERTIFICATE");
+    expect(JSON.stringify(redactConfig(c))).not.toContain("PRIVATE KEY");
+    expect(loadConfig({ ...base, SIP_TRANSPORTS: "tls", SIP_TLS_CERT: cert, SIP_TLS_KEY: key, SIP_TLS_VERIFY: "false" }).sip.tls?.verify).toBe(false);
+    expect(loadConfig(base).sip.tls).toBeUndefined();
+  });
+
+  it("names the setting that is missing, unreadable or of the wrong kind", () => {
+    const fails = (env: Record<string, string>, key: string): void => {
+      let err: unknown;
+      try {
+        loadConfig({ ...base, ...env });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toContain(key);
+    };
+    fails({ SIP_TRANSPORTS: "tls" }, "SIP_TLS_CERT");
+    fails({ SIP_TRANSPORTS: "tls", SIP_TLS_CERT: cert }, "SIP_TLS_KEY");
+    fails({ SIP_TRANSPORTS: "tls", SIP_TLS_CERT: join(dir, "nope.pem"), SIP_TLS_KEY: key }, "SIP_TLS_CERT");
+    fails({ SIP_TRANSPORTS: "tls", SIP_TLS_CERT: key, SIP_TLS_KEY: key }, "SIP_TLS_CERT");
+    fails({ SIP_TRANSPORTS: "tls", SIP_TLS_CERT: cert, SIP_TLS_KEY: cert }, "SIP_TLS_KEY");
+    fails({ SIP_TLS_CERT: cert }, "SIP_TLS_CERT");
+    fails({ SIP_TRANSPORTS: "udp,sctp" }, "SIP_TRANSPORTS");
+  });
+});
