@@ -93,6 +93,7 @@ export class Gateway {
       backend: config.sip.backend,
       listen: config.sip.listen,
       transports: config.sip.transports,
+      outboundProxy: config.sip.outboundProxy,
       tls: config.sip.tls && { cert: config.sip.tls.cert, key: config.sip.tls.key, ca: config.sip.tls.ca, verify: config.sip.tls.verify },
       advertisedHost: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
       userAgent: "meta-sip-gateway",

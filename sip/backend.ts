@@ -17,6 +17,8 @@ export interface SipSignalingOptions {
   /** Where the embedded stack binds (drachtio-server listens on its own). */
   listen: { host: string; port: number };
   transports: SipTransportName[];
+  /** Outbound proxy for requests outside a dialog (embedded stack). */
+  outboundProxy?: string;
   /** Certificate, key and trust for SIP over TLS (embedded stack; drachtio-server has its own). */
   tls?: { cert: string; key: string; ca: string | undefined; verify: boolean };
   /** Host the embedded stack writes in Via, Contact and From. */
@@ -37,6 +39,7 @@ export function createSipSignaling(o: SipSignalingOptions): SipSignaling {
     port: o.listen.port,
     transports: o.transports,
     tls: o.tls,
+    outboundProxy: o.outboundProxy,
     host: o.advertisedHost,
     userAgent: o.userAgent,
     logger: o.logger,

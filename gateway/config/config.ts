@@ -31,6 +31,8 @@ export interface GatewayConfig {
     /** host:port the SIP stack listens on (UDP and TCP). */
     listen: { host: string; port: number };
     transports: ("udp" | "tcp" | "tls")[];
+    /** Outbound proxy URI every request outside a dialog goes through; undefined = none. */
+    outboundProxy: string | undefined;
     /** SIP over TLS (with `tls` in transports): PEM certificate chain, key and trust, read at start. */
     tls: { certFile: string; keyFile: string; caFile: string | undefined; cert: string; key: string; ca: string | undefined; verify: boolean } | undefined;
     /** Credentials for digest challenges (401/407) from the PBX or its proxy. */
@@ -142,6 +144,7 @@ export const CONFIG_KEYS = [
   "SIP_REFER",
   "SIP_REFER_ALLOW",
   "SIP_SRTP",
+  "SIP_OUTBOUND_PROXY",
   "SIP_TLS_CERT",
   "SIP_TLS_KEY",
   "SIP_TLS_CA",
@@ -279,6 +282,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       target: parseSipTarget(str("SIP_TARGET", "echo")),
       listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060"), true),
       transports: parseTransports(str("SIP_TRANSPORTS", "udp,tcp")),
+      outboundProxy: parseOutboundProxy(optional("SIP_OUTBOUND_PROXY")),
       tls: parseSipTls(parseTransports(str("SIP_TRANSPORTS", "udp,tcp")).includes("tls"), optional("SIP_TLS_CERT"), optional("SIP_TLS_KEY"), optional("SIP_TLS_CA"), bool("SIP_TLS_VERIFY", true)),
       auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
       allowFrom: parseAllowList(optional("SIP_ALLOW_FROM")),
@@ -364,6 +368,12 @@ function parseSipTarget(raw: string): SipTarget {
     throw new ConfigError("SIP_TARGET", `must be "echo" or a SIP URI like sip:agents@pbx.example.com, got "${raw}"`);
   }
   return { kind: "uri", uri: raw };
+}
+
+function parseOutboundProxy(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^sips?:[^\s@<>"]+$/.test(raw)) throw new ConfigError("SIP_OUTBOUND_PROXY", `must be a SIP URI of a host like sip:proxy.example.com:5060;lr, got "${raw}"`);
+  return raw;
 }
 
 function parseHostPort(key: ConfigKey, raw: string, allowAnyPort = false): { host: string; port: number } {

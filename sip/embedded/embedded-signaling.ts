@@ -43,6 +43,8 @@ export interface EmbeddedSipOptions {
   port: number;
   /** Default udp and tcp; `tls` needs `tls`. */
   transports?: SipTransportName[];
+  /** Outbound proxy URI for every request outside a dialog (`;lr` is added when missing). */
+  outboundProxy?: string;
   /** Certificate, key and trust for SIP over TLS. */
   tls?: Omit<SipTlsOptions, "port"> & { port?: number };
   /**
@@ -88,6 +90,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
         udp: transports.includes("udp"),
         tcp: transports.includes("tcp"),
         tls: transports.includes("tls") ? tlsListen(config) : undefined,
+        outboundProxy: config.outboundProxy === undefined ? undefined : looseRoute(config.outboundProxy),
         host: config.host,
         userAgent: config.userAgent ?? "meta-sip-gateway",
         logger: this.logger,
@@ -342,6 +345,12 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
 
 function pendingKey(rq: SipRequest): string {
   return `${rq.headers["call-id"]}\n${rq.headers.via[0]?.params.branch ?? ""}`;
+}
+
+/** The proxy as a loose router (RFC 3261 §16.12.1.1): our Request-URI stays the target. */
+function looseRoute(uri: string): string {
+  const parsed = checkSipUri(uri, { tls: true });
+  return "lr" in parsed.params ? uri : `${uri};lr`;
 }
 
 /** TLS listens next to the UDP/TCP port (5060 → 5061, RFC 3261 §26.2.2), or on a free one with port 0. */

@@ -60,6 +60,11 @@ export interface SipStackOptions {
   tcp: boolean;
   /** SIP over TLS, on its own port. */
   tls?: SipTlsOptions;
+  /**
+   * Outbound proxy (RFC 3261 §8.1.2): every request outside a dialog gets it as a pre-loaded
+   * Route, so it is sent there; requests in a dialog follow the dialog's route set.
+   */
+  outboundProxy?: string;
   /** Host written in Via and Contact; default the bind address. */
   host?: string;
   userAgent: string;
@@ -442,6 +447,12 @@ export class SipStack {
   }
 
   private prepare(rq: OutgoingRequest): void {
+    const proxy = this.options.outboundProxy;
+    const outOfDialog = typeof rq.headers.to === "string" ? !/;\s*tag=/i.test(rq.headers.to) : tagOf(rq.headers.to) === undefined;
+    // Set on the request itself, so its CANCEL and the ACK of a failure carry the same Route.
+    if (proxy !== undefined && outOfDialog && rq.method !== "ACK" && rq.method !== "CANCEL" && rq.headers.route === undefined) {
+      rq.headers.route = `<${proxy}>`;
+    }
     if (rq.headers["max-forwards"] === undefined) rq.headers["max-forwards"] = MAX_FORWARDS;
     if (rq.headers["user-agent"] === undefined) rq.headers["user-agent"] = toWire(this.options.userAgent);
   }

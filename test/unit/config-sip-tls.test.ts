@@ -46,3 +46,12 @@ describe("SIP_TRANSPORTS=tls and SIP_TLS_*", () => {
     fails({ SIP_TRANSPORTS: "udp,sctp" }, "SIP_TRANSPORTS");
   });
 });
+
+describe("SIP_OUTBOUND_PROXY", () => {
+  it("takes a SIP URI of a host and refuses anything else by name", () => {
+    expect(loadConfig(base).sip.outboundProxy).toBeUndefined();
+    expect(loadConfig({ ...base, SIP_OUTBOUND_PROXY: "sip:proxy.example.com:5060;lr" }).sip.outboundProxy).toBe("sip:proxy.example.com:5060;lr");
+    expect(() => loadConfig({ ...base, SIP_OUTBOUND_PROXY: "proxy.example.com" })).toThrow(/SIP_OUTBOUND_PROXY/);
+    expect(() => loadConfig({ ...base, SIP_OUTBOUND_PROXY: "<sip:proxy>" })).toThrow(ConfigError);
+  });
+});
