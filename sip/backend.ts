@@ -17,6 +17,8 @@ export interface SipSignalingOptions {
   /** Where the embedded stack binds (drachtio-server listens on its own). */
   listen: { host: string; port: number };
   transports: SipTransportName[];
+  /** A registration to keep (embedded stack). */
+  registration?: { registrar: string; user: string; password: string | undefined; expiresS: number };
   /** Outbound proxy for requests outside a dialog (embedded stack). */
   outboundProxy?: string;
   /** Certificate, key and trust for SIP over TLS (embedded stack; drachtio-server has its own). */
@@ -40,6 +42,12 @@ export function createSipSignaling(o: SipSignalingOptions): SipSignaling {
     transports: o.transports,
     tls: o.tls,
     outboundProxy: o.outboundProxy,
+    registration: o.registration && {
+      registrar: o.registration.registrar,
+      user: o.registration.user,
+      auth: o.registration.password === undefined ? undefined : { username: o.registration.user, password: o.registration.password },
+      expiresS: o.registration.expiresS,
+    },
     host: o.advertisedHost,
     userAgent: o.userAgent,
     logger: o.logger,

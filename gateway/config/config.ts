@@ -31,6 +31,8 @@ export interface GatewayConfig {
     /** host:port the SIP stack listens on (UDP and TCP). */
     listen: { host: string; port: number };
     transports: ("udp" | "tcp" | "tls")[];
+    /** A registration the gateway keeps at the PBX (a registered trunk or extension); undefined = none. */
+    register: { registrar: string; user: string; password: string | undefined; expiresS: number } | undefined;
     /** Outbound proxy URI every request outside a dialog goes through; undefined = none. */
     outboundProxy: string | undefined;
     /** SIP over TLS (with `tls` in transports): PEM certificate chain, key and trust, read at start. */
@@ -145,6 +147,10 @@ export const CONFIG_KEYS = [
   "SIP_REFER_ALLOW",
   "SIP_SRTP",
   "SIP_OUTBOUND_PROXY",
+  "SIP_REGISTRAR",
+  "SIP_REGISTER_USER",
+  "SIP_REGISTER_PASSWORD",
+  "SIP_REGISTER_EXPIRES",
   "SIP_TLS_CERT",
   "SIP_TLS_KEY",
   "SIP_TLS_CA",
@@ -283,6 +289,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060"), true),
       transports: parseTransports(str("SIP_TRANSPORTS", "udp,tcp")),
       outboundProxy: parseOutboundProxy(optional("SIP_OUTBOUND_PROXY")),
+      register: parseRegister(optional("SIP_REGISTRAR"), optional("SIP_REGISTER_USER"), optional("SIP_REGISTER_PASSWORD"), int("SIP_REGISTER_EXPIRES", 3600, 60, 86_400)),
       tls: parseSipTls(parseTransports(str("SIP_TRANSPORTS", "udp,tcp")).includes("tls"), optional("SIP_TLS_CERT"), optional("SIP_TLS_KEY"), optional("SIP_TLS_CA"), bool("SIP_TLS_VERIFY", true)),
       auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
       allowFrom: parseAllowList(optional("SIP_ALLOW_FROM")),
@@ -339,6 +346,11 @@ function parseSipBackend(optional: (key: ConfigKey) => string | undefined): SipB
   for (const key of ["SIP_LISTEN", "SIP_TRANSPORTS"] as const) {
     if (optional(key) !== undefined) throw new ConfigError(key, "is not used with SIP_BACKEND=drachtio: drachtio-server's own configuration (--contact) sets where SIP is received");
   }
+  // Settings the embedded stack acts on and the drachtio backend does not (yet): silently ignoring
+  // them would leave a deployment believing it has TLS, a registration or a proxy.
+  for (const key of ["SIP_TLS_CERT", "SIP_TLS_KEY", "SIP_TLS_CA", "SIP_REGISTRAR", "SIP_OUTBOUND_PROXY"] as const) {
+    if (optional(key) !== undefined) throw new ConfigError(key, "is not used with SIP_BACKEND=drachtio (the embedded stack's setting; configure drachtio-server for TLS)");
+  }
   const host = optional("DRACHTIO_HOST");
   if (host === undefined) throw new ConfigError("DRACHTIO_HOST", "is required with SIP_BACKEND=drachtio");
   if (isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) {
@@ -368,6 +380,18 @@ function parseSipTarget(raw: string): SipTarget {
     throw new ConfigError("SIP_TARGET", `must be "echo" or a SIP URI like sip:agents@pbx.example.com, got "${raw}"`);
   }
   return { kind: "uri", uri: raw };
+}
+
+function parseRegister(registrar: string | undefined, user: string | undefined, password: string | undefined, expiresS: number): GatewayConfig["sip"]["register"] {
+  if (registrar === undefined) {
+    if (user !== undefined) throw new ConfigError("SIP_REGISTER_USER", "is set but SIP_REGISTRAR is not");
+    if (password !== undefined) throw new ConfigError("SIP_REGISTER_PASSWORD", "is set but SIP_REGISTRAR is not");
+    return undefined;
+  }
+  if (!/^sips?:[^\s@<>"]+$/.test(registrar)) throw new ConfigError("SIP_REGISTRAR", `must be a SIP URI of the registrar like sip:pbx.example.com, got "${registrar}"`);
+  if (user === undefined) throw new ConfigError("SIP_REGISTER_USER", "is required with SIP_REGISTRAR (the user part of the address registered)");
+  if (!/^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$/.test(user)) throw new ConfigError("SIP_REGISTER_USER", "must be a SIP user part");
+  return { registrar, user, password, expiresS };
 }
 
 function parseOutboundProxy(raw: string | undefined): string | undefined {
@@ -545,6 +569,7 @@ export function redactConfig(config: GatewayConfig): unknown {
       backend: config.sip.backend.kind === "drachtio" ? { ...config.sip.backend, secret: "***" } : config.sip.backend,
       auth: config.sip.auth ? { username: config.sip.auth.username, password: "***" } : undefined,
       agentAuth: config.sip.agentAuth ? { ...config.sip.agentAuth, password: "***" } : undefined,
+      register: config.sip.register && { ...config.sip.register, password: config.sip.register.password === undefined ? undefined : "***" },
       tls: config.sip.tls && { certFile: config.sip.tls.certFile, keyFile: config.sip.tls.keyFile, caFile: config.sip.tls.caFile, verify: config.sip.tls.verify },
     },
   };

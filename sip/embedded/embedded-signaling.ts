@@ -32,6 +32,7 @@ import {
 } from "./message.js";
 import type { SipMessageLimits } from "./message-limits.js";
 import { EmbeddedOutgoingCall } from "./outgoing-call.js";
+import { SipRegistration, type SipRegistrationOptions } from "./registration.js";
 import { SipStack, type OutgoingRequest } from "./stack.js";
 import type { SipTlsOptions } from "./transport.js";
 import { timerRequestOf } from "./timer-headers.js";
@@ -43,6 +44,8 @@ export interface EmbeddedSipOptions {
   port: number;
   /** Default udp and tcp; `tls` needs `tls`. */
   transports?: SipTransportName[];
+  /** Keep a registration at this registrar; the stack is ready only while it is in place. */
+  registration?: SipRegistrationOptions;
   /** Outbound proxy URI for every request outside a dialog (`;lr` is added when missing). */
   outboundProxy?: string;
   /** Certificate, key and trust for SIP over TLS. */
@@ -77,6 +80,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
   private readonly pendingInvites = new Map<string, EmbeddedIncomingCall>();
   private readonly context: CallContext;
   private state: "new" | "started" | "stopping" | "stopped" = "new";
+  private registration: SipRegistration | undefined;
 
   constructor(private readonly config: EmbeddedSipOptions) {
     super();
@@ -123,7 +127,12 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
   }
 
   get ready(): boolean {
-    return this.state === "started";
+    return this.state === "started" && (this.registration === undefined || this.registration.state === "registered");
+  }
+
+  /** The registration's state, when one is configured. */
+  get registrationState(): string | undefined {
+    return this.registration?.state;
   }
 
   get localAddress(): SipAddress | undefined {
@@ -141,6 +150,15 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
     await this.stack.start();
     this.state = "started";
     this.logger.info({ address: this.config.address, port: this.stack.port, host: this.stack.host }, "SIP stack listening");
+    if (this.config.registration) {
+      const registration = new SipRegistration(this.stack, this.config.registration, this.logger);
+      this.registration = registration;
+      registration.on("state", (state) => {
+        if (this.state === "started" && state !== "stopped") this.emit("readiness", state === "registered");
+      });
+      registration.start();
+      return;
+    }
     this.emit("readiness", true);
   }
 
@@ -149,6 +167,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
     const wasStarted = this.state === "started";
     this.state = "stopping";
     if (wasStarted) this.emit("readiness", false);
+    await this.registration?.stop();
     for (const call of [...this.calls]) {
       try {
         call.shutdown();

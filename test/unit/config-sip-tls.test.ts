@@ -55,3 +55,30 @@ describe("SIP_OUTBOUND_PROXY", () => {
     expect(() => loadConfig({ ...base, SIP_OUTBOUND_PROXY: "<sip:proxy>" })).toThrow(ConfigError);
   });
 });
+
+describe("SIP_REGISTRAR and SIP_REGISTER_*", () => {
+  it("reads a registration, defaults to one hour, and keeps the password out of the logged config", () => {
+    expect(loadConfig(base).sip.register).toBeUndefined();
+    const c = loadConfig({ ...base, SIP_REGISTRAR: "sip:pbx.example.com", SIP_REGISTER_USER: "gw1", SIP_REGISTER_PASSWORD: "pa55word" });
+    expect(c.sip.register).toEqual({ registrar: "sip:pbx.example.com", user: "gw1", password: "pa55word", expiresS: 3600 });
+    expect(JSON.stringify(redactConfig(c))).not.toContain("pa55word");
+    expect(loadConfig({ ...base, SIP_REGISTRAR: "sips:pbx.example.com:5061", SIP_REGISTER_USER: "gw1", SIP_REGISTER_EXPIRES: "600" }).sip.register?.expiresS).toBe(600);
+  });
+
+  it("names what is missing or wrong", () => {
+    expect(() => loadConfig({ ...base, SIP_REGISTRAR: "sip:pbx.example.com" })).toThrow(/SIP_REGISTER_USER/);
+    expect(() => loadConfig({ ...base, SIP_REGISTER_USER: "gw1" })).toThrow(/SIP_REGISTER_USER/);
+    expect(() => loadConfig({ ...base, SIP_REGISTRAR: "pbx.example.com", SIP_REGISTER_USER: "gw1" })).toThrow(/SIP_REGISTRAR/);
+    expect(() => loadConfig({ ...base, SIP_REGISTRAR: "sip:pbx", SIP_REGISTER_USER: "gw 1" })).toThrow(/SIP_REGISTER_USER/);
+    expect(() => loadConfig({ ...base, SIP_REGISTRAR: "sip:pbx", SIP_REGISTER_USER: "gw1", SIP_REGISTER_EXPIRES: "10" })).toThrow(/SIP_REGISTER_EXPIRES/);
+  });
+});
+
+describe("embedded-only settings with SIP_BACKEND=drachtio", () => {
+  it("are refused by name rather than ignored", () => {
+    const drachtio = { ...base, SIP_BACKEND: "drachtio", DRACHTIO_HOST: "127.0.0.1", DRACHTIO_SECRET: "cymru" };
+    expect(() => loadConfig({ ...drachtio, SIP_REGISTRAR: "sip:pbx", SIP_REGISTER_USER: "gw1" })).toThrow(/SIP_REGISTRAR/);
+    expect(() => loadConfig({ ...drachtio, SIP_OUTBOUND_PROXY: "sip:proxy" })).toThrow(/SIP_OUTBOUND_PROXY/);
+    expect(() => loadConfig({ ...drachtio, SIP_TLS_CERT: cert })).toThrow(/SIP_TLS_CERT/);
+  });
+});
