@@ -203,6 +203,14 @@ export class GatewayMetrics {
       },
     });
     new Gauge({
+      name: "gateway_sip_session_refreshes",
+      help: "Session refreshes (RFC 4028) that succeeded, by either side, counted at call end (cumulative)",
+      registers: [r],
+      collect() {
+        this.set(sources.manager().sessionRefreshes);
+      },
+    });
+    new Gauge({
       name: "gateway_graph_requests",
       help: "Graph API requests by action and result (cumulative)",
       labelNames: ["action", "result"],

@@ -62,6 +62,8 @@ export interface CallManagerStats {
   transfers: TransferCounts;
   /** Times a PBX put a call on hold, counted when the call ends. */
   holds: number;
+  /** Session refreshes (RFC 4028) that succeeded, counted when the call ends. */
+  sessionRefreshes: number;
 }
 
 /**
@@ -81,6 +83,7 @@ export class CallManager {
     sipRefused: 0,
     transfers: { succeeded: 0, failed: 0, refused: 0 },
     holds: 0,
+    sessionRefreshes: 0,
   };
   /**
    * Webhooks for a call id not known yet. An agent's call learns its id from connect's response,
@@ -285,7 +288,7 @@ export class CallManager {
         log,
         register: (callId, c) => {
           this.o.registry.add(c, callId);
-          c.whenEnded(() => (this.counters.holds += c.pbxMediaStats()?.holds ?? 0));
+          c.whenEnded(() => this.countAtEnd(c));
           const early = this.early.get(callId);
           this.early.delete(callId);
           for (const e of early?.events ?? []) this.deliver(c, e);
@@ -345,10 +348,17 @@ export class CallManager {
       mediaTimeoutMs: this.o.mediaTimeoutMs,
     });
     this.o.registry.add(call);
-    call.whenEnded(() => (this.counters.holds += call.pbxMediaStats()?.holds ?? 0));
+    call.whenEnded(() => this.countAtEnd(call));
     this.o.onCallCreated?.(call, { psid: event.from, states: (l) => call.on("state", l) });
     callLog.info("consumer call received");
     void call.start();
+  }
+
+  /** What a call's SIP side did, added to the gateway's counters once it ended. */
+  private countAtEnd(call: MessengerCall): void {
+    const s = call.pbxMediaStats();
+    this.counters.holds += s?.holds ?? 0;
+    this.counters.sessionRefreshes += s?.sessionRefreshes ?? 0;
   }
 
   private transfersFor(callId: string, pbxHosts: string[]): CallTransfers {

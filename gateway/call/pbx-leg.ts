@@ -15,6 +15,7 @@ export interface PbxDialog extends SipDialogCall {
   on(event: "reinvite", listener: (offerSdp: string, respond: ReinviteResponder) => void): unknown;
   on(event: "info", listener: (contentType: string, body: string) => void): unknown;
   on(event: "refer", listener: (request: SipReferRequest) => void): unknown;
+  on(event: "refreshed", listener: (by: "local" | "remote") => void): unknown;
 }
 
 /**
@@ -32,6 +33,8 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
   private farVideoPending = false;
   private closed = false;
   private readonly silenceTimer: NodeJS.Timeout;
+  /** Session refreshes (RFC 4028) that succeeded, by either side. */
+  private refreshes = 0;
 
   /** `mediaTimeoutMs`: no RTP or RTCP from a PBX that should be sending for this long ends the call. */
   constructor(
@@ -61,6 +64,7 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
       }),
     );
     dialog.on("info", c((contentType, body) => media.onInfo(contentType, body)));
+    dialog.on("refreshed", () => this.refreshes++);
     // Without a listener (a call that does not transfer) the REFER is declined.
     dialog.on(
       "refer",
@@ -138,7 +142,7 @@ export class PbxLeg extends EventEmitter<FarMediaEvents> implements FarMedia {
   }
 
   stats(): PbxMediaStats {
-    return { ...this.media.stats(), consumerVideo: this.video?.stats() };
+    return { ...this.media.stats(), consumerVideo: this.video?.stats(), sessionRefreshes: this.refreshes };
   }
 
   async close(): Promise<void> {

@@ -57,6 +57,8 @@ export interface PbxMediaStats {
   consumerVideo?: VideoToPbxStats;
   /** TMMBR/REMB sent to the PBX from what the consumer's network takes. */
   videoBitrateLimitsSent: number;
+  /** Session refreshes (RFC 4028) of the dialog that succeeded (filled in by the PBX leg). */
+  sessionRefreshes?: number;
   /** Whether the PBX holds the call now, and how often it did. */
   held: boolean;
   holds: number;
