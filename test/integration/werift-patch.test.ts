@@ -282,3 +282,22 @@ describe("werift transport-cc feedback, as patched", () => {
     await waitFor(() => werifts.length >= 3, 5000, "werift's own feedback");
   });
 });
+
+describe("RTP header extensions are read within the datagram (patch)", () => {
+  it("a one-byte-header extension whose declared length runs past the datagram is read up to its end", () => {
+    // The shape fuzzing found: X bit, profile 0xBEDE, a declared length of 0xffff words, then 1368
+    // bytes. Unpatched, werift walks 262,140 positions past the end, copying its extension array at
+    // each (quadratic): minutes of a blocked event loop, before any SRTP authentication.
+    const datagram = Buffer.concat([Buffer.from("90884c7d0000000000000000bedeffff", "hex"), Buffer.alloc(1368, 0x8b)]);
+    const header = RtpHeader.deSerialize(datagram);
+    expect(header.extensionProfile).toBe(0xbede);
+    expect(header.extensions.length).toBeLessThanOrEqual(datagram.length);
+    for (const e of header.extensions) expect(e.payload.byteOffset + e.payload.length).toBeLessThanOrEqual(datagram.byteOffset + datagram.length);
+  }, 10_000);
+
+  it("the same bound for the two-byte-header form", () => {
+    const datagram = Buffer.concat([Buffer.from("90884c7d00000000000000001000ffff", "hex"), Buffer.alloc(1368, 0x02)]);
+    const header = RtpHeader.deSerialize(datagram);
+    expect(header.extensions.length).toBeLessThanOrEqual(datagram.length);
+  }, 10_000);
+});
