@@ -94,6 +94,7 @@ export class Gateway {
       listen: config.sip.listen,
       transports: config.sip.transports,
       outboundProxy: config.sip.outboundProxy,
+      dnsServers: config.sip.dnsServers,
       registration: config.sip.register,
       tls: config.sip.tls && { cert: config.sip.tls.cert, key: config.sip.tls.key, ca: config.sip.tls.ca, verify: config.sip.tls.verify },
       advertisedHost: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),

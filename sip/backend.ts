@@ -17,6 +17,8 @@ export interface SipSignalingOptions {
   /** Where the embedded stack binds (drachtio-server listens on its own). */
   listen: { host: string; port: number };
   transports: SipTransportName[];
+  /** Nameservers for SIP hosts' SRV and address lookups (embedded stack); unset = the system's. */
+  dnsServers?: string[];
   /** A registration to keep (embedded stack). */
   registration?: { registrar: string; user: string; password: string | undefined; expiresS: number };
   /** Outbound proxy for requests outside a dialog (embedded stack). */
@@ -42,6 +44,7 @@ export function createSipSignaling(o: SipSignalingOptions): SipSignaling {
     transports: o.transports,
     tls: o.tls,
     outboundProxy: o.outboundProxy,
+    dnsServers: o.dnsServers,
     registration: o.registration && {
       registrar: o.registration.registrar,
       user: o.registration.user,

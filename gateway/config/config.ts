@@ -33,6 +33,8 @@ export interface GatewayConfig {
     transports: ("udp" | "tcp" | "tls")[];
     /** A registration the gateway keeps at the PBX (a registered trunk or extension); undefined = none. */
     register: { registrar: string; user: string; password: string | undefined; expiresS: number } | undefined;
+    /** Nameservers for SIP hosts (SRV, A/AAAA); undefined = the system's resolver. */
+    dnsServers: string[] | undefined;
     /** Outbound proxy URI every request outside a dialog goes through; undefined = none. */
     outboundProxy: string | undefined;
     /** SIP over TLS (with `tls` in transports): PEM certificate chain, key and trust, read at start. */
@@ -147,6 +149,7 @@ export const CONFIG_KEYS = [
   "SIP_REFER_ALLOW",
   "SIP_SRTP",
   "SIP_OUTBOUND_PROXY",
+  "SIP_DNS_SERVERS",
   "SIP_REGISTRAR",
   "SIP_REGISTER_USER",
   "SIP_REGISTER_PASSWORD",
@@ -289,6 +292,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       listen: parseHostPort("SIP_LISTEN", str("SIP_LISTEN", "0.0.0.0:5060"), true),
       transports: parseTransports(str("SIP_TRANSPORTS", "udp,tcp")),
       outboundProxy: parseOutboundProxy(optional("SIP_OUTBOUND_PROXY")),
+      dnsServers: parseDnsServers(optional("SIP_DNS_SERVERS")),
       register: parseRegister(optional("SIP_REGISTRAR"), optional("SIP_REGISTER_USER"), optional("SIP_REGISTER_PASSWORD"), int("SIP_REGISTER_EXPIRES", 3600, 60, 86_400)),
       tls: parseSipTls(parseTransports(str("SIP_TRANSPORTS", "udp,tcp")).includes("tls"), optional("SIP_TLS_CERT"), optional("SIP_TLS_KEY"), optional("SIP_TLS_CA"), bool("SIP_TLS_VERIFY", true)),
       auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
@@ -348,7 +352,7 @@ function parseSipBackend(optional: (key: ConfigKey) => string | undefined): SipB
   }
   // Settings the embedded stack acts on and the drachtio backend does not (yet): silently ignoring
   // them would leave a deployment believing it has TLS, a registration or a proxy.
-  for (const key of ["SIP_TLS_CERT", "SIP_TLS_KEY", "SIP_TLS_CA", "SIP_REGISTRAR", "SIP_OUTBOUND_PROXY"] as const) {
+  for (const key of ["SIP_TLS_CERT", "SIP_TLS_KEY", "SIP_TLS_CA", "SIP_REGISTRAR", "SIP_OUTBOUND_PROXY", "SIP_DNS_SERVERS"] as const) {
     if (optional(key) !== undefined) throw new ConfigError(key, "is not used with SIP_BACKEND=drachtio (the embedded stack's setting; configure drachtio-server for TLS)");
   }
   const host = optional("DRACHTIO_HOST");
@@ -392,6 +396,19 @@ function parseRegister(registrar: string | undefined, user: string | undefined, 
   if (user === undefined) throw new ConfigError("SIP_REGISTER_USER", "is required with SIP_REGISTRAR (the user part of the address registered)");
   if (!/^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$/.test(user)) throw new ConfigError("SIP_REGISTER_USER", "must be a SIP user part");
   return { registrar, user, password, expiresS };
+}
+
+function parseDnsServers(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const list = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const server of list) {
+    const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(server);
+    const host = m?.[1] ?? m?.[2];
+    const port = m?.[3] === undefined ? 53 : Number(m[3]);
+    if (!host || isIP(host) === 0 || port < 1 || port > 65535) throw new ConfigError("SIP_DNS_SERVERS", `"${server}" is not ip or ip:port`);
+  }
+  if (list.length === 0) throw new ConfigError("SIP_DNS_SERVERS", "needs at least one ip or ip:port");
+  return list;
 }
 
 function parseOutboundProxy(raw: string | undefined): string | undefined {

@@ -46,6 +46,8 @@ export interface EmbeddedSipOptions {
   transports?: SipTransportName[];
   /** Keep a registration at this registrar; the stack is ready only while it is in place. */
   registration?: SipRegistrationOptions;
+  /** Nameservers (`ip` or `ip:port`) for SRV and address lookups of SIP hosts; unset = the system's. */
+  dnsServers?: string[];
   /** Outbound proxy URI for every request outside a dialog (`;lr` is added when missing). */
   outboundProxy?: string;
   /** Certificate, key and trust for SIP over TLS. */
@@ -95,6 +97,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
         tcp: transports.includes("tcp"),
         tls: transports.includes("tls") ? tlsListen(config) : undefined,
         outboundProxy: config.outboundProxy === undefined ? undefined : looseRoute(config.outboundProxy),
+        dnsServers: config.dnsServers,
         host: config.host,
         userAgent: config.userAgent ?? "meta-sip-gateway",
         logger: this.logger,

@@ -1,4 +1,3 @@
-import dns from "node:dns";
 import net from "node:net";
 import sip from "sip";
 import { SipArgumentError, SipTransportError } from "../errors.js";
@@ -19,6 +18,7 @@ import {
   type SipResponse,
 } from "./message.js";
 import { checkSipMessage, DEFAULT_SIP_MESSAGE_LIMITS, SIP_LIMIT_SETTINGS, type SipMessageLimits } from "./message-limits.js";
+import { SipResolver } from "./resolver.js";
 import { SipTransport, type Flow, type SipProtocol, type SipTlsOptions, type TransportTarget } from "./transport.js";
 
 /** A request we send. Header values are wire (latin1) text unless the library needs an object. */
@@ -65,6 +65,8 @@ export interface SipStackOptions {
    * Route, so it is sent there; requests in a dialog follow the dialog's route set.
    */
   outboundProxy?: string;
+  /** Nameservers for RFC 3263 SRV and address lookups; unset = the system's. */
+  dnsServers?: string[];
   /** Host written in Via and Contact; default the bind address. */
   host?: string;
   userAgent: string;
@@ -99,6 +101,7 @@ export class SipStack {
   private stopped = false;
   private readonly limits: SipMessageLimits;
   private readonly refusalLog = new Map<string, { at: number; suppressed: number }>();
+  private readonly resolver: SipResolver;
 
   constructor(
     private readonly options: SipStackOptions,
@@ -115,6 +118,11 @@ export class SipStack {
       },
     );
     this.layer = sip.makeTransactionLayer({ "max-forwards": MAX_FORWARDS }, undefined);
+    this.resolver = new SipResolver({
+      servers: options.dnsServers,
+      family: net.isIPv6(options.address) ? 6 : 4,
+      supports: (protocol) => this.transport.supports(protocol),
+    });
   }
 
   async start(): Promise<void> {
@@ -398,23 +406,43 @@ export class SipStack {
       setImmediate(() => safeCallback(sip.makeResponse(rq, status, reason)));
     };
     this.prepare(rq);
+    const below: sip.Via[] = Array.isArray(rq.headers.via) ? rq.headers.via : [];
+    const attempt = (targets: TransportTarget[], index: number): void => {
+      const target = targets[index]!;
+      if (rq.method !== "CANCEL") {
+        // Via first on the wire: the serializer writes headers in insertion order. A new branch
+        // per target: each attempt is a new client transaction (RFC 3263 §4.3).
+        const { via: _old, ...rest } = rq.headers;
+        rq.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.portFor(target.protocol), params: {} }, ...below], ...rest };
+      }
+      let flow: Flow;
+      // This attempt's own transaction: a late error of an abandoned target must not end the next.
+      const own: { txn?: sip.ClientTransaction } = {};
+      try {
+        flow = this.transport.open(target, (reason) => own.txn?.message(sip.makeResponse(rq, 503, reason ?? "Transport Error")));
+      } catch (err) {
+        this.logger.warn({ err, target }, "cannot open SIP flow");
+        if (index + 1 < targets.length) return attempt(targets, index + 1);
+        return fail(503, "Transport Error");
+      }
+      let heard = false;
+      own.txn = this.layer.createClientTransaction(this.requestConnection(flow, rq), rq, (rs) => {
+        const fromNetwork = this.fromNetwork.has(rs);
+        heard ||= fromNetwork;
+        // A target that never answered (refused, unreachable, timed out) hands over to the next.
+        if (!fromNetwork && !heard && !cancelled && (rs.status === 503 || rs.status === 408) && index + 1 < targets.length) {
+          this.logger.info({ target, next: targets[index + 1], method: rq.method, status: rs.status }, "SIP target did not answer; trying the next");
+          return attempt(targets, index + 1);
+        }
+        safeCallback(rs);
+      });
+      txn = own.txn;
+    };
     this.resolveNextHop(rq)
-      .then((target) => {
+      .then((targets) => {
         if (cancelled) return;
         if (this.stopped) return fail(503, "Stack Stopped");
-        if (rq.method !== "CANCEL") {
-          const below: sip.Via[] = Array.isArray(rq.headers.via) ? rq.headers.via : [];
-          // Via first on the wire: the serializer writes headers in insertion order.
-          rq.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.portFor(target.protocol), params: {} }, ...below], ...rq.headers };
-        }
-        let flow: Flow;
-        try {
-          flow = this.transport.open(target, (reason) => txn?.message(sip.makeResponse(rq, 503, reason ?? "Transport Error")));
-        } catch (err) {
-          this.logger.warn({ err, target }, "cannot open SIP flow");
-          return fail(503, "Transport Error");
-        }
-        txn = this.layer.createClientTransaction(this.requestConnection(flow, rq), rq, safeCallback);
+        attempt(targets, 0);
       })
       .catch((err: unknown) => {
         this.logger.warn({ err, uri: rq.uri }, "cannot reach SIP next hop");
@@ -432,8 +460,9 @@ export class SipStack {
   sendAck(ack: OutgoingRequest): void {
     this.prepare(ack);
     this.resolveNextHop(ack)
-      .then((target) => {
+      .then((targets) => {
         if (this.stopped) return;
+        const target = targets[0]!;
         const { via: _previous, ...rest } = ack.headers;
         ack.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.portFor(target.protocol), params: { branch: newBranch() } }], ...rest };
         const flow = this.transport.open(target);
@@ -484,22 +513,20 @@ export class SipStack {
     };
   }
 
-  private async resolveNextHop(rq: OutgoingRequest): Promise<TransportTarget> {
+  /** Where a request goes: its first Route, else its Request-URI, resolved per RFC 3263. */
+  private async resolveNextHop(rq: OutgoingRequest): Promise<TransportTarget[]> {
     const hopText = typeof rq.headers.route === "string" && rq.headers.route !== "" ? firstRouteUri(rq.headers.route) : rq.uri;
     const hop = hopText ? sip.parseUri(hopText) : undefined;
     if (!hop) throw new UnreachableError(416, "Unsupported URI", `cannot parse next hop ${hopText}`);
-    const protocol = transportOfUri(hop) ?? this.defaultProtocol();
-    if (!this.transport.supports(protocol)) throw new UnreachableError(503, `${protocol} Not Enabled`, `${protocol} is not enabled`);
-    const port = hop.port && hop.port > 0 ? hop.port : protocol === "TLS" ? 5061 : 5060;
-    if (net.isIP(hop.host)) return { protocol, address: hop.host, port, serverName: hop.host };
-    const addresses = await dns.promises.lookup(hop.host, { all: true }).catch((err: unknown) => {
+    const protocol = transportOfUri(hop);
+    if (protocol && !this.transport.supports(protocol)) throw new UnreachableError(503, `${protocol} Not Enabled`, `${protocol} is not enabled`);
+    const port = hop.port && hop.port > 0 ? hop.port : undefined;
+    const targets = await this.resolver.targets(hop.host, port, protocol).catch((err: unknown) => {
       throw new UnreachableError(503, "DNS Failure", `cannot resolve ${hop.host}`, err);
     });
-    // Prefer the family we are bound to; "localhost" often resolves to ::1 first.
-    const family = net.isIPv6(this.options.address) ? 6 : 4;
-    const pick = addresses.find((a) => a.family === family) ?? addresses[0];
-    if (!pick) throw new UnreachableError(503, "DNS Failure", `no address for ${hop.host}`);
-    return { protocol, address: pick.address, port, serverName: hop.host };
+    const usable = targets.filter((t) => this.transport.supports(t.protocol));
+    if (usable.length === 0) throw new UnreachableError(503, "DNS Failure", `no usable target for ${hop.host}`);
+    return usable;
   }
 }
 
