@@ -108,6 +108,19 @@ describe("SRTP crypto (RFC 3711)", () => {
     expect(rx.unprotectRtp(protectedPacket).equals(plain)).toBe(true);
   });
 
+  it("AES_CM_128_HMAC_SHA1_32 is the same packet with the tag cut to its first 4 bytes (RFC 4568 §6.2.1)", () => {
+    const keys = { key: hex("E1F97A0D3E018BE0D64FA32C06DE4139"), salt: hex("0EC675AD498AFEEBB6960B3AABE6") };
+    const tx = new SrtpTransform({ suite: "AES_CM_128_HMAC_SHA1_32", local: keys, remote: keys });
+    const plain = Buffer.concat([hex("800f1234decafbadcafebabe"), Buffer.alloc(16, 0xab)]);
+    const wire = tx.protectRtp(plain);
+    expect(wire.toString("hex")).toBe("800f1234decafbadcafebabe4e55dc4ce79978d88ca4d215949d2402b78d6acc");
+    const rx = new SrtpTransform({ suite: "AES_CM_128_HMAC_SHA1_32", local: keys, remote: keys });
+    expect(rx.unprotectRtp(wire).equals(plain)).toBe(true);
+    const forged = Buffer.from(wire);
+    forged[forged.length - 1]! ^= 0x01;
+    expect(() => new SrtpTransform({ suite: "AES_CM_128_HMAC_SHA1_32", local: keys, remote: keys }).unprotectRtp(forged)).toThrow(SrtpError);
+  });
+
   for (const suite of ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM"] as const) {
     it(`${suite}: both directions round-trip, tampering is refused, SRTCP too`, () => {
       const a = newMasterKey(suite);
