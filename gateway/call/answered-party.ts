@@ -36,6 +36,8 @@ export class AnsweredParty extends EventEmitter<CallTargetEvents> implements Cal
     if (this.ended) return;
     this.ended = true;
     this.removeAllListeners();
-    await Promise.allSettled([this.sip.hangup(), this.leg.close()]);
+    // The BYE's transaction completes on its own (RFC 3261 §15.1.1): media is released at once.
+    this.sip.hangup().catch(() => undefined);
+    await this.leg.close();
   }
 }

@@ -292,7 +292,10 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     this.watchTransfers(party.far);
     this.media.replaceFar(party.far);
     if (previous) await previous.hangup("transferred");
-    else await Promise.allSettled([this.o.sip.hangup(), this.pbx?.close()]);
+    else {
+      this.o.sip.hangup().catch((err: unknown) => this.o.log.debug({ err }, "SIP hangup error"));
+      await this.pbx?.close();
+    }
     this.o.log.info("transfer complete: the consumer is with the new party");
   }
 
@@ -342,7 +345,9 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     if (opts.tellMeta && this._callId.startsWith("c_")) {
       await meta.terminate(this._callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
     }
-    await Promise.allSettled([sip.hangup(), leg.close(), this.pbx ? this.pbx.close() : media.close(), this.transferredTo?.hangup(detail)]);
+    // The BYE's transaction completes on its own (RFC 3261 §15.1.1): media is released at once.
+    sip.hangup().catch((err: unknown) => log.debug({ err }, "SIP hangup error"));
+    await Promise.allSettled([leg.close(), this.pbx ? this.pbx.close() : media.close(), this.transferredTo?.hangup(detail)]);
     this.queue.close();
     this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
     this.removeAllListeners();

@@ -79,7 +79,9 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     if (this._state === "ended") return;
     this._state = "ended";
     this.o.log.debug({ reason }, "SIP leg ending");
-    if (this.sip) await this.sip.hangup().catch((err: unknown) => this.o.log.debug({ err }, "SIP hangup error"));
+    // RFC 3261 §15.1.1: the session is over once the BYE is handed to its transaction. Media and the
+    // call are released now; a PBX that vanished must not hold them until the BYE times out (32 s).
+    this.sip?.hangup().catch((err: unknown) => this.o.log.debug({ err }, "SIP hangup error"));
     await this.release();
     this.removeAllListeners();
   }

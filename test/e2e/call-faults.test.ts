@@ -125,6 +125,21 @@ describe("a PBX that goes silent without BYE", () => {
     await killAllSipp();
   });
 
+  it("a PBX that vanished (BYE never answered): the call and its ports are released at once, not when the BYE times out", async () => {
+    requireSipp();
+    const sipp = startSipp({ scenario: "gw-answer-vanish.xml", port: pbxPort, timeoutS: 60 });
+    await sipp.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    const upAt = Date.now();
+    await call.waitForState("ended", 10_000);
+    // RFC 3261 §15.1.1: released once the BYE is sent, not after its 32 s transaction timeout.
+    await waitFor(() => h.gateway.registry.size === 0, 3000, "the call to be released");
+    expect(Date.now() - upAt).toBeLessThan(3000 + 6000);
+    expect(graphRequests(h.sim, "terminate", call.id)).toHaveLength(1);
+    await killAllSipp();
+  }, 30_000);
+
   it("ends the call on both legs after MEDIA_TIMEOUT_MS, saying why", async () => {
     requireSipp();
     const sipp = startSipp({ scenario: "gw-answer.xml", port: pbxPort, timeoutS: 20 });
