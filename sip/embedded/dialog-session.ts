@@ -21,6 +21,9 @@ import { EmbeddedReferRequest, type ReferHost } from "./refer-request.js";
 import type { OutgoingRequest } from "./stack.js";
 import { allowsUpdate, minSeOf, sessionExpiresOf, timerAnswerHeaders, timerRequestOf } from "./timer-headers.js";
 
+/** SIP methods of the IANA registry (RFC 3261 and its extensions) that a dialog may receive. */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(["MESSAGE", "SUBSCRIBE", "PUBLISH", "REGISTER"]);
+
 /** What a session reports to the call object that owns it. */
 export interface SessionHooks {
   /** Returns false when nobody listens (the session then answers with the current local SDP). */
@@ -220,7 +223,10 @@ export class DialogSession implements DialogOwner {
         this.incomingInvite?.respond({ status: 487, reason: "Request Terminated" });
         return;
       default:
-        stack.respond(rq, 501, "Not Implemented", { headers: { allow: ALLOWED_METHODS } });
+        // RFC 3261 §8.2.1: a method we know but do not take here is 405 with Allow (as outside a
+        // dialog); only one we do not know at all is 501.
+        if (KNOWN_METHODS.has(rq.method.toUpperCase())) stack.respond(rq, 405, "Method Not Allowed", { headers: { allow: ALLOWED_METHODS } });
+        else stack.respond(rq, 501, "Not Implemented", { headers: { allow: ALLOWED_METHODS } });
     }
   }
 

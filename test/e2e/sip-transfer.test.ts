@@ -208,4 +208,17 @@ describe("blind transfer from the PBX", () => {
     expect(count("failed")).toBe(1);
     expect(count("refused")).toBe(1);
   });
+
+  it("a MESSAGE in the dialog is answered 405 with Allow (a method known but not taken), and the call goes on", async () => {
+    const a = startSipp({ scenario: "gw-in-dialog-message.xml", port: pbxPort, vars: { audio_port: String(phoneA.sock.address().port), refer_after_ms: "500" }, timeoutS: 30 });
+    await a.ready;
+    const call = await h.sim.placeCall();
+    await call.waitForState("media", 10_000);
+    await sleep(1200);
+    expect(h.gateway.registry.get(call.id)?.state).toBe("active");
+    await call.hangup();
+    const result = await finish(a);
+    expect(result.code, describeSipp(result)).toBe(0);
+    expect(result.logs).toContain("MESSAGE answered 405");
+  }, 30_000);
 });
