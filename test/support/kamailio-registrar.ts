@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { requireTool } from "../../scripts/peers/baresip.js";
+
+export interface KamailioRegistrarOptions {
+  /** UDP port on 127.0.0.1. */
+  port: number;
+  realm: string;
+  username: string;
+  password: string;
+}
+
+/**
+ * Debian's kamailio as a PBX's registrar (digest with one user, bindings in memory) that routes
+ * INVITEs for a registered user to its registered Contact, Record-Routing them. What it did is
+ * logged with a `KAM` prefix for tests to read.
+ */
+export class KamailioRegistrar {
+  private output = "";
+
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly dir: string,
+  ) {
+    const keep = (d: Buffer): void => {
+      this.output = (this.output + d.toString("utf8")).slice(-200_000);
+    };
+    proc.stdout?.on("data", keep);
+    proc.stderr?.on("data", keep);
+  }
+
+  static async start(o: KamailioRegistrarOptions): Promise<KamailioRegistrar> {
+    requireTool("kamailio", "Debian package kamailio");
+    const dir = mkdtempSync(join(tmpdir(), "kamailio-reg-"));
+    const cfg = join(dir, "kamailio.cfg");
+    writeFileSync(
+      cfg,
+      `#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=2
+disable_tcp=yes
+auto_aliases=no
+listen=udp:127.0.0.1:${o.port}
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+modparam("auth", "secret", "kamailio-test-secret")
+modparam("usrloc", "db_mode", 0)
+
+request_route {
+  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+  if (has_totag()) {
+    if (loose_route()) {
+      t_relay();
+      exit;
+    }
+    if (is_method("ACK")) {
+      if (t_check_trans()) t_relay();
+      exit;
+    }
+    sl_send_reply("404", "Not Here");
+    exit;
+  }
+  if (is_method("CANCEL")) {
+    if (t_check_trans()) t_relay();
+    exit;
+  }
+  if (is_method("REGISTER")) {
+    if (!pv_www_authenticate("${o.realm}", "${o.password}", "0")) {
+      www_challenge("${o.realm}", "1");
+      exit;
+    }
+    if ($au != "${o.username}") { sl_send_reply("403", "Forbidden"); exit; }
+    if (!save("location")) { sl_reply_error(); exit; }
+    xlog("L_NOTICE", "KAM registered $tu expires $hdr(Expires)\\n");
+    exit;
+  }
+  if (is_method("INVITE")) {
+    record_route();
+    if (!lookup("location")) { sl_send_reply("404", "Not Registered"); exit; }
+    xlog("L_NOTICE", "KAM routed $ci to $ru\\n");
+    t_relay();
+    exit;
+  }
+  if (is_method("OPTIONS")) { sl_send_reply("200", "OK"); exit; }
+  sl_send_reply("405", "Method Not Allowed");
+}
+`,
+    );
+    const proc = spawn("kamailio", ["-f", cfg, "-DD", "-E", "-n", "2", "-Y", join(dir, "run")], { stdio: ["ignore", "pipe", "pipe"] });
+    const kam = new KamailioRegistrar(proc, dir);
+    const until = Date.now() + 8000;
+    while (!/listening on|Listening on/.test(kam.output)) {
+      if (proc.exitCode !== null) throw new Error(`kamailio exited (${proc.exitCode}):\n${kam.output.slice(-3000)}`);
+      if (Date.now() > until) throw new Error(`kamailio did not start:\n${kam.output.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // It prints its listeners before its children are up.
+    await new Promise((r) => setTimeout(r, 300));
+    return kam;
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((r) => this.proc.once("exit", r));
+      this.proc.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill("SIGKILL");
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
