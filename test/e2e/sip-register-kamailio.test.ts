@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startHarness, waitFor, type Harness } from "../support/harness.js";
 import { KamailioRegistrar } from "../support/kamailio-registrar.js";
+import { TestPki } from "../support/tls-certs.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
 
 /**
@@ -54,5 +55,58 @@ describe("registered to kamailio", () => {
     await h.stop();
     h = undefined;
     await waitFor(() => /KAM registered sip:meta-gw@127\.0\.0\.1 expires 0/.test(kam!.log), 3000, "the binding's removal");
+  });
+});
+
+describe("registered to kamailio over TLS", () => {
+  let h: Harness | undefined;
+  let kam: KamailioRegistrar | undefined;
+  let pki: TestPki | undefined;
+  afterEach(async () => {
+    await killAllSipp();
+    await h?.stop();
+    h = undefined;
+    await kam?.stop();
+    kam = undefined;
+    pki?.remove();
+    pki = undefined;
+  });
+
+  it("registers over TLS (sips:), and the registrar reaches the gateway over TLS with an agent's call", async () => {
+    requireSipp();
+    pki = new TestPki();
+    const kamCert = pki.leaf("kamailio", "IP:127.0.0.1");
+    const gwCert = pki.leaf("gateway", "IP:127.0.0.1");
+    const kamPort = await freePort();
+    kam = await KamailioRegistrar.start({ port: kamPort, realm: "pbx.test", username: "meta-gw", password: "s3cret-reg", tls: { port: kamPort + 1, cert: kamCert.cert, key: kamCert.key } });
+    h = await startHarness({
+      env: {
+        SIP_TRANSPORTS: "udp,tls",
+        SIP_TLS_CERT: gwCert.cert,
+        SIP_TLS_KEY: gwCert.key,
+        SIP_TLS_CA: pki.ca.cert,
+        SIP_REGISTRAR: `sips:127.0.0.1:${kamPort + 1}`,
+        SIP_REGISTER_USER: "meta-gw",
+        SIP_REGISTER_PASSWORD: "s3cret-reg",
+        SIP_ALLOW_FROM: "127.0.0.0/8",
+        SIP_PSID_HEADER: "X-PSID",
+      },
+      sim: { outboundPickup: { afterMs: 300 } },
+    });
+    await waitFor(() => h!.logs.find("SIP registration in place").length > 0, 5000, "the registration");
+    expect(kam.log).toMatch(/KAM registered sips:meta-gw@127\.0\.0\.1/);
+    const psid = "7200000012355";
+    const sipp = startSipp({
+      scenario: "gw-agent-call-registered.xml",
+      port: await freePort(),
+      remote: `127.0.0.1:${kamPort}`,
+      service: "meta-gw",
+      vars: { psid, talk_ms: "1500" },
+      timeoutS: 20,
+    });
+    await waitFor(() => h!.sim.calls().some((c) => c.psid === psid), 10_000, "the consumer's call");
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+    expect(kam.log).toMatch(/KAM routed \S+ to sips:meta-gw@127\.0\.0\.1:\d+/);
   });
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireTool } from "../../scripts/peers/baresip.js";
@@ -10,6 +10,8 @@ export interface KamailioRegistrarOptions {
   realm: string;
   username: string;
   password: string;
+  /** Also SIP over TLS on this port, with this certificate and key (PEM files). */
+  tls?: { port: number; cert: string; key: string };
 }
 
 /**
@@ -35,6 +37,20 @@ export class KamailioRegistrar {
     requireTool("kamailio", "Debian package kamailio");
     const dir = mkdtempSync(join(tmpdir(), "kamailio-reg-"));
     const cfg = join(dir, "kamailio.cfg");
+    if (o.tls) {
+      writeFileSync(
+        join(dir, "tls.cfg"),
+        `[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = ${o.tls.key}\ncertificate = ${o.tls.cert}\n\n` +
+          `[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n`,
+      );
+    }
+    const tlsLines = o.tls
+      ? `enable_tls=yes\nlisten=tls:127.0.0.1:${o.tls.port}\n`
+      : "disable_tcp=yes\n";
+    const tlsModule = o.tls ? `loadmodule "tls.so"\nmodparam("tls", "config", "${join(dir, "tls.cfg")}")\n` : "";
+    if (o.tls && !existsSync("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so")) {
+      throw new Error("kamailio's TLS module is not installed: Debian package kamailio-tls-modules (scripts/setup.sh installs it)");
+    }
     writeFileSync(
       cfg,
       `#!KAMAILIO
@@ -42,10 +58,10 @@ debug=2
 log_stderror=yes
 fork=yes
 children=2
-disable_tcp=yes
-auto_aliases=no
+${tlsLines}auto_aliases=no
 listen=udp:127.0.0.1:${o.port}
 mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+${tlsModule}
 loadmodule "kex.so"
 loadmodule "corex.so"
 loadmodule "tm.so"
