@@ -18,7 +18,7 @@ import { INPUT_KINDS, InputFuzzer, type InputKind } from "./fuzz/campaigns.js";
 import { DEFAULT_GRAPH_FAULTS, FaultInjector, MORE_GRAPH_FAULTS } from "./fuzz/faults.js";
 import { KNOWN_FAILURES } from "./fuzz/known-failures.js";
 import { formatFailures, formatKinds, formatResources, type FailureRecord, type FaultResult, type ResourceFigures } from "./fuzz/report.js";
-import { faultRigOptions, FuzzRig, inputRigOptions, leakFigures, leakProblems, warmUp } from "./fuzz/suite.js";
+import { faultRigOptions, FuzzRig, inputRigOptions, leakFigures, leakProblems, SETTLED_HEAP_SLACK_MB, SIP_LINGER_MS, warmUp } from "./fuzz/suite.js";
 
 const LONG_RUNS: Record<InputKind, number> = {
   "webhook-unsigned": 300,
@@ -68,7 +68,8 @@ async function inputs(o: { seed: number; scale: number; kinds: readonly InputKin
       }
     }
     await fuzzer.closeLiveCall();
-    const figures = await leakFigures(rig, baseline);
+    log(`waiting ${SIP_LINGER_MS / 1000} s for the SIP stack's finished transactions before reading the heap`);
+    const figures = await leakFigures(rig, baseline, SIP_LINGER_MS);
     const restarted = rig.restarts > 0;
     print(["", "== inputs ==", ...formatKinds(fuzzer.reports), ""]);
     const total = (f: (r: (typeof fuzzer.reports)[number]) => number): number => fuzzer.reports.reduce((a, r) => a + f(r), 0);
@@ -84,7 +85,7 @@ async function inputs(o: { seed: number; scale: number; kinds: readonly InputKin
     ]);
     out.failures.push(...fuzzer.failures);
     out.crashes += total((r) => r.crashes + r.freezes);
-    if (!restarted) out.leakProblems.push(...leakProblems(figures).map((p) => `inputs: ${p}`));
+    if (!restarted) out.leakProblems.push(...leakProblems(figures, SETTLED_HEAP_SLACK_MB).map((p) => `inputs: ${p}`));
   } finally {
     await rig.stop("SIGKILL");
   }
@@ -106,8 +107,9 @@ async function faults(o: { scale: number }, out: Outcome): Promise<void> {
     }
     await injector.graphFaults([...DEFAULT_GRAPH_FAULTS, ...MORE_GRAPH_FAULTS]);
     await injector.connectBurst();
-    figures = await leakFigures(rig, baseline);
-    out.leakProblems.push(...leakProblems(figures).map((p) => `faults: ${p}`));
+    log(`waiting ${SIP_LINGER_MS / 1000} s for the SIP stack's finished transactions before reading the heap`);
+    figures = await leakFigures(rig, baseline, SIP_LINGER_MS);
+    out.leakProblems.push(...leakProblems(figures, SETTLED_HEAP_SLACK_MB).map((p) => `faults: ${p}`));
     await injector.sigtermWithLiveCalls();
   } finally {
     await rig.stop("SIGKILL");

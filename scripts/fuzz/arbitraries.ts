@@ -1105,7 +1105,7 @@ function renderWebrtcShaped(p: WebrtcShaped, realSsrc: number): Buffer {
       h.writeUIntBE(p.fill, 5, 6);
       h.writeUInt16BE(p.declaredLength, 11);
       h[13] = 1;
-      h.writeUIntBE(p.declaredLength * 1000, 14, 3);
+      h.writeUIntBE((p.declaredLength * 1000) % 0x1000000, 14, 3);
       return Buffer.concat([h, body]);
     }
     case "srtp": {

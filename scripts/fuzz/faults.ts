@@ -243,7 +243,7 @@ export class FaultInjector {
         const limit = this.t.graphTimeoutMs + 4000;
         await until(() => pbx.state === "ended" || undefined, limit, "the PBX's leg to end");
         await until(() => sim.state === "ended" || undefined, limit, "the call to end at Meta");
-        const ends = this.rig.proxy.requests.filter((r) => r.callId === sim.id && r.action !== "accept").map((r) => r.action);
+        const ends = this.rig.proxy.requests.filter((r) => r.callId === sim.id && r.action !== undefined && r.action !== "accept").map((r) => r.action);
         return `PBX leg ended (${pbx.byeReceivedAt ? "BYE" : "CANCEL"}), Meta call ended by ${ends.join(", ")}, ${await this.freed(sim.id, 2000)}`;
       });
   }

@@ -49,6 +49,14 @@ export const KNOWN_FAILURES = {
     reproducer: "consumer call answered by a PBX; the PBX closes its RTP socket and ignores SIP from then on → terminate at Meta ~2–4 s later, `call ended` (outcome media-timeout) and gateway_calls_active back to 0 only ~36 s after",
     suspect: "gateway/call/pbx-leg.ts / inbound-call.ts: the call's end waits for the BYE's final response instead of releasing media and the registry entry once the BYE is sent",
   },
+  sipNulInHeader: {
+    id: "sip-nul-in-header-reaches-meta",
+    property: "no Graph request from malformed SIP",
+    summary:
+      "An agent's INVITE with a NUL byte inside a header field (here the Via transport) is taken as valid: the consumer's permission is checked at Meta, where a 400 was due (RFC 3261's grammar allows no NUL, nor any control character but HTAB, in a header)",
+    reproducer: "a valid agent INVITE over UDP from an allowed source whose Via reads `SIP/2.0/\u0000UDP 127.0.0.1:55311;branch=…` → GET /{page-id}/messenger_call_permissions?psid=<PSID of the Request-URI>",
+    suspect: "sip/embedded/message-limits.ts checkSipMessage (admits any byte in the header block) and stack.ts, which hands it to npm sip's lenient parser",
+  },
 } as const satisfies Record<string, KnownFailure>;
 
 /** A 5xx the short form tolerates (and counts), with the entry it matches. */
@@ -56,6 +64,13 @@ export function knownSipFailure(answer: ParsedSip, inDialog: boolean): KnownFail
   if (answer.status === 513) return KNOWN_FAILURES.sip513;
   if (inDialog && answer.status === 501) return KNOWN_FAILURES.sip501;
   return undefined;
+}
+
+/** A Graph request after an INVITE whose header block holds a NUL byte, which the short form tolerates. */
+export function knownSipGraphFailure(text: string): KnownFailure | undefined {
+  const end = text.indexOf("\r\n\r\n");
+  const nul = text.indexOf("\u0000");
+  return nul >= 0 && (end < 0 || nul < end) ? KNOWN_FAILURES.sipNulInHeader : undefined;
 }
 
 /**
