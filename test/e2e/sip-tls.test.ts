@@ -98,6 +98,16 @@ describe("SIP over TLS", () => {
     await expectAudioBothWays(call.id);
   });
 
+  it("SIP_TLS_VERIFY=false accepts a phone whose certificate nobody vouches for", async () => {
+    const cert = pki.leaf("lab-phone", "DNS:lab.invalid", "unknown");
+    phone = await Baresip.start({ port: 28460, toneHz: 1000, rtpPortMin: 28500, tls: { certificate: cert.combined } });
+    h = await startHarness({ env: tlsEnv({ SIP_TARGET: "sip:agent@127.0.0.1:28461;transport=tls", SIP_TLS_VERIFY: "false" }) });
+    const call = await h.sim.placeCall({ toneHz: 440 });
+    await call.waitForState("accepted", 10_000);
+    expect(h.logs.find("SIP TLS connection refused: the peer's certificate did not verify")).toHaveLength(0);
+    await expectAudioBothWays(call.id);
+  });
+
   it.each([
     ["a certificate for another name", "wrong-name", "DNS:pbx.other.example", "trusted", /ALTNAME/],
     ["a certificate from an unknown CA", "unknown-ca", "IP:127.0.0.1", "unknown", /UNABLE_TO_VERIFY|SELF_SIGNED|UNABLE_TO_GET_ISSUER/],
