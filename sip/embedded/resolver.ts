@@ -75,7 +75,9 @@ export class SipResolver {
       records = this.resolver ? await this.resolver.resolveSrv(name) : await dns.promises.resolveSrv(name);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "ENOTFOUND" && code !== "ENODATA") throw err;
+      // A lookup that failed (no nameserver, timeout) is not an answer: fall back to the host's
+      // addresses (RFC 3263 §4.2), which /etc/hosts may still give, and ask again next time.
+      if (code !== "ENOTFOUND" && code !== "ENODATA") return [];
       records = [];
     }
     // A "." target means the service is decidedly not offered (RFC 2782).

@@ -119,3 +119,19 @@ async function closedTcpPort(): Promise<number> {
   await new Promise<void>((r) => server.close(() => r()));
   return port;
 }
+
+describe("SipResolver when SRV lookups fail", () => {
+  it("falls back to the host's addresses (RFC 3263 §4.2) and asks again next time", async () => {
+    const dns = await TestDnsServer.start({ servfail: ["_sip._udp.flaky.test"], a: { "flaky.test": ["127.0.0.21"] } });
+    try {
+      const r = new SipResolver({ servers: [dns.address], family: 4, supports: (p) => p === "UDP" });
+      expect(await r.targets("flaky.test", undefined, undefined)).toEqual([{ protocol: "UDP", address: "127.0.0.21", port: 5060, serverName: "flaky.test" }]);
+      const srvQueries = (): number => dns.queries.filter((q) => q.name === "_sip._udp.flaky.test").length;
+      const before = srvQueries();
+      await r.targets("flaky.test", undefined, undefined);
+      expect(srvQueries()).toBeGreaterThan(before);
+    } finally {
+      await dns.close();
+    }
+  });
+});

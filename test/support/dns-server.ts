@@ -4,6 +4,8 @@ import dgram from "node:dgram";
 export interface TestZone {
   srv?: Record<string, { priority: number; weight: number; port: number; target: string }[]>;
   a?: Record<string, string[]>;
+  /** Names answered SERVFAIL (a broken upstream). */
+  servfail?: string[];
 }
 
 const TYPE_A = 1;
@@ -11,7 +13,8 @@ const TYPE_SRV = 33;
 
 /**
  * A tiny authoritative DNS server on 127.0.0.1 (UDP) for one test zone: SRV and A answers,
- * NODATA for other types of a known name, NXDOMAIN for unknown names. Counts the queries it saw.
+ * NODATA for other types of a known name, NXDOMAIN for unknown names, SERVFAIL where told.
+ * Counts the queries it saw.
  */
 export class TestDnsServer {
   readonly queries: { name: string; type: number }[] = [];
@@ -74,13 +77,14 @@ export class TestDnsServer {
       for (const ip of a) answers.push(record(TYPE_A, Buffer.from(ip.split(".").map(Number))));
     }
     const known = srv !== undefined || a !== undefined;
+    const rcode = this.zone.servfail?.includes(name) ? 2 : known ? 0 : 3;
     const header = Buffer.alloc(12);
     msg.copy(header, 0, 0, 2);
     // QR, AA, RD (copied), RA; NXDOMAIN for a name we do not have at all.
-    header.writeUInt16BE(0x8400 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | (known ? 0 : 3), 2);
+    header.writeUInt16BE(0x8400 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | rcode, 2);
     header.writeUInt16BE(1, 4);
-    header.writeUInt16BE(answers.length, 6);
-    return Buffer.concat([header, msg.subarray(12, questionEnd), ...answers]);
+    header.writeUInt16BE(rcode === 0 ? answers.length : 0, 6);
+    return Buffer.concat([header, msg.subarray(12, questionEnd), ...(rcode === 0 ? answers : [])]);
   }
 }
 
