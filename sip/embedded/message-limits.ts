@@ -58,6 +58,9 @@ export function checkSipMessage(raw: string, limits: SipMessageLimits): SipMessa
     return { ok: false, kind: "limit", limit: "maxMessageBytes", reason: `${text.length} bytes, more than ${limits.maxMessageBytes}`, head };
   }
   if (head === undefined) return { ok: false, kind: "malformed", reason: "no blank line after the headers" };
+  // RFC 3261 §25.1: no control character but HTAB (and the CRLF line ends) in a start line or header.
+  // A NUL inside a header would otherwise be read as part of a value and acted on.
+  if (CONTROL_CHARACTER.test(head)) return { ok: false, kind: "malformed", reason: "a control character in the headers" };
 
   let fields = 0;
   let fieldStart = 0;
@@ -83,6 +86,8 @@ export function checkSipMessage(raw: string, limits: SipMessageLimits): SipMessa
   }
   return { ok: true, text };
 }
+
+const CONTROL_CHARACTER = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
 function isWhitespace(code: number): boolean {
   return code === 0x0d || code === 0x0a || code === 0x20 || code === 0x09;

@@ -24,6 +24,14 @@ describe("checkSipMessage", () => {
     expect(checkSipMessage("\r\n\r\n", LIMITS)).toEqual({ ok: true, text: "" });
   });
 
+  it("refuses control characters in the headers (a NUL in a value), keeps HTAB, and leaves the body alone", () => {
+    expect(checkSipMessage(options(["X-A: a\u0000b"]), LIMITS)).toMatchObject({ ok: false, kind: "malformed" });
+    expect(checkSipMessage(options(["X-A: a\u001fb"]), LIMITS)).toMatchObject({ ok: false, kind: "malformed" });
+    expect(checkSipMessage(options(["X-A: a\u007fb"]), LIMITS)).toMatchObject({ ok: false, kind: "malformed" });
+    expect(checkSipMessage(options(["X-A: a\tb"]), LIMITS).ok).toBe(true);
+    expect(checkSipMessage(options([], "binary\u0000body"), LIMITS).ok).toBe(true);
+  });
+
   it("refuses a message over maxMessageBytes and keeps its header block for the answer", () => {
     const r = checkSipMessage(options([], "x".repeat(5000)), LIMITS);
     expect(r).toMatchObject({ ok: false, kind: "limit", limit: "maxMessageBytes" });
