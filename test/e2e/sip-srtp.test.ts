@@ -50,8 +50,8 @@ describe("SRTP toward the PBX (SDES)", () => {
   });
 
   it("SIP_SRTP=require to a phone that takes only RTP/SAVP: encrypted audio both ways", async () => {
-    phone = await Baresip.start({ port: 27060, toneHz: 1000, rtpPortMin: 27100, mediaenc: "srtp-mand" });
-    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:27060", SIP_SRTP: "require", LOG_LEVEL: "debug" } });
+    phone = await Baresip.start({ port: 29060, toneHz: 1000, rtpPortMin: 29100, mediaenc: "srtp-mand" });
+    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:29060", SIP_SRTP: "require", LOG_LEVEL: "debug" } });
     const call = await h.sim.placeCall({ toneHz: 440 });
     await call.waitForState("accepted", 10_000);
     expect(suiteOf(h, call.id)).toBe("AES_CM_128_HMAC_SHA1_80");
@@ -66,8 +66,8 @@ describe("SRTP toward the PBX (SDES)", () => {
   });
 
   it("SIP_SRTP=offer (default) to a phone that offers SRTP best-effort: the PBX's crypto answer switches it on", async () => {
-    phone = await Baresip.start({ port: 27160, toneHz: 1000, rtpPortMin: 27200, mediaenc: "srtp" });
-    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:27160" } });
+    phone = await Baresip.start({ port: 29160, toneHz: 1000, rtpPortMin: 29200, mediaenc: "srtp" });
+    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:29160" } });
     const call = await h.sim.placeCall({ toneHz: 440 });
     await call.waitForState("accepted", 10_000);
     expect(h.gateway.registry.get(call.id)!.pbxMediaStats()!.srtp).toBeDefined();
@@ -75,8 +75,8 @@ describe("SRTP toward the PBX (SDES)", () => {
   });
 
   it("SIP_SRTP=offer to a phone without SRTP: plain RTP, audio both ways", async () => {
-    phone = await Baresip.start({ port: 27260, toneHz: 1000, rtpPortMin: 27300 });
-    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:27260", SIP_SRTP: "offer" } });
+    phone = await Baresip.start({ port: 29260, toneHz: 1000, rtpPortMin: 29300 });
+    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:29260", SIP_SRTP: "offer" } });
     const call = await h.sim.placeCall({ toneHz: 440 });
     await call.waitForState("accepted", 10_000);
     expect(h.gateway.registry.get(call.id)!.pbxMediaStats()!.srtp).toBeUndefined();
@@ -84,8 +84,8 @@ describe("SRTP toward the PBX (SDES)", () => {
   });
 
   it("SIP_SRTP=require to a phone without SRTP: it refuses RTP/SAVP, the consumer's call is rejected at Meta", async () => {
-    phone = await Baresip.start({ port: 27360, toneHz: 1000, rtpPortMin: 27400 });
-    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:27360", SIP_SRTP: "require" } });
+    phone = await Baresip.start({ port: 29360, toneHz: 1000, rtpPortMin: 29400 });
+    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:29360", SIP_SRTP: "require" } });
     const call = await h.sim.placeCall({ toneHz: 440 });
     await call.waitForState("ended", 15_000);
     expect(graphRequests(h.sim, "accept", call.id)).toHaveLength(0);
@@ -112,7 +112,7 @@ describe("SRTP toward the PBX (SDES)", () => {
   it("SIP_SRTP=require and an agent's phone offering plain RTP: 488 before the consumer rings", async () => {
     h = await startHarness({ env: { SIP_ALLOW_FROM: "127.0.0.0/8", SIP_SRTP: "require" } });
     const psid = "7200000012398";
-    phone = await Baresip.start({ port: 27560, toneHz: 1000, rtpPortMin: 27600, dial: `sip:${psid}@127.0.0.1:${h.gateway.sipAddress.port}` });
+    phone = await Baresip.start({ port: 29560, toneHz: 1000, rtpPortMin: 29600, dial: `sip:${psid}@127.0.0.1:${h.gateway.sipAddress.port}` });
     await waitFor(() => /488|Not Acceptable/i.test(phone!.log), 10_000, "the phone to be refused");
     expect(h.sim.calls().some((c) => c.psid === psid)).toBe(false);
     const refused = h.logs.find("agent call refused: unusable SDP offer");
@@ -123,9 +123,9 @@ describe("SRTP toward the PBX (SDES)", () => {
     h = await startHarness({ env: { SIP_ALLOW_FROM: "127.0.0.0/8" }, sim: { outboundPickup: { afterMs: 400 } } });
     const psid = "7200000012399";
     phone = await Baresip.start({
-      port: 27460,
+      port: 29460,
       toneHz: 1000,
-      rtpPortMin: 27500,
+      rtpPortMin: 29500,
       mediaenc: "srtp-mand",
       dial: `sip:${psid}@127.0.0.1:${h.gateway.sipAddress.port}`,
     });
@@ -137,8 +137,8 @@ describe("SRTP toward the PBX (SDES)", () => {
   });
 
   it("video turned on mid-call is encrypted too: a video phone that takes only RTP/SAVP decodes it", async () => {
-    phone = await Baresip.start({ port: 27660, toneHz: 1000, rtpPortMin: 27700, video: true, controlPort: 27659, mediaenc: "srtp-mand" });
-    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:27660", SIP_SRTP: "require", LOG_LEVEL: "debug" } });
+    phone = await Baresip.start({ port: 29660, toneHz: 1000, rtpPortMin: 29700, video: true, controlPort: 29659, mediaenc: "srtp-mand" });
+    h = await startHarness({ env: { SIP_TARGET: "sip:agent@127.0.0.1:29660", SIP_SRTP: "require", LOG_LEVEL: "debug" } });
     const call = await h.sim.placeCall();
     await call.waitForState("media", 10_000);
     const decoders = (): number => phone!.log.split("Set video decoder: H264").length - 1;
@@ -148,7 +148,7 @@ describe("SRTP toward the PBX (SDES)", () => {
     const dir = mkdtempSync(join(tmpdir(), "srtp-snap-"));
     const snapshot = async (name: string): Promise<Buffer> => {
       const file = join(dir, `${name}.png`);
-      expect(await phone!.command(27659, "snapshot_recv", file)).toMatch(/"ok":true/);
+      expect(await phone!.command(29659, "snapshot_recv", file)).toMatch(/"ok":true/);
       await waitFor(() => existsSync(file), 3000, `the phone's snapshot ${name}`);
       await sleep(100);
       return readFileSync(file);
