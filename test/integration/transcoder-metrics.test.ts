@@ -9,7 +9,7 @@ describe("transcoder processes in the metrics", () => {
       registry: () => ({ active: 0, started: 0, ended: {} }),
       // The other sources are not what this test reads; zeros keep their collectors quiet.
       manager: () =>
-        ({ eventsHandled: 0, duplicatesDropped: 0, staleDropped: 0, unknownCallEvents: 0, otherPageDropped: 0, admissionRejected: 0, sipRefused: 0, transfers: { succeeded: 0, failed: 0, refused: 0 }, holds: 0 }) as never,
+        ({ eventsHandled: 0, duplicatesDropped: 0, staleDropped: 0, unknownCallEvents: 0, otherPageDropped: 0, admissionRejected: 0, sipRefused: 0, transfers: { succeeded: 0, failed: 0, refused: 0 }, holds: 0, sessionRefreshes: 0 }) as never,
       graph: () => ({ requests: {}, errors: {}, latencyMs: {} }) as never,
       transcoders: () => ffmpegTotals(),
     });
