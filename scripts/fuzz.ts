@@ -102,7 +102,7 @@ async function faults(o: { scale: number }, out: Outcome): Promise<void> {
     for (let i = 0; i < repeats; i++) await injector.ffmpegKilled();
     for (let i = 0; i < repeats; i++) {
       await Promise.all([injector.pbxStopsRtp(), injector.pbxVanishes(), injector.metaEdgeStops()]);
-      // A call whose PBX vanished may be held until its BYE times out (32 s); the next faults need room.
+      // The next faults need every slot free; a call held past its end would show here as a wait.
       await rig.idle(40_000);
     }
     await injector.graphFaults([...DEFAULT_GRAPH_FAULTS, ...MORE_GRAPH_FAULTS]);

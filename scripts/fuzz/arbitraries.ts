@@ -817,8 +817,12 @@ export interface SipDraft {
   body: string;
 }
 
-/** Applies header/start-line/body operations and serializes with the framing damage. */
-export function renderSip(draft: SipDraft, ops: readonly SipOp[], framing: SipFraming): { text: string; chunks: number[] | undefined } {
+/**
+ * Applies header/start-line/body operations and serializes with the framing damage. `breaks`: the
+ * damage leaves no valid SIP message (a NUL in the start line or a header, no blank line, a body
+ * shorter than its Content-Length), so nothing it says may lead anywhere.
+ */
+export function renderSip(draft: SipDraft, ops: readonly SipOp[], framing: SipFraming): { text: string; chunks: number[] | undefined; breaks: boolean } {
   let [method, uri, version] = draft.startLine.split(" ") as [string, string, string];
   const isResponse = draft.startLine.startsWith("SIP/2.0 ");
   const heads = draft.headers.map(([k, v]) => [k, v] as [string, string]);
@@ -885,12 +889,15 @@ export function renderSip(draft: SipDraft, ops: readonly SipOp[], framing: SipFr
     heads[i]![1] = contentLength;
   }
   let text = `${startLine}\r\n${heads.map(([k, v]) => `${k}: ${v}`).join("\r\n")}\r\n\r\n${body}`;
+  const headEnd = text.indexOf("\r\n\r\n");
   let chunks: number[] | undefined;
+  let breaks = false;
   switch (framing.frame) {
     case "none":
       break;
     case "no-blank-line":
       text = text.replace("\r\n\r\n", "\r\n");
+      breaks = true;
       break;
     case "lf-only":
       text = text.replace(/\r\n/g, "\n");
@@ -898,11 +905,16 @@ export function renderSip(draft: SipDraft, ops: readonly SipOp[], framing: SipFr
     case "nul": {
       const at = framing.at % (text.length + 1);
       text = `${text.slice(0, at)}\u0000${text.slice(at)}`;
+      // In the body it only shifts the last byte past Content-Length; in the head it is illegal.
+      breaks = at < headEnd;
       break;
     }
-    case "truncate":
-      text = text.slice(0, framing.at % (text.length + 1));
+    case "truncate": {
+      const at = framing.at % (text.length + 1);
+      breaks = at < text.length;
+      text = text.slice(0, at);
       break;
+    }
     case "leading-crlf":
       text = "\r\n".repeat(framing.count) + text;
       break;
@@ -913,12 +925,7 @@ export function renderSip(draft: SipDraft, ops: readonly SipOp[], framing: SipFr
       chunks = framing.sizes;
       break;
   }
-  return { text, chunks };
-}
-
-/** Whether the rendered message can no longer be one valid SIP request (so it must lead nowhere). */
-export function framingBreaks(f: SipFraming): boolean {
-  return f.frame === "no-blank-line" || f.frame === "nul" || f.frame === "truncate";
+  return { text, chunks, breaks };
 }
 
 // ---- RTP and RTCP -------------------------------------------------------------------------------

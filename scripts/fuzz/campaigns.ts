@@ -5,7 +5,6 @@ import fc from "fast-check";
 import { signBody, SIGNATURE_256_HEADER, SIGNATURE_SHA1_HEADER, type SimCall } from "../../sim/index.js";
 import {
   dialogInputArb,
-  framingBreaks,
   isGarbageSdp,
   packetSpecArb,
   renderPacket,
@@ -24,7 +23,7 @@ import {
 } from "./arbitraries.js";
 import { FUZZ_META } from "./gateway-process.js";
 import type { ProxiedRequest } from "./graph-proxy.js";
-import { knownMetaPacketFailure, knownSipFailure, knownSipGraphFailure, type KnownFailure } from "./known-failures.js";
+import { knownReofferFailure, knownSipFailure, knownSipGraphFailure, type KnownFailure } from "./known-failures.js";
 import { phoneSdp, type FuzzPhone, type PhoneCall } from "./phone.js";
 import { countStatus, emptyReport, preview, PropertyViolation, type FailureRecord, type KindReport } from "./report.js";
 import { PBX_TONE_HZ, sleep, type FuzzRig } from "./rig.js";
@@ -91,7 +90,7 @@ export class InputFuzzer {
   readonly reports: KindReport[] = [];
   /** A real Meta re-offer from a warm-up call: what the re-offer mutations start from. */
   private metaReoffer = "";
-  private liveCall: { sim: SimCall; pbx: PhoneCall } | undefined;
+  private liveCall: LiveCall | undefined;
   /** The first input after which the process had died or hung, as generated (before shrinking). */
   private crashInput: string | undefined;
   private wedged = false;
@@ -324,8 +323,8 @@ export class InputFuzzer {
       const psid = uniquePsid();
       const sipCallId = `fz-${tag()}-${++serial}@127.0.0.1`;
       const sdp = renderSdp(input.sdp, phoneSdp(this.rig.agent.port + 10, undefined, 1));
-      const { text, chunks } = renderSip(this.sipDraft(input.template, psid, sipCallId, sdp), input.ops, input.framing);
-      await this.sendSip(kind, transport, text, chunks, { psid, sipCallId, malformed: framingBreaks(input.framing), report, waitFinal: false });
+      const { text, chunks, breaks } = renderSip(this.sipDraft(input.template, psid, sipCallId, sdp), input.ops, input.framing);
+      await this.sendSip(kind, transport, text, chunks, { psid, sipCallId, malformed: breaks, report, waitFinal: false });
     });
   }
 
@@ -461,14 +460,57 @@ export class InputFuzzer {
   // ---- calls for the in-dialog and media campaigns --------------------------------------------
 
   /** The call in-dialog and media inputs go into; a new one when the last has ended. */
-  private async live(): Promise<{ sim: SimCall; pbx: PhoneCall }> {
+  private async live(): Promise<LiveCall> {
     const current = this.liveCall;
     if (current && current.sim.state !== "ended" && current.pbx.state !== "ended") return current;
     if (current) await this.closeLiveCall();
+    await this.rig.idle(5000);
+    const portsBefore = this.rig.gateway.sampleProc().udpPorts.length;
     const call = await this.rig.consumerCall();
     this.learnFrom(this.rig.proxy.requests.filter((r) => r.callId === call.sim.id));
-    this.liveCall = call;
-    return call;
+    this.liveCall = { ...call, portsBefore, portsUp: this.rig.gateway.sampleProc().udpPorts.length };
+    return this.liveCall;
+  }
+
+  /** A call has ended (on both legs): the gateway's UDP ports come back to `portsBefore` within 3 s. */
+  private async socketsFreedAfterEnd(portsBefore: number, wire: string): Promise<void> {
+    if (this.liveCall?.sim.state === "ended") this.liveCall = undefined;
+    await this.rig.idle(5000);
+    const deadline = Date.now() + 3000;
+    let after = this.rig.gateway.sampleProc().udpPorts;
+    while (after.length > portsBefore && Date.now() < deadline) {
+      await sleep(100);
+      after = this.rig.gateway.sampleProc().udpPorts;
+    }
+    if (after.length > portsBefore) {
+      throw new PropertyViolation("every socket of a call is closed when it ends", `UDP ports: ${portsBefore} before the call, ${after.length} after it ended (${after.join(", ")})`, wire);
+    }
+  }
+
+  /**
+   * An input that made the live call open another UDP socket: the call is ended there and then,
+   * and every socket it held must close (the gateway holds no more ports than before the call).
+   */
+  private async socketsFreed(wire: string, report?: KindReport, known?: KnownFailure): Promise<void> {
+    const live = this.liveCall;
+    if (!live) return;
+    const during = this.rig.gateway.sampleProc().udpPorts;
+    if (during.length <= live.portsUp) return;
+    await this.closeLiveCall();
+    await this.rig.idle(5000);
+    const deadline = Date.now() + 3000;
+    let after = this.rig.gateway.sampleProc().udpPorts;
+    while (after.length > live.portsBefore && Date.now() < deadline) {
+      await sleep(100);
+      after = this.rig.gateway.sampleProc().udpPorts;
+    }
+    if (after.length > live.portsBefore && !(report && this.known(report, known))) {
+      throw new PropertyViolation(
+        "every socket of a call is closed when it ends",
+        `UDP ports: ${live.portsBefore} without the call, ${live.portsUp} with it up, ${during.length} after the input, ${after.length} once it had ended (${after.join(", ")})`,
+        wire,
+      );
+    }
   }
 
   /** Audio flows both ways: the consumer's tone at the PBX and the PBX's tone at the consumer, within `ms`. */
@@ -550,6 +592,7 @@ export class InputFuzzer {
       }
       const media = await this.mediaFlows(call, 2000);
       if (media) throw new PropertyViolation("a refused in-dialog request leaves the media flowing", `after ${final ?? "no answer"}: ${media}`, wire);
+      await this.socketsFreed(wire);
     });
   }
 
@@ -577,13 +620,18 @@ export class InputFuzzer {
         if (this.callGone(call)) throw new PropertyViolation("a re-offer that is not SDP is refused and the call goes on", `the call ended (Meta ${call.sim.state}, PBX ${call.pbx.state})`, wire);
         const media = await this.mediaFlows(call, 2000);
         if (media) throw new PropertyViolation("a re-offer that is not SDP leaves the media flowing", media, wire);
+        await this.socketsFreed(wire);
         return;
       }
       // A mutated but readable offer may be applied; the call then either works or ends on both legs.
       const media = await this.mediaFlows(call, 2500);
-      if (media === undefined) return;
+      if (media === undefined) {
+        await this.socketsFreed(wire, report, knownReofferFailure(sdp));
+        return;
+      }
       const ended = await this.endedOnBothLegs(call, 9000);
       if (ended) throw new PropertyViolation("a call whose media broke ends on both legs", `${media}; ${ended}`, wire);
+      await this.socketsFreedAfterEnd(call.portsBefore, wire);
     });
   }
 
@@ -592,6 +640,8 @@ export class InputFuzzer {
     const arb = fc.record({ answer: sdpInputArb("meta"), reoffer: fc.oneof(fc.constant(undefined), sdpInputArb("meta")) });
     return this.campaign("sdp-meta-answer", o, arb, async (input: { answer: SdpInput; reoffer: SdpInput | undefined }, report) => {
       await this.closeLiveCall();
+      await this.rig.idle(5000);
+      const portsBefore = this.rig.gateway.sampleProc().udpPorts.length;
       const psid = uniquePsid();
       const rule = this.rig.proxy.addRule({
         match: (r) => r.action === "accept" && r.psid === psid,
@@ -618,6 +668,7 @@ export class InputFuzzer {
         const rejects = this.rig.proxy.requests.filter((r) => r.callId === sim.id && r.action === "reject");
         if (rejects.length > 0) throw new PropertyViolation("after a successful accept the call is ended with terminate, not reject", `sent reject (${media ?? "media flowed"})`, wire);
         if (ended) throw new PropertyViolation("a call whose accept answer is unusable ends on both legs", `${media ?? "media flowed"}; ${ended}`, wire);
+        await this.socketsFreedAfterEnd(portsBefore, wire);
       } finally {
         this.rig.proxy.removeRule(rule);
       }
@@ -633,10 +684,7 @@ export class InputFuzzer {
     let foreign: dgram.Socket | undefined;
     return this.campaign(kind, o, arb, async (packets: PacketSpec[], report) => {
       const call = await this.live();
-      const rendered = packets.map((p) => ({ p, d: renderPacket(p, leg === "pbx" ? call.pbx.audio.ssrc : 0x12345678) }));
-      const kept = leg === "meta" ? rendered.filter(({ p, d }) => !this.known(report, knownMetaPacketFailure(p, d))) : rendered;
-      packets = kept.map((k) => k.p);
-      const datagrams = kept.map((k) => k.d);
+      const datagrams = packets.map((p) => renderPacket(p, leg === "pbx" ? call.pbx.audio.ssrc : 0x12345678));
       const wire = datagrams.slice(0, 3).map((d) => d.toString("hex").slice(0, 80)).join(" | ");
       if (leg === "pbx") {
         // From the PBX's own RTP/RTCP sockets: the gateway latches onto this source.
@@ -651,6 +699,7 @@ export class InputFuzzer {
       const media = await this.mediaFlows(call, 2000);
       if (this.callGone(call)) throw new PropertyViolation("malformed media packets never end the call", `ended (Meta ${call.sim.state}, PBX ${call.pbx.state})`, wire);
       if (media) throw new PropertyViolation("malformed media packets leave the audio flowing", media, wire);
+      await this.socketsFreed(wire);
     }).finally(() => foreign?.close());
   }
 
@@ -660,6 +709,14 @@ export class InputFuzzer {
     const m = accept ? /a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host/.exec(accept.rawBody.replace(/\\r\\n/g, "\n")) : null;
     return m ? Number(m[1]) : undefined;
   }
+}
+
+/** The call the in-dialog and media inputs share, with the gateway's UDP port count before it and with it up. */
+interface LiveCall {
+  sim: SimCall;
+  pbx: PhoneCall;
+  portsBefore: number;
+  portsUp: number;
 }
 
 /** Whether a response belongs to the input sent with `sipCallId` (a mutated Call-ID comes back mutated). */

@@ -3,7 +3,7 @@ import type { GraphFault } from "./graph-proxy.js";
 import { startsH264Idr } from "./media.js";
 import { phoneSdp, type PhoneCall } from "./phone.js";
 import { sdpPorts } from "./sip-wire.js";
-import { KNOWN_FAILURES, type KnownFailure } from "./known-failures.js";
+import type { KnownFailure } from "./known-failures.js";
 import type { FaultResult } from "./report.js";
 import { PBX_TONE_HZ, sleep, until, type FuzzRig } from "./rig.js";
 
@@ -172,7 +172,7 @@ export class FaultInjector {
       await until(() => call.sim.state === "ended" || undefined, this.t.mediaTimeoutMs + 4000, "the call to end at Meta");
       this.expectTerminated(call.sim.id);
       const terminatedAfter = performance.now() - goneAt;
-      const freed = await this.freed(call.sim.id, 3000, KNOWN_FAILURES.heldAfterVanishedPbx);
+      const freed = await this.freed(call.sim.id, 3000);
       return `terminate at Meta ${terminatedAfter.toFixed(0)} ms after the PBX vanished, call ${freed}`;
     });
   }

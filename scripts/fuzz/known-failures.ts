@@ -1,4 +1,3 @@
-import type { PacketSpec } from "./arbitraries.js";
 import type { ParsedSip } from "./sip-wire.js";
 
 /**
@@ -6,6 +5,8 @@ import type { ParsedSip } from "./sip-wire.js";
  * property in full and reports these as failures; the short form inside `npm test` counts them
  * without failing, so the rest of each property keeps guarding every commit. An entry leaves this
  * list when the gateway is fixed: the long form then proves it, and the short form guards it again.
+ * (Fixed since they were found: one RTP datagram to the Meta leg freezing werift's parser, a call
+ * held 32 s after a PBX vanished, 501 for known methods inside a dialog.)
  */
 export interface KnownFailure {
   id: string;
@@ -20,42 +21,37 @@ export const KNOWN_FAILURES = {
   sip513: {
     id: "sip-513-limits",
     property: "no SIP 5xx for malformed input",
-    summary: "A SIP message over a size bound (a header field over SIP_MAX_HEADER_BYTES, a body past SIP_MAX_MESSAGE_BYTES) is answered 513 Header/Message Too Large: a 5xx, where issue #10 asks every limit refusal to be a 4xx",
-    reproducer: "INVITE from an allowed agent with one extra header `X-Huge: ` + 'a'×8185 over UDP → `SIP/2.0 513 Header Too Large`",
-    suspect: "sip/embedded/stack.ts:71-72 (REFUSALS: maxMessageBytes and maxHeaderBytes answer 513; 413 and 400, as maxHeaders already does, would be 4xx)",
+    summary:
+      "A SIP message over a size bound (a header field over SIP_MAX_HEADER_BYTES, a message past SIP_MAX_MESSAGE_BYTES) is answered 513 Header/Message Too Large: a 5xx, where issue #10 asks every limit refusal to be a 4xx (too many headers already gets 400)",
+    reproducer: "an agent's INVITE over UDP or TCP with one extra header `X-Huge: ` + 'a'×8185 → `SIP/2.0 513 Header Too Large`; an INVITE whose SDP body is 65,071 bytes → `SIP/2.0 513 Message Too Large`",
+    suspect: "sip/embedded/stack.ts REFUSALS (maxMessageBytes and maxHeaderBytes answer 513; 413 and 400, as maxHeaders already does, would be 4xx)",
   },
   sip501: {
-    id: "sip-501-in-dialog",
+    id: "sip-501-unknown-method-in-dialog",
     property: "no SIP 5xx for malformed input",
     summary:
-      "An in-dialog request whose method the gateway does not handle (MESSAGE, SUBSCRIBE, PUBLISH, or a method it does not know) is answered 501 Not Implemented; outside a dialog the same request gets 405 with Allow",
-    reproducer: "in a live consumer call, from the PBX: `MESSAGE <gateway contact> SIP/2.0` with the dialog's Call-ID, tags and a new CSeq, no body → `SIP/2.0 501 Not Implemented`",
-    suspect: "sip/embedded/dialog-session.ts:223 (the default branch of the in-dialog method switch; 405 with Allow, as outside dialogs, would be a 4xx)",
+      "Inside a dialog, a request whose method the gateway does not know (a mutated method such as FOO) is answered 501 Not Implemented; outside a dialog the same request gets 405 with Allow. RFC 3261 §21.5.2 allows 501 here; issue #10's check counts every 5xx",
+    reproducer: "in a live consumer call, from the PBX: `FOO <gateway contact> SIP/2.0` with the dialog's Call-ID, tags and a new CSeq, no body → `SIP/2.0 501 Not Implemented`",
+    suspect: "sip/embedded/dialog-session.ts, the default branch of the in-dialog method switch (405 with Allow, as outside dialogs, would be a 4xx)",
   },
-  weriftRtpExtension: {
-    id: "werift-rtp-extension-freeze",
-    property: "the process keeps serving (event loop never blocked)",
-    summary:
-      "One unauthenticated UDP datagram to a Meta leg's ICE/DTLS port, shaped as RTP with the X bit and a one-byte-header extension (0xBEDE) whose declared length runs past the datagram, blocks the gateway's event loop for 20 s (length 0x681e, 1.4 KB datagram) to 150 s (length 0xffff): every call's media, SIP and HTTP stop meanwhile",
-    reproducer: "udp to the host candidate port of our accept offer: 90884c7d 00000000 00000000 bede681e followed by 1368 bytes of 0x8b",
-    suspect:
-      "werift RtpHeader.deSerialize (node_modules/werift/lib/rtp/src/rtp/rtp.js:161-179) loops to the declared extension end past the buffer and copies the extension array on every step (quadratic); reached before SRTP authentication through parseSrtpRtpHeader (rtp/src/srtp/packet.js:14) from RTCDtlsTransport's onData; a bound in patches/werift+0.25.2.patch (end = min(declared end, buffer length), push instead of spread) would fix it",
-  },
-  heldAfterVanishedPbx: {
-    id: "call-held-after-unanswered-bye",
-    property: "a faulted call is freed at once on both legs",
-    summary:
-      "When the PBX vanishes without a BYE, the gateway ends the call at Meta after MEDIA_TIMEOUT_MS but keeps it (registry, admission slot, RTP ports and 50 packets/s of RTP toward the dead PBX) until its own BYE times out, 32 s later (64·T1); RFC 3261 §15.1.1: media stops as soon as the BYE is handed to the transaction",
-    reproducer: "consumer call answered by a PBX; the PBX closes its RTP socket and ignores SIP from then on → terminate at Meta ~2–4 s later, `call ended` (outcome media-timeout) and gateway_calls_active back to 0 only ~36 s after",
-    suspect: "gateway/call/pbx-leg.ts / inbound-call.ts: the call's end waits for the BYE's final response instead of releasing media and the registry entry once the BYE is sent",
-  },
-  sipNulInHeader: {
-    id: "sip-nul-in-header-reaches-meta",
+  sipNulInHead: {
+    id: "sip-nul-in-head-reaches-meta",
     property: "no Graph request from malformed SIP",
     summary:
-      "An agent's INVITE with a NUL byte inside a header field (here the Via transport) is taken as valid: the consumer's permission is checked at Meta, where a 400 was due (RFC 3261's grammar allows no NUL, nor any control character but HTAB, in a header)",
-    reproducer: "a valid agent INVITE over UDP from an allowed source whose Via reads `SIP/2.0/\u0000UDP 127.0.0.1:55311;branch=…` → GET /{page-id}/messenger_call_permissions?psid=<PSID of the Request-URI>",
-    suspect: "sip/embedded/message-limits.ts checkSipMessage (admits any byte in the header block) and stack.ts, which hands it to npm sip's lenient parser",
+      "An agent's INVITE with a NUL byte in its start line or a header field is taken as valid: the consumer's permission is checked at Meta, where a 400 was due (RFC 3261's grammar allows no NUL, nor any control character but HTAB, outside the body)",
+    reproducer:
+      "a valid agent INVITE from an allowed source whose Request-URI reads `sip:<PSID>@\\u0000127.0.0.1:<port>` (over TCP), or whose Via reads `SIP/2.0/\\u0000UDP …` (over UDP) → GET /{page-id}/messenger_call_permissions?psid=<PSID>",
+    suspect: "sip/embedded/message-limits.ts checkSipMessage admits any byte in the header block, and stack.ts hands it to npm sip's lenient parser",
+  },
+  duplicateBundle: {
+    id: "duplicate-bundle-group-leaks-socket",
+    property: "every socket of a call is closed when it ends",
+    summary:
+      "A media_update re-offer that repeats its `a=group:BUNDLE 0 1` line is applied and opens one more UDP socket in the ICE range; when the call ends that socket stays open for good (one leaked port per such update)",
+    reproducer:
+      "live consumer call; a signed media_update (next version) carrying Meta's re-offer from the accept answer with its `a=group:BUNDLE 0 1` line written twice → `media_update applied`; after BYE the gateway still holds a UDP socket on the lowest free port of the ICE half of RTP_PORT_MIN–MAX (/proc/<pid>/fd, /proc/net/udp)",
+    suspect:
+      "gateway/webrtc/meta-leg.ts: werift builds a transport per BUNDLE group line on setRemoteDescription and pc.close() leaves the orphan's socket open; refusing more than one BUNDLE group in Meta's offer (gateway/webrtc/sdp.ts), or closing every pc.iceTransports entry on close, would stop it",
   },
 } as const satisfies Record<string, KnownFailure>;
 
@@ -66,20 +62,14 @@ export function knownSipFailure(answer: ParsedSip, inDialog: boolean): KnownFail
   return undefined;
 }
 
-/** A Graph request after an INVITE whose header block holds a NUL byte, which the short form tolerates. */
+/** A Graph request after an INVITE whose start line or headers hold a NUL byte. */
 export function knownSipGraphFailure(text: string): KnownFailure | undefined {
   const end = text.indexOf("\r\n\r\n");
   const nul = text.indexOf("\u0000");
-  return nul >= 0 && (end < 0 || nul < end) ? KNOWN_FAILURES.sipNulInHeader : undefined;
+  return nul >= 0 && (end < 0 || nul < end) ? KNOWN_FAILURES.sipNulInHead : undefined;
 }
 
-/**
- * Whether a packet for the Meta leg is the shape that freezes werift's parser: the loop runs once
- * per byte of declared extension past the datagram, with a copy each time, so a few KB of overrun
- * cost milliseconds and tens of KB cost seconds.
- */
-export function knownMetaPacketFailure(p: PacketSpec, rendered: Buffer): KnownFailure | undefined {
-  if (p.kind !== "rtp" || !p.extension || p.version !== 2) return undefined;
-  const headerEnd = 12 + p.csrcCount * 4 + 4;
-  return headerEnd + p.extLength * 4 > rendered.length + 2048 ? KNOWN_FAILURES.weriftRtpExtension : undefined;
+/** A socket left by a re-offer with more than one BUNDLE group line. */
+export function knownReofferFailure(sdp: string): KnownFailure | undefined {
+  return (sdp.match(/^a=group:BUNDLE/gm) ?? []).length > 1 ? KNOWN_FAILURES.duplicateBundle : undefined;
 }
