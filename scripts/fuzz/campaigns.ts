@@ -23,7 +23,7 @@ import {
 } from "./arbitraries.js";
 import { FUZZ_META } from "./gateway-process.js";
 import type { ProxiedRequest } from "./graph-proxy.js";
-import { knownReofferFailure, knownSipFailure, knownSipGraphFailure, type KnownFailure } from "./known-failures.js";
+import { knownReofferFailure, knownSipFailure, type KnownFailure } from "./known-failures.js";
 import { phoneSdp, type FuzzPhone, type PhoneCall } from "./phone.js";
 import { countStatus, emptyReport, preview, PropertyViolation, type FailureRecord, type KindReport } from "./report.js";
 import { PBX_TONE_HZ, sleep, type FuzzRig } from "./rig.js";
@@ -391,7 +391,7 @@ export class InputFuzzer {
       if (o.malformed) {
         await sleep(20);
         const traced = this.graphAbout({ psid: o.psid }, sentAt);
-        if (traced.length > 0 && !this.known(o.report, knownSipGraphFailure(text))) {
+        if (traced.length > 0) {
           o.report.graphFromMalformed += traced.length;
           throw new PropertyViolation("no Graph request from malformed SIP", `${traced.map((r) => r.action ?? r.path).join(", ")} for ${o.psid}`, wire);
         }

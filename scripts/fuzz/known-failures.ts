@@ -6,7 +6,8 @@ import type { ParsedSip } from "./sip-wire.js";
  * without failing, so the rest of each property keeps guarding every commit. An entry leaves this
  * list when the gateway is fixed: the long form then proves it, and the short form guards it again.
  * (Fixed since they were found: one RTP datagram to the Meta leg freezing werift's parser, a call
- * held 32 s after a PBX vanished, 501 for known methods inside a dialog.)
+ * held 32 s after a PBX vanished, 501 for known methods inside a dialog, a NUL in an agent's
+ * INVITE head reaching Meta.)
  */
 export interface KnownFailure {
   id: string;
@@ -34,15 +35,6 @@ export const KNOWN_FAILURES = {
     reproducer: "in a live consumer call, from the PBX: `FOO <gateway contact> SIP/2.0` with the dialog's Call-ID, tags and a new CSeq, no body → `SIP/2.0 501 Not Implemented`",
     suspect: "sip/embedded/dialog-session.ts, the default branch of the in-dialog method switch (405 with Allow, as outside dialogs, would be a 4xx)",
   },
-  sipNulInHead: {
-    id: "sip-nul-in-head-reaches-meta",
-    property: "no Graph request from malformed SIP",
-    summary:
-      "An agent's INVITE with a NUL byte in its start line or a header field is taken as valid: the consumer's permission is checked at Meta, where a 400 was due (RFC 3261's grammar allows no NUL, nor any control character but HTAB, outside the body)",
-    reproducer:
-      "a valid agent INVITE from an allowed source whose Request-URI reads `sip:<PSID>@\\u0000127.0.0.1:<port>` (over TCP), or whose Via reads `SIP/2.0/\\u0000UDP …` (over UDP) → GET /{page-id}/messenger_call_permissions?psid=<PSID>",
-    suspect: "sip/embedded/message-limits.ts checkSipMessage admits any byte in the header block, and stack.ts hands it to npm sip's lenient parser",
-  },
   duplicateBundle: {
     id: "duplicate-bundle-group-leaks-socket",
     property: "every socket of a call is closed when it ends",
@@ -60,13 +52,6 @@ export function knownSipFailure(answer: ParsedSip, inDialog: boolean): KnownFail
   if (answer.status === 513) return KNOWN_FAILURES.sip513;
   if (inDialog && answer.status === 501) return KNOWN_FAILURES.sip501;
   return undefined;
-}
-
-/** A Graph request after an INVITE whose start line or headers hold a NUL byte. */
-export function knownSipGraphFailure(text: string): KnownFailure | undefined {
-  const end = text.indexOf("\r\n\r\n");
-  const nul = text.indexOf("\u0000");
-  return nul >= 0 && (end < 0 || nul < end) ? KNOWN_FAILURES.sipNulInHead : undefined;
 }
 
 /** A socket left by a re-offer with more than one BUNDLE group line. */
