@@ -32,7 +32,7 @@ import { StreamReception } from "../quality/reception.js";
 import { ReceiveBandwidthEstimator, rembFields } from "./receive-bandwidth.js";
 import { TRANSPORT_CC_URI, TransportFeedbackRecorder, transportSequenceNumber } from "./transport-cc.js";
 import { chooseVideoCodec, type PbxVideoCapabilities } from "../../transcode/video/codec-policy.js";
-import { addEndOfCandidates, keepSha256FingerprintsOnly, reorderVideoFormats, sdpForMeta, summarizeSdp, validateRemoteSdp } from "./sdp.js";
+import { keepSha256FingerprintsOnly, reorderVideoFormats, sdpForMeta, sdpForWerift, summarizeSdp, validateRemoteSdp } from "./sdp.js";
 
 /** Network settings of the Meta leg, from the gateway configuration. */
 export interface MetaLegNetwork {
@@ -237,7 +237,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     const problem = validateRemoteSdp(sdp, "answer");
     if (problem) throw new SdpError(this.callId, `Meta's answer ${problem}`);
     try {
-      await this.pc.setRemoteDescription({ type: "answer", sdp: addEndOfCandidates(sdp) });
+      await this.pc.setRemoteDescription({ type: "answer", sdp: sdpForWerift(sdp) });
     } catch (err) {
       throw new SdpError(this.callId, `Meta's answer was refused: ${(err as Error).message}`, { cause: err });
     }
@@ -261,7 +261,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
       return choice.mode === "none" ? [] : choice.preference;
     });
     try {
-      await this.pc.setRemoteDescription({ type: "offer", sdp: addEndOfCandidates(ordered) });
+      await this.pc.setRemoteDescription({ type: "offer", sdp: sdpForWerift(ordered) });
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
     } catch (err) {
@@ -377,7 +377,7 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
   /** Meta's answer to our media_update offer. */
   async applyRenegotiationAnswer(sdp: string): Promise<void> {
     try {
-      await this.pc.setRemoteDescription({ type: "answer", sdp: addEndOfCandidates(sdp) });
+      await this.pc.setRemoteDescription({ type: "answer", sdp: sdpForWerift(sdp) });
     } catch (err) {
       throw new SdpError(this.callId, `Meta's answer to our media_update was refused: ${(err as Error).message}`, { cause: err });
     }

@@ -50,6 +50,28 @@ export function sdpForMeta(sdp: string): string {
 }
 
 /**
+ * Meta bundles everything in one group. werift builds one ICE/DTLS transport per `a=group:BUNDLE`
+ * line and leaves a second one's socket open when the call closes, so a repeated line (or a second
+ * group) is dropped: the first group is the one Meta means.
+ */
+export function keepFirstBundleGroup(sdp: string): string {
+  let seen = false;
+  return joinSdp(
+    sdpLines(sdp).filter((line) => {
+      if (!line.startsWith("a=group:BUNDLE")) return true;
+      if (seen) return false;
+      seen = true;
+      return true;
+    }),
+  );
+}
+
+/** What werift is given of Meta's SDP: one BUNDLE group, and complete candidates. */
+export function sdpForWerift(sdp: string): string {
+  return addEndOfCandidates(keepFirstBundleGroup(sdp));
+}
+
+/**
  * Meta's SDP is always complete (no trickle channel exists), so say so: stacks that otherwise wait
  * for more remote candidates start checks at once.
  */

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   addEndOfCandidates,
   canonicalEncodingNames,
+  keepFirstBundleGroup,
   dropTrickleOption,
   keepSha256FingerprintsOnly,
   reorderVideoFormats,
@@ -126,5 +127,13 @@ describe("canonicalEncodingNames", () => {
     expect(canonicalEncodingNames(ours)).toBe(
       ["v=0", "m=audio 9 UDP/TLS/RTP/SAVPF 111 110", "a=rtpmap:111 opus/48000/2", "a=rtpmap:110 telephone-event/48000", "a=fmtp:111 minptime=10", "m=video 9 UDP/TLS/RTP/SAVPF 109 96", "a=rtpmap:109 H264/90000", "a=rtpmap:96 VP8/90000", "a=rtpmap:97 x-unknown/90000"].join("\r\n") + "\r\n",
     );
+  });
+});
+
+describe("keepFirstBundleGroup", () => {
+  it("keeps one BUNDLE group: a repeated line (or a second group) would make werift open a transport it never closes", () => {
+    const offer = ["v=0", "a=group:BUNDLE 0 1", "a=group:BUNDLE 0 1", "a=msid-semantic: WMS", "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0"].join("\r\n");
+    expect(keepFirstBundleGroup(offer)).toBe(["v=0", "a=group:BUNDLE 0 1", "a=msid-semantic: WMS", "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0"].join("\r\n") + "\r\n");
+    expect(keepFirstBundleGroup("v=0\r\na=group:BUNDLE 0\r\na=group:BUNDLE 1\r\n")).toBe("v=0\r\na=group:BUNDLE 0\r\n");
   });
 });
