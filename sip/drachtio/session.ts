@@ -3,7 +3,7 @@ import type { SipLogger } from "../logger.js";
 import { parseReferTo } from "../refer.js";
 import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferRequest, SipReferTarget } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
-import { DrachtioReferRequest, type DrachtioReferHost } from "./refer-request.js";
+import { ReferSubscription, type ReferHost } from "../refer-subscription.js";
 import { requestInDialog, type SrfDialog, type SrfRequest, type SrfResponse, type SrfServerResponse } from "./srf.js";
 
 export interface SessionHooks {
@@ -57,7 +57,7 @@ export class DrachtioSession {
   private reinviteChain: Promise<unknown> = Promise.resolve();
   private hangupPromise: Promise<void> | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly refers = new Set<DrachtioReferRequest>();
+  private readonly refers = new Set<ReferSubscription>();
   private endedResolve!: (reason: SipEndReason) => void;
   private readonly ended: Promise<SipEndReason>;
 
@@ -205,7 +205,7 @@ export class DrachtioSession {
       this.send(res, 400, "Bad Refer-To");
       return;
     }
-    const request = new DrachtioReferRequest(this.referHost(res), req, target, req.get("referred-by"), this.o.referSubscriptionS, this.o.reinviteAnswerTimeoutMs);
+    const request = new ReferSubscription(this.referHost(req, res), target, req.get("referred-by"), this.o.referSubscriptionS, this.o.reinviteAnswerTimeoutMs);
     this.refers.add(request);
     let listened = false;
     try {
@@ -218,16 +218,21 @@ export class DrachtioSession {
     if (!listened) request.reject(603, "Decline");
   }
 
-  private referHost(res: SrfServerResponse): DrachtioReferHost {
+  private referHost(req: SrfRequest, res: SrfServerResponse): ReferHost {
     const isActive = (): boolean => this.state === "active";
+    const seq = Number.parseInt(req.get("cseq") ?? "", 10);
     return {
       logger: this.o.logger,
       ids: this.ids,
       get active() {
         return isActive();
       },
-      respond: (status, reason, headers = {}) => this.send(res, status, reason, { headers: { Contact: this.dialog.local.contact, ...headers } }),
-      sendNotify: (headers, body) => this.request("NOTIFY", { ...headers, "Content-Type": "message/sipfrag;version=2.0" }, body, false, false),
+      header: (name) => req.get(name),
+      cseq: Number.isFinite(seq) ? seq : undefined,
+      respond: (status, reason, noSubscription) =>
+        this.send(res, status, reason, { headers: { Contact: this.dialog.local.contact, ...(noSubscription ? { "Refer-Sub": "false" } : {}) } }),
+      sendNotify: (event, subscriptionState, sipfrag) =>
+        this.request("NOTIFY", { Event: event, "Subscription-State": subscriptionState, "Content-Type": "message/sipfrag;version=2.0" }, sipfrag, false, false),
     };
   }
 

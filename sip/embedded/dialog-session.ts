@@ -17,9 +17,11 @@ import { DigestAuthenticator } from "./authenticator.js";
 import type { CallContext, DialogInfo, DialogOwner } from "./call-context.js";
 import { acceptRemoteCSeq, dialogKey, inDialogRequest, refreshTarget, type Dialog } from "./dialog.js";
 import { ALLOWED_METHODS, fromWire, headerText, SUPPORTED, toWire, type RemoteInfo, type SipRequest, type SipResponse } from "./message.js";
-import { EmbeddedReferRequest, type ReferHost } from "./refer-request.js";
+import { ReferSubscription, type ReferHost } from "../refer-subscription.js";
 import type { OutgoingRequest } from "./stack.js";
 import { allowsUpdate, minSeOf, sessionExpiresOf, timerAnswerHeaders, timerRequestOf } from "./timer-headers.js";
+
+const SIPFRAG = "message/sipfrag;version=2.0";
 
 /** SIP methods of the IANA registry (RFC 3261 and its extensions) that a dialog may receive. */
 const KNOWN_METHODS: ReadonlySet<string> = new Set(["MESSAGE", "SUBSCRIBE", "PUBLISH", "REGISTER"]);
@@ -99,7 +101,7 @@ export class DialogSession implements DialogOwner {
   /** Interval a 422 demanded while no timer ran; our next INVITE/UPDATE asks for it. */
   private demandedIntervalS: number | undefined;
   private peerAllowsUpdate: boolean;
-  private readonly refers = new Set<EmbeddedReferRequest>();
+  private readonly refers = new Set<ReferSubscription>();
   private idleWaiters: (() => void)[] = [];
   /** ACKs we sent for our INVITEs' 2xx, by CSeq, to repeat when the 2xx is retransmitted. */
   private readonly sentAcks = new Map<number, OutgoingRequest>();
@@ -369,9 +371,8 @@ export class DialogSession implements DialogOwner {
       return;
     }
     const referredBy = headerText(rq, "referred-by");
-    const request = new EmbeddedReferRequest(
-      this.referHost(),
-      rq,
+    const request = new ReferSubscription(
+      this.referHost(rq),
       target,
       referredBy === undefined ? undefined : fromWire(referredBy),
       this.ctx.timers.referSubscriptionS,
@@ -389,17 +390,23 @@ export class DialogSession implements DialogOwner {
     if (!listened) request.reject(603, "Decline");
   }
 
-  private referHost(): ReferHost {
+  private referHost(rq: SipRequest): ReferHost {
     const isActive = (): boolean => this.state === "active";
     return {
-      stack: this.ctx.stack,
       logger: this.ctx.logger,
-      contact: this.options.contact,
       ids: this.ids,
       get active() {
         return isActive();
       },
-      sendNotify: (headers, body, contentType) => this.request("NOTIFY", { headers, body, contentType }, false, { dialogUsage: false }),
+      header: (name) => {
+        const v = headerText(rq, name);
+        return v === undefined ? undefined : fromWire(v);
+      },
+      cseq: rq.headers.cseq.seq,
+      respond: (status, reason, noSubscription) =>
+        this.ctx.stack.respond(rq, status, reason, { headers: { contact: this.options.contact, ...(noSubscription ? { "refer-sub": "false" } : {}) } }),
+      sendNotify: (event, subscriptionState, sipfrag) =>
+        this.request("NOTIFY", { headers: { event, "subscription-state": subscriptionState }, body: sipfrag, contentType: SIPFRAG }, false, { dialogUsage: false }),
     };
   }
 

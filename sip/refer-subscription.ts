@@ -1,23 +1,26 @@
-import { SipArgumentError, SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
-import type { SipLogger } from "../logger.js";
-import type { SipReferRequest, SipReferTarget } from "../signaling.js";
-import { parseSipfragStatusLine } from "../sipfrag.js";
-import { fromWire, headerText, type SipRequest, type SipResponse } from "./message.js";
-import type { SipStack } from "./stack.js";
+import { SipArgumentError, SipCallStateError, SipHeaderError, SipRequestError } from "./errors.js";
+import type { SipLogger } from "./logger.js";
+import type { SipReferRequest, SipReferTarget } from "./signaling.js";
+import { parseSipfragStatusLine } from "./sipfrag.js";
 
-/** What a REFER needs from the dialog it arrived in. */
+/** What a REFER needs from the dialog it arrived in, whichever backend carries it. */
 export interface ReferHost {
-  readonly stack: SipStack;
   readonly logger: SipLogger;
-  readonly contact: string;
   readonly ids: [callId: string, sipCallId: string];
   /** The dialog can still carry a NOTIFY. */
   readonly active: boolean;
-  /** Sends an in-dialog NOTIFY; a 481 or 408 to it ends the subscription, never the dialog (RFC 5057 §5.2). */
-  sendNotify(headers: Record<string, string>, body: string, contentType: string): Promise<SipResponse>;
+  /** A header of the REFER, unfolded text. */
+  header(name: string): string | undefined;
+  /** The REFER's CSeq number: the `id` of the NOTIFYs' Event (RFC 3515 §2.4.6). */
+  readonly cseq: number | undefined;
+  /** Answers the REFER; `noSubscription` adds `Refer-Sub: false` (RFC 4488). */
+  respond(status: number, reason: string, noSubscription?: boolean): void;
+  /**
+   * An in-dialog NOTIFY with these Event and Subscription-State values and a message/sipfrag body;
+   * a 481 or 408 to it ends the subscription, never the dialog (RFC 5057 §5.2).
+   */
+  sendNotify(event: string, subscriptionState: string, sipfrag: string): Promise<{ status: number; reason: string }>;
 }
-
-const SIPFRAG = "message/sipfrag;version=2.0";
 
 /**
  * A received REFER (RFC 3515) and the implicit subscription it creates once accepted: 202, then
@@ -25,7 +28,7 @@ const SIPFRAG = "message/sipfrag;version=2.0";
  * subscription runs out before the final NOTIFY, a `terminated;reason=timeout` NOTIFY closes it
  * (RFC 6665 §4.2.2). `Refer-Sub: false` (RFC 4488) is honoured: no subscription, no NOTIFY.
  */
-export class EmbeddedReferRequest implements SipReferRequest {
+export class ReferSubscription implements SipReferRequest {
   readonly subscription: boolean;
   private answer: "none" | "accepted" | "rejected" = "none";
   private closed = false;
@@ -38,14 +41,13 @@ export class EmbeddedReferRequest implements SipReferRequest {
 
   constructor(
     private readonly host: ReferHost,
-    private readonly rq: SipRequest,
     readonly referTo: SipReferTarget,
     readonly referredBy: string | undefined,
     private readonly subscriptionS: number,
     answerTimeoutMs: number,
   ) {
-    this.subscription = (headerText(rq, "refer-sub") ?? "").trim().toLowerCase() !== "false";
-    this.eventHeader = `refer;id=${rq.headers.cseq.seq}`;
+    this.subscription = (host.header("refer-sub") ?? "").trim().toLowerCase() !== "false";
+    this.eventHeader = host.cseq === undefined ? "refer" : `refer;id=${host.cseq}`;
     this.guard = setTimeout(() => {
       if (this.answer !== "none") return;
       host.logger.warn({ sipCallId: host.ids[1] }, "REFER neither accepted nor rejected; answering 500");
@@ -54,8 +56,7 @@ export class EmbeddedReferRequest implements SipReferRequest {
   }
 
   header(name: string): string | undefined {
-    const v = headerText(this.rq, name);
-    return v === undefined ? undefined : fromWire(v);
+    return this.host.header(name);
   }
 
   accept(): void {
@@ -63,9 +64,7 @@ export class EmbeddedReferRequest implements SipReferRequest {
     this.answer = "accepted";
     clearTimeout(this.guard);
     if (!this.host.active) return;
-    const headers: Record<string, string> = { contact: this.host.contact };
-    if (!this.subscription) headers["refer-sub"] = "false";
-    this.host.stack.respond(this.rq, 202, "Accepted", { headers });
+    this.host.respond(202, "Accepted", !this.subscription);
     if (!this.subscription) {
       this.closed = true;
       return;
@@ -80,7 +79,7 @@ export class EmbeddedReferRequest implements SipReferRequest {
     this.closed = true;
     clearTimeout(this.guard);
     const code = Number.isInteger(status) && status >= 300 && status <= 699 ? status : 603;
-    this.host.stack.respond(this.rq, code, reason ?? (code === 603 ? "Decline" : "Rejected"));
+    this.host.respond(code, reason ?? (code === 603 ? "Decline" : "Rejected"));
   }
 
   notify(sipfrag: string, final: boolean): Promise<void> {
@@ -127,11 +126,7 @@ export class EmbeddedReferRequest implements SipReferRequest {
     const run = this.chain.then(async () => {
       if (!this.host.active) throw new SipCallStateError(...this.host.ids, "the dialog is over; NOTIFY not sent");
       const remaining = Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000));
-      const rs = await this.host.sendNotify(
-        { event: this.eventHeader, "subscription-state": terminated ?? `active;expires=${remaining}` },
-        `${frag}\r\n`,
-        SIPFRAG,
-      );
+      const rs = await this.host.sendNotify(this.eventHeader, terminated ?? `active;expires=${remaining}`, `${frag}\r\n`);
       if (rs.status >= 300) {
         // The subscriber has dropped the subscription (RFC 6665 §4.1.3); later NOTIFYs would fail the same way.
         if (rs.status === 481 || rs.status === 408) this.close();
