@@ -65,7 +65,7 @@ export interface SipStackOptions {
    * Route, so it is sent there; requests in a dialog follow the dialog's route set.
    */
   outboundProxy?: string;
-  /** Nameservers for RFC 3263 SRV and address lookups; unset = the system's. */
+  /** Nameservers for RFC 3263 NAPTR, SRV and address lookups; unset = the system's. */
   dnsServers?: string[];
   /** Host written in Via and Contact; default the bind address. */
   host?: string;
@@ -521,7 +521,9 @@ export class SipStack {
     const protocol = transportOfUri(hop);
     if (protocol && !this.transport.supports(protocol)) throw new UnreachableError(503, `${protocol} Not Enabled`, `${protocol} is not enabled`);
     const port = hop.port && hop.port > 0 ? hop.port : undefined;
-    const targets = await this.resolver.targets(hop.host, port, protocol).catch((err: unknown) => {
+    // A `sips:` URI without a transport parameter still lets NAPTR pick among SIPS services.
+    const named = hop.params.transport === undefined || hop.params.transport === null ? undefined : protocol;
+    const targets = await this.resolver.targets(hop.host, port, named, hop.schema === "sips").catch((err: unknown) => {
       throw new UnreachableError(503, "DNS Failure", `cannot resolve ${hop.host}`, err);
     });
     const usable = targets.filter((t) => this.transport.supports(t.protocol));

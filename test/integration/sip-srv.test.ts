@@ -57,7 +57,7 @@ describe("SipResolver", () => {
     expect(await r.targets("plain.test", undefined, undefined)).toEqual([{ protocol: "UDP", address: "127.0.0.13", port: 5060, serverName: "plain.test" }]);
     const before = dns.queries.length;
     expect(await r.targets("plain.test", 5070, "TCP")).toEqual([{ protocol: "TCP", address: "127.0.0.13", port: 5070, serverName: "plain.test" }]);
-    expect(dns.queries.slice(before).some((q) => q.type === 33)).toBe(false);
+    expect(dns.queries.slice(before).some((q) => q.type === "SRV")).toBe(false);
     await expect(r.targets("nowhere.test", undefined, undefined)).rejects.toThrow();
   });
 
@@ -82,11 +82,26 @@ describe("a consumer's call to a target found by SRV", () => {
     dns = undefined;
   });
 
-  it("fails over from a target that refuses the connection to the next one", async () => {
+  // With NAPTR, the URI names no transport (UDP would be the default) and NAPTR picks TCP.
+  it.each([
+    { via: "SRV", target: "sip:agent@pbx.test;transport=tcp", scenario: "uas-srv-target.xml", naptr: undefined },
+    {
+      via: "NAPTR and SRV",
+      target: "sip:agent@pbx.test",
+      scenario: "uas-naptr-target.xml",
+      naptr: {
+        "pbx.test": [
+          { order: 10, preference: 10, service: "SIP+D2T", replacement: "_sip._tcp.pbx.test" },
+          { order: 20, preference: 10, service: "SIP+D2U", replacement: "_sip._udp.pbx.test" },
+        ],
+      },
+    },
+  ])("found by $via, fails over from a target that refuses the connection to the next one", async ({ target, scenario, naptr }) => {
     requireSipp();
     const live = await freePort();
     const dead = await closedTcpPort();
     dns = await TestDnsServer.start({
+      naptr,
       srv: {
         "_sip._tcp.pbx.test": [
           { priority: 10, weight: 0, port: dead, target: "dead.pbx.test" },
@@ -95,15 +110,16 @@ describe("a consumer's call to a target found by SRV", () => {
       },
       a: { "dead.pbx.test": ["127.0.0.1"], "live.pbx.test": ["127.0.0.1"] },
     });
-    const sipp = startSipp({ scenario: "uas-srv-target.xml", port: live, transport: "t1", timeoutS: 20 });
+    const sipp = startSipp({ scenario, port: live, transport: "t1", timeoutS: 20 });
     await sipp.ready;
-    h = await startHarness({ env: { SIP_TARGET: "sip:agent@pbx.test;transport=tcp", SIP_DNS_SERVERS: dns.address } });
+    h = await startHarness({ env: { SIP_TARGET: target, SIP_DNS_SERVERS: dns.address } });
     const call = await h.sim.placeCall({ toneHz: 440 });
     await call.waitForState("accepted", 10_000);
     expect(graphRequests(h.sim, "accept", call.id)).toHaveLength(1);
     const failover = h.logs.find("SIP target did not answer; trying the next");
     expect(failover).toHaveLength(1);
-    expect((failover[0]!.target as { port: number }).port).toBe(dead);
+    expect(failover[0]!.target).toMatchObject({ protocol: "TCP", port: dead });
+    expect(failover[0]!.next).toMatchObject({ protocol: "TCP", port: live });
     await call.hangup();
     await waitFor(() => h!.gateway.registry.size === 0, 5000, "the call to end");
     const result = await finish(sipp);

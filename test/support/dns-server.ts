@@ -1,27 +1,31 @@
 import dgram from "node:dgram";
+import dnsPacket from "dns-packet";
+import type { Answer } from "dns-packet";
 
-/** Records a test zone serves: SRV by owner name, A by name. */
+/** Records a test zone serves, by owner name. */
 export interface TestZone {
+  naptr?: Record<string, { order: number; preference: number; flags?: string; service: string; replacement: string }[]>;
   srv?: Record<string, { priority: number; weight: number; port: number; target: string }[]>;
   a?: Record<string, string[]>;
+  aaaa?: Record<string, string[]>;
   /** Names answered SERVFAIL (a broken upstream). */
   servfail?: string[];
+  /** TTL of every record, and of negative answers (through the SOA); default 60 s. */
+  ttlS?: number;
 }
 
-const TYPE_A = 1;
-const TYPE_SRV = 33;
-
 /**
- * A tiny authoritative DNS server on 127.0.0.1 (UDP) for one test zone: SRV and A answers,
- * NODATA for other types of a known name, NXDOMAIN for unknown names, SERVFAIL where told.
- * Counts the queries it saw.
+ * A small authoritative DNS server on 127.0.0.1 (UDP) for one test zone, encoded by dns-packet:
+ * NAPTR, SRV, A and AAAA answers, NODATA for other types of a known name, NXDOMAIN (with an SOA
+ * for negative caching) for unknown names, SERVFAIL where told. The zone can be swapped while it
+ * runs; it counts the queries it saw.
  */
 export class TestDnsServer {
-  readonly queries: { name: string; type: number }[] = [];
+  readonly queries: { name: string; type: string }[] = [];
 
   private constructor(
     private readonly socket: dgram.Socket,
-    private readonly zone: TestZone,
+    public zone: TestZone,
   ) {
     socket.on("message", (msg, rinfo) => {
       const reply = this.answer(msg);
@@ -42,63 +46,56 @@ export class TestDnsServer {
     return `127.0.0.1:${this.socket.address().port}`;
   }
 
+  /** How many queries of a type (NAPTR, SRV, A, AAAA) for a name it has answered. */
+  count(name: string, type: string): number {
+    return this.queries.filter((q) => q.name === name && q.type === type).length;
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 
   private answer(msg: Buffer): Buffer | undefined {
-    if (msg.length < 12) return undefined;
-    let offset = 12;
-    const labels: string[] = [];
-    while (offset < msg.length && msg[offset] !== 0) {
-      const len = msg[offset]!;
-      labels.push(msg.subarray(offset + 1, offset + 1 + len).toString("ascii"));
-      offset += 1 + len;
+    let query: ReturnType<typeof dnsPacket.decode>;
+    try {
+      query = dnsPacket.decode(msg);
+    } catch {
+      return undefined;
     }
-    offset += 1;
-    const type = msg.readUInt16BE(offset);
-    const questionEnd = offset + 4;
-    const name = labels.join(".").toLowerCase();
-    this.queries.push({ name, type });
-    const srv = this.zone.srv?.[name];
-    const a = this.zone.a?.[name];
-    const answers: Buffer[] = [];
-    if (type === TYPE_SRV && srv) {
-      for (const r of srv) {
-        const target = encodeName(r.target);
-        const rdata = Buffer.alloc(6 + target.length);
-        rdata.writeUInt16BE(r.priority, 0);
-        rdata.writeUInt16BE(r.weight, 2);
-        rdata.writeUInt16BE(r.port, 4);
-        target.copy(rdata, 6);
-        answers.push(record(TYPE_SRV, rdata));
+    const question = query.questions?.[0];
+    if (!question) return undefined;
+    const name = question.name.toLowerCase();
+    this.queries.push({ name, type: question.type });
+    const z = this.zone;
+    const ttl = z.ttlS ?? 60;
+    const answers: Answer[] = [];
+    if (question.type === "NAPTR") {
+      for (const r of z.naptr?.[name] ?? []) {
+        answers.push({ type: "NAPTR", name, ttl, data: { order: r.order, preference: r.preference, flags: r.flags ?? "s", services: r.service, regexp: "", replacement: r.replacement } });
       }
-    } else if (type === TYPE_A && a) {
-      for (const ip of a) answers.push(record(TYPE_A, Buffer.from(ip.split(".").map(Number))));
+    } else if (question.type === "SRV") {
+      for (const r of z.srv?.[name] ?? []) answers.push({ type: "SRV", name, ttl, data: { priority: r.priority, weight: r.weight, port: r.port, target: r.target } });
+    } else if (question.type === "A") {
+      for (const ip of z.a?.[name] ?? []) answers.push({ type: "A", name, ttl, data: ip });
+    } else if (question.type === "AAAA") {
+      for (const ip of z.aaaa?.[name] ?? []) answers.push({ type: "AAAA", name, ttl, data: ip });
     }
-    const known = srv !== undefined || a !== undefined;
-    const rcode = this.zone.servfail?.includes(name) ? 2 : known ? 0 : 3;
-    const header = Buffer.alloc(12);
-    msg.copy(header, 0, 0, 2);
-    // QR, AA, RD (copied), RA; NXDOMAIN for a name we do not have at all.
-    header.writeUInt16BE(0x8400 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | rcode, 2);
-    header.writeUInt16BE(1, 4);
-    header.writeUInt16BE(rcode === 0 ? answers.length : 0, 6);
-    return Buffer.concat([header, msg.subarray(12, questionEnd), ...(rcode === 0 ? answers : [])]);
+    const known = [z.naptr, z.srv, z.a, z.aaaa].some((records) => records?.[name] !== undefined);
+    const rcode = z.servfail?.includes(name) ? "SERVFAIL" : known ? "NOERROR" : "NXDOMAIN";
+    const rcodeBits = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3 }[rcode];
+    const soa: Answer = {
+      type: "SOA",
+      name: "test",
+      ttl,
+      data: { mname: "ns.test", rname: "hostmaster.test", serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: ttl },
+    };
+    return dnsPacket.encode({
+      type: "response",
+      id: query.id,
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.RECURSION_AVAILABLE | ((query.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | rcodeBits,
+      questions: [question],
+      answers: rcode === "NOERROR" ? answers : [],
+      authorities: rcode !== "SERVFAIL" && answers.length === 0 ? [soa] : [],
+    });
   }
-}
-
-function encodeName(name: string): Buffer {
-  const parts = name.split(".").filter((p) => p !== "");
-  return Buffer.concat([...parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, "ascii")])), Buffer.from([0])]);
-}
-
-function record(type: number, rdata: Buffer): Buffer {
-  const head = Buffer.alloc(12);
-  head.writeUInt16BE(0xc00c, 0); // the question's name
-  head.writeUInt16BE(type, 2);
-  head.writeUInt16BE(1, 4);
-  head.writeUInt32BE(60, 6);
-  head.writeUInt16BE(rdata.length, 10);
-  return Buffer.concat([head, rdata]);
 }
