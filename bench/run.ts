@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCli, USAGE } from "./orchestrator/cli.js";
 import { Deadline } from "./orchestrator/deadline.js";
-import { BENCH_META, gatewaysLoopDelayMaxMs, startGateway, waitGatewaysIdle, type GatewayInstance } from "./orchestrator/gateways.js";
+import { BENCH_META, gatewaysLoopDelayMaxMs, startGateway, startStallProbes, waitGatewaysIdle, type GatewayInstance } from "./orchestrator/gateways.js";
 import { LoadgenClient } from "./orchestrator/loadgen-client.js";
 import type { Plan } from "./orchestrator/plan.js";
 import { ProcessGroup } from "./orchestrator/processes.js";
@@ -82,7 +82,7 @@ async function main(): Promise<number> {
 
   // Video: CPU per transcoded stream next to bare ffmpeg, and the video path's added latency,
   // per input codec at 360p30 and 720p30 (bench/video.ts; results in bench/results/video*.json).
-  if (only === undefined && !profileDir) {
+  if (only === undefined && !profileDir && !options.noVideo) {
     log("video transcoding figures (bench/video.ts)");
     const video = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), "video.js"), ...(plan.mode === "quick" ? ["--quick"] : [])], {
       stdio: "inherit",
@@ -133,6 +133,8 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
         loadgens,
         logTail: () => gateways.flatMap((g) => g.process.tail.map(logMessage)),
         loopDelayMaxMs: () => gatewaysLoopDelayMaxMs(gateways),
+        // Under --profile the whole ramp is profiled already; a second profiler would only add noise.
+        startStallProbe: profileDir ? undefined : () => startStallProbes(gateways, plan.stallSampleUs),
       },
       plan,
       plan.steps,

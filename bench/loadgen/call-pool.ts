@@ -86,7 +86,7 @@ export class CallPool {
   }
 
   private newCall(): BenchCall {
-    const id = `bench.${randomBytes(9).toString("hex")}`;
+    const id = `c_bench_${randomBytes(9).toString("hex")}`;
     // A PSID-like number: 16 digits.
     const psid = String(10n ** 15n + BigInt(`0x${randomBytes(6).toString("hex")}`));
     return new BenchCall(id, psid, this.env);

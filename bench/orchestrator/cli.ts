@@ -10,10 +10,12 @@ export interface BenchOptions {
   /** CPU-profile gateways and load generators over the gateway ramp (nothing else runs). */
   profile: boolean;
   srtpProfile: SrtpProfileName;
+  /** Leave out the video figures (bench/video.ts) after the audio part. */
+  noVideo: boolean;
 }
 
 export const USAGE =
-  "npm run bench [-- --quick] [--profile] [--only gateway|rtpengine] [--steps 50,100,150] [--window SECONDS] [--gateways N] [--srtp cm|gcm] [--gateway-node-option=--FLAG ...]";
+  "npm run bench [-- --quick] [--profile] [--only gateway|rtpengine] [--steps 50,100,150] [--window SECONDS] [--gateways N] [--srtp cm|gcm] [--stall-sample-us N] [--no-video] [--gateway-node-option=--FLAG ...]";
 
 /** The bench's command line; throws with a message naming the bad option. */
 export function parseCli(argv: string[]): BenchOptions {
@@ -27,6 +29,8 @@ export function parseCli(argv: string[]): BenchOptions {
       steps: { type: "string" },
       window: { type: "string" },
       srtp: { type: "string", default: "cm" },
+      "stall-sample-us": { type: "string" },
+      "no-video": { type: "boolean", default: false },
       "gateway-node-option": { type: "string", multiple: true },
     },
   });
@@ -50,6 +54,11 @@ export function parseCli(argv: string[]): BenchOptions {
     if (!/^--[a-z][a-z0-9-]*(=\S+)?$/.test(flag)) throw new Error(`--gateway-node-option takes one Node flag like --max-semi-space-size=32, not ${flag}`);
     plan.gatewayNodeArgs.push(flag);
   }
+  if (values["stall-sample-us"] !== undefined) {
+    const us = Number(values["stall-sample-us"]);
+    if (!Number.isInteger(us) || (us !== 0 && (us < 100 || us > 100_000))) throw new Error(`--stall-sample-us takes 0 or 100–100000, not ${values["stall-sample-us"]}`);
+    plan.stallSampleUs = us;
+  }
   const only = values.only;
   if (only !== undefined && only !== "gateway" && only !== "rtpengine") throw new Error(`--only takes gateway or rtpengine, not ${only}`);
   if (values.srtp !== "cm" && values.srtp !== "gcm") throw new Error(`--srtp takes cm or gcm, not ${values.srtp}`);
@@ -58,5 +67,6 @@ export function parseCli(argv: string[]): BenchOptions {
     only,
     profile: values.profile ?? false,
     srtpProfile: values.srtp === "gcm" ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80",
+    noVideo: values["no-video"] ?? false,
   };
 }

@@ -1,9 +1,14 @@
 import { fileURLToPath } from "node:url";
+import type { ProbeReport } from "../probe/probe-report.js";
 import { inspectorUrl } from "./heap.js";
+import { InspectorClient } from "./inspector.js";
 import type { ManagedProcess, ProcessGroup } from "./processes.js";
 import { freeTcpPort, freeUdpPort } from "./ports.js";
 
 const GATEWAY_MAIN = fileURLToPath(new URL("../../gateway/main.js", import.meta.url));
+/** Loaded into every gateway: event-loop stall attribution, driven over the inspector (stall-probe.ts). */
+const PROBE_SETTLE_MS = 1000;
+const STALL_PROBE = new URL("../probe/stall-probe.js", import.meta.url).href;
 
 /** The Page and app every bench process agrees on. */
 export const BENCH_META = {
@@ -64,7 +69,7 @@ export async function startGateway(group: ProcessGroup, o: GatewayStartOptions):
     DRAIN_SECONDS: "0",
   };
   const nodeArgs = o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=gateway-${o.index}.cpuprofile`] : [];
-  const proc = group.spawn(`gateway-${o.index}`, process.execPath, [...(o.nodeArgs ?? []), ...nodeArgs, "--inspect=127.0.0.1:0", GATEWAY_MAIN], { env });
+  const proc = group.spawn(`gateway-${o.index}`, process.execPath, [...(o.nodeArgs ?? []), ...nodeArgs, "--inspect=127.0.0.1:0", `--import=${STALL_PROBE}`, GATEWAY_MAIN], { env });
   const webhookUrl = `http://127.0.0.1:${httpPort}/webhooks/meta`;
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -107,4 +112,29 @@ export async function waitGatewaysIdle(gateways: GatewayInstance[], timeoutMs: n
     await new Promise((r) => setTimeout(r, 200));
   }
   return false;
+}
+
+/**
+ * Starts the stall probe in every gateway for one window (CPU sampling every `sampleIntervalUs`,
+ * 0 for none) and returns the function that stops it and collects the reports.
+ */
+export async function startStallProbes(gateways: GatewayInstance[], sampleIntervalUs: number): Promise<() => Promise<ProbeReport[]>> {
+  const clients = await Promise.all(gateways.map((g) => (g.inspectorUrl ? InspectorClient.connect(g.inspectorUrl) : Promise.reject(new Error(`gateway-${g.index}: no inspector`)))));
+  try {
+    await Promise.all(clients.map((c) => c.evaluate(`globalThis.__benchStallProbe.start(${sampleIntervalUs})`)));
+    // Let the backlog of packets that queued up while the profiler started drain, then count from zero.
+    await new Promise((r) => setTimeout(r, PROBE_SETTLE_MS));
+    await Promise.all(clients.map((c) => c.evaluate("globalThis.__benchStallProbe.mark()")));
+  } catch (err) {
+    for (const c of clients) c.close();
+    throw err;
+  }
+  return async () => {
+    try {
+      const texts = await Promise.all(clients.map((c) => c.evaluate<string>("globalThis.__benchStallProbe.stop()", 30_000)));
+      return texts.map((t) => JSON.parse(t) as ProbeReport);
+    } finally {
+      for (const c of clients) c.close();
+    }
+  };
 }

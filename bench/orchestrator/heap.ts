@@ -3,6 +3,7 @@
  * opens on 127.0.0.1 (`--inspect=127.0.0.1:0`). Heap in use without a collection swings by tens of
  * megabytes with the collector's timing, which would hide or invent a leak over a churn run.
  */
+import { InspectorClient } from "./inspector.js";
 
 /** The inspector's WebSocket URL from the line Node prints at start. */
 export function inspectorUrl(lines: readonly string[]): string | undefined {
@@ -15,31 +16,12 @@ export function inspectorUrl(lines: readonly string[]): string | undefined {
 
 /** Collects garbage in the process behind `url` and answers its heap in use, in MB. */
 export async function heapAfterGc(url: string, timeoutMs = 10_000): Promise<number> {
-  const ws = new WebSocket(url);
-  const pending = new Map<number, (result: unknown) => void>();
-  let nextId = 1;
-  const timer = setTimeout(() => ws.close(), timeoutMs);
+  const client = await InspectorClient.connect(url, timeoutMs);
   try {
-    await new Promise<void>((resolve, reject) => {
-      ws.addEventListener("open", () => resolve(), { once: true });
-      ws.addEventListener("error", () => reject(new Error(`inspector ${url} not reachable`)), { once: true });
-    });
-    ws.addEventListener("message", (event) => {
-      const msg = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
-      if (msg.id !== undefined) pending.get(msg.id)?.(msg.result);
-    });
-    const call = (method: string): Promise<unknown> =>
-      new Promise((resolve, reject) => {
-        const id = nextId++;
-        pending.set(id, resolve);
-        ws.addEventListener("close", () => reject(new Error(`inspector closed during ${method}`)), { once: true });
-        ws.send(JSON.stringify({ id, method }));
-      });
-    await call("HeapProfiler.collectGarbage");
-    const usage = (await call("Runtime.getHeapUsage")) as { usedSize: number };
+    await client.call("HeapProfiler.collectGarbage", undefined, timeoutMs);
+    const usage = await client.call<{ usedSize: number }>("Runtime.getHeapUsage", undefined, timeoutMs);
     return usage.usedSize / 2 ** 20;
   } finally {
-    clearTimeout(timer);
-    ws.close();
+    client.close();
   }
 }

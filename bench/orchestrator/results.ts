@@ -1,3 +1,4 @@
+import type { StallSummary } from "../probe/probe-report.js";
 import type { LatencySummary } from "../stats/histogram.js";
 
 export interface DirectionResult extends LatencySummary {
@@ -53,6 +54,8 @@ export interface StepResult {
   setupErrors: string[];
   /** Windows measured at this load (failed windows are measured again when others were busy). */
   attempts: number;
+  /** Every event-loop delay over 10 ms in the system's processes during the window, and its causes (gateways only). */
+  stalls?: StallSummary;
 }
 
 export interface RampResult {

@@ -4,6 +4,7 @@ import type { LoadgenClient } from "../orchestrator/loadgen-client.js";
 import type { Plan } from "../orchestrator/plan.js";
 import { sampleProcess, UsageMeter } from "../orchestrator/proc-stats.js";
 import type { DirectionResult, RampResult, StepResult } from "../orchestrator/results.js";
+import { describeStalls, summarizeStalls, type ProbeReport } from "../probe/probe-report.js";
 import { Histogram, percentiles } from "../stats/histogram.js";
 import { sleep, split } from "../util/async.js";
 
@@ -28,6 +29,8 @@ export interface SystemUnderTest {
   logTail: () => string[];
   /** The system's longest event-loop delay since the last call, in ms, where it reports one. */
   loopDelayMaxMs?: () => Promise<number>;
+  /** Starts stall attribution for one window; the returned function ends it (gateways only). */
+  startStallProbe?: () => Promise<() => Promise<ProbeReport[]>>;
 }
 
 
@@ -118,11 +121,15 @@ interface Window {
 async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: AddCallsResult[], idleRssMB: number): Promise<StepResult> {
   const sutPids = sut.pids();
   const loadgenPids = sut.loadgens.map((l) => l.pid);
+  // Before anything is measured: starting V8's profiler logs every compiled function and holds
+  // the event loop for tens of ms, which must not fall into the window.
+  const stopProbe = await sut.startStallProbe?.();
   const meter = new UsageMeter([...sutPids, ...loadgenPids, process.pid]);
   await sut.loopDelayMaxMs?.(); // starts the system's delay figures afresh
   await Promise.all(sut.loadgens.map((l) => l.request("windowStart", { jitterBudgetMs: DEADLINE_MS })));
   await sleep(plan.windowMs);
   const reports = await Promise.all(sut.loadgens.map((l) => l.request("windowEnd", null)));
+  const probeReports = await stopProbe?.();
   const systemLoopDelayMaxMs = await sut.loopDelayMaxMs?.();
   const usage = meter.finish();
   const sum = (pids: number[], m: Map<number, number>): number => pids.reduce((a, p) => a + (m.get(p) ?? 0), 0);
@@ -168,6 +175,7 @@ async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: A
     setupFailures: added.reduce((a, r) => a + r.failed, 0),
     setupErrors: added.flatMap((a) => a.errors).slice(0, 3),
     attempts: 1,
+    stalls: probeReports && summarizeStalls(probeReports),
   };
   return judge(step, window);
 }
@@ -230,5 +238,6 @@ export function describeStep(name: string, s: StepResult): string {
   const jitter = s.pass === s.passJitter ? "" : `; jitter budget: ${s.passJitter ? "pass" : "fail"}`;
   const errors = s.setupErrors.length ? `; set-up errors: ${s.setupErrors.join(" | ")}` : "";
   const attempts = s.attempts > 1 ? ` (best of ${s.attempts} windows)` : "";
-  return `${name} ${s.calls} calls${attempts}: ${s.cores.toFixed(2)} cores, RSS ${s.rssMB.toFixed(0)} MB, ${lat}; load generators ${s.loadgenCores.toFixed(2)} cores (lag p99 ${s.loadgenLoopDelayP99Ms.toFixed(1)} ms), event-loop max ${s.systemLoopDelayMaxMs === undefined ? "" : `${s.systemLoopDelayMaxMs.toFixed(0)} ms ${name} / `}${s.loadgenLoopDelayMaxMs.toFixed(0)} ms load generators, other ${s.otherCores.toFixed(2)} → ${verdict}${jitter}${errors}`;
+  const stalls = s.stalls ? `\n    stalls: ${describeStalls(s.stalls)}` : "";
+  return `${name} ${s.calls} calls${attempts}: ${s.cores.toFixed(2)} cores, RSS ${s.rssMB.toFixed(0)} MB, ${lat}; load generators ${s.loadgenCores.toFixed(2)} cores (lag p99 ${s.loadgenLoopDelayP99Ms.toFixed(1)} ms), event-loop max ${s.systemLoopDelayMaxMs === undefined ? "" : `${s.systemLoopDelayMaxMs.toFixed(0)} ms ${name} / `}${s.loadgenLoopDelayMaxMs.toFixed(0)} ms load generators, other ${s.otherCores.toFixed(2)} → ${verdict}${jitter}${errors}${stalls}`;
 }
