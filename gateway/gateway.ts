@@ -6,6 +6,7 @@ import { createSipSignaling } from "../sip/backend.js";
 import { PortAllocator } from "../sip/rtp/port-allocator.js";
 import type { PlaceCallOptions, SipAddress, SipSignaling } from "../sip/signaling.js";
 import { CallManager } from "./call/call-manager.js";
+import { Cluster } from "./cluster/cluster.js";
 import { EchoTarget } from "./call/echo-target.js";
 import { CallRegistry } from "./call/registry.js";
 import { MediaTicker } from "./call/media-ticker.js";
@@ -62,6 +63,8 @@ export class Gateway {
   readonly sipMediaAddress: string;
   private readonly http: HttpServer;
   private address: AddressInfo | undefined;
+  /** This instance's membership of a cluster (REDIS_URL); undefined when it runs on its own. */
+  readonly cluster: Cluster<Parameters<CallManager["handleWebhook"]>[0]> | undefined;
 
   constructor(
     readonly config: GatewayConfig,
@@ -95,6 +98,7 @@ export class Gateway {
       transports: config.sip.transports,
       outboundProxy: config.sip.outboundProxy,
       dnsServers: config.sip.dnsServers,
+      keepAliveS: config.sip.keepAliveS,
       registration: config.sip.register,
       tls: config.sip.tls && { cert: config.sip.tls.cert, key: config.sip.tls.key, ca: config.sip.tls.ca, verify: config.sip.tls.verify },
       advertisedHost: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
@@ -155,7 +159,9 @@ export class Gateway {
       requestPermission: config.sip.requestPermission,
       srtp: config.sip.srtp,
       onCallCreated: (call, birth) => this.monitor.watch(call, birth),
+      admitting: () => this.cluster?.admitting() ?? true,
     });
+    this.cluster = this.createCluster(log);
     this.signaling.on("incoming", (invite) => this.calls.handleSipInvite(invite));
     this.metrics = new GatewayMetrics({
       registry: () => this.registry.stats(),
@@ -176,10 +182,14 @@ export class Gateway {
       verifyToken: meta.verifyToken,
       limits,
       log: log.child({ subsystem: "http" }),
-      onWebhook: (parsed) => this.calls.handleWebhook(parsed),
+      onWebhook: (parsed) => (this.cluster ? this.cluster.route(parsed) : this.calls.handleWebhook(parsed)),
+      forwarded: this.cluster?.forwardRoute,
       onWebhookResult: (r) => this.metrics.webhook(r),
-      isReady: () => !this.calls.isDraining && !this.calls.atCapacity && this.signaling.ready,
-      metrics: () => this.metrics.exposition(),
+      isReady: () => !this.calls.isDraining && !this.calls.atCapacity && this.signaling.ready && (this.cluster?.healthy ?? true),
+      metrics: async () => {
+        const m = await this.metrics.exposition();
+        return this.cluster ? { contentType: m.contentType, body: m.body + (await this.cluster.metricsText()) } : m;
+      },
       liveCalls: () => this.monitor.live(),
     });
   }
@@ -227,6 +237,7 @@ export class Gateway {
   async start(): Promise<void> {
     await this.sip.start();
     this.address = await this.http.listen();
+    this.cluster?.start(`http://${advertisedHttpHost(this.config.http.host, this.config.media.bindIp)}:${this.address.port}`);
     this.log.info(
       { http: `${this.address.address}:${this.address.port}`, stopGraceSeconds: stopGraceSeconds(this.config), config: redactConfig(this.config) },
       "gateway started",
@@ -247,10 +258,35 @@ export class Gateway {
       await this.calls.hangupAll("gateway shutting down");
     }
     await this.http.close();
+    await this.cluster?.stop();
     await this.sip.stop();
     // The last calls' reports get a moment to reach Meta and the integrator; what is left is logged.
     await Promise.all([this.events.close(EVENTS_FLUSH_MS), this.callMetrics?.close(EVENTS_FLUSH_MS)]);
     this.log.info("gateway stopped");
+  }
+
+  /**
+   * Several instances behind one webhook URL: webhooks go through the cluster's router to the
+   * instance that owns each call, and every call registered here is claimed for this instance
+   * while it lives. The calls of an instance that died are ended at Meta by the survivors.
+   */
+  private createCluster(log: Logger): Gateway["cluster"] {
+    const config = this.config.cluster;
+    if (!config) return undefined;
+    const cluster = new Cluster<Parameters<CallManager["handleWebhook"]>[0]>({
+      config,
+      log: log.child({ subsystem: "cluster" }),
+      // An event's identity is its whole parsed content: a retry or duplicate carries the same.
+      keyOf: (event) => JSON.stringify(event),
+      deliverLocal: (delivery) => this.calls.handleWebhook(delivery),
+      load: () => ({ draining: this.calls.isDraining, liveCalls: this.registry.size, maxCalls: this.config.calls.maxConcurrent }),
+      terminateAtMeta: (call) => this.graph.terminate(call.callId),
+    });
+    this.registry.onCallAdded((callId, call) => {
+      cluster.claim(callId);
+      call.whenEnded(() => cluster.release(callId));
+    });
+    return cluster;
   }
 
   /** What a consumer's call rings: the configured target, or `to` (a transfer's new party). */
@@ -275,6 +311,12 @@ export class Gateway {
       log,
     });
   }
+}
+
+/** Where other instances reach this one's HTTP port when CLUSTER_ADVERTISE_URL does not say. */
+function advertisedHttpHost(httpHost: string, bindIp: string | undefined): string {
+  if (httpHost !== "0.0.0.0" && httpHost !== "::") return httpHost.includes(":") ? `[${httpHost}]` : httpHost;
+  return bindIp ?? firstExternalIpv4() ?? "127.0.0.1";
 }
 
 function firstExternalIpv4(): string | undefined {

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 NODE_MAJOR_WANTED=22
 NODE_PREFIX=/opt/node22
-APT_PACKAGES=(ffmpeg sip-tester baresip baresip-ffmpeg kamailio chromium python3-aiortc rtpengine-daemon sox openssl kamailio-tls-modules)
+APT_PACKAGES=(ffmpeg sip-tester baresip baresip-ffmpeg kamailio chromium python3-aiortc rtpengine-daemon sox openssl kamailio-tls-modules redis-server)
 # What the drachtio-server build in ../shared/tools/drachtio-server/ links against (its README):
 # the SIP contract suite runs the drachtio backend against it.
 APT_PACKAGES+=(libcurl4 libssl3 zlib1g libstdc++6 libboost-thread1.74.0 libboost-log1.74.0 libboost-filesystem1.74.0)

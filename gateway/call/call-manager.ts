@@ -49,6 +49,8 @@ export interface CallManagerOptions {
   srtp?: SrtpMode;
   /** Told of every call as it is created (monitoring: live list, events, setup timings). */
   onCallCreated?: (call: MessengerCall, birth: CallBirth) => void;
+  /** False while new calls must be refused for a reason outside this process (a cluster without Redis). */
+  admitting?: () => boolean;
 }
 
 export interface CallManagerStats {
@@ -117,6 +119,10 @@ export class CallManager {
 
   get isDraining(): boolean {
     return this.draining;
+  }
+
+  private get admitsNewCalls(): boolean {
+    return this.o.admitting?.() ?? true;
   }
 
   get atCapacity(): boolean {
@@ -212,7 +218,7 @@ export class CallManager {
       invite.reject(488, "Not Acceptable Here");
       return;
     }
-    if (this.draining || this.atCapacity) {
+    if (this.draining || this.atCapacity || !this.admitsNewCalls) {
       this.counters.admissionRejected++;
       invite.reject(503, "Service Unavailable");
       return;
@@ -328,9 +334,9 @@ export class CallManager {
       log.warn({ timestamp: event.timestamp }, "stale connect dropped: the ring window has passed");
       return;
     }
-    if (this.draining || this.atCapacity) {
+    if (this.draining || this.atCapacity || !this.admitsNewCalls) {
       this.counters.admissionRejected++;
-      log.warn({ draining: this.draining, active: this.o.registry.size }, "call refused: not admitting calls");
+      log.warn({ draining: this.draining, active: this.o.registry.size, admitting: this.admitsNewCalls }, "call refused: not admitting calls");
       this.o.meta.reject(event.callId).catch((err: unknown) => log.warn({ err }, "reject failed"));
       return;
     }

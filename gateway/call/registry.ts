@@ -16,6 +16,7 @@ export class CallRegistry {
   private readonly endedIds = new Map<string, number>();
   private readonly counters: RegistryStats = { active: 0, started: 0, ended: {} };
   private readonly endListeners: ((info: CallEndInfo) => void)[] = [];
+  private readonly addListeners: ((callId: string, call: MessengerCall) => void)[] = [];
 
   constructor(private readonly rememberEndedMs = 10 * 60_000) {}
 
@@ -43,6 +44,12 @@ export class CallRegistry {
       this.counters.ended[info.outcome] = (this.counters.ended[info.outcome] ?? 0) + 1;
       for (const l of this.endListeners) l(info);
     });
+    for (const l of this.addListeners) l(callId, call);
+  }
+
+  /** Told of every call registered, under the id it is registered with (cluster ownership claims it). */
+  onCallAdded(listener: (callId: string, call: MessengerCall) => void): void {
+    this.addListeners.push(listener);
   }
 
   onCallEnded(listener: (info: CallEndInfo) => void): void {

@@ -6,6 +6,7 @@ import type { SipBackendChoice } from "../../sip/backend.js";
 import { CHALLENGE_ALGORITHMS, type ChallengeAlgorithm } from "../../sip/digest-verifier.js";
 import type { ReferPolicy } from "../call/refer-policy.js";
 import { LIMIT_KEYS, readLimits, type Limits } from "./limits.js";
+import { CLUSTER_KEYS, readClusterConfig, redactClusterConfig, type ClusterConfig } from "../cluster/config.js";
 
 /** Every setting the gateway reads, after validation. One struct, validated in one place. */
 export interface GatewayConfig {
@@ -20,6 +21,8 @@ export interface GatewayConfig {
     /** After each call, one POST /{page-id}/call_metrics with its audio figures (CALL_METRICS). */
     callMetrics: boolean;
   };
+  /** WhatsApp Business numbers the gateway answers and calls from; undefined = Messenger only. */
+  whatsApp: WhatsAppConfig | undefined;
   http: { host: string; port: number };
   /** Call events for the integrator (call.ringing, call.answered, call.ended). */
   events: EventsConfig;
@@ -33,8 +36,10 @@ export interface GatewayConfig {
     transports: ("udp" | "tcp" | "tls")[];
     /** A registration the gateway keeps at the PBX (a registered trunk or extension); undefined = none. */
     register: { registrar: string; user: string; password: string | undefined; expiresS: number } | undefined;
-    /** Nameservers for SIP hosts (SRV, A/AAAA); undefined = the system's resolver. */
+    /** Nameservers for SIP hosts (NAPTR, SRV, A/AAAA); undefined = the system's resolver. */
     dnsServers: string[] | undefined;
+    /** RFC 5626 CRLF keep-alive interval on TCP/TLS connections a registration or call holds; 0 = none. */
+    keepAliveS: number;
     /** Outbound proxy URI every request outside a dialog goes through; undefined = none. */
     outboundProxy: string | undefined;
     /** SIP over TLS (with `tls` in transports): PEM certificate chain, key and trust, read at start. */
@@ -85,9 +90,20 @@ export interface GatewayConfig {
   /** Bounds on everything that arrives from outside. */
   limits: Limits;
   logLevel: LogLevel;
+  /** Several instances sharing call ownership in Redis (REDIS_URL); undefined = one instance on its own. */
+  cluster: ClusterConfig | undefined;
 }
 
 export type SipTarget = { kind: "echo" } | { kind: "uri"; uri: string };
+
+export interface WhatsAppConfig {
+  /** A system-user token with whatsapp_business_messaging for every number below. */
+  accessToken: string;
+  /** When set, webhooks from any other WhatsApp Business Account are dropped. */
+  wabaId: string | undefined;
+  /** Each number, and the SIP URI its consumers' calls ring (SIP_TARGET when absent). */
+  numbers: { phoneNumberId: string; sipTarget: string | undefined }[];
+}
 
 export interface EventsConfig {
   /** Where event lines are written: the gateway's own log output (tagged), a file of their own, or nowhere. */
@@ -119,6 +135,9 @@ export const CONFIG_KEYS = [
   "META_VERIFY_TOKEN",
   "META_PAGE_ID",
   "META_PAGE_ACCESS_TOKEN",
+  "WHATSAPP_PHONE_NUMBERS",
+  "WHATSAPP_ACCESS_TOKEN",
+  "WHATSAPP_WABA_ID",
   "META_GRAPH_URL",
   "META_GRAPH_VERSION",
   "META_GRAPH_TIMEOUT_MS",
@@ -150,6 +169,7 @@ export const CONFIG_KEYS = [
   "SIP_SRTP",
   "SIP_OUTBOUND_PROXY",
   "SIP_DNS_SERVERS",
+  "SIP_KEEPALIVE_INTERVAL",
   "SIP_REGISTRAR",
   "SIP_REGISTER_USER",
   "SIP_REGISTER_PASSWORD",
@@ -171,6 +191,7 @@ export const CONFIG_KEYS = [
   "FFMPEG_PATH",
   "LOG_LEVEL",
   ...LIMIT_KEYS,
+  ...CLUSTER_KEYS,
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -281,6 +302,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       graphTimeoutMs: int("META_GRAPH_TIMEOUT_MS", 10_000, 100, 120_000),
       callMetrics: oneOf("CALL_METRICS", str("CALL_METRICS", "on"), ["on", "off"] as const) === "on",
     },
+    whatsApp: parseWhatsApp(optional("WHATSAPP_PHONE_NUMBERS"), optional("WHATSAPP_ACCESS_TOKEN"), optional("WHATSAPP_WABA_ID")),
     events: parseEvents(optional("EVENTS_URL"), optional("EVENTS_SECRET"), optional("EVENTS_LOG")),
     http: {
       host: str("HTTP_HOST", "0.0.0.0"),
@@ -293,6 +315,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       transports: parseTransports(str("SIP_TRANSPORTS", "udp,tcp")),
       outboundProxy: parseOutboundProxy(optional("SIP_OUTBOUND_PROXY")),
       dnsServers: parseDnsServers(optional("SIP_DNS_SERVERS")),
+      keepAliveS: int("SIP_KEEPALIVE_INTERVAL", 30, 0, 3600),
       register: parseRegister(optional("SIP_REGISTRAR"), optional("SIP_REGISTER_USER"), optional("SIP_REGISTER_PASSWORD"), int("SIP_REGISTER_EXPIRES", 3600, 60, 86_400)),
       tls: parseSipTls(parseTransports(str("SIP_TRANSPORTS", "udp,tcp")).includes("tls"), optional("SIP_TLS_CERT"), optional("SIP_TLS_KEY"), optional("SIP_TLS_CA"), bool("SIP_TLS_VERIFY", true)),
       auth: parseSipAuth(optional("SIP_AUTH_USER"), optional("SIP_AUTH_PASSWORD")),
@@ -329,6 +352,13 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
     },
     limits: readLimits(int),
     logLevel,
+    cluster: readClusterConfig({
+      optional,
+      int,
+      fail: (key, message) => {
+        throw new ConfigError(key, message);
+      },
+    }),
   };
 }
 
@@ -352,8 +382,13 @@ function parseSipBackend(optional: (key: ConfigKey) => string | undefined): SipB
   }
   // Settings the embedded stack acts on and the drachtio backend does not (yet): silently ignoring
   // them would leave a deployment believing it has TLS, a registration or a proxy.
-  for (const key of ["SIP_TLS_CERT", "SIP_TLS_KEY", "SIP_TLS_CA", "SIP_REGISTRAR", "SIP_OUTBOUND_PROXY", "SIP_DNS_SERVERS"] as const) {
-    if (optional(key) !== undefined) throw new ConfigError(key, "is not used with SIP_BACKEND=drachtio (the embedded stack's setting; configure drachtio-server for TLS)");
+  // drachtio-server terminates TLS with its own certificate (its <tls> and a transport=tls
+  // <contact>), resolves and keeps its connections alive itself.
+  for (const key of ["SIP_TLS_CERT", "SIP_TLS_KEY", "SIP_TLS_CA", "SIP_DNS_SERVERS", "SIP_KEEPALIVE_INTERVAL"] as const) {
+    if (optional(key) !== undefined) throw new ConfigError(key, "is not used with SIP_BACKEND=drachtio: drachtio-server's own configuration sets it (see \"Running with drachtio-server\")");
+  }
+  for (const key of ["SIP_REGISTRAR", "SIP_OUTBOUND_PROXY"] as const) {
+    if (optional(key) !== undefined) throw new ConfigError(key, "is not supported with SIP_BACKEND=drachtio yet (the embedded stack's setting)");
   }
   const host = optional("DRACHTIO_HOST");
   if (host === undefined) throw new ConfigError("DRACHTIO_HOST", "is required with SIP_BACKEND=drachtio");
@@ -576,11 +611,41 @@ function invalidEventLog(value: string): never {
 }
 
 /** The configuration with secrets masked, for the start-up log line. */
+/**
+ * WHATSAPP_PHONE_NUMBERS: comma-separated phone-number ids, each optionally `=sip:uri` for the
+ * target its consumers' calls ring, e.g. `1234567890=sip:sales@pbx,2345678901`.
+ */
+function parseWhatsApp(numbers: string | undefined, token: string | undefined, wabaId: string | undefined): WhatsAppConfig | undefined {
+  if (numbers === undefined) {
+    if (token !== undefined || wabaId !== undefined) throw new ConfigError("WHATSAPP_PHONE_NUMBERS", "is required with WHATSAPP_ACCESS_TOKEN or WHATSAPP_WABA_ID");
+    return undefined;
+  }
+  if (token === undefined) throw new ConfigError("WHATSAPP_ACCESS_TOKEN", "is required with WHATSAPP_PHONE_NUMBERS");
+  if (wabaId !== undefined && !/^\d{1,32}$/.test(wabaId)) throw new ConfigError("WHATSAPP_WABA_ID", "must be the numeric WhatsApp Business Account id");
+  const seen = new Set<string>();
+  const list = numbers.split(",").map((entry) => {
+    const [id, target] = entry.trim().split(/=(.*)/s, 2).map((p) => p.trim()) as [string, string | undefined];
+    if (!/^\d{1,32}$/.test(id)) throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `"${id.slice(0, 40)}" is not a numeric phone-number id`);
+    if (seen.has(id)) throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `${id} is listed twice`);
+    seen.add(id);
+    let sipTarget: string | undefined;
+    if (target !== undefined && target !== "") {
+      const parsed = parseSipTarget(target);
+      if (parsed.kind !== "uri") throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `${id}: the target must be a SIP URI`);
+      sipTarget = parsed.uri;
+    }
+    return { phoneNumberId: id, sipTarget };
+  });
+  return { accessToken: token, wabaId, numbers: list };
+}
+
 export function redactConfig(config: GatewayConfig): unknown {
   return {
     ...config,
     meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: "***" },
+    whatsApp: config.whatsApp && { ...config.whatsApp, accessToken: "***" },
     events: { ...config.events, secret: config.events.secret === undefined ? undefined : "***" },
+    cluster: redactClusterConfig(config.cluster),
     sip: {
       ...config.sip,
       backend: config.sip.backend.kind === "drachtio" ? { ...config.sip.backend, secret: "***" } : config.sip.backend,

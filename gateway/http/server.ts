@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { jsonDepthExceeds, LimitExceededError, type Limits } from "../config/limits.js";
@@ -22,6 +22,11 @@ export interface HttpServerOptions {
   /** Live calls with their quality figures, for GET /calls. */
   liveCalls?: () => unknown;
   onWebhookResult?: (result: WebhookResult) => void;
+  /** Webhooks forwarded by another instance of a cluster (gateway/cluster/); absent on a single instance. */
+  forwarded?: {
+    path: string;
+    handle: (body: Buffer, headers: IncomingHttpHeaders, remote: string | undefined) => { status: number; text: string };
+  };
 }
 
 export type WebhookResult = "accepted" | "bad-signature" | "bad-json" | "bad-format" | "too-large" | "over-limit";
@@ -69,6 +74,7 @@ export class HttpServer {
     const url = new URL(req.url ?? "/", "http://gateway");
     if (url.pathname === WEBHOOK_PATH && req.method === "GET") return this.handleVerify(url, res);
     if (url.pathname === WEBHOOK_PATH && req.method === "POST") return this.handleWebhook(req, res);
+    if (this.o.forwarded && url.pathname === this.o.forwarded.path && req.method === "POST") return this.handleForwarded(req, res);
     if (url.pathname === "/healthz" && req.method === "GET") return send(res, 200, "ok\n");
     if (url.pathname === "/readyz" && req.method === "GET") {
       return this.o.isReady() ? send(res, 200, "ready\n") : send(res, 503, "not ready\n");
@@ -163,6 +169,20 @@ export class HttpServer {
         this.o.log.error({ err }, "webhook processing failed");
       }
     });
+  }
+
+  /** A delivery another instance forwarded: bounded as Meta's (its events are a subset of one). */
+  private async handleForwarded(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Twice Meta's bound: re-serialized events may come out a little longer than Meta wrote them.
+    const body = await readBody(req, 2 * this.o.limits.webhook.maxBodyBytes);
+    if (body === "too-large") {
+      res.setHeader("connection", "close");
+      send(res, 413, "payload too large\n");
+      res.once("finish", () => req.socket.destroy());
+      return;
+    }
+    const answer = this.o.forwarded!.handle(body, req.headers, req.socket.remoteAddress);
+    send(res, answer.status, answer.text);
   }
 
   /** Nothing of a delivery over a bound is processed or kept. */
