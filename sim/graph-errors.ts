@@ -10,8 +10,15 @@ export interface GraphErrorEnvelope {
     type: GraphErrorType;
     code: number;
     error_subcode?: number;
+    /** WhatsApp errors: the product and the specific problem (e.g. what is wrong with an SDP). */
+    error_data?: GraphErrorData;
     fbtrace_id: string;
   };
+}
+
+export interface GraphErrorData {
+  messaging_product: "whatsapp";
+  details: string;
 }
 
 export interface GraphErrorSpec {
@@ -20,6 +27,8 @@ export interface GraphErrorSpec {
   subcode?: number;
   message: string;
   type?: GraphErrorType;
+  /** WhatsApp errors carry `error_data{messaging_product, details}`; Messenger errors never do. */
+  errorData?: GraphErrorData;
 }
 
 /** A Graph API error the simulated server answers with; thrown by validation and call-state checks. */
@@ -28,6 +37,7 @@ export class GraphApiError extends SimulatorError {
   readonly code: number;
   readonly subcode: number | undefined;
   readonly type: GraphErrorType;
+  readonly errorData: GraphErrorData | undefined;
 
   constructor(spec: GraphErrorSpec) {
     super(spec.message);
@@ -35,6 +45,7 @@ export class GraphApiError extends SimulatorError {
     this.code = spec.code;
     this.subcode = spec.subcode;
     this.type = spec.type ?? "OAuthException";
+    this.errorData = spec.errorData;
   }
 
   toEnvelope(fbtraceId: string = newFbtraceId()): GraphErrorEnvelope {
@@ -44,6 +55,7 @@ export class GraphApiError extends SimulatorError {
         type: this.type,
         code: this.code,
         ...(this.subcode !== undefined ? { error_subcode: this.subcode } : {}),
+        ...(this.errorData !== undefined ? { error_data: this.errorData } : {}),
         fbtrace_id: fbtraceId,
       },
     };

@@ -40,8 +40,32 @@ export interface GraphBackend {
   callMetrics(body: unknown): { success: true };
 }
 
-/** What injected failures are keyed by: a `/calls` action, or the call_metrics edge. */
-export type GraphFailureKey = CallAction | "call_metrics";
+/**
+ * What injected failures are keyed by: a `/calls` action (shared by both products: the next request with
+ * that action, Page or WhatsApp number, takes it), the call_metrics edge, or WhatsApp's own `pre_accept`,
+ * `call_permissions` and `messages` (the permission request).
+ */
+export type GraphFailureKey = CallAction | "call_metrics" | "pre_accept" | "call_permissions" | "messages";
+
+/** A Graph request to an object a product beside the Page API owns (a WhatsApp phone number id). */
+export interface GraphExtensionRequest {
+  method: string;
+  version: string;
+  objectId: string;
+  edge: string | undefined;
+  /** Path segments after the edge (none on any documented route). */
+  rest: string[];
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  rawBody: string;
+  record: GraphRequestRecord;
+}
+
+/** Serves the object ids it owns; "hold" leaves the request unanswered (an injected timeout). */
+export interface GraphExtension {
+  owns(objectId: string): boolean;
+  handle(request: GraphExtensionRequest): Promise<{ status: number; body: unknown } | "hold">;
+}
 
 /** An injected answer for the next request with a given action: a Graph error, or no answer at all. */
 export type GraphFailure = GraphErrorSpec | "timeout";
@@ -54,7 +78,7 @@ export interface GraphRequestRecord {
   rawBody: string;
   /** Parsed JSON (or form fields); undefined when the body was empty or unparseable. */
   body: unknown;
-  action: CallAction | undefined;
+  action: CallAction | "pre_accept" | undefined;
   receivedAt: number;
   /** Filled in when answered; stays undefined for requests held by an injected timeout. */
   response: { status: number; body: unknown; sentAt: number } | undefined;
@@ -77,6 +101,7 @@ class BodyTooLargeError extends Error {}
 export class GraphServer {
   readonly requests: GraphRequestRecord[] = [];
   private readonly failures = new Map<GraphFailureKey, GraphFailure[]>();
+  private extension: GraphExtension | undefined;
   private readonly rewrites = new Map<CallAction, ((body: unknown) => unknown)[]>();
   private readonly held = new Set<ServerResponse>();
   private readonly latencyTimers = new Set<NodeJS.Timeout>();
@@ -120,6 +145,16 @@ export class GraphServer {
     const queue = this.failures.get(action) ?? [];
     queue.push(failure);
     this.failures.set(action, queue);
+  }
+
+  /** The next injected failure for `key`, removed from the queue (for extensions that answer on their own). */
+  takeFailure(key: GraphFailureKey): GraphFailure | undefined {
+    return this.failures.get(key)?.shift();
+  }
+
+  /** Lets another product (WhatsApp numbers) answer requests to the object ids it owns. */
+  extend(extension: GraphExtension): void {
+    this.extension = extension;
   }
 
   /**
@@ -168,6 +203,27 @@ export class GraphServer {
       return this.fail(res, record, graphErrors.invalidParameter(message));
     }
 
+    const [version, objectId, edge, ...rest] = url.pathname.split("/").filter((p) => p.length > 0);
+    if (this.extension && version !== undefined && /^v\d+\.\d+$/.test(version) && objectId !== undefined && this.extension.owns(objectId)) {
+      const result = await this.extension.handle({
+        method: record.method,
+        version,
+        objectId,
+        edge,
+        rest,
+        query: url.searchParams,
+        headers: req.headers,
+        rawBody: record.rawBody,
+        record,
+      });
+      if (result === "hold") {
+        this.held.add(res);
+        res.on("close", () => this.held.delete(res));
+        return;
+      }
+      return this.answer(res, record, result.status, result.body);
+    }
+
     const route = routeGraphPath(url.pathname);
     if (route.kind === "unknown") {
       if (route.version === undefined) return this.fail(res, record, graphErrors.unknownPath(url.pathname));
@@ -187,7 +243,7 @@ export class GraphServer {
 
     if (record.method !== "POST") return this.fail(res, record, graphErrors.unsupportedRequest(record.method, route.pageId));
     try {
-      record.body = parseBody(record.rawBody, req.headers["content-type"]);
+      record.body = parseGraphBody(record.rawBody, req.headers["content-type"]);
     } catch (error) {
       return this.fail(res, record, graphErrors.invalidBody(error instanceof Error ? error.message : String(error)));
     }
@@ -279,7 +335,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 /** JSON bodies, and form-encoded ones as Graph also takes (values that look like JSON are decoded). */
-function parseBody(raw: string, contentType: string | undefined): unknown {
+export function parseGraphBody(raw: string, contentType: string | undefined): unknown {
   if (raw.trim().length === 0) return {};
   if (contentType?.includes("application/x-www-form-urlencoded")) {
     const out: Record<string, unknown> = {};

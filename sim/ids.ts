@@ -25,3 +25,23 @@ export function newFbtraceId(): string {
 export function newMsidToken(): string {
   return randomBytes(12).toString("hex");
 }
+
+/** WhatsApp call ids: `wacid.` and an opaque base64 token, as in Meta's samples. */
+export function newWaCallId(): string {
+  return `wacid.${randomBytes(30).toString("base64").replace(/=+$/, "")}`;
+}
+
+/** WhatsApp message ids (`wamid.…`), for permission requests and replies. */
+export function newWamid(): string {
+  return `wamid.${randomBytes(24).toString("base64").replace(/=+$/, "")}`;
+}
+
+/** A business-scoped user id (BSUID): opaque to businesses; the simulator writes a country prefix and digits. */
+export function newBsuid(): string {
+  return `US.${digits(19)}`;
+}
+
+/** A consumer phone number in wa_id form (digits, country code first). */
+export function newWaPhone(): string {
+  return `1555${digits(7)}`;
+}

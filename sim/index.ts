@@ -88,3 +88,70 @@ export {
   SimTimeoutError,
   SimulatorError,
 } from "./errors.js";
+export {
+  WhatsAppSimulator,
+  type PermissionReply,
+  type PlaceWhatsAppCallOptions,
+  type WhatsAppHost,
+  type WhatsAppNumberConfig,
+  type WhatsAppOptions,
+} from "./wa-simulator.js";
+export { WhatsAppCall, type WaConsumerActions } from "./wa-call.js";
+export type { WaActionRecord, WaCallEnd, WaCallPhase, WaCallSdps, WaEndReason } from "./wa-call-record.js";
+export { SdesWhatsAppConsumer } from "./wa-sdes-consumer.js";
+export { WebRtcWhatsAppConsumer, type WaConsumerOptions, type WaConsumerState, type WhatsAppConsumer } from "./wa-consumer.js";
+export type { WaConsumerStats } from "./wa-audio.js";
+export { WhatsAppCode, waErrors, WHATSAPP_ERROR_HREF } from "./wa-errors.js";
+export type { GraphErrorData } from "./graph-errors.js";
+export {
+  DEFAULT_PERMISSION_LIMITS,
+  WhatsAppPermissions,
+  type WaCallPermissionsResponse,
+  type WaPermissionLimits,
+  type WaPermissionStatus,
+} from "./wa-permissions.js";
+export {
+  parsePermissionRequestMessage,
+  parsePermissionsQuery,
+  parseWhatsAppCallsBody,
+  MAX_BIZ_OPAQUE_LENGTH,
+  WA_CALL_ACTIONS,
+  type WaUserRef,
+  type WhatsAppCallAction,
+  type WhatsAppCallsRequest,
+} from "./wa-request.js";
+export {
+  answerProblem,
+  offerProblem,
+  parseCryptoLines,
+  shapeWhatsAppSdp,
+  WA_AUDIO_MID,
+  WA_OPUS_FMTP,
+  WA_SDES_SUITE,
+  WA_TELEPHONE_EVENT_PAYLOAD_TYPE,
+  type SdesCrypto,
+  type SrtpKeyExchange,
+} from "./wa-sdp.js";
+export type { FlushOptions } from "./wa-webhook-queue.js";
+export {
+  batchesOf,
+  MAX_UPDATES_PER_POST,
+  whatsAppPayload,
+  type WaBatchLayout,
+  type WaCallEvent,
+  type WaCallStatus,
+  type WaChangeValue,
+  type WaConnectEvent,
+  type WaContact,
+  type WaDirection,
+  type WaNumberRef,
+  type WaPermissionReplyMessage,
+  type WaStatusEvent,
+  type WaTerminateEvent,
+  type WaTerminateStatus,
+  type WaUpdate,
+  type WaUserIdentity,
+  type WaWebhookError,
+  type WaWebhookPayload,
+} from "./wa-webhook-events.js";
+export type { GraphExtension, GraphExtensionRequest, GraphFailureKey } from "./graph-server.js";

@@ -13,6 +13,7 @@ import {
   type CallsSuccess,
   type GraphBackend,
   type GraphFailure,
+  type GraphFailureKey,
   type GraphRequestRecord,
   type PermissionStatus,
   type SdpPayload,
@@ -40,6 +41,9 @@ import {
   type TerminateStatus,
 } from "./webhook-events.js";
 import { WebhookSender, type DeliveryOptions, type SignatureMode } from "./webhook-sender.js";
+import type { WhatsAppCall } from "./wa-call.js";
+import { WhatsAppGraph } from "./wa-graph.js";
+import { WhatsAppSimulator, type PlaceWhatsAppCallOptions, type WhatsAppOptions } from "./wa-simulator.js";
 
 export interface MetaSimulatorOptions {
   appSecret: string;
@@ -81,6 +85,11 @@ export interface MetaSimulatorOptions {
   offerRules?: Partial<OfferRules>;
   /** Defaults for every consumer (per-call toneHz overrides). */
   consumer?: Omit<ConsumerOptions, "stunUrl">;
+  /**
+   * WhatsApp business numbers served beside the Page (Graph `/{phone-number-id}/…`); their webhooks go to
+   * the same webhook URL, signed with the same app secret, as one app subscribed to both products.
+   */
+  whatsapp?: WhatsAppOptions;
 }
 
 export interface PlaceCallOptions {
@@ -125,6 +134,7 @@ export class MetaSimulator {
   private graph!: GraphServer;
   private stun: LoopbackStunServer | undefined;
   private stopped = false;
+  private wa: WhatsAppSimulator | undefined;
   readonly webhooks: WebhookSender;
   private readonly offerRules: OfferRules;
   /** What the Graph server calls into; kept off the public surface of the simulator. */
@@ -180,7 +190,31 @@ export class MetaSimulator {
       await sim.webhooks.close();
       throw error;
     }
+    if (options.whatsapp) {
+      const whatsapp = options.whatsapp;
+      const wa = new WhatsAppSimulator(whatsapp, {
+        send: (body, delivery) => sim.sendBody(body, delivery),
+        stunUrl: () => sim.stunUrl,
+        eventDelayMs: options.eventDelayMs ?? DEFAULTS.eventDelayMs,
+        pageAccessToken: options.pageAccessToken,
+        hasWebhookUrl: () => sim.webhooks.url !== undefined,
+      });
+      sim.wa = wa;
+      sim.graph.extend(new WhatsAppGraph(wa.backend, (key) => sim.graph.takeFailure(key), () => whatsapp.permissionsApiRatePerSecond ?? 100));
+    }
     return sim;
+  }
+
+  /** The WhatsApp side (numbers, calls, permissions, webhook batching); throws when no numbers were configured. */
+  get whatsapp(): WhatsAppSimulator {
+    if (!this.wa) throw new SimStateError("no WhatsApp numbers configured (MetaSimulator.start({ whatsapp }))");
+    return this.wa;
+  }
+
+  /** A WhatsApp user calls a business number: Meta's offer goes out in a connect webhook. */
+  placeWhatsAppCall(options: PlaceWhatsAppCallOptions = {}): Promise<WhatsAppCall> {
+    this.assertRunning();
+    return this.whatsapp.placeCall(options);
   }
 
   /** Base URL of the Graph API (the gateway's META_GRAPH_URL). */
@@ -237,8 +271,12 @@ export class MetaSimulator {
     this.permissions.set(psid, status);
   }
 
-  /** The next Graph request with this action (or to call_metrics) gets `failure` instead of being processed. */
-  failNext(action: CallAction | "call_metrics", failure: GraphFailure): void {
+  /**
+   * The next Graph request with this action (or to call_metrics) gets `failure` instead of being processed.
+   * `/calls` actions are shared by both products; `pre_accept`, `call_permissions` and `messages` are
+   * WhatsApp's. WhatsApp requests get the failure in the WhatsApp envelope (error_data).
+   */
+  failNext(action: GraphFailureKey, failure: GraphFailure): void {
     this.graph.failNext(action, failure);
   }
 
@@ -292,6 +330,7 @@ export class MetaSimulator {
       if (record.finish({ reason: "simulator-stopped", status: "Completed", at: Date.now() })) closing.push(record.consumer.close());
     }
     await Promise.allSettled(closing);
+    await this.wa?.stop();
     await this.webhooks.close();
     await Promise.allSettled([...this.inFlight]);
     await this.graph.close();
@@ -639,6 +678,17 @@ export class MetaSimulator {
     if (this.stopped) return Promise.resolve(0);
     const sending = this.webhooks
       .sendEvent(event, { retries: this.options.webhookRetries ?? DEFAULTS.webhookRetries, ...this.options.webhookDelivery, ...delivery })
+      .catch(() => 0);
+    this.inFlight.add(sending);
+    void sending.finally(() => this.inFlight.delete(sending));
+    return sending;
+  }
+
+  /** Sends one WhatsApp webhook body with the simulator's delivery defaults; never throws. */
+  private sendBody(body: string, delivery: DeliveryOptions): Promise<number> {
+    if (this.stopped) return Promise.resolve(0);
+    const sending = this.webhooks
+      .sendRaw(body, { retries: this.options.webhookRetries ?? DEFAULTS.webhookRetries, ...this.options.webhookDelivery, ...delivery })
       .catch(() => 0);
     this.inFlight.add(sending);
     void sending.finally(() => this.inFlight.delete(sending));
