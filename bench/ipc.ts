@@ -79,6 +79,11 @@ export interface LoadgenApi {
   windowStart: { args: { jitterBudgetMs: number }; result: null };
   windowEnd: { args: null; result: WindowReport };
   churn: { args: { count: number; lanes: number; packets: number; timeoutMs: number }; result: ChurnResult };
+  /**
+   * New calls while the live ones go on: `count` calls, one every `intervalMs` (0: all at once),
+   * each hung up once its media is up both ways. The live calls are not touched.
+   */
+  arrivals: { args: { count: number; intervalMs: number; timeoutMs: number }; result: AddCallsResult };
   shutdown: { args: null; result: null };
 }
 

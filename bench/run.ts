@@ -14,6 +14,7 @@ import { Deadline } from "./orchestrator/deadline.js";
 import { BENCH_META, gatewaysLoopDelayMaxMs, startGateway, startStallProbes, waitGatewaysIdle, type GatewayInstance } from "./orchestrator/gateways.js";
 import { LoadgenClient } from "./orchestrator/loadgen-client.js";
 import type { Plan } from "./orchestrator/plan.js";
+import { measureOpusEncoderCost } from "./orchestrator/opus-cost.js";
 import { ProcessGroup } from "./orchestrator/processes.js";
 import { summarizeProfiles } from "./orchestrator/profile-summary.js";
 import { buildResults, formatSteps, formatTable, type RunFacts } from "./orchestrator/report.js";
@@ -21,7 +22,8 @@ import type { RampResult } from "./orchestrator/results.js";
 import type { SrtpProfileName } from "./loadgen/consumer-peer.js";
 import { rtpengineVersion, startRtpengine } from "./orchestrator/rtpengine-daemon.js";
 import { runChurn } from "./phases/churn.js";
-import { runRamp } from "./phases/density.js";
+import { runRamp, type SystemUnderTest } from "./phases/density.js";
+import { runSetupUnderLoad } from "./phases/setup-under-load.js";
 import { runSetup } from "./phases/setup.js";
 import { sleep } from "./util/async.js";
 
@@ -54,6 +56,8 @@ async function main(): Promise<number> {
     srtpProfile,
     gatewayNodeArgs: plan.gatewayNodeArgs,
     setup: undefined,
+    setupUnderLoad: undefined,
+    opusEncoderCost: undefined,
     churn: undefined,
     gateway: undefined,
     rtpengine: undefined,
@@ -74,6 +78,7 @@ async function main(): Promise<number> {
   if (only !== "gateway" && !profileDir) {
     try {
       facts.rtpengine = await rtpenginePhase(plan, deadline, srtpProfile);
+      facts.opusEncoderCost = measureOpusEncoderCost();
     } catch (err) {
       facts.rtpengineError = (err as Error).message;
       log(`rtpengine baseline failed: ${facts.rtpengineError}`);
@@ -126,16 +131,17 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
 
     // The ramp comes first, so RSS per call is read against gateways that have carried nothing yet.
     const rampDeadline = new Deadline(profileDir ? deadline.remainingMs() : deadline.remainingMs() - plan.reserveAfterGatewayRampMs);
+    const sut: SystemUnderTest = {
+      name: "gateway",
+      pids: () => gateways.map((g) => g.process.pid),
+      loadgens,
+      logTail: () => gateways.flatMap((g) => g.process.tail.map(logMessage)),
+      loopDelayMaxMs: () => gatewaysLoopDelayMaxMs(gateways),
+      // Under --profile the whole ramp is profiled already; a second profiler would only add noise.
+      startStallProbe: profileDir ? undefined : () => startStallProbes(gateways, plan.stallSampleUs),
+    };
     const ramp = await runRamp(
-      {
-        name: "gateway",
-        pids: () => gateways.map((g) => g.process.pid),
-        loadgens,
-        logTail: () => gateways.flatMap((g) => g.process.tail.map(logMessage)),
-        loopDelayMaxMs: () => gatewaysLoopDelayMaxMs(gateways),
-        // Under --profile the whole ramp is profiled already; a second profiler would only add noise.
-        startStallProbe: profileDir ? undefined : () => startStallProbes(gateways, plan.stallSampleUs),
-      },
+      sut,
       plan,
       plan.steps,
       rampDeadline,
@@ -148,6 +154,9 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
     await sleep(plan.settleMs);
 
     if (!profileDir) {
+      facts.setupUnderLoad = await runSetupUnderLoad(sut, plan, ramp.idleRssMB, log);
+      await waitGatewaysIdle(gateways, 30_000);
+      await sleep(plan.settleMs);
       facts.setup = await runSetup(loadgens, plan.setupSequentialCalls, plan.setupBurstCalls);
       const s = facts.setup;
       log(`setup: webhook→INVITE p50 ${s.sequential.inviteMs.p50.toFixed(1)} ms, 200 OK→accept p50 ${s.sequential.acceptMs.p50.toFixed(1)} ms; ${s.burst.calls} at once: ${s.burst.inviteMs.p50.toFixed(1)} / ${s.burst.acceptMs.p50.toFixed(1)} ms`);

@@ -13,7 +13,7 @@ export interface CallEnvironment {
   pcmu: FrameLoop;
   srtpProfile: SrtpProfileName;
   /** The open measurement window, if any: where latencies go. */
-  window: () => { toPbx: Histogram; toMeta: Histogram } | undefined;
+  window: () => { sinkFor(call: BenchCall, dir: "toPbx" | "toMeta"): Histogram | undefined } | undefined;
 }
 
 /** performance.now() of the signalling milestones the setup figures are made of. */
@@ -56,8 +56,10 @@ export class BenchCall {
   ) {
     this.toPbxSender = new StreamSender(env.opus, (seq, ts, payload, marker) => void this.consumer?.send(seq, ts, payload, marker));
     this.toMetaSender = new StreamSender(env.pcmu, (seq, ts, payload, marker) => this.phone?.send(seq, ts, payload, marker));
-    this.toPbx = new StreamReceiver(this.toPbxSender, env.pcmu.tsStep, pcmuIsQuiet, () => env.window()?.toPbx);
-    this.toMeta = new StreamReceiver(this.toMetaSender, env.opus.tsStep, opusIsQuiet, () => env.window()?.toMeta);
+    // A window measures the calls that were up when it opened: calls set up during it (set-up
+    // under load) are the load, not what is measured.
+    this.toPbx = new StreamReceiver(this.toPbxSender, env.pcmu.tsStep, pcmuIsQuiet, () => env.window()?.sinkFor(this, "toPbx"));
+    this.toMeta = new StreamReceiver(this.toMetaSender, env.opus.tsStep, opusIsQuiet, () => env.window()?.sinkFor(this, "toMeta"));
   }
 
   /** The consumer's peer; its voice starts once DTLS is up. */

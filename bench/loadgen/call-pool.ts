@@ -52,6 +52,36 @@ export class CallPool {
     return result;
   }
 
+  /**
+   * Calls arriving at a steady pace (or all at once) beside the live ones: each is set up, timed
+   * (set-up samples), and hung up as soon as its media is up both ways. They never join `active`,
+   * so measurement windows and hangupAll see only the live calls.
+   */
+  async arrivals(a: LoadgenApi["arrivals"]["args"]): Promise<AddCallsResult> {
+    const result: AddCallsResult = { up: 0, failed: 0, errors: [], setup: [] };
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: a.count }, async (_, i) => {
+        const due = started + i * a.intervalMs;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const call = this.newCall();
+        try {
+          await this.driver.place(call);
+          await call.waitMediaUp(a.timeoutMs);
+          result.up++;
+        } catch (err) {
+          call.fail((err as Error).message);
+          result.failed++;
+          if (result.errors.length < MAX_ERRORS) result.errors.push((err as Error).message);
+        }
+        result.setup.push(setupOf(call));
+        await withTimeout(this.driver.hangup(call), a.timeoutMs).catch(() => undefined);
+      }),
+    );
+    return result;
+  }
+
   /** Short calls one after another in each lane: up, a few packets both ways, down. */
   async churn(a: LoadgenApi["churn"]["args"]): Promise<ChurnResult> {
     const started = performance.now();

@@ -76,6 +76,7 @@ const handlers: { [C in LoadgenCommand]: (args: LoadgenApi[C]["args"]) => Promis
     return w.close();
   },
   churn: (a) => pool().churn(a),
+  arrivals: (a) => pool().arrivals(a),
   shutdown,
 };
 

@@ -44,6 +44,11 @@ export class MeasurementWindow {
     loopDelay.reset();
   }
 
+  /** Where a call's latency samples go: nowhere for a call that was not up when the window opened. */
+  sinkFor(call: BenchCall, dir: "toPbx" | "toMeta"): Histogram | undefined {
+    return this.before.has(call) ? this[dir] : undefined;
+  }
+
   close(): WindowReport {
     const zero = (): DirectionCounters => ({ sent: 0, received: 0, lost: 0, mapped: 0, unmapped: 0, reanchored: 0 });
     const sum = { toPbx: zero(), toMeta: zero() };

@@ -1,7 +1,9 @@
 import { cpus, totalmem } from "node:os";
 import type { LatencySummary } from "../stats/histogram.js";
 import { DEADLINE_MS, REQUIRED_SHARE } from "../phases/density.js";
-import type { ChurnResultSummary, RampResult, SetupResult, SetupStats, StepResult } from "./results.js";
+import { describeStalls } from "../probe/probe-report.js";
+import type { OpusEncoderCost } from "./opus-cost.js";
+import type { ChurnResultSummary, RampResult, SetupResult, SetupStats, SetupUnderLoadResult, StepResult } from "./results.js";
 
 export interface RunFacts {
   command: string;
@@ -13,6 +15,9 @@ export interface RunFacts {
   srtpProfile: string;
   gatewayNodeArgs: string[];
   setup: SetupResult | undefined;
+  setupUnderLoad: SetupUnderLoadResult | undefined;
+  /** What rtpengine's Opus encoder settings cost next to the gateway's (they cannot be made equal). */
+  opusEncoderCost: OpusEncoderCost | undefined;
   churn: ChurnResultSummary | undefined;
   gateway: RampResult | undefined;
   rtpengine: RampResult | undefined;
@@ -133,6 +138,13 @@ export function buildResults(f: RunFacts): Record<string, unknown> {
           },
         }
       : null,
+    setupUnderLoad: f.setupUnderLoad
+      ? {
+          liveCalls: f.setupUnderLoad.liveCalls,
+          steady: underLoadJson(f.setupUnderLoad.steady),
+          burst: underLoadJson(f.setupUnderLoad.burst),
+        }
+      : null,
     churn: f.churn ?? null,
     baseline: {
       rtpengine: f.rtpengine
@@ -149,6 +161,7 @@ export function buildResults(f: RunFacts): Record<string, unknown> {
             latencyMs: latencyOf(rtRef) ?? null,
             steps: f.rtpengine.steps,
             skipped: f.rtpengine.skipped,
+            fairness: opusFairness(f.opusEncoderCost),
           }
         : { error: f.rtpengineError ?? "not run", maxCalls: null },
     },
@@ -162,6 +175,36 @@ export function buildResults(f: RunFacts): Record<string, unknown> {
       atCalls: ref ?? null,
     },
     notes: f.notes,
+  };
+}
+
+function underLoadJson(x: SetupUnderLoadResult["steady"] | SetupUnderLoadResult["burst"]): Record<string, unknown> {
+  const w = x.window;
+  return {
+    ...("ratePerSecond" in x ? { ratePerSecond: x.ratePerSecond } : {}),
+    newCalls: x.calls,
+    failed: x.failed,
+    inviteMs: roundStats(x.inviteMs),
+    acceptMs: roundStats(x.acceptMs),
+    mediaUpMs: roundStats(x.mediaUpMs),
+    liveWithin20Ms: round(Math.min(w.toPbx.withinDeadline, w.toMeta.withinDeadline), 5),
+    liveLatencyMs: latencyOf(w),
+    liveLost: w.toPbx.lost + w.toMeta.lost + w.udpDrops,
+    cores: round(w.cores, 3),
+    loopMaxMs: w.systemLoopDelayMaxMs ?? null,
+    otherCores: round(w.otherCores, 2),
+    stalls: w.stalls ?? null,
+  };
+}
+
+/** How far the rtpengine comparison could be made like for like, in words and figures. */
+function opusFairness(c: OpusEncoderCost | undefined): Record<string, unknown> {
+  return {
+    sameForBoth: "consumers, phones, audio, SRTP profile, Opus bitrate 20 kbit/s, ptime 20 ms, loopback, windows",
+    notSettable:
+      "rtpengine 10.5 takes no Opus complexity or FEC setting (libavcodec's libopus defaults: complexity 10, no in-band FEC); the gateway encodes at complexity 1 with FEC for 10 % loss",
+    encoderUsPerFrame: c ? { gateway: round(c.gatewayUs, 1), rtpengineDefaults: round(c.rtpengineLikeUs, 1) } : null,
+    encoderCoresPerCallDifference: c ? round((50 * (c.rtpengineLikeUs - c.gatewayUs)) / 1e6, 5) : null,
   };
 }
 
@@ -210,6 +253,14 @@ export function formatTable(f: RunFacts): string {
     rows.push([`  ${s.burst.calls} at once: webhook→INVITE`, `${n(s.burst.inviteMs.p50)} / ${n(s.burst.inviteMs.p99)}`, "–", ""]);
     rows.push([`  ${s.burst.calls} at once: 200 OK→accept`, `${n(s.burst.acceptMs.p50)} / ${n(s.burst.acceptMs.p99)}`, "–", ""]);
   }
+  const u = f.setupUnderLoad;
+  if (u) {
+    const live = (w: StepResult): string => `${(100 * Math.min(w.toPbx.withinDeadline, w.toMeta.withinDeadline)).toFixed(2)}%`;
+    rows.push([`${u.liveCalls} live + ${u.steady.ratePerSecond} new/s: live ≤20 ms / loop max`, `${live(u.steady.window)} / ${n(u.steady.window.systemLoopDelayMaxMs, 0)} ms`, "–", ""]);
+    rows.push([`  new calls' 200 OK→accept p50/p99 ms`, `${n(u.steady.acceptMs.p50)} / ${n(u.steady.acceptMs.p99)}`, "–", ""]);
+    rows.push([`${u.liveCalls} live + ${u.burst.calls} at once: live ≤20 ms / loop max`, `${live(u.burst.window)} / ${n(u.burst.window.systemLoopDelayMaxMs, 0)} ms`, "–", ""]);
+    rows.push([`  burst 200 OK→accept p50/p99 ms`, `${n(u.burst.acceptMs.p50)} / ${n(u.burst.acceptMs.p99)}`, "–", ""]);
+  }
   const c = f.churn;
   if (c) {
     rows.push([`churn ${c.completed}/${c.calls} calls: fds / UDP sockets`, `${signed(c.leakedFds)} / ${signed(c.leakedUdpSockets)}`, "–", ""]);
@@ -221,13 +272,33 @@ export function formatTable(f: RunFacts): string {
   const out = [line(["", "gateway", "rtpengine", "gw/rtpengine"]), ...rows.map(line)];
   out.push(`density: >= ${REQUIRED_SHARE * 100}% of packets each way out within ${DEADLINE_MS} ms of arrival (jitter budget: each stream's median + ${DEADLINE_MS} ms), none lost, all calls up; "+" = no measured step failed (a floor)`);
   if (f.rtpengineError) out.push(`rtpengine baseline not measured: ${f.rtpengineError}`);
+  if (f.rtpengine) {
+    const oc = f.opusEncoderCost;
+    out.push(
+      `rtpengine comparison: same consumers, phones, audio, SRTP and Opus bitrate (20 kbit/s); not the same Opus encoder settings, which rtpengine 10.5 cannot set (complexity 10, no FEC; the gateway: complexity 1, FEC)${oc ? `: ${oc.rtpengineLikeUs.toFixed(0)} against ${oc.gatewayUs.toFixed(0)} µs per frame here, ${((50 * (oc.rtpengineLikeUs - oc.gatewayUs)) / 1e6).toFixed(4)} cores per call of rtpengine's figure` : ""}`,
+    );
+  }
+  for (const [label, w] of stallWindows(f)) out.push(`stalls ${label}: ${describeStalls(w)}`);
   out.push(`machine: ${cpus().length} cores; ${f.gateways} gateway process(es); SRTP ${f.srtpProfile}${f.gatewayNodeArgs.length ? `; gateway node ${f.gatewayNodeArgs.join(" ")}` : ""}; windows of ${f.windowS} s; run took ${f.durationS.toFixed(0)} s (${f.mode})`);
   return out.join("\n");
 }
 
+/** The gateway windows whose stall attribution the closing table repeats. */
+function stallWindows(f: RunFacts): [string, NonNullable<StepResult["stalls"]>][] {
+  const out: [string, NonNullable<StepResult["stalls"]>][] = [];
+  for (const load of [50, 100]) {
+    const st = stepAt(f.gateway, load)?.stalls;
+    if (st) out.push([`@${load}`, st]);
+  }
+  const u = f.setupUnderLoad;
+  if (u?.steady.window.stalls) out.push([`@${u.liveCalls} + ${u.steady.ratePerSecond} new/s`, u.steady.window.stalls]);
+  if (u?.burst.window.stalls) out.push([`@${u.liveCalls} + ${u.burst.calls} at once`, u.burst.window.stalls]);
+  return out;
+}
+
 /** Per-step lines for both systems. */
 export function formatSteps(r: RampResult): string {
-  const head = ["calls", "up", "cores", "RSS MB", "toPbx p50/p99/max", "toMeta p50/p99/max", "≤20ms", "lost", "loop max", "lg cores", "lg lag", "other", "verdict"];
+  const head = ["calls", "up", "cores", "RSS MB", "toPbx p50/p99/max", "toMeta p50/p99/max", "≤20ms", "lost", "loop max", "stalls >10/>20", "lg cores", "lg lag", "other", "verdict"];
   const rows = r.steps.map((s) => [
     String(s.calls),
     String(s.activeCalls),
@@ -238,6 +309,7 @@ export function formatSteps(r: RampResult): string {
     `${(100 * Math.min(s.toPbx.withinDeadline, s.toMeta.withinDeadline)).toFixed(2)}%`,
     String(s.toPbx.lost + s.toMeta.lost + s.udpDrops),
     `${s.systemLoopDelayMaxMs === undefined ? "–" : s.systemLoopDelayMaxMs.toFixed(0)}/${s.loadgenLoopDelayMaxMs.toFixed(0)}`,
+    s.stalls ? `${s.stalls.stalls}/${s.stalls.over20}` : "–",
     s.loadgenCores.toFixed(2),
     s.loadgenLoopDelayP99Ms.toFixed(1),
     s.otherCores.toFixed(2),

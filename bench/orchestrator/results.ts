@@ -84,6 +84,13 @@ export interface SetupResult {
   burst: { calls: number; inviteMs: SetupStats; acceptMs: SetupStats; mediaUpMs: SetupStats; failed: number };
 }
 
+/** New calls set up beside live ones, and what the live calls' audio did meanwhile. */
+export interface SetupUnderLoadResult {
+  liveCalls: number;
+  steady: { ratePerSecond: number; calls: number; failed: number; inviteMs: SetupStats; acceptMs: SetupStats; mediaUpMs: SetupStats; window: StepResult };
+  burst: { calls: number; failed: number; inviteMs: SetupStats; acceptMs: SetupStats; mediaUpMs: SetupStats; window: StepResult };
+}
+
 export interface ResourceSnapshot {
   rssMB: number;
   fds: number;

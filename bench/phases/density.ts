@@ -118,7 +118,11 @@ interface Window {
   udpDrops: number;
 }
 
-async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: AddCallsResult[], idleRssMB: number): Promise<StepResult> {
+/**
+ * One window at `calls` live calls. `during`, when given, runs alongside the window (new calls
+ * being set up), and the window lasts until it is done if that takes longer.
+ */
+export async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: AddCallsResult[], idleRssMB: number, during?: () => Promise<unknown>): Promise<StepResult> {
   const sutPids = sut.pids();
   const loadgenPids = sut.loadgens.map((l) => l.pid);
   // Before anything is measured: starting V8's profiler logs every compiled function and holds
@@ -127,7 +131,7 @@ async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: A
   const meter = new UsageMeter([...sutPids, ...loadgenPids, process.pid]);
   await sut.loopDelayMaxMs?.(); // starts the system's delay figures afresh
   await Promise.all(sut.loadgens.map((l) => l.request("windowStart", { jitterBudgetMs: DEADLINE_MS })));
-  await sleep(plan.windowMs);
+  await Promise.all([sleep(plan.windowMs), during?.()]);
   const reports = await Promise.all(sut.loadgens.map((l) => l.request("windowEnd", null)));
   const probeReports = await stopProbe?.();
   const systemLoopDelayMaxMs = await sut.loopDelayMaxMs?.();
