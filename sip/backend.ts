@@ -19,6 +19,8 @@ export interface SipSignalingOptions {
   transports: SipTransportName[];
   /** Nameservers for SIP hosts' SRV and address lookups (embedded stack); unset = the system's. */
   dnsServers?: string[];
+  /** RFC 5626 CRLF keep-alive interval in seconds on held TCP/TLS connections (embedded stack); 0 = none. */
+  keepAliveS?: number;
   /** A registration to keep (embedded stack). */
   registration?: { registrar: string; user: string; password: string | undefined; expiresS: number };
   /** Outbound proxy for requests outside a dialog (embedded stack). */
@@ -45,6 +47,7 @@ export function createSipSignaling(o: SipSignalingOptions): SipSignaling {
     tls: o.tls,
     outboundProxy: o.outboundProxy,
     dnsServers: o.dnsServers,
+    keepAliveS: o.keepAliveS,
     registration: o.registration && {
       registrar: o.registration.registrar,
       user: o.registration.user,

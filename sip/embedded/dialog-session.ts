@@ -19,6 +19,7 @@ import { acceptRemoteCSeq, dialogKey, inDialogRequest, refreshTarget, type Dialo
 import { ALLOWED_METHODS, fromWire, headerText, SUPPORTED, toWire, type RemoteInfo, type SipRequest, type SipResponse } from "./message.js";
 import { ReferSubscription, type ReferHost } from "../refer-subscription.js";
 import type { OutgoingRequest } from "./stack.js";
+import type { FlowLease } from "./transport.js";
 import { allowsUpdate, minSeOf, sessionExpiresOf, timerAnswerHeaders, timerRequestOf } from "./timer-headers.js";
 
 const SIPFRAG = "message/sipfrag;version=2.0";
@@ -58,6 +59,8 @@ export interface SessionOptions {
   minSeS: number;
   /** The peer listed UPDATE in Allow: refreshes use UPDATE rather than re-INVITE. */
   peerAllowsUpdate: boolean;
+  /** The INVITE or 2xx that set the dialog up: its TCP/TLS connection is held while the dialog lives. */
+  origin: SipRequest | SipResponse;
 }
 
 export type SessionState = "active" | "terminating" | "terminated";
@@ -111,6 +114,8 @@ export class DialogSession implements DialogOwner {
   private endedResolve!: (reason: SipEndReason) => void;
   /** Settles when the session ends; lets in-flight requests give up at once. */
   private readonly ended: Promise<SipEndReason>;
+  /** The connection the dialog was set up on, never closed as idle and kept alive while it lives. */
+  private readonly flow: FlowLease | undefined;
 
   constructor(
     private readonly ctx: CallContext,
@@ -126,6 +131,10 @@ export class DialogSession implements DialogOwner {
     this.peerAllowsUpdate = options.peerAllowsUpdate;
     ctx.registerDialog(this.key, this);
     this.applyTimer(options.timer, undefined);
+    // A lost connection does not end the call: in-dialog requests open a new one to the peer.
+    this.flow = ctx.stack.leaseFlow(options.origin, () => {
+      if (this.state === "active") ctx.logger.info({ callId: options.callId, sipCallId: dialog.callId }, "SIP connection of a live call closed; later requests open a new one");
+    });
   }
 
   private get ids(): [string, string] {
@@ -731,6 +740,7 @@ export class DialogSession implements DialogOwner {
       this.pendingAck = undefined;
     }
     this.sessionTimerHandle = undefined;
+    this.flow?.release();
     for (const r of this.refers) r.dialogEnded();
     this.refers.clear();
     this.ctx.unregisterDialog(this.key, this);

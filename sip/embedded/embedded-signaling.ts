@@ -48,6 +48,11 @@ export interface EmbeddedSipOptions {
   registration?: SipRegistrationOptions;
   /** Nameservers (`ip` or `ip:port`) for SRV and address lookups of SIP hosts; unset = the system's. */
   dnsServers?: string[];
+  /**
+   * RFC 5626 CRLF keep-alives, in seconds, on TCP/TLS connections a registration or a call holds
+   * (an unanswered one closes the connection once the peer has shown it answers). Default 0: none.
+   */
+  keepAliveS?: number;
   /** Outbound proxy URI for every request outside a dialog (`;lr` is added when missing). */
   outboundProxy?: string;
   /** Certificate, key and trust for SIP over TLS. */
@@ -98,6 +103,7 @@ export class EmbeddedSipSignaling extends EventEmitter<SipSignalingEvents> imple
         tls: transports.includes("tls") ? tlsListen(config) : undefined,
         outboundProxy: config.outboundProxy === undefined ? undefined : looseRoute(config.outboundProxy),
         dnsServers: config.dnsServers,
+        keepAliveMs: (config.keepAliveS ?? 0) * 1000,
         host: config.host,
         userAgent: config.userAgent ?? "meta-sip-gateway",
         logger: this.logger,

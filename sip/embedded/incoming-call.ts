@@ -177,6 +177,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
       timer: this.ext.timer.kind === "timer" ? this.ext.timer.timer : undefined,
       minSeS: this.ext.minSeS,
       peerAllowsUpdate: allowsUpdate(this.invite) ?? false,
+      origin: this.invite,
       hooks: {
         onReinvite: (offer, respond) => {
           if (this.listenerCount("reinvite") === 0) return false;

@@ -279,6 +279,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       timer: timerFromUacResponse(sessionExpiresOf(rs)),
       minSeS: this.minSeS,
       peerAllowsUpdate: allowsUpdate(rs) ?? false,
+      origin: rs,
       hooks: {
         onReinvite: (offer, respond) => {
           if (this.listenerCount("reinvite") === 0) return false;

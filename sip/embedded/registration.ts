@@ -4,6 +4,7 @@ import type { SipLogger } from "../logger.js";
 import { DigestAuthenticator } from "./authenticator.js";
 import { checkSipUri, randomToken, type SipResponse } from "./message.js";
 import type { ClientTransactionHandle, OutgoingRequest, SipStack } from "./stack.js";
+import type { FlowLease } from "./transport.js";
 
 export interface SipRegistrationOptions {
   /** Registrar URI, e.g. `sip:pbx.example.com` or `sips:pbx.example.com:5061`. */
@@ -47,6 +48,8 @@ export class SipRegistration extends EventEmitter<SipRegistrationEvents> {
   private requestedExpiresS: number;
   /** Kept across refreshes: a registrar's nonce is answered again (nc counting up) without a new 401. */
   private readonly auth: DigestAuthenticator;
+  /** The TCP/TLS connection the binding was made on, held and kept alive (RFC 5626) while it stands. */
+  private flow: FlowLease | undefined;
 
   constructor(
     private readonly stack: SipStack,
@@ -77,7 +80,7 @@ export class SipRegistration extends EventEmitter<SipRegistrationEvents> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.pending?.shutdown();
-    if (!wasRegistered) return;
+    if (!wasRegistered) return this.releaseFlow();
     await new Promise<void>((resolve) => {
       const done = setTimeout(resolve, UNREGISTER_WAIT_MS);
       this.send(0, 0, (rs) => {
@@ -93,6 +96,7 @@ export class SipRegistration extends EventEmitter<SipRegistrationEvents> {
         resolve();
       });
     });
+    this.releaseFlow();
   }
 
   private send(expiresS: number, authRounds: number, onFinal?: (rs: SipResponse) => void): void {
@@ -137,6 +141,7 @@ export class SipRegistration extends EventEmitter<SipRegistrationEvents> {
       const granted = this.grantedExpires(rs) ?? expiresS;
       this.failures = 0;
       if (this.current !== "registered") this.logger.info({ registrar: this.o.registrar, aor: this.aor, expiresS: granted }, "SIP registration in place");
+      this.holdFlow(rs);
       this.setState("registered");
       const refreshS = Math.max(1, granted - Math.min(REFRESH_MARGIN_S, granted / 2));
       this.schedule(refreshS * 1000, () => this.start());
@@ -147,6 +152,29 @@ export class SipRegistration extends EventEmitter<SipRegistrationEvents> {
     this.logger.warn({ registrar: this.o.registrar, aor: this.aor, status: rs.status, reason: rs.reason, retryInMs: retryMs }, "SIP registration failed");
     this.setState("failed");
     this.schedule(retryMs, () => this.start());
+  }
+
+  /**
+   * Holds the connection the 2xx came on. When it closes (a keep-alive went unanswered, the
+   * registrar dropped it), the binding is made again at once on a new one (RFC 5626 §4.4.1).
+   */
+  private holdFlow(rs: SipResponse): void {
+    const previous = this.flow;
+    const lease: FlowLease | undefined = this.stack.leaseFlow(rs, () => {
+      if (this.flow !== lease) return;
+      this.flow = undefined;
+      if (this.current !== "registered") return;
+      this.logger.warn({ registrar: this.o.registrar, aor: this.aor }, "SIP connection to the registrar closed; registering again");
+      this.schedule(0, () => this.start());
+    });
+    this.flow = lease;
+    previous?.release();
+  }
+
+  private releaseFlow(): void {
+    const flow = this.flow;
+    this.flow = undefined;
+    flow?.release();
   }
 
   /** Our Contact's expires in the 200, else its Expires header (§10.2.4). */

@@ -19,7 +19,7 @@ import {
 } from "./message.js";
 import { checkSipMessage, DEFAULT_SIP_MESSAGE_LIMITS, SIP_LIMIT_SETTINGS, type SipMessageLimits } from "./message-limits.js";
 import { SipResolver } from "./resolver.js";
-import { SipTransport, type Flow, type SipProtocol, type SipTlsOptions, type TransportTarget } from "./transport.js";
+import { SipTransport, type Flow, type FlowLease, type SipProtocol, type SipTlsOptions, type TransportTarget } from "./transport.js";
 
 /** A request we send. Header values are wire (latin1) text unless the library needs an object. */
 export interface OutgoingRequest extends SipMessage {
@@ -67,6 +67,8 @@ export interface SipStackOptions {
   outboundProxy?: string;
   /** Nameservers for RFC 3263 NAPTR, SRV and address lookups; unset = the system's. */
   dnsServers?: string[];
+  /** RFC 5626 CRLF keep-alive interval on held TCP/TLS connections; 0 or unset = none. */
+  keepAliveMs?: number;
   /** Host written in Via and Contact; default the bind address. */
   host?: string;
   userAgent: string;
@@ -96,6 +98,8 @@ export class SipStack {
   private readonly layer: sip.TransactionLayer;
   /** Responses that really came off the wire, as opposed to the 408/503 the library synthesizes. */
   private readonly fromNetwork = new WeakSet<object>();
+  /** Where each received message came from (its connection, for TCP and TLS). */
+  private readonly origins = new WeakMap<object, RemoteInfo>();
   private readonly logger: SipLogger;
   private started = false;
   private stopped = false;
@@ -111,7 +115,16 @@ export class SipStack {
     this.logger = options.logger;
     this.limits = { ...DEFAULT_SIP_MESSAGE_LIMITS, ...options.limits };
     this.transport = new SipTransport(
-      { address: options.address, port: options.port, udp: options.udp, tcp: options.tcp, tls: options.tls, logger: options.logger, limits: this.limits },
+      {
+        address: options.address,
+        port: options.port,
+        udp: options.udp,
+        tcp: options.tcp,
+        tls: options.tls,
+        logger: options.logger,
+        limits: this.limits,
+        keepAliveMs: options.keepAliveMs,
+      },
       {
         message: (raw, remote) => this.receive(raw, remote),
         unframeable: (remote, reason, head) => this.unframeable(remote, reason, head),
@@ -211,6 +224,7 @@ export class SipStack {
       this.dropMalformed(remote, checked.text, "not a SIP request or response");
       return;
     }
+    this.origins.set(m, remote);
     try {
       if (isRequest(m)) this.receiveRequest(m, remote);
       else this.receiveResponse(m, remote);
@@ -344,6 +358,16 @@ export class SipStack {
       },
       release: () => flow?.release(),
     };
+  }
+
+  /**
+   * Holds the TCP or TLS connection a received message came on for as long as what it set up (a
+   * registration, a dialog) lives, keeping it alive with RFC 5626 pings; `onLost` when it closes.
+   * Undefined over UDP.
+   */
+  leaseFlow(received: SipMessage, onLost: () => void): FlowLease | undefined {
+    const remote = this.origins.get(received);
+    return remote && !this.stopped ? this.transport.lease(remote, onLost) : undefined;
   }
 
   // ------------------------------------------------------------------------------------------

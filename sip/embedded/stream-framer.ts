@@ -11,6 +11,10 @@ export class StreamFramer {
   constructor(
     private readonly maxHeaderBytes = 64 * 1024,
     private readonly maxBodyBytes = 1024 * 1024,
+    /** RFC 5626 §3.5.1 keep-alives seen between messages: a ping (CRLFCRLF) or a pong (CRLF). */
+    private readonly onKeepAlive: (signal: KeepAliveSignal) => void = () => {},
+    /** Whether we wait for a pong: a lone CRLF at the end of what arrived is then one. */
+    private readonly pongExpected: () => boolean = () => false,
   ) {}
 
   /** Appends data; returns complete messages, or throws StreamFramingError. */
@@ -19,9 +23,14 @@ export class StreamFramer {
     this.buffer += chunk;
     const out: string[] = [];
     for (;;) {
-      // RFC 3261 §7.5: CRLFs before a start line are ignored (and used as keep-alives).
-      const lead = /^(?:\r\n)+/.exec(this.buffer);
-      if (lead) this.buffer = this.buffer.slice(lead[0].length);
+      // RFC 3261 §7.5: CRLFs before a start line are no message; RFC 5626 makes them keep-alives.
+      const k = readKeepAlives(this.buffer, this.pongExpected());
+      if (k.consumed > 0) {
+        this.buffer = this.buffer.slice(k.consumed);
+        for (let i = 0; i < k.pings; i++) this.onKeepAlive("ping");
+        if (k.pong) this.onKeepAlive("pong");
+      }
+      if (k.held) return out;
       const end = this.buffer.indexOf("\r\n\r\n");
       if (end < 0) {
         if (this.buffer.length > this.maxHeaderBytes) return this.fail(new StreamFramingError("header block too large"), out);
@@ -51,6 +60,21 @@ export class StreamFramer {
     this.buffer = "";
     throw err;
   }
+}
+
+export type KeepAliveSignal = "ping" | "pong";
+
+/**
+ * The keep-alives at the start of a stream buffer (RFC 5626 §3.5.1): each CRLFCRLF is a ping, a
+ * CRLF left over is a pong. A lone CRLF that ends the buffer may be the first half of a ping still
+ * on its way, so it is held back (`held`) unless a pong is awaited.
+ */
+export function readKeepAlives(buffer: string, pongExpected: boolean): { consumed: number; pings: number; pong: boolean; held: boolean } {
+  let crlfs = 0;
+  while (buffer.startsWith("\r\n", crlfs * 2)) crlfs++;
+  const held = crlfs * 2 === buffer.length && crlfs % 2 === 1 && !pongExpected;
+  const taken = held ? crlfs - 1 : crlfs;
+  return { consumed: taken * 2, pings: Math.floor(taken / 2), pong: taken % 2 === 1, held };
 }
 
 export class StreamFramingError extends Error {

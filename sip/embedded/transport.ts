@@ -39,6 +39,11 @@ export interface SipTlsOptions {
   port: number;
 }
 
+/** A hold on a TCP or TLS connection for as long as something (a registration, a dialog) lives on it. */
+export interface FlowLease {
+  release(): void;
+}
+
 /** Why a flow failed, for the transaction's synthesized response. */
 export type FlowErrorListener = (reason?: string) => void;
 
@@ -52,6 +57,11 @@ export interface SipTransportOptions {
   logger: SipLogger;
   /** An unused TCP connection is closed after this long. Default 120 s. */
   tcpIdleMs?: number;
+  /**
+   * RFC 5626 keep-alives on TCP and TLS connections a registration or a dialog holds: a CRLFCRLF
+   * ping this often (80–100 %, jittered); 0 or unset = none. Received pings are always answered.
+   */
+  keepAliveMs?: number;
   /** Bounds what a TCP stream may make us buffer for one message. */
   limits: SipMessageLimits;
 }
@@ -68,6 +78,24 @@ export interface TransportSink {
 
 /** How long a refused TCP peer gets to read our last response before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1_000;
+/** RFC 5626 §4.4.1: a pong later than this means the flow has failed. */
+const PONG_TIMEOUT_MS = 10_000;
+
+/**
+ * Where a connection's keep-alive stands: not running (nothing holds the connection), waiting to
+ * send the next ping, or waiting for the pong of the one sent.
+ */
+type KeepAliveState = { name: "off" } | { name: "waiting"; timer: NodeJS.Timeout } | { name: "awaiting-pong"; timer: NodeJS.Timeout };
+
+/** When the next ping goes: 80–100 % of the interval (RFC 5626 §4.4.1), so flows do not ping in step. */
+export function nextPingDelayMs(intervalMs: number, random: () => number = Math.random): number {
+  return Math.round(intervalMs * (0.8 + 0.2 * random()));
+}
+
+/** A missing pong is waited for this long: 10 s, or the interval when that is shorter. */
+export function pongTimeoutMs(intervalMs: number): number {
+  return Math.min(PONG_TIMEOUT_MS, intervalMs);
+}
 
 class TcpConnection {
   refs = 0;
@@ -76,20 +104,33 @@ class TcpConnection {
   private failure: string | undefined;
   private readonly framer: StreamFramer;
   private closing = false;
+  private leases = 0;
+  private keepAlive: KeepAliveState = { name: "off" };
+  /**
+   * Whether the peer has answered a ping. A peer that never has may not do RFC 5626 (pings are
+   * harmless to it, RFC 3261 §7.5): only a peer that answers is judged by a missing pong.
+   */
+  private peerAnswersPings = false;
 
   constructor(
     readonly key: string,
     readonly protocol: "TCP" | "TLS",
     readonly socket: net.Socket,
-    private readonly remote: RemoteInfo,
+    readonly remote: RemoteInfo,
     sink: TransportSink,
-    logger: SipLogger,
+    private readonly logger: SipLogger,
     idleMs: number,
     limits: SipMessageLimits,
+    private readonly keepAliveMs: number,
     onGone: (c: TcpConnection) => void,
   ) {
     // One message may be as large as the bound, its header block included.
-    this.framer = new StreamFramer(limits.maxMessageBytes, limits.maxMessageBytes);
+    this.framer = new StreamFramer(
+      limits.maxMessageBytes,
+      limits.maxMessageBytes,
+      (signal) => (signal === "ping" ? this.answerPing() : this.pongReceived()),
+      () => this.keepAlive.name === "awaiting-pong",
+    );
     socket.setEncoding("latin1");
     socket.setNoDelay(true);
     socket.setTimeout(idleMs);
@@ -121,6 +162,7 @@ class TcpConnection {
       } else logger.debug({ err, remote }, `SIP ${protocol} connection error`);
     });
     socket.on("close", () => {
+      this.setKeepAlive({ name: "off" });
       onGone(this);
       // Pending transactions learn at once instead of waiting for their timers.
       for (const l of [...this.errorListeners]) l(this.failure);
@@ -135,6 +177,67 @@ class TcpConnection {
     timer.unref();
     this.socket.once("close", () => clearTimeout(timer));
     this.socket.end();
+  }
+
+  /** Holds the connection open (never idle) and keeps it alive until released; `onLost` when it closes. */
+  lease(onLost: () => void): FlowLease {
+    const flow = this.flow(() => onLost());
+    this.leases++;
+    if (this.leases === 1 && this.keepAliveMs > 0) this.schedulePing();
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        flow.release();
+        this.leases--;
+        if (this.leases === 0) this.setKeepAlive({ name: "off" });
+      },
+    };
+  }
+
+  private setKeepAlive(next: KeepAliveState): void {
+    if (this.keepAlive.name !== "off") clearTimeout(this.keepAlive.timer);
+    this.keepAlive = next;
+  }
+
+  private schedulePing(): void {
+    const timer = setTimeout(() => this.ping(), nextPingDelayMs(this.keepAliveMs));
+    timer.unref();
+    this.setKeepAlive({ name: "waiting", timer });
+  }
+
+  private ping(): void {
+    if (this.socket.destroyed || this.closing) return;
+    this.socket.write("\r\n\r\n", "latin1");
+    const timer = setTimeout(() => this.pongMissed(), pongTimeoutMs(this.keepAliveMs));
+    timer.unref();
+    this.setKeepAlive({ name: "awaiting-pong", timer });
+  }
+
+  private pongReceived(): void {
+    if (this.keepAlive.name !== "awaiting-pong") return;
+    if (!this.peerAnswersPings) {
+      this.peerAnswersPings = true;
+      this.logger.info({ remote: this.remote }, "SIP flow answers keep-alives (RFC 5626); an unanswered one closes it");
+    }
+    this.schedulePing();
+  }
+
+  private pongMissed(): void {
+    if (!this.peerAnswersPings) {
+      this.schedulePing();
+      return;
+    }
+    this.failure = "keep-alive unanswered";
+    this.logger.warn({ remote: this.remote, protocol: this.protocol }, "SIP flow did not answer a keep-alive; closed");
+    this.setKeepAlive({ name: "off" });
+    this.socket.destroy();
+  }
+
+  /** RFC 5626 §3.5.1: a CRLFCRLF ping is answered with one CRLF. */
+  private answerPing(): void {
+    if (!this.socket.destroyed && !this.closing) this.socket.write("\r\n", "latin1");
   }
 
   flow(onError?: FlowErrorListener): Flow {
@@ -255,7 +358,8 @@ export class SipTransport {
 
   private track(remote: RemoteInfo & { protocol: "TCP" | "TLS" }, socket: net.Socket, serverName?: string): TcpConnection {
     const key = connectionKey(remote.protocol, remote.address, remote.port, serverName);
-    const conn = new TcpConnection(key, remote.protocol, socket, remote, this.sink, this.options.logger, this.options.tcpIdleMs ?? 120_000, this.options.limits, (c) => {
+    const o = this.options;
+    const conn = new TcpConnection(key, remote.protocol, socket, remote, this.sink, o.logger, o.tcpIdleMs ?? 120_000, o.limits, o.keepAliveMs ?? 0, (c) => {
       if (this.connections.get(c.key) === c) this.connections.delete(c.key);
     });
     this.connections.set(key, conn);
@@ -328,6 +432,18 @@ export class SipTransport {
       return this.open(viaFallback);
     }
     return this.open(remote);
+  }
+
+  /**
+   * Holds the TCP or TLS connection a message came on (see `RemoteInfo`) while a registration or
+   * a dialog lives on it; undefined for UDP or a connection already gone.
+   */
+  lease(remote: RemoteInfo, onLost: () => void): FlowLease | undefined {
+    if (remote.protocol === "UDP") return undefined;
+    for (const c of this.connections.values()) {
+      if (c.protocol === remote.protocol && c.remote.address === remote.address && c.remote.port === remote.port && !c.socket.destroyed) return c.lease(onLost);
+    }
+    return undefined;
   }
 
   async stop(): Promise<void> {

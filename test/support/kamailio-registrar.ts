@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireTool } from "../../scripts/peers/baresip.js";
@@ -133,6 +133,37 @@ request_route {
 
   get log(): string {
     return this.output;
+  }
+
+  /** Freezes kamailio and its children (SIGSTOP): connections stay open and nothing answers. */
+  pause(): void {
+    for (const pid of this.pids()) process.kill(pid, "SIGSTOP");
+  }
+
+  resume(): void {
+    for (const pid of this.pids()) process.kill(pid, "SIGCONT");
+  }
+
+  /** The main process and every process it forked. */
+  private pids(): number[] {
+    const main = this.proc.pid;
+    if (main === undefined) return [];
+    const children = new Map<number, number[]>();
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      } catch {
+        continue;
+      }
+      // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    }
+    const out = [main];
+    for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]!) ?? []));
+    return out;
   }
 
   async stop(): Promise<void> {
