@@ -20,6 +20,9 @@ import { HttpServer } from "./http/server.js";
 import { EventDeduper } from "./meta/dedupe.js";
 import { CallMetricsReporter } from "./meta/call-metrics.js";
 import { GraphClient } from "./meta/graph-client.js";
+import { GraphHttp } from "./meta/graph-http.js";
+import { WhatsAppGraphClient } from "./meta/whatsapp-client.js";
+import type { WhatsAppNumber } from "./call/call-manager.js";
 import { GatewayMetrics } from "./metrics.js";
 import { CallMonitor } from "./observe/call-monitor.js";
 import { CallEventPublisher } from "./observe/event-publisher.js";
@@ -98,7 +101,6 @@ export class Gateway {
       transports: config.sip.transports,
       outboundProxy: config.sip.outboundProxy,
       dnsServers: config.sip.dnsServers,
-      keepAliveS: config.sip.keepAliveS,
       registration: config.sip.register,
       tls: config.sip.tls && { cert: config.sip.tls.cert, key: config.sip.tls.key, ca: config.sip.tls.ca, verify: config.sip.tls.verify },
       advertisedHost: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
@@ -106,15 +108,20 @@ export class Gateway {
       logger: log.child({ subsystem: "sip" }),
       limits: { maxMessageBytes: limits.sip.maxMessageBytes, maxHeaders: limits.sip.maxHeaders, maxHeaderBytes: limits.sip.maxHeaderBytes },
     });
-    this.graph = new GraphClient({
+    // One Graph transport for both platforms: one timeout, one retry rule, one set of metrics.
+    const graphHttp = new GraphHttp({
       graphUrl: meta.graphUrl,
       graphVersion: meta.graphVersion,
-      pageId: meta.pageId,
-      accessToken: meta.pageAccessToken,
       timeoutMs: meta.graphTimeoutMs,
       logger: log.child({ subsystem: "graph" }),
       onRequest: (action, seconds, ok) => this.metrics.graphRequest(action, seconds, ok),
     });
+    this.graph = new GraphClient({ ...meta, accessToken: meta.pageAccessToken, http: graphHttp });
+    const whatsApp = new Map<string, WhatsAppNumber>();
+    for (const n of config.whatsApp?.numbers ?? []) {
+      const client = new WhatsAppGraphClient({ http: graphHttp, phoneNumberId: n.phoneNumberId, accessToken: config.whatsApp!.accessToken });
+      whatsApp.set(n.phoneNumberId, { phoneNumberId: n.phoneNumberId, client, sipTarget: n.sipTarget, wabaId: config.whatsApp!.wabaId });
+    }
     this.callMetrics = meta.callMetrics
       ? new CallMetricsReporter({
           send: (body) => this.graph.callMetrics(body),
@@ -132,7 +139,8 @@ export class Gateway {
         this.monitor.legCreated(callId, leg);
         return leg;
       },
-      createTarget: (callId, to) => this.createTarget(log.child({ callId, leg: "sip" }), to),
+      whatsApp,
+      createTarget: (callId, to, route) => this.createTarget(log.child({ callId, leg: "sip" }), to, route),
       transferPolicy: config.sip.refer,
       targetHost: config.sip.target.kind === "uri" ? sipUriHost(config.sip.target.uri) : undefined,
       log: log.child({ subsystem: "calls" }),
@@ -144,7 +152,7 @@ export class Gateway {
         config.sip.allowFrom,
         config.sip.psidHeader,
         config.sip.agentAuth && new DigestVerifier(config.sip.agentAuth, { algorithms: config.sip.agentAuth.algorithms }),
-        { callsPerSecond: limits.sip.callsPerSecond, maxIdLength: limits.maxIdLength, sdp: limits.sdp },
+        { callsPerSecond: limits.sip.callsPerSecond, maxIdLength: limits.maxIdLength, sdp: limits.sdp, whatsApp: whatsApp.size > 0 },
       ),
       createPbxMedia: (callLog, sendInfo) =>
         PbxMedia.open({
@@ -290,8 +298,8 @@ export class Gateway {
   }
 
   /** What a consumer's call rings: the configured target, or `to` (a transfer's new party). */
-  private createTarget(log: Logger, to?: { uri: string; headers: Record<string, string> }): CallTarget {
-    const target = this.config.sip.target;
+  private createTarget(log: Logger, to?: { uri: string; headers: Record<string, string> }, route?: string): CallTarget {
+    const target = route !== undefined ? { kind: "uri" as const, uri: route } : this.config.sip.target;
     if (!to && target.kind === "echo") return new EchoTarget();
     return new SipTarget({
       signaling: this.observedSignaling,

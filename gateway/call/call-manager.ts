@@ -2,7 +2,12 @@ import type { Logger } from "pino";
 import { LogThrottle } from "../log.js";
 import type { EventDeduper } from "../meta/dedupe.js";
 import { isStaleConnect } from "../meta/dedupe.js";
-import { dedupeKey, type ConnectEvent, type MessengerCallEvent, type ParsedWebhook } from "../meta/webhook.js";
+import { dedupeKey, type ConnectEvent, type MessengerCallEvent } from "../meta/webhook.js";
+import type { MessengerDelivery, WebhookDelivery, WhatsAppDelivery } from "../meta/webhook-delivery.js";
+import { whatsAppDedupeKey, type WhatsAppCallEvent, type WhatsAppConnectEvent } from "../meta/whatsapp-webhook.js";
+import type { WhatsAppGraphClient } from "../meta/whatsapp-client.js";
+import { MessengerInbound, WhatsAppInbound } from "./inbound-signalling.js";
+import { MessengerOutbound, WhatsAppOutbound, type OutboundSignalling } from "./outbound-signalling.js";
 import { readRemoteMedia, type RemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
@@ -23,14 +28,29 @@ import type { CallTarget } from "./target.js";
 /** How long a webhook for a not-yet-known call id is kept (connect's response may be slower). */
 const EARLY_EVENT_MS = 10_000;
 
+/** A WhatsApp business number the gateway answers and calls from. */
+export interface WhatsAppNumber {
+  phoneNumberId: string;
+  client: WhatsAppGraphClient;
+  /** What its consumers' calls ring; the gateway's SIP target when absent. */
+  sipTarget?: string;
+  /** The WhatsApp Business Account it must belong to; any when absent. */
+  wabaId?: string;
+}
+
 export interface CallManagerOptions {
   pageId: string;
+  /** WhatsApp numbers by phone-number id; the first also places agents' calls by default. */
+  whatsApp?: ReadonlyMap<string, WhatsAppNumber>;
   registry: CallRegistry;
   deduper: EventDeduper;
   meta: MetaCallControl & MetaOutboundControl;
   createLeg: (callId: string, log: Logger) => MetaLeg;
-  /** What a consumer's call rings, or (`to`) a transfer's new party. */
-  createTarget: (callId: string, to?: { uri: string; headers: Record<string, string> }) => CallTarget;
+  /**
+   * What a consumer's call rings (`route`: a number's own SIP target), or (`to`) a transfer's new
+   * party.
+   */
+  createTarget: (callId: string, to?: { uri: string; headers: Record<string, string> }, route?: string) => CallTarget;
   /** Whether and where REFERs are followed. */
   transferPolicy: ReferPolicy;
   /** Host of the SIP target: where a consumer's call's REFERs may go by default. */
@@ -91,14 +111,22 @@ export class CallManager {
    * Webhooks for a call id not known yet. An agent's call learns its id from connect's response,
    * and Meta's call_status may overtake that response; such events wait here briefly.
    */
-  private readonly early = new Map<string, { events: MessengerCallEvent[]; until: number }>();
+  private readonly early = new Map<string, { events: (MessengerCallEvent | WhatsAppCallEvent)[]; until: number }>();
   /** Refused agent INVITEs are logged once a second per reason: a flood must not flood the log. */
   private readonly refusalLog = new LogThrottle();
 
   constructor(private readonly o: CallManagerOptions) {}
 
   /** Dispatches every event of one delivery; never throws (a bad event is logged and skipped). */
-  handleWebhook(parsed: ParsedWebhook): void {
+  handleWebhook(parsed: WebhookDelivery): void {
+    if (parsed.platform === "whatsapp") {
+      this.handleWhatsApp(parsed);
+      return;
+    }
+    this.handleMessenger(parsed);
+  }
+
+  private handleMessenger(parsed: MessengerDelivery): void {
     for (const r of parsed.rejected) this.o.log.warn({ item: r.index, reason: r.reason }, "webhook item rejected");
     for (const event of parsed.events) {
       try {
@@ -166,7 +194,59 @@ export class CallManager {
     }
   }
 
-  private deliver(call: MessengerCall, event: MessengerCallEvent): void {
+  private handleWhatsApp(parsed: WhatsAppDelivery): void {
+    for (const r of parsed.rejected) this.o.log.warn({ item: r.index, reason: r.reason, platform: "whatsapp" }, "webhook item rejected");
+    for (const event of parsed.events) {
+      try {
+        this.handleWhatsAppEvent(event);
+      } catch (err) {
+        this.o.log.error({ err, callId: event.callId, event: event.event }, "webhook event failed");
+      }
+    }
+    for (const reply of parsed.permissionReplies) {
+      this.o.log.info({ phoneNumberId: reply.phoneNumberId, response: reply.response, permanent: reply.permanent }, "call permission reply");
+    }
+  }
+
+  private handleWhatsAppEvent(event: WhatsAppCallEvent): void {
+    const log = this.o.log;
+    const number = this.o.whatsApp?.get(event.phoneNumberId);
+    if (!number || (number.wabaId !== undefined && number.wabaId !== event.wabaId)) {
+      this.counters.otherPageDropped++;
+      log.warn({ callId: event.callId, phoneNumberId: event.phoneNumberId }, "event for a WhatsApp number not configured dropped");
+      return;
+    }
+    if (!this.o.deduper.firstSeen(whatsAppDedupeKey(event))) {
+      this.counters.duplicatesDropped++;
+      log.debug({ callId: event.callId, event: event.event }, "duplicate webhook event dropped");
+      return;
+    }
+    this.counters.eventsHandled++;
+    if (event.event === "connect" && event.direction === "user_initiated") {
+      this.onWhatsAppConnect(event, number);
+      return;
+    }
+    const call = this.o.registry.get(event.callId);
+    if (!call) return this.unknown(event);
+    this.deliver(call, event);
+  }
+
+  private deliver(call: MessengerCall, event: MessengerCallEvent | WhatsAppCallEvent): void {
+    if ("platform" in event) {
+      switch (event.event) {
+        case "terminate":
+          void call.onMetaTerminate(event.status);
+          return;
+        case "status":
+          if (isActedOnStatus(event.status)) void call.onMetaCallStatus(event.status);
+          else this.o.log.info({ callId: event.callId, status: event.status }, "call status not acted on");
+          return;
+        case "connect":
+          // Business-initiated: the consumer's answer to our connect offer.
+          if (call.onMetaAnswer) void call.onMetaAnswer(event.sdp);
+          return;
+      }
+    }
     switch (event.event) {
       case "terminate":
         void call.onMetaTerminate(event.status);
@@ -223,7 +303,14 @@ export class CallManager {
       invite.reject(503, "Service Unavailable");
       return;
     }
-    void this.startOutbound(invite, decision.psid, log.child({ psid: decision.psid }));
+    const signalling = this.outboundSignalling(decision, invite);
+    if (!signalling) {
+      this.counters.sipRefused++;
+      log.warn({ dialled: decision.psid }, "agent call refused: no WhatsApp number to call from");
+      invite.reject(404, "No WhatsApp Number Configured");
+      return;
+    }
+    void this.startOutbound(invite, decision.psid, signalling, log.child({ psid: decision.psid, platform: signalling.platform }));
   }
 
   /**
@@ -274,7 +361,20 @@ export class CallManager {
     await call.replaceParty({ target: party, far: leg });
   }
 
-  private async startOutbound(invite: IncomingSipCall, psid: string, log: Logger): Promise<void> {
+  /**
+   * Messenger for a PSID; WhatsApp for a number or user id, from the number the INVITE names in
+   * X-WhatsApp-Phone-Number-Id when it is one of ours, else the first configured.
+   */
+  private outboundSignalling(decision: { psid: string; whatsapp?: { phone?: string; userId?: string } }, invite?: IncomingSipCall): OutboundSignalling | undefined {
+    if (!decision.whatsapp) return new MessengerOutbound(decision.psid, this.o.meta);
+    const numbers = this.o.whatsApp;
+    if (!numbers || numbers.size === 0) return undefined;
+    const named = invite?.header("X-WhatsApp-Phone-Number-Id")?.trim();
+    const number = (named !== undefined ? numbers.get(named) : undefined) ?? numbers.values().next().value!;
+    return new WhatsAppOutbound(decision.whatsapp, number.client);
+  }
+
+  private async startOutbound(invite: IncomingSipCall, psid: string, signalling: OutboundSignalling, log: Logger): Promise<void> {
     let media: PbxMedia;
     let call: OutboundCall;
     try {
@@ -290,7 +390,7 @@ export class CallManager {
         psid,
         leg: this.o.createLeg(`sip:${invite.sipCallId}`, log),
         media,
-        meta: this.o.meta,
+        signalling,
         log,
         register: (callId, c) => {
           this.o.registry.add(c, callId);
@@ -343,11 +443,11 @@ export class CallManager {
     const callLog = log.child({ psid: event.from, direction: "inbound" });
     const call = new InboundCall({
       callId: event.callId,
-      psid: event.from,
+      ring: { callId: event.callId, psid: event.from },
       leg: this.o.createLeg(event.callId, callLog),
       target: this.o.createTarget(event.callId),
       transfers: this.transfersFor(event.callId, this.o.targetHost ? [this.o.targetHost] : []),
-      meta: this.o.meta,
+      signalling: new MessengerInbound(event.callId, this.o.meta, callLog),
       log: callLog,
       acceptTimeoutMs: this.o.acceptTimeoutMs,
       connectTimeoutMs: this.o.connectTimeoutMs,
@@ -356,6 +456,49 @@ export class CallManager {
     this.o.registry.add(call);
     call.whenEnded(() => this.countAtEnd(call));
     this.o.onCallCreated?.(call, { psid: event.from, states: (l) => call.on("state", l) });
+    callLog.info("consumer call received");
+    void call.start();
+  }
+
+  /**
+   * A WhatsApp consumer calls: Meta's offer is in the webhook. The call answers and pre-accepts it
+   * before its target rings (InboundCall with WhatsAppInbound).
+   */
+  private onWhatsAppConnect(event: WhatsAppConnectEvent, number: WhatsAppNumber): void {
+    const log = this.o.log.child({ callId: event.callId, platform: "whatsapp" });
+    if (this.o.registry.knows(event.callId)) {
+      this.counters.duplicatesDropped++;
+      log.debug("connect for a known call dropped");
+      return;
+    }
+    if (isStaleConnect(event, Date.now())) {
+      this.counters.staleDropped++;
+      log.warn({ timestamp: event.timestamp }, "stale connect dropped: the ring window has passed");
+      return;
+    }
+    if (this.draining || this.atCapacity) {
+      this.counters.admissionRejected++;
+      log.warn({ draining: this.draining, active: this.o.registry.size }, "call refused: not admitting calls");
+      number.client.reject(event.callId).catch((err: unknown) => log.warn({ err }, "reject failed"));
+      return;
+    }
+    const consumerId = event.consumer.phone !== undefined ? `+${event.consumer.phone}` : (event.consumer.userId ?? "");
+    const callLog = log.child({ psid: consumerId, direction: "inbound" });
+    const call = new InboundCall({
+      callId: event.callId,
+      ring: { callId: event.callId, psid: consumerId, whatsapp: { ...event.consumer, phoneNumberId: number.phoneNumberId } },
+      leg: this.o.createLeg(event.callId, callLog),
+      target: this.o.createTarget(event.callId, undefined, number.sipTarget),
+      transfers: this.transfersFor(event.callId, this.o.targetHost ? [this.o.targetHost] : []),
+      signalling: new WhatsAppInbound(event.callId, event.sdp, number.client, callLog),
+      log: callLog,
+      acceptTimeoutMs: this.o.acceptTimeoutMs,
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      mediaTimeoutMs: this.o.mediaTimeoutMs,
+    });
+    this.o.registry.add(call);
+    call.whenEnded(() => this.countAtEnd(call));
+    this.o.onCallCreated?.(call, { psid: consumerId, states: (l) => call.on("state", l) });
     callLog.info("consumer call received");
     void call.start();
   }
@@ -374,7 +517,7 @@ export class CallManager {
     );
   }
 
-  private unknown(event: MessengerCallEvent): void {
+  private unknown(event: MessengerCallEvent | WhatsAppCallEvent): void {
     const now = Date.now();
     for (const [id, e] of this.early) if (e.until < now) this.early.delete(id);
     if (this.o.registry.knows(event.callId)) {
@@ -387,4 +530,8 @@ export class CallManager {
     this.early.set(event.callId, entry);
     this.o.log.debug({ callId: event.callId, event: event.event }, "event for no live call kept briefly");
   }
+}
+
+function isActedOnStatus(status: string): status is "ringing" | "accepted" | "rejected" {
+  return status === "ringing" || status === "accepted" || status === "rejected";
 }

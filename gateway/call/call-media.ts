@@ -26,7 +26,8 @@ export interface MetaMediaControl {
 
 export interface CallMediaOptions {
   leg: MetaLeg;
-  meta: MetaMediaControl;
+  /** Media changes at Meta; undefined where the platform has none (WhatsApp: audio only, no renegotiation). */
+  meta: MetaMediaControl | undefined;
   /** The call's serial queue: every media step runs in it, after and before the call's own steps. */
   queue: SerialQueue;
   log: Logger;
@@ -262,6 +263,13 @@ export class CallMedia {
     if (this.collisionTimer) clearTimeout(this.collisionTimer);
     this.collisionTimer = undefined;
     const { leg, meta, log } = this.o;
+    if (!meta) {
+      // Nothing can carry the far end's video to the consumer: its re-INVITE is answered without it.
+      this.pendingVideoChange = undefined;
+      log.info({ send: change.send }, "the far end's video is not carried: this platform has no media updates");
+      change.done(false);
+      return;
+    }
     const callId = this.o.callId();
     // Once Meta agreed to our video m-line, on and off are a track status: nothing to renegotiate.
     const trackMsid = leg.videoOutMsid;

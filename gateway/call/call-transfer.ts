@@ -3,7 +3,7 @@ import type { SipReferRequest } from "../../sip/signaling.js";
 import { sipfragStatusLine } from "../../sip/sipfrag.js";
 import type { FarMedia } from "./far-media.js";
 import { checkReferTarget, type ReferPolicy } from "./refer-policy.js";
-import type { CallTarget } from "./target.js";
+import type { CallTarget, RingInfo } from "./target.js";
 
 export interface TransferOptions {
   policy: ReferPolicy;
@@ -12,7 +12,7 @@ export interface TransferOptions {
   /** A SIP target ringing `uri` with these headers beside the consumer's own. */
   createTarget: (uri: string, headers: Record<string, string>) => CallTarget;
   /** What the new INVITE says about the consumer's call. */
-  ring: { callId: string; psid: string };
+  ring: RingInfo;
   log: Logger;
 }
 

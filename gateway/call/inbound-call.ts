@@ -3,28 +3,25 @@ import type { Logger } from "pino";
 import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
-import { CallMedia, type MetaMediaControl } from "./call-media.js";
+import { CallMedia } from "./call-media.js";
+import type { InboundSignalling } from "./inbound-signalling.js";
 import { containWith } from "./contain.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall, type PbxDialogInfo } from "./messenger-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
 import type { CallTransfers, TransferredParty } from "./call-transfer.js";
 import type { FarMedia } from "./far-media.js";
-import type { CallTarget, TargetFailure } from "./target.js";
+import type { CallTarget, RingInfo, TargetFailure } from "./target.js";
 import type { SipReferRequest } from "../../sip/signaling.js";
 
-/** The Graph API calls a consumer-initiated call makes; the GraphClient provides them. */
-export interface MetaCallControl extends MetaMediaControl {
-  accept(callId: string, sdpOffer: string): Promise<{ answer: string; reoffer?: string }>;
-  reject(callId: string): Promise<void>;
-  terminate(callId: string): Promise<void>;
-}
+export type { MetaCallControl } from "./inbound-signalling.js";
 
 /**
- * Named states of a consumer-initiated Messenger call:
- * - `ringing`: the connect webhook arrived, our offer is built, the target is ringing;
- * - `accepting`: the target answered, `accept` with our offer is in flight;
- * - `connecting`: Meta's answer (and re-offer) applied, waiting for ICE/DTLS;
+ * Named states of a consumer-initiated call:
+ * - `ringing`: the connect webhook arrived, the target is ringing, our SDP is ready (Messenger: our
+ *   offer; WhatsApp: our answer, pre-accepted);
+ * - `accepting`: the target answered, `accept` is in flight;
+ * - `connecting`: Meta's SDP applied, waiting for ICE/DTLS;
  * - `active`: media flows both ways;
  * - `ended`: both legs are down and every resource is released.
  */
@@ -37,12 +34,14 @@ export interface InboundCallEvents {
 
 export interface InboundCallOptions {
   callId: string;
-  psid: string;
+  /** Who is calling, for the target's INVITE. */
+  ring: RingInfo;
   leg: MetaLeg;
   target: CallTarget;
   /** How a REFER from the answered party is followed. */
   transfers: CallTransfers;
-  meta: MetaCallControl;
+  /** What the platform (Messenger, WhatsApp) does at Meta. */
+  signalling: InboundSignalling;
   log: Logger;
   /** Meta gives 60 s to accept; give up (reject) before that. */
   acceptTimeoutMs: number;
@@ -54,17 +53,15 @@ export interface InboundCallOptions {
 
 
 /**
- * A consumer calls the business on Messenger. The connect webhook carries no SDP: we offer, ring
- * the target at once, and `accept` with our offer when the target answers (so the consumer's
- * "connected" means someone is there). Meta answers in the HTTP response and re-offers; the
- * consumer's audio then arrives on the transceiver the re-offer added.
+ * A consumer calls the business. The target rings at once, and the call is accepted at Meta when
+ * it answers (so the consumer's "connected" means someone is there); what the platform does in
+ * between (Messenger offers, WhatsApp answers and pre-accepts) is its InboundSignalling.
  */
 export class InboundCall extends EventEmitter<InboundCallEvents> implements MessengerCall {
   readonly direction = "inbound";
   private _state: InboundCallState = "ringing";
   private readonly queue: SerialQueue;
   private readonly startedAt = Date.now();
-  private offer: string | undefined;
   private acceptTimer: NodeJS.Timeout | undefined;
   private readonly media: CallMedia;
   /** The party the consumer is bridged to: the target, or whoever a transfer moved the call to. */
@@ -76,7 +73,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     this.queue = new SerialQueue((err) => this.failFromError(err));
     this.media = new CallMedia({
       leg: o.leg,
-      meta: o.meta,
+      meta: o.signalling.media,
       queue: this.queue,
       log: o.log,
       callId: () => o.callId,
@@ -95,14 +92,16 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   }
 
   /**
-   * Rings the target, then builds our offer while it rings. Resolves when both are under way.
-   * The INVITE goes first: gathering and certificate work take milliseconds per call and, when many
-   * calls arrive at once, would otherwise queue every INVITE behind every offer. Target events are
-   * queued behind this task, so an answer always finds the offer ready.
+   * Rings the target and prepares the platform's SDP. Resolves when both are under way. On
+   * Messenger the INVITE goes first: gathering and certificate work take milliseconds per call and,
+   * when many calls arrive at once, would otherwise queue every INVITE behind every offer. WhatsApp
+   * pre-accepts first, so media connects while the PBX rings. Target events are queued behind this
+   * task, so an answer always finds the SDP ready.
    */
   start(): Promise<void> {
     return this.queue.push(async () => {
-      const { leg, target, log } = this.o;
+      const { leg, target, log, signalling } = this.o;
+      if (signalling.prepareBeforeRinging) await signalling.prepare(leg);
       const c = containWith((err) => this.failFromError(err));
       // Bridged at once: what the far end says from now on is held for the consumer, not lost.
       target.on(
@@ -130,8 +129,8 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
         this.o.acceptTimeoutMs,
       );
       log.info({ target: target.kind }, "call ringing target");
-      target.ring({ callId: this.o.callId, psid: this.o.psid });
-      this.offer = await leg.createOffer();
+      target.ring(this.o.ring);
+      if (!signalling.prepareBeforeRinging) await signalling.prepare(leg);
     });
   }
 
@@ -161,7 +160,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   }
 
   /** call_status belongs to calls the business placed; a consumer's call never gets one. */
-  async onMetaCallStatus(status: "ringing" | "accepted"): Promise<void> {
+  async onMetaCallStatus(status: "ringing" | "accepted" | "rejected"): Promise<void> {
     this.o.log.warn({ status }, "call_status for a consumer-initiated call ignored");
   }
 
@@ -188,11 +187,9 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private async acceptAtMeta(): Promise<void> {
     this.clearAcceptTimer();
     this.setState("accepting");
-    const { leg, meta, log } = this.o;
-    let answer: string;
-    let reoffer: string | undefined;
+    const { leg, signalling, log } = this.o;
     try {
-      ({ answer, reoffer } = await meta.accept(this.o.callId, this.offer!));
+      await signalling.accept(correlationId(this.target));
     } catch (err) {
       await this.onAcceptFailed(err);
       return;
@@ -200,9 +197,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     if (this.isEnded()) return;
     this.setState("connecting");
     try {
-      await leg.applyAnswer(answer);
-      if (reoffer) await leg.applyOffer(reoffer);
-      else log.warn("accept response carried no sdp_renegotiation; consumer audio may not arrive");
+      await signalling.completeAccept(leg);
     } catch (err) {
       // Meta accepted: the call is up there, so it is terminated, not rejected.
       log.warn({ err: (err as Error).message }, "Meta's SDP in the accept response is unusable");
@@ -225,7 +220,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   }
 
   private async onAcceptFailed(err: unknown): Promise<void> {
-    const { meta, log } = this.o;
+    const { signalling, log } = this.o;
     const gerr = err instanceof GraphApiError ? err : undefined;
     log.warn(
       { err: gerr ? { kind: gerr.kind, code: gerr.code, subcode: gerr.subcode, fbtraceId: gerr.fbtraceId, class: gerr.errorClass } : err },
@@ -235,8 +230,8 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
       // A definite refusal leaves the consumer ringing: reject. After a timeout nobody knows whether
       // the accept took, and a reply we cannot use came with a success: only terminate ends both a
       // ringing and an accepted call.
-      const end = gerr?.kind === "graph" ? meta.reject : meta.terminate;
-      await end.call(meta, this.o.callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
+      const end = gerr?.kind === "graph" ? signalling.reject : signalling.terminate;
+      await end.call(signalling).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
     }
     await this.finish("accept-failed", gerr ? gerr.message : String(err), { tellMeta: false });
   }
@@ -248,7 +243,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
       await this.endBoth(`target-${why}`, detail);
       return;
     }
-    await this.o.meta.reject(this.o.callId).catch((e: unknown) => this.o.log.warn({ err: e }, "reject failed"));
+    await this.o.signalling.reject().catch((e: unknown) => this.o.log.warn({ err: e }, "reject failed"));
     await this.finish(`target-${why}`, detail, { tellMeta: false });
   }
 
@@ -269,7 +264,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   private onRefer(request: SipReferRequest): Promise<void> {
     return this.o.transfers.handle(request, {
       active: this._state === "active",
-      ring: { callId: this.o.callId, psid: this.o.psid },
+      ring: this.o.ring,
       log: this.o.log,
       inQueue: (step) => this.queue.push(step),
       switchTo: (party) => this.switchTo(party),
@@ -312,11 +307,11 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     this.setState("ended");
     this.clearAcceptTimer();
     this.media.close();
-    const { meta, leg, log } = this.o;
+    const { signalling, leg, log } = this.o;
     const { target } = this;
     if (opts.tellMeta) {
-      const end = wasState === "ringing" ? meta.reject : meta.terminate;
-      await end.call(meta, this.o.callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
+      const end = wasState === "ringing" ? signalling.reject : signalling.terminate;
+      await end.call(signalling).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
     }
     await Promise.allSettled([target.hangup(detail), leg.close()]);
     this.queue.close();
@@ -347,4 +342,13 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     this.o.log.debug({ state: s }, "call state");
     this.emit("state", s);
   }
+}
+
+/**
+ * What Meta echoes back to identify the call on our side (WhatsApp's biz_opaque_callback_data):
+ * the SIP Call-ID of the PBX leg, which the integrator's PBX logs too.
+ */
+function correlationId(target: CallTarget): string | undefined {
+  const id = target.dialogId?.callId;
+  return id !== undefined && id.length <= 512 ? id : undefined;
 }

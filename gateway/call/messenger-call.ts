@@ -15,7 +15,9 @@ export interface MessengerCall {
   readonly state: string;
   onMetaTerminate(status: string): Promise<void>;
   onMetaMediaUpdate(version: number, sdp: string): Promise<void>;
-  onMetaCallStatus(status: "ringing" | "accepted"): Promise<void>;
+  onMetaCallStatus(status: "ringing" | "accepted" | "rejected"): Promise<void>;
+  /** Meta's answer to our connect offer, by webhook (WhatsApp agent calls only). */
+  onMetaAnswer?(sdp: string): Promise<void>;
   hangup(detail?: string): Promise<void>;
   /** Media figures of the SIP side, once it has media. */
   pbxMediaStats(): PbxMediaStats | undefined;

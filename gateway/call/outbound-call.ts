@@ -4,47 +4,47 @@ import { readRemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall, SipReferRequest } from "../../sip/signaling.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import type { MetaLeg } from "../webrtc/meta-leg.js";
-import { CallMedia, type MetaMediaControl } from "./call-media.js";
+import { CallMedia } from "./call-media.js";
+import type { OutboundSignalling } from "./outbound-signalling.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall, type PbxDialogInfo } from "./messenger-call.js";
 import type { CallTransfers, TransferredParty } from "./call-transfer.js";
 import type { FarMedia } from "./far-media.js";
 import { PbxLeg } from "./pbx-leg.js";
-import type { CallTarget } from "./target.js";
+import type { CallTarget, RingInfo } from "./target.js";
 import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
 
-/** The Graph API calls an agent's call to a consumer makes; the GraphClient provides them. */
-export interface MetaOutboundControl extends MetaMediaControl {
-  getCallPermission(psid: string): Promise<{ status: "has_permission" | "no_permission"; canStartCall: boolean; canRequestPermission: boolean }>;
-  requestCallPermission(psid: string): Promise<void>;
-  connect(psid: string, sdpOffer: string): Promise<{ callId: string; answer: string }>;
-  terminate(callId: string): Promise<void>;
-}
+export type { MetaOutboundControl } from "./outbound-signalling.js";
 
 /**
- * Named states of a business-initiated Messenger call (an agent calls a consumer):
+ * Named states of a business-initiated call (an agent calls a consumer):
  * - `checking`: the PBX's INVITE is in; the consumer's call permission is being read;
  * - `connecting`: `connect` with our offer is in flight;
- * - `ringing`: Meta answered; waiting for the consumer (180 sent on `call_status: ringing`);
+ * - `ringing`: Meta took the call; waiting for the consumer (180 sent when Meta says it rings).
+ *   Meta's answer is applied here: from connect's response (Messenger) or its connect webhook
+ *   (WhatsApp);
  * - `answering`: the consumer picked up; our 200 OK is out, waiting for the ACK;
- * - `active`: both legs up, media both ways (the consumer's media needs Meta's pickup re-offer);
+ * - `active`: both legs up, media both ways (on Messenger the consumer's media needs Meta's pickup
+ *   re-offer);
  * - `ended`.
  */
 export type OutboundCallState = "checking" | "connecting" | "ringing" | "answering" | "active" | "ended";
 
 export interface OutboundCallOptions {
   sip: IncomingSipCall;
+  /** The consumer called: a PSID, or a WhatsApp phone number or user id. */
   psid: string;
   leg: MetaLeg;
   media: PbxMedia;
-  meta: MetaOutboundControl;
+  /** What the platform (Messenger, WhatsApp) does at Meta. */
+  signalling: OutboundSignalling;
   log: Logger;
   /** The call is registered under Meta's call id as soon as `connect` returns it. */
   register: (callId: string, call: OutboundCall) => void;
   /** Give up on a consumer who does not pick up. */
   ringTimeoutMs: number;
   mediaTimeoutMs: number;
-  /** Without permission, ask the consumer for it (Messenger's calling_optin) when Meta allows. */
+  /** Without permission, ask the consumer for it (calling_optin, call_permission_request) when Meta allows. */
   requestPermission: boolean;
   /** How a REFER from the agent's side is followed. */
   transfers: CallTransfers;
@@ -52,14 +52,16 @@ export interface OutboundCallOptions {
 
 /**
  * An agent on the PBX calls a consumer. Our offer goes out in `connect` (never retried: a retry
- * could ring the consumer twice) and Meta's answer comes back in its response; `call_status`
- * webhooks drive 180 and 200 toward the PBX, and the `media_update` re-offer after pickup brings
- * the consumer's audio.
+ * could ring the consumer twice); Meta's answer comes back in its response (Messenger) or by
+ * webhook (WhatsApp). Status webhooks drive 180, 200 and a decline toward the PBX; on Messenger
+ * the `media_update` re-offer after pickup brings the consumer's audio.
  */
 export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [OutboundCallState] }> implements MessengerCall {
   readonly direction = "outbound";
   private _state: OutboundCallState = "checking";
   private _callId: string;
+  /** Meta's call id, once connect returned it: what terminate names. */
+  private metaCallId: string | undefined;
   private readonly queue: SerialQueue;
   private readonly startedAt = Date.now();
   private readonly media: CallMedia;
@@ -76,7 +78,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     this.queue = new SerialQueue((err) => this.failFromError(err));
     this.media = new CallMedia({
       leg: o.leg,
-      meta: o.meta,
+      meta: o.signalling.media,
       queue: this.queue,
       log: o.log,
       callId: () => this._callId,
@@ -96,7 +98,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
 
   start(): Promise<void> {
     return this.queue.push(async () => {
-      const { sip, leg, meta, log, psid } = this.o;
+      const { sip, leg, signalling, log } = this.o;
       sip.on("cancel", () => void this.queue.push(() => this.onPbxCancel()));
       sip.on("ended", (reason) => {
         // Our BYE after a transfer ends the agent's dialog, not the call; so does the agent's own
@@ -118,7 +120,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
       let permitted: boolean;
       let mayAsk = false;
       try {
-        const p = await meta.getCallPermission(psid);
+        const p = await signalling.permission();
         permitted = p.status === "has_permission" && p.canStartCall;
         mayAsk = p.canRequestPermission;
       } catch (err) {
@@ -129,7 +131,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
       if (!permitted) {
         if (this.o.requestPermission && mayAsk) {
           try {
-            await meta.requestCallPermission(psid);
+            await signalling.requestPermission();
             log.info("call permission requested from the consumer");
             await this.refuse({ status: 403, reason: "Call Permission Requested From Consumer" }, "no-permission", "permission requested");
             return;
@@ -141,27 +143,28 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
         return;
       }
 
-      // 2. Our offer in connect; Meta's answer in its response.
+      // 2. Our offer in connect; Meta's answer in its response or by webhook.
       this.setState("connecting");
       const offer = await leg.createOffer();
-      let connected: { callId: string; answer: string };
+      let connected: { callId: string; answer?: string };
       try {
-        connected = await meta.connect(psid, offer);
+        connected = await signalling.connect(offer, sip.sipCallId);
       } catch (err) {
         await this.refuse(sipStatusForGraphError(err), "connect-failed", (err as Error).message);
         return;
       }
       this._callId = connected.callId;
+      this.metaCallId = connected.callId;
       // From here on every line of this call (both legs share the logger) carries Meta's call id.
       log.setBindings({ callId: connected.callId });
       this.o.register(connected.callId, this);
       log.info({ callId: connected.callId }, "consumer call placed");
       if (this.isEnded()) {
         // The PBX cancelled while connect was in flight: the consumer is ringing now, stop it.
-        await meta.terminate(connected.callId).catch((e: unknown) => log.warn({ err: e }, "terminate failed"));
+        await signalling.terminate(connected.callId).catch((e: unknown) => log.warn({ err: e }, "terminate failed"));
         return;
       }
-      await leg.applyAnswer(connected.answer);
+      if (connected.answer !== undefined) await leg.applyAnswer(connected.answer);
       this.setState("ringing");
       this.ringTimer = setTimeout(
         () => void this.queue.push(() => this.endBoth("consumer-no-answer", `not answered within ${this.o.ringTimeoutMs} ms`)),
@@ -170,7 +173,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     });
   }
 
-  onMetaCallStatus(status: "ringing" | "accepted"): Promise<void> {
+  onMetaCallStatus(status: "ringing" | "accepted" | "rejected"): Promise<void> {
     return this.queue.push(async () => {
       if (status === "ringing" && this._state === "ringing") {
         this.o.sip.ringing();
@@ -178,6 +181,31 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
         return;
       }
       if (status === "accepted" && this._state === "ringing") await this.onPickup();
+      if (status === "rejected" && !this.pickedUp && !this.isEnded()) {
+        await this.refuse({ status: 486, reason: "Consumer Declined" }, "consumer-declined", "consumer declined (status webhook)");
+      }
+    });
+  }
+
+  /**
+   * Meta's answer to our connect offer, by webhook (WhatsApp): applied when it comes, possibly
+   * before the consumer picks up, so media can connect while they ring.
+   */
+  onMetaAnswer(sdp: string): Promise<void> {
+    return this.queue.push(async () => {
+      if (this.isEnded() || this.o.leg.state !== "offered") {
+        this.o.log.debug({ state: this._state, leg: this.o.leg.state }, "answer webhook not applied: the leg is past it");
+        return;
+      }
+      try {
+        await this.o.leg.applyAnswer(sdp);
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, "Meta's answer is unusable");
+        await this.endBoth("connect-failed", `Meta's answer is unusable: ${(err as Error).message}`);
+        return;
+      }
+      this.o.log.info("Meta's answer applied");
+      await this.maybeActive();
     });
   }
 
@@ -195,7 +223,8 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
       if (!this.pickedUp) {
         // Messenger has no "rejected" status: a terminate before pickup is a decline or a timeout.
         const ringingFor = Date.now() - this.startedAt;
-        const noAnswer = status !== "Completed" || ringingFor >= this.o.ringTimeoutMs * 0.9;
+        const s = status.toLowerCase();
+        const noAnswer = s !== "rejected" && (s !== "completed" || ringingFor >= this.o.ringTimeoutMs * 0.9);
         await this.refuse(
           noAnswer ? { status: 480, reason: "Consumer Did Not Answer" } : { status: 486, reason: "Consumer Declined" },
           noAnswer ? "consumer-no-answer" : "consumer-declined",
@@ -245,10 +274,11 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     await this.maybeActive();
   }
 
-  /** Active once the consumer picked up, DTLS is up, and Meta's pickup re-offer has been applied. */
+  /** Active once the consumer picked up, DTLS is up, and (Messenger) Meta's pickup re-offer has been applied. */
   private async maybeActive(): Promise<void> {
     if (this._state !== "answering") return;
-    if (this.o.leg.state !== "connected" || this.media.version === 0) return;
+    if (this.o.leg.state !== "connected") return;
+    if (this.o.signalling.mediaNeedsPickupReoffer && this.media.version === 0) return;
     this.setState("active");
     this.media.startFlowing();
     this.o.log.info({ setupMs: Date.now() - this.startedAt }, "call active");
@@ -271,7 +301,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
   private onRefer(request: SipReferRequest): Promise<void> {
     return this.o.transfers.handle(request, {
       active: this._state === "active",
-      ring: { callId: this._callId, psid: this.o.psid },
+      ring: this.ringInfo(),
       log: this.o.log,
       inQueue: (step) => this.queue.push(step),
       switchTo: (party) => this.switchTo(party),
@@ -341,9 +371,9 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     this.setState("ended");
     this.clearRingTimer();
     this.media.close();
-    const { meta, leg, media, sip, log } = this.o;
-    if (opts.tellMeta && this._callId.startsWith("c_")) {
-      await meta.terminate(this._callId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
+    const { signalling, leg, media, sip, log } = this.o;
+    if (opts.tellMeta && this.metaCallId !== undefined) {
+      await signalling.terminate(this.metaCallId).catch((e: unknown) => log.warn({ err: e }, "could not end the call at Meta"));
     }
     // The BYE's transaction completes on its own (RFC 3261 §15.1.1): media is released at once.
     sip.hangup().catch((err: unknown) => log.debug({ err }, "SIP hangup error"));
@@ -351,6 +381,11 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     this.queue.close();
     this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
     this.removeAllListeners();
+  }
+
+  /** Who a transfer's new party is told the caller is. */
+  private ringInfo(): RingInfo {
+    return { callId: this._callId, psid: this.o.psid };
   }
 
   private failFromError(err: unknown): void {

@@ -17,7 +17,10 @@ export type IngressRefusal = {
 };
 
 export interface IngressDecision {
+  /** The consumer as dialled: a PSID, or a WhatsApp number (`+` and digits) or user id. */
   psid: string;
+  /** Set when the dialled consumer is on WhatsApp. */
+  whatsapp?: { phone?: string; userId?: string };
 }
 
 export interface SipIngressOptions {
@@ -26,6 +29,8 @@ export interface SipIngressOptions {
   maxIdLength?: number;
   sdp?: Limits["sdp"];
   now?: () => number;
+  /** WhatsApp numbers are configured: `+` numbers and user ids are WhatsApp consumers. */
+  whatsApp?: boolean;
 }
 
 /** Sources remembered by the rate bound; past this, the ones idle longest are forgotten. */
@@ -41,6 +46,7 @@ export class SipIngressPolicy {
   private readonly rate: SourceRate | undefined;
   private readonly maxIdLength: number;
   private readonly sdpLimits: Limits["sdp"];
+  private readonly whatsApp: boolean;
 
   constructor(
     allowFrom: string[],
@@ -60,6 +66,7 @@ export class SipIngressPolicy {
     this.rate = perSecond > 0 ? new SourceRate(perSecond, options.now ?? Date.now) : undefined;
     this.maxIdLength = options.maxIdLength ?? DEFAULT_LIMITS.maxIdLength;
     this.sdpLimits = options.sdp ?? DEFAULT_LIMITS.sdp;
+    this.whatsApp = options.whatsApp ?? false;
   }
 
   /** Whether agents' INVITEs from this address are taken (SIP_ALLOW_FROM). */
@@ -121,14 +128,16 @@ export class SipIngressPolicy {
         limit: "MAX_ID_LENGTH",
       };
     }
+    const consumer = this.whatsApp ? whatsAppConsumer(raw) : undefined;
     // Meta's PSIDs are long decimal numbers; a short number is an extension dialled by mistake.
-    if (raw.length < 5 || !ID_PATTERNS.psid.test(raw)) {
-      return { status: 404, reason: "Not A Messenger Consumer", detail: `${JSON.stringify(raw)} is not a page-scoped id` };
+    if (!consumer && (raw.length < 5 || !ID_PATTERNS.psid.test(raw))) {
+      const what = this.whatsApp ? "a page-scoped id, a +number or a WhatsApp user id" : "a page-scoped id";
+      return { status: 404, reason: "Not A Messenger Consumer", detail: `${JSON.stringify(raw)} is not ${what}` };
     }
     const sdp = invite.remoteSdp;
     const over = sdp === undefined ? undefined : sdpOverLimit(sdp, this.sdpLimits);
     if (over) return { status: 488, reason: "SDP Too Large", detail: over.message, limit: over.limit };
-    return { psid: raw };
+    return consumer ? { psid: raw, whatsapp: consumer } : { psid: raw };
   }
 }
 
@@ -173,4 +182,14 @@ class SourceRate {
     }
     return allowed;
   }
+}
+
+/**
+ * A WhatsApp consumer as an agent dials them: `+` and the number with its country code, or a
+ * business-scoped user id (`CC.digits`). A bare number stays a Messenger PSID.
+ */
+export function whatsAppConsumer(dialled: string): { phone?: string; userId?: string } | undefined {
+  if (/^\+\d{5,20}$/.test(dialled)) return { phone: dialled.slice(1) };
+  if (/^[A-Za-z]{2}\.[A-Za-z0-9._-]+$/.test(dialled) && ID_PATTERNS.waUserId.test(dialled)) return { userId: dialled };
+  return undefined;
 }

@@ -7,7 +7,8 @@ import type { MediaTicker } from "./media-ticker.js";
 import { PbxLeg } from "./pbx-leg.js";
 import { PbxMedia, type PbxMediaStats } from "./pbx-media.js";
 import type { SrtpMode } from "./pbx-srtp.js";
-import type { CallTarget, CallTargetEvents, TargetFailure } from "./target.js";
+import type { CallTarget, CallTargetEvents, RingInfo, TargetFailure } from "./target.js";
+import { sipIdentity, type SipIdentity } from "./consumer-identity.js";
 
 export interface SipTargetOptions {
   signaling: SipSignaling;
@@ -66,7 +67,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     return this.sip?.dialogId;
   }
 
-  ring(info: { callId: string; psid: string }): void {
+  ring(info: RingInfo): void {
     if (this._state !== "idle") return;
     this._state = "ringing";
     void this.startRinging(info).catch((err: unknown) => {
@@ -90,7 +91,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
     return { state: this._state, sipCallId: this.sip?.sipCallId, ...this.media?.stats() };
   }
 
-  private async startRinging(info: { callId: string; psid: string }): Promise<void> {
+  private async startRinging(info: RingInfo): Promise<void> {
     const { log } = this.o;
     const media = await PbxMedia.open({
       allocator: this.o.allocator,
@@ -109,8 +110,7 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
       uri: this.o.uri,
       sdp: media.offer(),
       callId: info.callId,
-      from: { user: info.psid, displayName: "Messenger" },
-      headers: { "X-Meta-PSID": info.psid, "X-Meta-Call-Id": info.callId, "X-Meta-Page-Id": this.o.pageId, ...this.o.extraHeaders },
+      ...withHeaders(sipIdentity(info, this.o.pageId), this.o.extraHeaders),
       timeoutMs: this.o.ringTimeoutMs,
       auth: this.o.auth,
     });
@@ -188,4 +188,8 @@ export class SipTarget extends EventEmitter<CallTargetEvents> implements CallTar
 
 function failureOf(kind: SipFailureKind): TargetFailure {
   return kind === "cancelled" ? "failed" : kind;
+}
+
+function withHeaders(identity: SipIdentity, extra: Record<string, string> | undefined): SipIdentity {
+  return extra ? { from: identity.from, headers: { ...identity.headers, ...extra } } : identity;
 }

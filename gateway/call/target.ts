@@ -45,7 +45,16 @@ export interface CallTarget extends EventEmitter<CallTargetEvents> {
   /** Its SIP dialog (Call-ID and tags), when it is a SIP party that has one. */
   readonly dialogId?: SipDialogId | undefined;
   /** Starts ringing the far end; the outcome arrives as answered or failed. */
-  ring(info: { callId: string; psid: string }): void;
+  ring(info: RingInfo): void;
   /** Ends the far end's side (cancel before answer, hang up after); idempotent. */
   hangup(reason: string): Promise<void>;
+}
+
+/** Who is calling, for the INVITE the target sends (see consumer-identity.ts). */
+export interface RingInfo {
+  callId: string;
+  /** The consumer's id on the call's platform: a PSID, or a WhatsApp phone number or user id. */
+  psid: string;
+  /** WhatsApp calls: the consumer as Meta names them, and the business number they called. */
+  whatsapp?: { phone?: string; userId?: string; name?: string; phoneNumberId: string };
 }

@@ -45,11 +45,19 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   sip: { ...DEFAULT_SIP_MESSAGE_LIMITS, callsPerSecond: 20 },
 };
 
-/** Meta documents these shapes; anything else is not from Meta's Messenger platform. */
+/** Meta documents these shapes; anything else is not from Meta's Messenger or WhatsApp platform. */
 export const ID_PATTERNS = {
   callId: /^c_[A-Za-z0-9_-]+$/,
   psid: /^\d+$/,
   pageId: /^\d+$/,
+  /** WhatsApp call ids: `wacid.` and a base64 tail. */
+  waCallId: /^wacid\.[A-Za-z0-9_+/=.-]+$/,
+  /** Phone-number ids and WABA ids. */
+  waBusinessId: /^\d+$/,
+  /** A consumer's WhatsApp number: digits, country code first, no `+`. */
+  waPhone: /^\d{5,20}$/,
+  /** A business-scoped user id (BSUID), e.g. `US.13491208655302741918`. */
+  waUserId: /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
 } as const;
 export type IdKind = keyof typeof ID_PATTERNS;
 

@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { jsonDepthExceeds, LimitExceededError, type Limits } from "../config/limits.js";
 import { verifyChallenge, verifySignature } from "../meta/signature.js";
-import { parseMessengerWebhook, WebhookFormatError, type ParsedWebhook } from "../meta/webhook.js";
+import { WebhookFormatError } from "../meta/webhook.js";
+import { parseWebhookDelivery, type WebhookDelivery } from "../meta/webhook-delivery.js";
 
 export interface HttpServerOptions {
   host: string;
@@ -14,7 +15,7 @@ export interface HttpServerOptions {
   limits: Limits;
   log: Logger;
   /** Receives each verified, parsed delivery after the 200 has been sent. */
-  onWebhook: (parsed: ParsedWebhook) => void;
+  onWebhook: (parsed: WebhookDelivery) => void;
   /** Ready to take calls (false while draining or full). */
   isReady: () => boolean;
   /** Prometheus exposition text. */
@@ -145,9 +146,9 @@ export class HttpServer {
       send(res, 400, "invalid JSON\n");
       return;
     }
-    let parsed: ParsedWebhook;
+    let parsed: WebhookDelivery;
     try {
-      parsed = parseMessengerWebhook(json, { maxIdLength: limits.maxIdLength, maxJsonDepth: limits.webhook.maxJsonDepth, sdp: limits.sdp });
+      parsed = parseWebhookDelivery(json, { maxIdLength: limits.maxIdLength, maxJsonDepth: limits.webhook.maxJsonDepth, sdp: limits.sdp });
     } catch (err) {
       if (err instanceof LimitExceededError) {
         this.refuseOverLimit(res, err, body.length);
@@ -156,7 +157,7 @@ export class HttpServer {
       if (!(err instanceof WebhookFormatError)) throw err;
       // A signed delivery we cannot use will not get better on retry: acknowledge it and say why.
       this.result("bad-format");
-      this.o.log.warn({ reason: err.message }, "webhook not a Messenger calls delivery: ignored");
+      this.o.log.warn({ reason: err.message }, "webhook not a calls delivery: ignored");
       send(res, 200, "ignored\n");
       return;
     }

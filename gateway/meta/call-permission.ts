@@ -47,9 +47,26 @@ function unwrapData(body: unknown): JsonRecord | undefined {
   return body;
 }
 
+/**
+ * Messenger says has_permission/no_permission; WhatsApp's guide temporary/permanent/no_permission,
+ * and its OpenAPI granted/pending/denied/expired.
+ */
 function readStatus(value: unknown): PermissionStatus | undefined {
   const status = readString(value)?.toLowerCase();
-  return status === "has_permission" || status === "no_permission" ? status : undefined;
+  switch (status) {
+    case "has_permission":
+    case "temporary":
+    case "permanent":
+    case "granted":
+      return "has_permission";
+    case "no_permission":
+    case "pending":
+    case "denied":
+    case "expired":
+      return "no_permission";
+    default:
+      return undefined;
+  }
 }
 
 function findAction(actions: JsonRecord[], name: string): JsonRecord | undefined {

@@ -1,9 +1,9 @@
-import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { parseCallPermission, type CallPermission } from "./call-permission.js";
-import { GRAPH_ACTIONS, GraphApiError, type GraphAction } from "./graph-errors.js";
+import type { GraphApiError, GraphAction } from "./graph-errors.js";
+import { GraphHttp, requireNonEmpty, type GraphClientStats, type GraphRequest } from "./graph-http.js";
 import { DEFAULT_LIMITS, ID_PATTERNS } from "../config/limits.js";
-import { isRecord, readId, readNumber, readSdpField, readString, type JsonRecord } from "./wire-values.js";
+import { isRecord, readId, readSdpField, type JsonRecord } from "./wire-values.js";
 
 export type TrackLabel = "default_audio" | "default_video" | "screen_audio" | "screen_video";
 export type TrackStatus = "enabled" | "disabled";
@@ -26,6 +26,8 @@ export interface GraphClientOptions {
   fetchImpl?: typeof fetch;
   /** Every HTTP attempt, when it is over: its action, latency and whether it succeeded. */
   onRequest?: (action: GraphAction, seconds: number, ok: boolean) => void;
+  /** The process's shared Graph transport; one of its own (from the options above) when absent. */
+  http?: GraphHttp;
 }
 
 export interface NegotiationResult {
@@ -52,67 +54,23 @@ export interface MediaUpdateResult {
   reoffer?: string;
 }
 
-export interface LatencySummary {
-  count: number;
-  sum: number;
-  max: number;
-}
-
-/** Counted per HTTP attempt, so a retried terminate counts twice. */
-export interface GraphClientStats {
-  requests: Record<GraphAction, number>;
-  errors: Record<GraphAction, number>;
-  latencyMs: Record<GraphAction, LatencySummary>;
-}
-
+export type { GraphClientStats, LatencySummary } from "./graph-http.js";
 export type { CallPermission, PermissionStatus } from "./call-permission.js";
 
-const DEFAULT_TIMEOUT_MS = 10_000;
-const RETRY_BACKOFF_MS = 250;
 const MAX_TRACKS = 4;
-
-/** Whether a failed request may be sent again: only where a duplicate cannot ring or renegotiate twice. */
-type RetryPolicy = "never" | "once-if-transient";
-
-interface GraphRequest {
-  action: GraphAction;
-  method: "GET" | "POST";
-  url: string;
-  body?: JsonRecord;
-  callId?: string;
-  /** Identifies the request in logs when there is no call id yet. */
-  psid?: string;
-  retry: RetryPolicy;
-}
 
 /** Messenger Platform `/{page-id}/calls` and call-permission requests. */
 export class GraphClient {
-  private readonly base: string;
+  private readonly http: GraphHttp;
   private readonly pageId: string;
   private readonly accessToken: string;
-  private readonly timeoutMs: number;
-  private readonly logger: Logger | undefined;
-  private readonly fetchImpl: typeof fetch;
-  private readonly onRequest: GraphClientOptions["onRequest"];
-  private readonly counters: GraphClientStats = {
-    requests: perAction(() => 0),
-    errors: perAction(() => 0),
-    latencyMs: perAction(() => ({ count: 0, sum: 0, max: 0 })),
-  };
 
   constructor(options: GraphClientOptions) {
-    const version = options.graphVersion.replace(/^\/+|\/+$/g, "");
-    if (version.length === 0) throw new RangeError("graphVersion must not be empty");
     if (options.pageId.length === 0) throw new RangeError("pageId must not be empty");
     if (options.accessToken.length === 0) throw new RangeError("accessToken must not be empty");
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (!(this.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${this.timeoutMs}`);
-    this.base = `${options.graphUrl.replace(/\/+$/, "")}/${version}`;
+    this.http = options.http ?? new GraphHttp(options);
     this.pageId = options.pageId;
     this.accessToken = options.accessToken;
-    this.logger = options.logger;
-    this.fetchImpl = options.fetchImpl ?? fetch;
-    this.onRequest = options.onRequest;
   }
 
   /** Answers a consumer-initiated call with our offer. Never retried: a second accept fails as "already accepted". */
@@ -122,7 +80,7 @@ export class GraphClient {
     const body = await this.execute({
       action: "accept",
       method: "POST",
-      url: this.callsUrl(),
+      path: this.callsPath(), accessToken: this.accessToken,
       body: { platform: "messenger", action: "accept", call_id: callId, session: offerSession(sdpOffer) },
       callId,
       retry: "never",
@@ -139,7 +97,7 @@ export class GraphClient {
     const body = await this.execute({
       action: "connect",
       method: "POST",
-      url: this.callsUrl(),
+      path: this.callsPath(), accessToken: this.accessToken,
       body: { platform: "messenger", action: "connect", to: psid, session: offerSession(sdpOffer) },
       psid,
       retry: "never",
@@ -185,7 +143,7 @@ export class GraphClient {
     }
     body.session = offerSession(sdpOffer);
 
-    const response = await this.execute({ action: "media_update", method: "POST", url: this.callsUrl(), body, callId, retry: "never" });
+    const response = await this.execute({ action: "media_update", method: "POST", path: this.callsPath(), accessToken: this.accessToken, body, callId, retry: "never" });
     const { answer, reoffer } = readSessionSdp(response);
     const result: MediaUpdateResult = {};
     if (answer !== undefined) result.answer = answer;
@@ -209,7 +167,7 @@ export class GraphClient {
       from_version: version,
       tracks: tracks.map((t) => ({ msid: t.msid, label: t.label.toLowerCase(), status: t.status.toLowerCase() })),
     };
-    await this.execute({ action: "media_update", method: "POST", url: this.callsUrl(), body, callId, retry: "never" });
+    await this.execute({ action: "media_update", method: "POST", path: this.callsPath(), accessToken: this.accessToken, body, callId, retry: "never" });
   }
 
   /** Declines a consumer-initiated call that has not been accepted. */
@@ -223,8 +181,8 @@ export class GraphClient {
 
   async getCallPermission(psid: string): Promise<CallPermission> {
     requireNonEmpty("psid", psid);
-    const url = `${this.base}/${encodeURIComponent(this.pageId)}/messenger_call_permissions?psid=${encodeURIComponent(psid)}`;
-    const body = await this.execute({ action: "call_permissions", method: "GET", url, psid, retry: "never" });
+    const path = `/${encodeURIComponent(this.pageId)}/messenger_call_permissions?psid=${encodeURIComponent(psid)}`;
+    const body = await this.execute({ action: "call_permissions", method: "GET", path, accessToken: this.accessToken, psid, retry: "never" });
     const permission = parseCallPermission(body);
     if (permission === undefined) {
       throw this.badResponse("call_permissions", undefined, "permission response has no recognisable permission status");
@@ -242,7 +200,8 @@ export class GraphClient {
     await this.execute({
       action: "permission_request",
       method: "POST",
-      url: `${this.base}/${encodeURIComponent(this.pageId)}/messages`,
+      path: `/${encodeURIComponent(this.pageId)}/messages`,
+      accessToken: this.accessToken,
       body: {
         recipient: { id: psid },
         messaging_type: "RESPONSE",
@@ -263,7 +222,8 @@ export class GraphClient {
     await this.execute({
       action: "call_metrics",
       method: "POST",
-      url: `${this.base}/${encodeURIComponent(this.pageId)}/call_metrics`,
+      path: `/${encodeURIComponent(this.pageId)}/call_metrics`,
+      accessToken: this.accessToken,
       body,
       callId,
       retry: "never",
@@ -271,11 +231,7 @@ export class GraphClient {
   }
 
   stats(): GraphClientStats {
-    return {
-      requests: { ...this.counters.requests },
-      errors: { ...this.counters.errors },
-      latencyMs: perAction((a) => ({ ...this.counters.latencyMs[a] })),
-    };
+    return this.http.stats();
   }
 
   private async endCall(action: "reject" | "terminate", callId: string): Promise<void> {
@@ -283,139 +239,24 @@ export class GraphClient {
     await this.execute({
       action,
       method: "POST",
-      url: this.callsUrl(),
+      path: this.callsPath(), accessToken: this.accessToken,
       body: { platform: "messenger", action, call_id: callId },
       callId,
       retry: "once-if-transient",
     });
   }
 
-  private callsUrl(): string {
-    return `${this.base}/${encodeURIComponent(this.pageId)}/calls`;
+  private callsPath(): string {
+    return `/${encodeURIComponent(this.pageId)}/calls`;
   }
 
-  private async execute(request: GraphRequest): Promise<JsonRecord> {
-    try {
-      return await this.attempt(request);
-    } catch (err) {
-      if (request.retry === "never" || !(err instanceof GraphApiError) || !err.isTransient) throw err;
-      this.logger?.warn(
-        { action: request.action, callId: request.callId, kind: err.kind, code: err.code, httpStatus: err.httpStatus },
-        "graph request failed transiently, retrying once",
-      );
-      await delay(RETRY_BACKOFF_MS);
-      try {
-        return await this.attempt(request);
-      } catch (retryErr) {
-        // The first attempt may have landed after all; the goal of ending the call is then met.
-        if (retryErr instanceof GraphApiError && retryErr.errorClass === "call-gone") {
-          this.logger?.debug({ action: request.action, callId: request.callId }, "call already gone on retry");
-          return {};
-        }
-        throw retryErr;
-      }
-    }
+  private execute(request: GraphRequest): Promise<JsonRecord> {
+    return this.http.execute(request);
   }
 
-  private async attempt(request: GraphRequest): Promise<JsonRecord> {
-    const { action, callId } = request;
-    this.counters.requests[action] += 1;
-    this.logger?.debug(
-      { action, callId, psid: request.psid, sdpBytes: sdpLength(request.body) },
-      "graph request",
-    );
-    const started = performance.now();
-    let ok = false;
-    try {
-      const body = await this.exchange(request);
-      ok = true;
-      this.logger?.debug({ action, callId, latencyMs: Math.round(performance.now() - started) }, "graph response");
-      return body;
-    } catch (err) {
-      this.counters.errors[action] += 1;
-      if (err instanceof GraphApiError) {
-        this.logger?.debug(
-          {
-            action,
-            callId,
-            kind: err.kind,
-            httpStatus: err.httpStatus,
-            code: err.code,
-            subcode: err.subcode,
-            fbtraceId: err.fbtraceId,
-            errorClass: err.errorClass,
-          },
-          "graph request failed",
-        );
-      }
-      throw err;
-    } finally {
-      const elapsed = performance.now() - started;
-      const latency = this.counters.latencyMs[action];
-      latency.count += 1;
-      latency.sum += elapsed;
-      latency.max = Math.max(latency.max, elapsed);
-      this.onRequest?.(action, elapsed / 1000, ok);
-    }
+  private badResponse(action: GraphAction, callId: string | undefined, message: string): GraphApiError {
+    return this.http.badResponse(action, callId, message);
   }
-
-  private async exchange(request: GraphRequest): Promise<JsonRecord> {
-    const { action, callId } = request;
-    const signal = AbortSignal.timeout(this.timeoutMs);
-    const headers: Record<string, string> = { Authorization: `Bearer ${this.accessToken}`, Accept: "application/json" };
-    const init: RequestInit = { method: request.method, headers, signal };
-    if (request.body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(request.body);
-    }
-
-    let status: number;
-    let text: string;
-    let traceHeader: string | undefined;
-    try {
-      const response = await this.fetchImpl(request.url, init);
-      status = response.status;
-      traceHeader = response.headers.get("x-fb-trace-id") ?? undefined;
-      text = await response.text();
-    } catch (err) {
-      const timedOut = signal.aborted;
-      throw new GraphApiError({
-        kind: timedOut ? "timeout" : "network",
-        action,
-        callId,
-        message: timedOut
-          ? `graph ${action} got no response within ${this.timeoutMs} ms`
-          : `graph ${action} failed: ${describeCause(err)}`,
-        cause: err,
-      });
-    }
-
-    const parsed = parseJson(text);
-    if (isRecord(parsed) && isRecord(parsed.error)) {
-      throw graphEnvelopeError(action, callId, status, parsed.error, traceHeader);
-    }
-    if (status < 200 || status > 299) {
-      throw new GraphApiError({
-        kind: "bad-response",
-        action,
-        callId,
-        httpStatus: status,
-        fbtraceId: traceHeader,
-        message: `graph ${action} returned HTTP ${status} without a Graph error body`,
-      });
-    }
-    if (!isRecord(parsed)) throw this.badResponse(action, callId, `graph ${action} response is not a JSON object`, status);
-    if (parsed.success === false) throw this.badResponse(action, callId, `graph ${action} returned success:false`, status);
-    return parsed;
-  }
-
-  private badResponse(action: GraphAction, callId: string | undefined, message: string, httpStatus?: number): GraphApiError {
-    return new GraphApiError({ kind: "bad-response", action, callId, httpStatus, message });
-  }
-}
-
-function perAction<T>(make: (action: GraphAction) => T): Record<GraphAction, T> {
-  return Object.fromEntries(GRAPH_ACTIONS.map((a) => [a, make(a)])) as Record<GraphAction, T>;
 }
 
 function offerSession(sdp: string): JsonRecord {
@@ -435,54 +276,6 @@ function readSessionSdp(body: JsonRecord): { answer?: string; reoffer?: string }
 function withReoffer<T extends NegotiationResult>(result: T, reoffer: string | undefined): T {
   if (reoffer !== undefined) result.reoffer = reoffer;
   return result;
-}
-
-function graphEnvelopeError(
-  action: GraphAction,
-  callId: string | undefined,
-  httpStatus: number,
-  error: JsonRecord,
-  traceHeader: string | undefined,
-): GraphApiError {
-  const code = readNumber(error.code);
-  const subcode = readNumber(error.error_subcode);
-  const message = readString(error.message) ?? "unknown Graph error";
-  return new GraphApiError({
-    kind: "graph",
-    action,
-    callId,
-    httpStatus,
-    code,
-    subcode,
-    type: readString(error.type),
-    fbtraceId: readString(error.fbtrace_id) ?? traceHeader,
-    isTransientFlag: error.is_transient === true,
-    message: `graph ${action} failed: ${message} (code ${code ?? "?"}${subcode === undefined ? "" : `/${subcode}`})`,
-  });
-}
-
-function parseJson(text: string): unknown {
-  if (text.length === 0) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function sdpLength(body: JsonRecord | undefined): number | undefined {
-  const session = body?.session;
-  return isRecord(session) && typeof session.sdp === "string" ? session.sdp.length : undefined;
-}
-
-function describeCause(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-  return `${err.message}${cause}`;
-}
-
-function requireNonEmpty(name: string, value: string): void {
-  if (typeof value !== "string" || value.length === 0) throw new RangeError(`${name} must be a non-empty string`);
 }
 
 function requireVersion(name: string, value: number): void {

@@ -1,7 +1,8 @@
 /** Everything the Graph client does; also the keys of its stats. */
-export type GraphAction = "accept" | "connect" | "media_update" | "reject" | "terminate" | "call_permissions" | "permission_request" | "call_metrics";
+export type GraphAction = "pre_accept" | "accept" | "connect" | "media_update" | "reject" | "terminate" | "call_permissions" | "permission_request" | "call_metrics";
 
 export const GRAPH_ACTIONS: readonly GraphAction[] = [
+  "pre_accept",
   "accept",
   "connect",
   "media_update",
@@ -37,6 +38,24 @@ const MESSENGER_CALLING_CLASSES: ReadonlyMap<number, GraphErrorClass> = new Map(
   [2534040, "rate-limit"], // Messenger rate limit subcode
 ]);
 
+/** WhatsApp calling errors (§2.5): 138xxx and 131xxx codes, never shared with Messenger's. */
+const WHATSAPP_CALLING_CLASSES: ReadonlyMap<number, GraphErrorClass> = new Map([
+  [138000, "permission"], // calling not enabled on the number
+  [138001, "other"], // receiver uncallable
+  [138002, "rate-limit"], // 1000 concurrent calls on the number
+  [138003, "call-gone"], // a call with this user is already ongoing
+  [138004, "transient"], // connection error
+  [138005, "rate-limit"], // call rate limit
+  [138006, "permission"], // no approved call permission
+  [138007, "call-gone"], // connect timeout: the call is over
+  [138009, "rate-limit"], // permission-request limit
+  [138012, "rate-limit"], // business-initiated daily limit
+  [138013, "permission"], // business-initiated calling not available
+  [138014, "permission"], // calling temporarily disabled
+  [131030, "permission"], // recipient not in the allowed list (test numbers)
+  [131055, "permission"], // Graph calling refused: the number is set to SIP
+]);
+
 const RATE_LIMIT_CODES = new Set([4, 17, 32, 613]);
 const TRANSIENT_CODES = new Set([1, 2, 341, 368]);
 const AUTH_CODES = new Set([190, 102]);
@@ -49,7 +68,7 @@ export function classifyGraphError(
 ): GraphErrorClass {
   // The subcode is the more specific of the two, so it wins when both are known.
   for (const n of [subcode, code]) {
-    const known = n === undefined ? undefined : MESSENGER_CALLING_CLASSES.get(n);
+    const known = n === undefined ? undefined : (MESSENGER_CALLING_CLASSES.get(n) ?? WHATSAPP_CALLING_CLASSES.get(n));
     if (known !== undefined) return known;
   }
   if (code !== undefined) {

@@ -145,10 +145,14 @@ function readIdOf(kind: IdKind, label: string, value: unknown, limits: WebhookPa
   return id;
 }
 
-const ID_SHAPES: Record<IdKind, string> = {
+export const ID_SHAPES: Record<IdKind, string> = {
   callId: "a Messenger call id (c_…)",
   psid: "a page-scoped id (digits)",
   pageId: "a Page id (digits)",
+  waCallId: "a WhatsApp call id (wacid.…)",
+  waBusinessId: "a WhatsApp business id (digits)",
+  waPhone: "a phone number (digits)",
+  waUserId: "a business-scoped user id",
 };
 
 function parseEntry(entry: unknown, index: string, out: ParsedWebhook, limits: WebhookParseLimits): void {

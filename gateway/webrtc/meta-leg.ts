@@ -274,6 +274,29 @@ export class MetaLeg extends EventEmitter<MetaLegEvents> {
     return local;
   }
 
+  /**
+   * Answers the offer that opens a call (WhatsApp: Meta's offer in the connect webhook). The answer
+   * is complete (every candidate gathered, sha-256 only) and says `setup:active`: an ice-lite Meta
+   * expects us to be the controlling ICE agent and the DTLS client. Meta's mid (`audio`) is echoed.
+   */
+  async answerInitialOffer(sdp: string): Promise<string> {
+    this.expectState("answerInitialOffer", ["new"]);
+    const problem = validateRemoteSdp(sdp, "offer");
+    if (problem) throw new SdpError(this.callId, `Meta's offer ${problem}`);
+    try {
+      await this.pc.setRemoteDescription({ type: "offer", sdp: sdpForWerift(sdp) });
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+    } catch (err) {
+      throw new SdpError(this.callId, `Meta's offer was refused: ${(err as Error).message}`, { cause: err });
+    }
+    this.readTransportCcId();
+    const answer = sdpForMeta(this.pc.localDescription!.sdp);
+    this.setState("answered");
+    const s = summarizeSdp(answer);
+    this.log.debug({ candidates: s.candidates, media: s.media.map((m) => `${m.mid}:${m.kind}:${m.direction}`) }, "meta leg: answered Meta's opening offer");
+    return answer;
+  }
+
   /** Resolves once DTLS is up; rejects when the leg fails or closes first, or after timeoutMs. */
   waitConnected(timeoutMs: number): Promise<void> {
     if (this._state === "connected") return Promise.resolve();

@@ -39,6 +39,22 @@ describe("parseCallPermission", () => {
   it("returns undefined for unrecognisable bodies", () => {
     expect(parseCallPermission(null)).toBeUndefined();
     expect(parseCallPermission({ data: [] })).toBeUndefined();
-    expect(parseCallPermission({ permission: { status: "temporary" } })).toBeUndefined();
+    expect(parseCallPermission({ permission: { status: "sometimes" } })).toBeUndefined();
+  });
+
+  it("reads WhatsApp's statuses: temporary and permanent grant, no_permission and the OpenAPI's pending/denied/expired do not", () => {
+    const wa = (status: string) =>
+      parseCallPermission({
+        permission: { status, expiration_time: 1767225600 },
+        actions: [
+          { action_name: "send_call_permission_request", can_perform_action: true, limits: [{ time_period: "PT24H", max_allowed: 1, current_usage: 0 }] },
+          { action_name: "start_call", can_perform_action: status !== "no_permission" },
+        ],
+      });
+    expect(wa("temporary")).toEqual({ status: "has_permission", canStartCall: true, canRequestPermission: true, expiresAt: 1767225600 });
+    expect(wa("permanent")?.status).toBe("has_permission");
+    expect(wa("GRANTED")?.status).toBe("has_permission");
+    expect(wa("no_permission")).toEqual({ status: "no_permission", canStartCall: false, canRequestPermission: true, expiresAt: 1767225600 });
+    for (const s of ["pending", "denied", "expired"]) expect(wa(s)?.status).toBe("no_permission");
   });
 });

@@ -438,7 +438,7 @@ describe("GraphClient logging and stats", () => {
     await c.reject("c_2");
     await c.terminate("c_3");
     const s = c.stats();
-    expect(s.requests).toEqual({ accept: 0, connect: 0, media_update: 0, reject: 1, terminate: 2, call_permissions: 0, permission_request: 0, call_metrics: 0 });
+    expect(s.requests).toEqual({ pre_accept: 0, accept: 0, connect: 0, media_update: 0, reject: 1, terminate: 2, call_permissions: 0, permission_request: 0, call_metrics: 0 });
     expect(s.errors.terminate).toBe(0);
     expect(s.latencyMs.terminate.count).toBe(2);
     expect(s.latencyMs.terminate.sum).toBeGreaterThan(0);
