@@ -407,7 +407,11 @@ export class WhatsAppSimulator {
     const ref = record.number;
     const contacts = this.options.outboundContacts ? [contactOf(record.user)] : undefined;
     const connect = businessConnectEvent({ callId: record.id, number: ref, user: record.user, answer, bizOpaque: record.bizOpaque, at: Date.now() });
-    record.connectWebhookStatus = await this.queue.deliver({ number: ref, field: "calls", contacts, calls: [connect], errors: undefined });
+    const delivered = this.queue.deliver({ number: ref, field: "calls", contacts, calls: [connect], errors: undefined }).then((status) => {
+      record.connectWebhookStatus = status;
+    });
+    // Sent one after the other, or queued together when webhooks are held or batched.
+    if (!this.queue.deferring) await delivered;
     if (record.hasEnded) return;
     await this.sendStatus(record, "RINGING");
     const pickup = this.options.outboundPickup ?? { afterMs: DEFAULTS.pickupAfterMs };

@@ -59,6 +59,11 @@ export class WhatsAppWebhookQueue {
     this.held = true;
   }
 
+  /** True when updates wait (held, or a batching window): callers must not wait for one before queueing the next. */
+  get deferring(): boolean {
+    return this.held || this.options.batchWindowMs > 0;
+  }
+
   get heldCount(): number {
     return this.pending.length;
   }
