@@ -6,6 +6,8 @@
  * ways. `npm run demo -- --echo` uses the gateway's echo target instead of a phone.
  * `npm run demo -- --video <vp8|vp9|h264|h265|av1>` also turns the consumer's camera on in that codec
  * with a video phone (scripts/demo-video.ts); it exits 0 only if video went both ways too.
+ * `npm run demo -- --whatsapp` places a WhatsApp Business call instead (Meta offers in the connect
+ * webhook; the gateway answers, pre-accepts and accepts).
  * `npm run demo -- --sip drachtio` carries the call's SIP through a drachtio-server (the build in
  * ../shared/tools/drachtio-server/, DRACHTIO_BIN, or the running one DRACHTIO_HOST names) on the
  * gateway's drachtio backend instead of its embedded SIP stack.
@@ -22,6 +24,9 @@ import { DrachtioProcess, findDrachtio, freeTcpUdpPort } from "./peers/drachtio.
 const SECRET = "demo-app-secret";
 const PAGE_ID = "100000000000001";
 const PAGE_TOKEN = "demo-page-token";
+const WA_NUMBER_ID = "100000000000002";
+const WA_WABA_ID = "100000000000003";
+const WA_TOKEN = "demo-whatsapp-token";
 const CONSUMER_HZ = 440;
 const PHONE_HZ = 1000;
 const PHONE_PORT = 25060;
@@ -62,9 +67,11 @@ async function sipBackend(kind: "embedded" | "drachtio"): Promise<{ env: Record<
 
 async function main(): Promise<number> {
   const echo = process.argv.includes("--echo");
+  const whatsApp = process.argv.includes("--whatsapp");
   const sipKind = sipBackendOption(process.argv);
   const videoCodec = videoCodecOption(process.argv);
   if (videoCodec && echo) throw new UsageError("--video needs the phone: it cannot be combined with --echo");
+  if (videoCodec && whatsApp) throw new UsageError("--video is a Messenger call: WhatsApp calling carries audio only");
   const video = videoCodec ? await VideoDemo.prepare(videoCodec) : undefined;
   const phone = echo
     ? undefined
@@ -73,7 +80,12 @@ async function main(): Promise<number> {
     await phone?.stop();
     throw err;
   });
-  const sim = await MetaSimulator.start({ appSecret: SECRET, pageId: PAGE_ID, pageAccessToken: PAGE_TOKEN });
+  const sim = await MetaSimulator.start({
+    appSecret: SECRET,
+    pageId: PAGE_ID,
+    pageAccessToken: PAGE_TOKEN,
+    ...(whatsApp ? { whatsapp: { numbers: [{ wabaId: WA_WABA_ID, phoneNumberId: WA_NUMBER_ID, displayPhoneNumber: "15550100200", accessToken: WA_TOKEN }] } } : {}),
+  });
   const config = loadConfig({
     META_APP_SECRET: SECRET,
     META_VERIFY_TOKEN: "demo-verify-token",
@@ -85,6 +97,7 @@ async function main(): Promise<number> {
     PUBLIC_IP: "127.0.0.1",
     MEDIA_BIND_IP: "127.0.0.1",
     ...sip.env,
+    ...(whatsApp ? { WHATSAPP_PHONE_NUMBERS: WA_NUMBER_ID, WHATSAPP_ACCESS_TOKEN: WA_TOKEN, WHATSAPP_WABA_ID: WA_WABA_ID } : {}),
     SIP_TARGET: phone ? phone.uri : "echo",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
     // The demo prints its own summary; call-event lines would interleave with it.
@@ -102,21 +115,35 @@ async function main(): Promise<number> {
   try {
     if (!gateway.sip.ready) throw new Error(`the gateway's SIP side is not ready (${sip.describe})`);
     const t0 = Date.now();
-    const call = await sim.placeCall({ toneHz: CONSUMER_HZ });
-    out(`\nconsumer ${call.psid} calls Page ${PAGE_ID} (call ${call.id}) and speaks ${CONSUMER_HZ} Hz`);
+    const call = whatsApp
+      ? await sim.placeWhatsAppCall({ toneHz: CONSUMER_HZ, fromPhone: "447700900123", name: "Demo Consumer" })
+      : await sim.placeCall({ toneHz: CONSUMER_HZ });
+    out(
+      "psid" in call
+        ? `\nconsumer ${call.psid} calls Page ${PAGE_ID} (call ${call.id}) and speaks ${CONSUMER_HZ} Hz`
+        : `\nWhatsApp user +${call.user.waId} calls number ${WA_NUMBER_ID} (call ${call.id}) and speaks ${CONSUMER_HZ} Hz`,
+    );
     await call.waitForState("accepted", 15_000);
-    out(`${phone ? "phone answered, " : ""}accept sent with our offer: ${Date.now() - t0} ms after the connect webhook`);
+    if ("psid" in call) out(`${phone ? "phone answered, " : ""}accept sent with our offer: ${Date.now() - t0} ms after the connect webhook`);
+    else {
+      const at = (action: string): string => {
+        const a = call.actionLog.find((r) => r.action === action);
+        return a ? `${a.at - call.startedAt} ms` : "never";
+      };
+      out(`pre_accept with our answer ${at("pre_accept")} after the connect webhook, ${phone ? "phone answered, " : ""}accept ${at("accept")}`);
+    }
     await call.waitForState("media", 10_000);
     out(`first audio at the consumer: ${Date.now() - t0} ms`);
     const talkUntil = Date.now() + TALK_MS;
-    if (video && phone) await video.start(call, phone, CONTROL_PORT);
+    if (video && phone && "psid" in call) await video.start(call, phone, CONTROL_PORT);
     await new Promise((r) => setTimeout(r, Math.max(0, talkUntil - Date.now())));
 
     const gwCall = gateway.registry.get(call.id);
-    const consumer = call.consumer.stats;
+    const consumer = { packetsReceived: call.consumer.stats.packetsReceived, packetsSent: "packetsSent" in call.consumer.stats ? call.consumer.stats.packetsSent : undefined };
     const heard = call.consumer.detectTone(1);
     const sipStats = phone && gwCall ? gwCall.pbxMediaStats() : undefined;
-    out(`\nMeta → gateway   ${consumer.packetsSent} Opus packets sent by the consumer`);
+    if (consumer.packetsSent !== undefined) out(`\nMeta → gateway   ${consumer.packetsSent} Opus packets sent by the consumer`);
+    else out("");
     if (sipStats?.rtp && sipStats.latencyToPbx && sipStats.latencyToMeta) {
       const r = sipStats.rtp;
       out(`gateway → phone  ${r.packetsSent} ${sipStats.codec} packets (20 ms), latency in gateway p50 ${sipStats.latencyToPbx.p50.toFixed(2)} ms, p99 ${sipStats.latencyToPbx.p99.toFixed(2)} ms`);
