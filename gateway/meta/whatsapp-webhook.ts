@@ -257,7 +257,6 @@ function readOpaque(value: unknown): string | undefined {
 function cleanName(value: unknown): string | undefined {
   const s = readString(value);
   if (s === undefined) return undefined;
-  // eslint-disable-next-line no-control-regex
   const clean = s.replace(/[\u0000-\u001f\u007f"\\]/g, "").trim().slice(0, MAX_NAME_LENGTH);
   return clean.length > 0 ? clean : undefined;
 }
