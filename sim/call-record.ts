@@ -1,3 +1,4 @@
+import { CallLifecycle } from "./call-lifecycle.js";
 import type { CallMetricsReport } from "./call-metrics.js";
 import type { CallEnd, CallPhase } from "./call-rules.js";
 import type { ConsumerPeer } from "./consumer-peer.js";
@@ -22,7 +23,7 @@ export interface MediaUpdateRecord {
 }
 
 /** The simulator's own bookkeeping for one call; SimCall is the read-only face tests see. */
-export class CallRecord {
+export class CallRecord extends CallLifecycle {
   private currentPhase: CallPhase = "ringing";
   private ending: CallEnd | undefined;
   /** When the business connected (accept) or the consumer picked up an outbound call. */
@@ -39,8 +40,6 @@ export class CallRecord {
   readonly businessTracks = new Map<string, TrackSpec>();
   /** The business's call_metrics report, once one was accepted. */
   metricsReport: CallMetricsReport | undefined;
-  private readonly listeners = new Set<() => void>();
-  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     readonly id: string,
@@ -48,7 +47,9 @@ export class CallRecord {
     readonly direction: CallDirection,
     readonly consumer: ConsumerPeer,
     readonly startedAt: number,
-  ) {}
+  ) {
+    super();
+  }
 
   get phase(): CallPhase {
     return this.currentPhase;
@@ -80,28 +81,8 @@ export class CallRecord {
     if (this.currentPhase === "ended") return false;
     this.currentPhase = "ended";
     this.ending = end;
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
+    this.clearTimers();
     this.notify();
     return true;
-  }
-
-  /** A timer that dies with the call. */
-  after(ms: number, work: () => void): void {
-    if (this.currentPhase === "ended") return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      work();
-    }, ms);
-    this.timers.add(timer);
-  }
-
-  subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private notify(): void {
-    for (const listener of [...this.listeners]) listener();
   }
 }

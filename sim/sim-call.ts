@@ -5,18 +5,15 @@ import type { VideoSendOptions } from "./consumer-video.js";
 import type { ConsumerPeer } from "./consumer-peer.js";
 import { SimConsumer } from "./consumer.js";
 import type { TrackSpec } from "./graph-request.js";
-import { SimCallEndedError, SimStateError, SimTimeoutError } from "./errors.js";
+import { waitForMilestone, type SimCallMilestone } from "./call-lifecycle.js";
+import { SimStateError } from "./errors.js";
 import type { DeliveryOptions } from "./webhook-sender.js";
 import type { CallDirection, TerminateStatus } from "./webhook-events.js";
 
 /** The call as the outside world sees it. An accept being negotiated still counts as ringing. */
 export type SimCallState = "ringing" | "accepted" | "ended";
 
-/** Points a test can wait for; `media` means the consumer has received audio packets from the business. */
-export type SimCallMilestone = "accepted" | "media" | "ended";
-
-/** Packets the consumer must have received before a call counts as having media. */
-export const MEDIA_MILESTONE_PACKETS = 5;
+export { MEDIA_MILESTONE_PACKETS, type SimCallMilestone } from "./call-lifecycle.js";
 
 /** What the simulator does when the consumer acts; implemented by MetaSimulator. */
 export interface ConsumerActions {
@@ -111,47 +108,19 @@ export class SimCall {
    * Resolves when the call reaches `milestone`. Rejects with SimCallEndedError when the call ends
    * first (unless waiting for "ended"), and with SimTimeoutError after `timeoutMs`.
    */
-  async waitForState(milestone: SimCallMilestone, timeoutMs = 10_000): Promise<void> {
-    if (milestone === "media") {
-      await this.waitForState("accepted", timeoutMs);
-      let unsubscribe: () => void = () => undefined;
-      try {
-        await Promise.race([
-          this.record.consumer.waitForPackets(MEDIA_MILESTONE_PACKETS, timeoutMs),
-          new Promise<never>((_resolve, reject) => {
-            const check = (): void => {
-              if (this.record.phase === "ended") reject(new SimCallEndedError(this.id, milestone));
-            };
-            unsubscribe = this.record.subscribe(check);
-            check();
-          }),
-        ]);
-      } finally {
-        unsubscribe();
-      }
-      return;
-    }
-    const reached = (): boolean =>
-      milestone === "ended" ? this.record.phase === "ended" : this.record.phase === "accepted";
-    if (reached()) return;
-    if (this.record.phase === "ended") throw new SimCallEndedError(this.id, milestone);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        unsubscribe();
-        reject(new SimTimeoutError(`call ${this.id} did not reach "${milestone}" within ${timeoutMs} ms (state ${this.state})`));
-      }, timeoutMs);
-      const unsubscribe = this.record.subscribe(() => {
-        if (reached()) {
-          clearTimeout(timer);
-          unsubscribe();
-          resolve();
-        } else if (this.record.phase === "ended") {
-          clearTimeout(timer);
-          unsubscribe();
-          reject(new SimCallEndedError(this.id, milestone));
-        }
-      });
-    });
+  waitForState(milestone: SimCallMilestone, timeoutMs = 10_000): Promise<void> {
+    const record = this.record;
+    return waitForMilestone(
+      {
+        id: record.id,
+        record,
+        isAccepted: () => record.phase === "accepted",
+        waitForPackets: (count, ms) => record.consumer.waitForPackets(count, ms),
+        describe: () => `state ${this.state}`,
+      },
+      milestone,
+      timeoutMs,
+    );
   }
 
   /** The consumer hangs up: its media stops and Meta sends a terminate webhook. Resolves with the webhook's HTTP status. */

@@ -675,21 +675,18 @@ export class MetaSimulator {
 
   /** Sends one Meta-originated event; never throws (a failed delivery is visible in webhooks.deliveries). */
   private deliver(event: CallEvent, delivery: DeliveryOptions = {}): Promise<number> {
-    if (this.stopped) return Promise.resolve(0);
-    const sending = this.webhooks
-      .sendEvent(event, { retries: this.options.webhookRetries ?? DEFAULTS.webhookRetries, ...this.options.webhookDelivery, ...delivery })
-      .catch(() => 0);
-    this.inFlight.add(sending);
-    void sending.finally(() => this.inFlight.delete(sending));
-    return sending;
+    return this.track((options) => this.webhooks.sendEvent(event, options), delivery);
   }
 
   /** Sends one WhatsApp webhook body with the simulator's delivery defaults; never throws. */
   private sendBody(body: string, delivery: DeliveryOptions): Promise<number> {
+    return this.track((options) => this.webhooks.sendRaw(body, options), delivery);
+  }
+
+  /** One delivery with the simulator's defaults, awaited by stop(); never throws (0 when nothing answered). */
+  private track(send: (options: DeliveryOptions) => Promise<number>, delivery: DeliveryOptions): Promise<number> {
     if (this.stopped) return Promise.resolve(0);
-    const sending = this.webhooks
-      .sendRaw(body, { retries: this.options.webhookRetries ?? DEFAULTS.webhookRetries, ...this.options.webhookDelivery, ...delivery })
-      .catch(() => 0);
+    const sending = send({ retries: this.options.webhookRetries ?? DEFAULTS.webhookRetries, ...this.options.webhookDelivery, ...delivery }).catch(() => 0);
     this.inFlight.add(sending);
     void sending.finally(() => this.inFlight.delete(sending));
     return sending;

@@ -1,4 +1,5 @@
-import type { WhatsAppConsumer } from "./wa-consumer.js";
+import { CallLifecycle } from "./call-lifecycle.js";
+import type { WhatsAppConsumer } from "./wa-consumer-base.js";
 import type { WhatsAppCallAction } from "./wa-request.js";
 import type { WaCallStatus, WaDirection, WaNumberRef, WaTerminateStatus, WaUserIdentity } from "./wa-webhook-events.js";
 
@@ -59,7 +60,7 @@ export interface WaCallSdps {
 }
 
 /** The simulator's bookkeeping for one WhatsApp call; WhatsAppCall is the read-only face tests see. */
-export class WaCallRecord {
+export class WaCallRecord extends CallLifecycle {
   private currentPhase: WaCallPhase = "ringing";
   private ending: WaCallEnd | undefined;
   connectedAt: number | undefined;
@@ -72,8 +73,11 @@ export class WaCallRecord {
   connectWebhookStatus: number | undefined;
   /** The consumer's answer applied (pre_accept or accept): the transport may connect. */
   answerApplied = false;
-  private readonly listeners = new Set<() => void>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /**
+   * User-initiated calls: RTP packets the consumer had from the business when Meta took the accept. The
+   * business should only send once accept's 200 arrives (§2.6), so anything here came too early.
+   */
+  businessPacketsBeforeAccept: number | undefined;
 
   constructor(
     readonly id: string,
@@ -82,7 +86,9 @@ export class WaCallRecord {
     readonly direction: WaDirection,
     readonly consumer: WhatsAppConsumer,
     readonly startedAt: number,
-  ) {}
+  ) {
+    super();
+  }
 
   get phase(): WaCallPhase {
     return this.currentPhase;
@@ -107,32 +113,12 @@ export class WaCallRecord {
     if (this.currentPhase === "ended") return false;
     this.currentPhase = "ended";
     this.ending = end;
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
+    this.clearTimers();
     this.notify();
     return true;
   }
 
   logAction(entry: Omit<WaActionRecord, "at">): void {
     this.actions.push({ ...entry, at: Date.now() });
-  }
-
-  /** A timer that dies with the call. */
-  after(ms: number, work: () => void): void {
-    if (this.currentPhase === "ended") return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      work();
-    }, ms);
-    this.timers.add(timer);
-  }
-
-  subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private notify(): void {
-    for (const listener of [...this.listeners]) listener();
   }
 }

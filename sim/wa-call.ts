@@ -1,7 +1,7 @@
-import { SimCallEndedError, SimTimeoutError } from "./errors.js";
-import { MEDIA_MILESTONE_PACKETS, type SimCallMilestone, type SimCallState } from "./sim-call.js";
+import { waitForMilestone, type SimCallMilestone } from "./call-lifecycle.js";
+import type { SimCallState } from "./sim-call.js";
 import type { WaActionRecord, WaCallEnd, WaCallRecord, WaCallSdps } from "./wa-call-record.js";
-import type { WhatsAppConsumer } from "./wa-consumer.js";
+import type { WhatsAppConsumer } from "./wa-consumer-base.js";
 import type { DeliveryOptions } from "./webhook-sender.js";
 import type { WaCallStatus, WaDirection, WaUserIdentity } from "./wa-webhook-events.js";
 
@@ -73,6 +73,11 @@ export class WhatsAppCall {
     return this.record.bizOpaque;
   }
 
+  /** User-initiated calls: RTP packets from the business before Meta took its accept (0 when it waited, as it should). */
+  get businessPacketsBeforeAccept(): number | undefined {
+    return this.record.businessPacketsBeforeAccept;
+  }
+
   get startedAt(): number {
     return this.record.startedAt;
   }
@@ -90,46 +95,19 @@ export class WhatsAppCall {
    * Resolves when the call reaches `milestone` ("media": accepted and the consumer has received audio
    * packets from the business). Rejects with SimCallEndedError when it ends first, SimTimeoutError on time.
    */
-  async waitForState(milestone: SimCallMilestone, timeoutMs = 10_000): Promise<void> {
-    if (milestone === "media") {
-      await this.waitForState("accepted", timeoutMs);
-      let unsubscribe: () => void = () => undefined;
-      try {
-        await Promise.race([
-          this.record.consumer.waitForPackets(MEDIA_MILESTONE_PACKETS, timeoutMs),
-          new Promise<never>((_resolve, reject) => {
-            const check = (): void => {
-              if (this.record.hasEnded) reject(new SimCallEndedError(this.id, milestone));
-            };
-            unsubscribe = this.record.subscribe(check);
-            check();
-          }),
-        ]);
-      } finally {
-        unsubscribe();
-      }
-      return;
-    }
-    const reached = (): boolean => (milestone === "ended" ? this.record.hasEnded : this.record.phase === "accepted");
-    if (reached()) return;
-    if (this.record.hasEnded) throw new SimCallEndedError(this.id, milestone);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        unsubscribe();
-        reject(new SimTimeoutError(`call ${this.id} did not reach "${milestone}" within ${timeoutMs} ms (phase ${this.record.phase})`));
-      }, timeoutMs);
-      const unsubscribe = this.record.subscribe(() => {
-        if (reached()) {
-          clearTimeout(timer);
-          unsubscribe();
-          resolve();
-        } else if (this.record.hasEnded) {
-          clearTimeout(timer);
-          unsubscribe();
-          reject(new SimCallEndedError(this.id, milestone));
-        }
-      });
-    });
+  waitForState(milestone: SimCallMilestone, timeoutMs = 10_000): Promise<void> {
+    const record = this.record;
+    return waitForMilestone(
+      {
+        id: record.id,
+        record,
+        isAccepted: () => record.phase === "accepted",
+        waitForPackets: (count, ms) => record.consumer.waitForPackets(count, ms),
+        describe: () => `phase ${record.phase}`,
+      },
+      milestone,
+      timeoutMs,
+    );
   }
 
   /** The user hangs up: media stops and Meta sends a terminate webhook (COMPLETED). Resolves with its HTTP status. */

@@ -8,10 +8,10 @@ import {
   type RTCRtpTransceiver,
   type RTCTrackEvent,
 } from "werift";
-import type { ToneDetection } from "../transcode/tone.js";
 import { ConsumerClosedError, ConsumerNegotiationError, SimStateError } from "./errors.js";
 import { loopbackIceConfig } from "./loopback-ice.js";
-import { WaAudioSink, WaAudioSource, type OutgoingRtp, type WaConsumerStats } from "./wa-audio.js";
+import type { OutgoingRtp } from "./wa-audio.js";
+import { BaseWhatsAppConsumer, type WaConsumerOptions } from "./wa-consumer-base.js";
 import {
   audioPayloadTypes,
   shapeWhatsAppSdp,
@@ -19,45 +19,9 @@ import {
   WA_OPUS_FMTP,
   WA_OPUS_PAYLOAD_TYPE,
   WA_TELEPHONE_EVENT_PAYLOAD_TYPE,
-  type SrtpKeyExchange,
 } from "./wa-sdp.js";
 
-export type WaConsumerState = "idle" | "negotiating" | "connected" | "failed" | "closed";
-
-export interface WaConsumerOptions {
-  toneHz?: number;
-  toneAmplitude?: number;
-  /** How much received audio to keep, in seconds. */
-  keepSeconds?: number;
-  /** Loopback STUN URL; the ice-lite consumer never queries it, it only replaces werift's public default. */
-  stunUrl?: string;
-}
-
-/**
- * The WhatsApp user's phone behind Meta's edge, for one call. User-initiated calls: it offers
- * (createOffer) and takes the business's answer (applyAnswer, at pre_accept or accept). Business-initiated
- * calls: it answers the business's offer (answerOffer). Its voice starts with startMedia(), when the
- * call is accepted.
- */
-export interface WhatsAppConsumer {
-  readonly keyExchange: SrtpKeyExchange;
-  readonly state: WaConsumerState;
-  readonly stats: WaConsumerStats & { state: WaConsumerState };
-  createOffer(): Promise<string>;
-  applyAnswer(sdp: string): Promise<void>;
-  answerOffer(sdp: string): Promise<string>;
-  /** The call is connected: the tone starts as soon as the transport can carry it. */
-  startMedia(): void;
-  /** RFC 4733 on telephone-event/8000 (500 ms by default), resolved when the last end packet is sent. */
-  sendDtmf(digit: string, durationMs?: number): Promise<void>;
-  detectTone(seconds?: number): ToneDetection;
-  receivedPcm(seconds?: number): Int16Array;
-  waitForPackets(count: number, timeoutMs: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-const DEFAULT_TONE_HZ = 440;
-const DEFAULT_AMPLITUDE = 0.3;
+export { BaseWhatsAppConsumer, type WaConsumerOptions, type WaConsumerState, type WhatsAppConsumer } from "./wa-consumer-base.js";
 
 function whatsAppCodecs(): RTCRtpCodecParameters[] {
   return [
@@ -72,30 +36,14 @@ function whatsAppCodecs(): RTCRtpCodecParameters[] {
  * `a=setup:actpass` and becomes DTLS server when the business answers active; answering, it says
  * `a=setup:active` so the business is DTLS server (§5.2).
  */
-export class WebRtcWhatsAppConsumer implements WhatsAppConsumer {
+export class WebRtcWhatsAppConsumer extends BaseWhatsAppConsumer {
   readonly keyExchange = "DTLS" as const;
   private readonly pc: RTCPeerConnection;
-  private readonly sink: WaAudioSink;
-  private readonly source: WaAudioSource;
   private transceiver: RTCRtpTransceiver | undefined;
-  private currentState: WaConsumerState = "idle";
-  private mediaWanted = false;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly closedSignal: Promise<never>;
-  private rejectClosed: (error: Error) => void = () => undefined;
 
   constructor(options: WaConsumerOptions = {}) {
-    this.closedSignal = new Promise<never>((_resolve, reject) => {
-      this.rejectClosed = reject;
-    });
-    this.closedSignal.catch(() => undefined);
-    this.sink = new WaAudioSink(options.keepSeconds ?? 60);
-    this.source = new WaAudioSource(
-      options.toneHz ?? DEFAULT_TONE_HZ,
-      options.toneAmplitude ?? DEFAULT_AMPLITUDE,
-      { opus: WA_OPUS_PAYLOAD_TYPE, telephoneEvent: WA_TELEPHONE_EVENT_PAYLOAD_TYPE },
-      (packet) => this.emit(packet),
-    );
+    super(options);
     this.pc = new RTCPeerConnection({
       ...loopbackIceConfig(options.stunUrl ?? "stun:127.0.0.1:3478"),
       iceLite: true,
@@ -114,14 +62,6 @@ export class WebRtcWhatsAppConsumer implements WhatsAppConsumer {
         this.currentState = "failed";
       }
     });
-  }
-
-  get state(): WaConsumerState {
-    return this.currentState;
-  }
-
-  get stats(): WaConsumerStats & { state: WaConsumerState } {
-    return { ...this.sink.stats(this.source.packetsSent), state: this.currentState };
   }
 
   createOffer(): Promise<string> {
@@ -164,34 +104,7 @@ export class WebRtcWhatsAppConsumer implements WhatsAppConsumer {
     });
   }
 
-  startMedia(): void {
-    this.mediaWanted = true;
-    this.startIfReady();
-  }
-
-  sendDtmf(digit: string, durationMs = 500): Promise<void> {
-    this.assertOpen();
-    return this.source.sendDtmf(digit, durationMs);
-  }
-
-  detectTone(seconds = 1): ToneDetection {
-    return this.sink.detectTone(seconds);
-  }
-
-  receivedPcm(seconds?: number): Int16Array {
-    return this.sink.pcm(seconds);
-  }
-
-  waitForPackets(count: number, timeoutMs: number): Promise<void> {
-    return this.sink.waitForPackets(count, timeoutMs, this.closedSignal);
-  }
-
-  async close(): Promise<void> {
-    if (this.currentState === "closed") return;
-    this.currentState = "closed";
-    this.source.stop();
-    this.sink.clearWaiters();
-    this.rejectClosed(new ConsumerClosedError("consumer closed"));
+  protected async release(): Promise<void> {
     try {
       await this.pc.close();
     } catch {
@@ -217,7 +130,7 @@ export class WebRtcWhatsAppConsumer implements WhatsAppConsumer {
     this.sink.setPayloadTypes(types.opus, types.telephoneEvent);
   }
 
-  private startIfReady(): void {
+  protected startIfReady(): void {
     if (!this.mediaWanted || this.currentState !== "connected" || this.source.running) return;
     const codecs = this.transceiver?.codecs ?? [];
     const opus = codecs.find((c) => c.mimeType.toLowerCase() === "audio/opus");
@@ -227,7 +140,7 @@ export class WebRtcWhatsAppConsumer implements WhatsAppConsumer {
     this.source.start();
   }
 
-  private emit(packet: OutgoingRtp): void {
+  protected emit(packet: OutgoingRtp): void {
     const transceiver = this.transceiver;
     if (!transceiver || this.currentState === "closed") return;
     const sender = transceiver.sender;
@@ -252,10 +165,6 @@ export class WebRtcWhatsAppConsumer implements WhatsAppConsumer {
     const sdp = this.pc.localDescription?.sdp;
     if (!sdp) throw new ConsumerNegotiationError("werift produced no local description");
     return sdp;
-  }
-
-  private assertOpen(): void {
-    if (this.currentState === "closed") throw new ConsumerClosedError("consumer closed");
   }
 
   private guard<T>(operation: Promise<T>): Promise<T> {

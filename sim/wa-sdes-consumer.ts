@@ -1,12 +1,11 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, RtpPacket, SrtcpSession, SrtpSession } from "werift";
-import type { ToneDetection } from "../transcode/tone.js";
-import { ConsumerClosedError, ConsumerNegotiationError, SimStateError } from "./errors.js";
+import { ConsumerNegotiationError, SimStateError } from "./errors.js";
 import { LOOPBACK_HOST } from "./loopback-ice.js";
 import { mediaMid, parseSdp } from "./sdp-text.js";
-import { WaAudioSink, WaAudioSource, type OutgoingRtp, type WaConsumerStats } from "./wa-audio.js";
-import type { WaConsumerOptions, WaConsumerState, WhatsAppConsumer } from "./wa-consumer.js";
+import type { OutgoingRtp } from "./wa-audio.js";
+import { BaseWhatsAppConsumer, type WaConsumerOptions } from "./wa-consumer-base.js";
 import {
   audioPayloadTypes,
   liveAudio,
@@ -15,7 +14,6 @@ import {
   WA_AUDIO_MID,
   WA_OPUS_PAYLOAD_TYPE,
   WA_SDES_SUITE,
-  WA_TELEPHONE_EVENT_PAYLOAD_TYPE,
   type SdesCrypto,
 } from "./wa-sdp.js";
 
@@ -28,43 +26,19 @@ const SALT_LENGTH = 14;
  * sends nothing until the business's first SRTP packet has arrived, then sends to that packet's source
  * (Meta "still expects the business side to send the first SRTP packet", §2.1).
  */
-export class SdesWhatsAppConsumer implements WhatsAppConsumer {
+export class SdesWhatsAppConsumer extends BaseWhatsAppConsumer {
   readonly keyExchange = "SDES" as const;
   private socket: Socket | undefined;
-  private readonly sink: WaAudioSink;
-  private readonly source: WaAudioSource;
   private readonly localKeySalt = randomBytes(KEY_LENGTH + SALT_LENGTH);
   private readonly ssrc = randomInt(1, 2 ** 32);
   private srtp: SrtpSession | undefined;
   private srtcp: SrtcpSession | undefined;
   private remote: { address: string; port: number } | undefined;
-  private currentState: WaConsumerState = "idle";
-  private mediaWanted = false;
   private offered = false;
-  private offerTag = 1;
-  private readonly closedSignal: Promise<never>;
-  private rejectClosed: (error: Error) => void = () => undefined;
+  private readonly offerTag = 1;
 
   constructor(options: WaConsumerOptions = {}) {
-    this.closedSignal = new Promise<never>((_resolve, reject) => {
-      this.rejectClosed = reject;
-    });
-    this.closedSignal.catch(() => undefined);
-    this.sink = new WaAudioSink(options.keepSeconds ?? 60);
-    this.source = new WaAudioSource(
-      options.toneHz ?? 440,
-      options.toneAmplitude ?? 0.3,
-      { opus: WA_OPUS_PAYLOAD_TYPE, telephoneEvent: WA_TELEPHONE_EVENT_PAYLOAD_TYPE },
-      (packet) => this.emit(packet),
-    );
-  }
-
-  get state(): WaConsumerState {
-    return this.currentState;
-  }
-
-  get stats(): WaConsumerStats & { state: WaConsumerState } {
-    return { ...this.sink.stats(this.source.packetsSent), state: this.currentState };
+    super(options);
   }
 
   /** Where the business's first packet came from (where the consumer sends), once known. */
@@ -98,34 +72,7 @@ export class SdesWhatsAppConsumer implements WhatsAppConsumer {
     return sdesSdp({ port, crypto: this.localCrypto(remote.tag), ssrc: this.ssrc, mid });
   }
 
-  startMedia(): void {
-    this.mediaWanted = true;
-    this.startIfReady();
-  }
-
-  sendDtmf(digit: string, durationMs = 500): Promise<void> {
-    this.assertOpen();
-    return this.source.sendDtmf(digit, durationMs);
-  }
-
-  detectTone(seconds = 1): ToneDetection {
-    return this.sink.detectTone(seconds);
-  }
-
-  receivedPcm(seconds?: number): Int16Array {
-    return this.sink.pcm(seconds);
-  }
-
-  waitForPackets(count: number, timeoutMs: number): Promise<void> {
-    return this.sink.waitForPackets(count, timeoutMs, this.closedSignal);
-  }
-
-  async close(): Promise<void> {
-    if (this.currentState === "closed") return;
-    this.currentState = "closed";
-    this.source.stop();
-    this.sink.clearWaiters();
-    this.rejectClosed(new ConsumerClosedError("consumer closed"));
+  protected async release(): Promise<void> {
     const socket = this.socket;
     this.socket = undefined;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
@@ -200,11 +147,11 @@ export class SdesWhatsAppConsumer implements WhatsAppConsumer {
     }
   }
 
-  private startIfReady(): void {
+  protected startIfReady(): void {
     if (this.mediaWanted && this.remote && !this.source.running && this.currentState !== "closed") this.source.start();
   }
 
-  private emit(packet: OutgoingRtp): void {
+  protected emit(packet: OutgoingRtp): void {
     const socket = this.socket;
     const remote = this.remote;
     if (!socket || !remote || !this.srtp) return;
@@ -216,9 +163,5 @@ export class SdesWhatsAppConsumer implements WhatsAppConsumer {
       ssrc: this.ssrc,
     });
     socket.send(this.srtp.encrypt(packet.payload, header), remote.port, remote.address);
-  }
-
-  private assertOpen(): void {
-    if (this.currentState === "closed") throw new ConsumerClosedError("consumer closed");
   }
 }

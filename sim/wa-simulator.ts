@@ -465,6 +465,7 @@ export class WhatsAppSimulator {
 
   /** The call is connected: the consumer's voice starts and the no-media timers run. */
   private connected(record: WaCallRecord): void {
+    if (record.direction === "USER_INITIATED") record.businessPacketsBeforeAccept = record.consumer.stats.packetsReceived;
     record.moveTo("accepted");
     const state = this.numbers.get(record.number.phoneNumberId);
     state?.permissions.recordConnectedCall(record.user.userId, Date.now(), record.direction === "BUSINESS_INITIATED");

@@ -76,6 +76,7 @@ describe("WhatsApp user-initiated calls against a raw werift business", () => {
 
       const accept = await post({ call_id: call.id, action: "accept", session: { sdp_type: "answer", sdp: answer }, biz_opaque_callback_data: "corr-42" });
       expect(accept.status).toBe(200);
+      expect(call.businessPacketsBeforeAccept).toBe(0);
       business.speak(1000);
       await call.waitForState("media", 5000);
       await waitUntil(() => business.packetsReceived > 60 && call.consumer.stats.packetsReceived > 60, 5000, "a second of audio each way");
