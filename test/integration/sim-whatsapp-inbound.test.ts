@@ -1,18 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetaSimulator } from "../../sim/index.js";
-import { graphPost, sleep, WaTestBusiness, WaWebhookReceiver, type WaItem } from "../support/whatsapp-business.js";
+import { graphPost, sleep, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
 
 const APP_SECRET = "wa-inbound-secret";
 const TOKEN = "EAAG-wa-inbound-token";
 const NUMBER = { wabaId: "102290129340398", phoneNumberId: "106540352242922", displayPhoneNumber: "15550783881" };
 
-async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 describe("WhatsApp user-initiated calls against a raw werift business", () => {
   let receiver: WaWebhookReceiver;

@@ -1,19 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetaSimulator } from "../../sim/index.js";
-import { graphPost, sleep, SdesTestBusiness, WaTestBusiness, WaWebhookReceiver, type WaItem } from "../support/whatsapp-business.js";
+import { graphPost, SdesTestBusiness, sleep, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
 
 const APP_SECRET = "wa-media-secret";
 const TOKEN = "EAAG-wa-media-token";
 const DTLS_NUMBER = { wabaId: "304400000000001", phoneNumberId: "304400000000101", displayPhoneNumber: "15550202020" };
 const SDES_NUMBER = { wabaId: "304400000000001", phoneNumberId: "304400000000102", displayPhoneNumber: "15550303030", srtpKeyExchange: "SDES" as const };
 
-async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 describe("WhatsApp media: SDES keying, the accept window and the no-media hang-ups (shortened)", () => {
   let receiver: WaWebhookReceiver;

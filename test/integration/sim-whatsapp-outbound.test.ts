@@ -1,18 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetaSimulator, type WhatsAppCall } from "../../sim/index.js";
-import { graphGet, graphPost, sleep, WaTestBusiness, WaWebhookReceiver, type WaItem } from "../support/whatsapp-business.js";
+import { graphGet, graphPost, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
 
 const APP_SECRET = "wa-outbound-secret";
 const TOKEN = "EAAG-wa-outbound-token";
 const NUMBER = { wabaId: "203300000000001", phoneNumberId: "203300000000101", displayPhoneNumber: "15550101010" };
 
-async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 interface GraphError {
   code: number;

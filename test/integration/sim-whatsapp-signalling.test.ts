@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetaSimulator, WhatsAppPermissions } from "../../sim/index.js";
-import { graphGet, graphPost, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
+import { graphGet, graphPost, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
 
 const APP_SECRET = "wa-signalling-secret";
 const TOKEN = "EAAG-page-and-default-token";
@@ -10,13 +10,6 @@ const PAGE_ID = "1234567890";
 const FIRST = { wabaId: "405500000000001", phoneNumberId: "405500000000101", displayPhoneNumber: "15550404040" };
 const SECOND = { wabaId: "405500000000002", phoneNumberId: "405500000000202", displayPhoneNumber: "15550505050", accessToken: OTHER_TOKEN };
 
-async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 interface GraphError {
   message: string;
