@@ -73,6 +73,8 @@ export class WaCallRecord extends CallLifecycle {
   connectWebhookStatus: number | undefined;
   /** The consumer's answer applied (pre_accept or accept): the transport may connect. */
   answerApplied = false;
+  /** The answer being applied (pre_accept or accept): a concurrent action waits for it. */
+  answering: Promise<void> | undefined;
   /**
    * User-initiated calls: RTP packets the consumer had from the business when Meta took the accept. The
    * business should only send once accept's 200 arrives (§2.6), so anything here came too early.

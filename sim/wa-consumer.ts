@@ -30,6 +30,11 @@ function whatsAppCodecs(): RTCRtpCodecParameters[] {
   ];
 }
 
+/** werift stamps packets with the sender's codec; DTMF on a payload type the answer left out needs one of its own. */
+function unnegotiatedTelephoneEvent(payloadType: number): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({ mimeType: "audio/telephone-event", clockRate: 8000, payloadType });
+}
+
 /**
  * DTLS-SRTP mode: an ice-lite werift peer with one audio m-line at mid `audio`, Opus 111 and
  * telephone-event 126/8000, no header extensions (none in WhatsApp's samples). Offering, it says
@@ -136,7 +141,8 @@ export class WebRtcWhatsAppConsumer extends BaseWhatsAppConsumer {
     const opus = codecs.find((c) => c.mimeType.toLowerCase() === "audio/opus");
     const te = codecs.find((c) => c.mimeType.toLowerCase() === "audio/telephone-event" && c.clockRate === 8000);
     if (!opus) return;
-    this.source.setPayloadTypes({ opus: opus.payloadType, telephoneEvent: te?.payloadType });
+    // WhatsApp uses 126/8000 for DTMF even when the business's offer left telephone-event out (§5.4).
+    this.source.setPayloadTypes({ opus: opus.payloadType, telephoneEvent: te?.payloadType ?? WA_TELEPHONE_EVENT_PAYLOAD_TYPE });
     this.source.start();
   }
 
@@ -152,8 +158,7 @@ export class WebRtcWhatsAppConsumer extends BaseWhatsAppConsumer {
     });
     // werift stamps every packet with the sender's codec: swap it for a telephone-event write.
     const negotiated = sender.codec;
-    const codec = transceiver.codecs.find((c) => c.payloadType === packet.payloadType);
-    if (codec) sender.codec = codec;
+    sender.codec = transceiver.codecs.find((c) => c.payloadType === packet.payloadType) ?? unnegotiatedTelephoneEvent(packet.payloadType);
     try {
       sender.sendRtp(new RtpPacket(header, packet.payload)).catch(() => undefined);
     } finally {

@@ -14,6 +14,7 @@ import {
   WA_AUDIO_MID,
   WA_OPUS_PAYLOAD_TYPE,
   WA_SDES_SUITE,
+  WA_TELEPHONE_EVENT_PAYLOAD_TYPE,
   type SdesCrypto,
 } from "./wa-sdp.js";
 
@@ -103,7 +104,7 @@ export class SdesWhatsAppConsumer extends BaseWhatsAppConsumer {
     this.srtcp = new SrtcpSession(config);
     this.source.setPayloadTypes({
       opus: types.opus[0] ?? WA_OPUS_PAYLOAD_TYPE,
-      telephoneEvent: types.telephoneEvent[0],
+      telephoneEvent: types.telephoneEvent[0] ?? WA_TELEPHONE_EVENT_PAYLOAD_TYPE,
     });
     return crypto;
   }

@@ -308,6 +308,7 @@ export class WhatsAppSimulator {
    * ends it with 138007.
    */
   private async preAccept(record: WaCallRecord, session: { sdpType: "offer" | "answer"; sdp: string }): Promise<void> {
+    await record.answering?.catch(() => undefined);
     this.checkUserInitiated(record, "pre_accept");
     if (session.sdpType === "offer") return;
     if (record.sdps.preAcceptAnswer !== undefined) {
@@ -321,6 +322,8 @@ export class WhatsAppSimulator {
   }
 
   private async accept(record: WaCallRecord, session: { sdpType: "offer" | "answer"; sdp: string }, bizOpaque: string | undefined): Promise<void> {
+    // A pre_accept still being applied decides what this accept is compared with.
+    await record.answering?.catch(() => undefined);
     this.checkUserInitiated(record, "accept");
     if (session.sdpType === "offer") return;
     if (record.sdps.preAcceptAnswer !== undefined && session.sdp !== record.sdps.preAcceptAnswer) {
@@ -347,12 +350,17 @@ export class WhatsAppSimulator {
   }
 
   private async applyAnswer(record: WaCallRecord, sdp: string): Promise<void> {
+    const applying = record.consumer.applyAnswer(sdp);
+    record.answering = applying;
     try {
-      await record.consumer.applyAnswer(sdp);
+      await applying;
     } catch (error) {
       if (record.hasEnded || error instanceof ConsumerClosedError) throw waErrors.callNotActive(`Call ${record.id} has already ended`);
       if (error instanceof ConsumerNegotiationError) throw waErrors.invalidSdp(error.message);
+      if (error instanceof SimStateError) throw waErrors.invalidParameter(error.message);
       throw error;
+    } finally {
+      if (record.answering === applying) record.answering = undefined;
     }
     record.answerApplied = true;
   }

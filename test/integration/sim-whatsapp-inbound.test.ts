@@ -142,4 +142,24 @@ describe("WhatsApp user-initiated calls against a raw werift business", () => {
       await business.close();
     }
   });
+
+  it("takes pre_accept and accept sent back to back (as some clients do) and connects", async () => {
+    const call = await sim.placeWhatsAppCall();
+    const business = new WaTestBusiness(sim.stunUrl);
+    try {
+      const answer = await business.answer(((await connectOf(call.id)).item["session"] as { sdp: string }).sdp);
+      const session = { sdp_type: "answer", sdp: answer };
+      const [pre, accept] = await Promise.all([
+        post({ call_id: call.id, action: "pre_accept", session }),
+        post({ call_id: call.id, action: "accept", session }),
+      ]);
+      expect([pre.status, accept.status]).toEqual([200, 200]);
+      expect(call.state).toBe("accepted");
+      business.speak(500);
+      await call.waitForState("media", 5000);
+      await call.hangup();
+    } finally {
+      await business.close();
+    }
+  });
 });

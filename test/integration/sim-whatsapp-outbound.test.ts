@@ -73,6 +73,11 @@ describe("WhatsApp business-initiated calls and permissions against a raw werift
       await waitUntil(() => business.packetsReceived > 60 && call.consumer.stats.packetsReceived > 60, 5000, "audio each way");
       expect(Math.abs(call.consumer.detectTone(1).hz - 1000)).toBeLessThan(30);
       expect(Math.abs(business.heard().hz - 440)).toBeLessThan(30);
+      await call.consumer.sendDtmf("#", 200);
+      business.pressKey(4);
+      await waitUntil(() => business.dtmf.length > 0 && call.consumer.stats.telephoneEvents.length > 0, 3000, "a key each way");
+      expect(business.dtmf[0]).toEqual({ event: 11, payloadType: 126 });
+      expect(call.consumer.stats.telephoneEvents[0]?.event).toBe(4);
 
       expect(await call.hangup()).toBe(200);
       const terminate = await itemOf(call.id, (i) => i.item["event"] === "terminate");
