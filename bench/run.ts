@@ -42,6 +42,7 @@ function log(message: string): void {
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === "--cluster") return (await import("./cluster.js")).runClusterBench(process.argv.slice(3));
   const options = parseCli(process.argv.slice(2));
   const { plan, only, srtpProfile } = options;
   const deadline = new Deadline(plan.budgetMs);

@@ -22,6 +22,14 @@ export class ClusterMetrics {
     ageBuckets: 5,
     registers: [this.registry],
   });
+  private readonly hop = new Summary({
+    name: "gateway_cluster_forward_hop_seconds",
+    help: "One forward to the owning instance, from the POST to its 200: what forwarding adds to a webhook",
+    percentiles: [0.5, 0.99],
+    maxAgeSeconds: 600,
+    ageBuckets: 5,
+    registers: [this.registry],
+  });
   private readonly forwards = new Counter({ name: "gateway_cluster_forwards_total", help: "Webhooks forwarded to another instance, by result", labelNames: ["result"], registers: [this.registry] });
   private readonly orphans = new Counter({ name: "gateway_cluster_orphans_ended_total", help: "Calls of a gone instance ended at Meta, by what found them", labelNames: ["via"], registers: [this.registry] });
   private readonly handoffs = new Counter({ name: "gateway_cluster_handoffs_total", help: "New calls handed to an instance with room", registers: [this.registry] });
@@ -32,8 +40,9 @@ export class ClusterMetrics {
     this.routing.observe({ path }, seconds);
   }
 
-  forwarded(result: ForwardResult): void {
+  forwarded(result: ForwardResult, seconds?: number): void {
     this.forwards.inc({ result });
+    if (result === "ok" && seconds !== undefined) this.hop.observe(seconds);
   }
 
   orphanEnded(via: OrphanVia): void {

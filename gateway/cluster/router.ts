@@ -110,8 +110,9 @@ export class WebhookRouter<D extends Delivery> {
           return this.local(sub, receivedAt);
         case "peer":
           try {
+            const sentAt = performance.now();
             await this.d.send(where.owner, { from: this.d.selfId, onlyIfOwned: false, delivery: sub }, callId);
-            this.d.metrics.forwarded("ok");
+            this.d.metrics.forwarded("ok", (performance.now() - sentAt) / 1000);
             this.d.metrics.routed("forwarded", (performance.now() - receivedAt) / 1000);
             return;
           } catch (err) {
@@ -147,7 +148,9 @@ export class WebhookRouter<D extends Delivery> {
     const peer = this.d.takeRoom();
     if (peer) {
       try {
+        const sentAt = performance.now();
         await this.d.send(peer.id, { from: this.d.selfId, onlyIfOwned: false, delivery: sub }, callId);
+        this.d.metrics.forwarded("ok", (performance.now() - sentAt) / 1000);
         this.d.metrics.handedOff();
         this.d.metrics.routed("forwarded", (performance.now() - receivedAt) / 1000);
         this.d.log.info({ callId, to: peer.id }, "new call handed to an instance with room");
