@@ -52,7 +52,10 @@ export function stopGraceSeconds(config: GatewayConfig): number {
  */
 export class Gateway {
   readonly registry = new CallRegistry();
-  readonly graph: GraphClient;
+  /** The Page's Graph client; undefined on a WhatsApp-only gateway. */
+  readonly graph: GraphClient | undefined;
+  private readonly graphHttp: GraphHttp;
+  private readonly whatsApp: ReadonlyMap<string, WhatsAppNumber>;
   readonly calls: CallManager;
   readonly metrics: GatewayMetrics;
   readonly monitor: CallMonitor;
@@ -101,6 +104,7 @@ export class Gateway {
       transports: config.sip.transports,
       outboundProxy: config.sip.outboundProxy,
       dnsServers: config.sip.dnsServers,
+      keepAliveS: config.sip.keepAliveS,
       registration: config.sip.register,
       tls: config.sip.tls && { cert: config.sip.tls.cert, key: config.sip.tls.key, ca: config.sip.tls.ca, verify: config.sip.tls.verify },
       advertisedHost: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
@@ -116,15 +120,21 @@ export class Gateway {
       logger: log.child({ subsystem: "graph" }),
       onRequest: (action, seconds, ok) => this.metrics.graphRequest(action, seconds, ok),
     });
-    this.graph = new GraphClient({ ...meta, accessToken: meta.pageAccessToken, http: graphHttp });
+    this.graphHttp = graphHttp;
+    this.graph =
+      meta.pageId !== undefined && meta.pageAccessToken !== undefined
+        ? new GraphClient({ graphUrl: meta.graphUrl, graphVersion: meta.graphVersion, pageId: meta.pageId, accessToken: meta.pageAccessToken, http: graphHttp })
+        : undefined;
     const whatsApp = new Map<string, WhatsAppNumber>();
+    this.whatsApp = whatsApp;
     for (const n of config.whatsApp?.numbers ?? []) {
       const client = new WhatsAppGraphClient({ http: graphHttp, phoneNumberId: n.phoneNumberId, accessToken: config.whatsApp!.accessToken });
       whatsApp.set(n.phoneNumberId, { phoneNumberId: n.phoneNumberId, client, sipTarget: n.sipTarget, wabaId: config.whatsApp!.wabaId });
     }
-    this.callMetrics = meta.callMetrics
+    const graph = this.graph;
+    this.callMetrics = meta.callMetrics && graph
       ? new CallMetricsReporter({
-          send: (body) => this.graph.callMetrics(body),
+          send: (body) => graph.callMetrics(body),
           log: log.child({ subsystem: "call-metrics" }),
           onResult: (result) => this.metrics.callMetricsReport(result),
         })
@@ -174,7 +184,7 @@ export class Gateway {
     this.metrics = new GatewayMetrics({
       registry: () => this.registry.stats(),
       manager: () => this.calls.stats(),
-      graph: () => this.graph.stats(),
+      graph: () => this.graphHttp.stats(),
       callsByState: () => this.monitor.countsByState(),
       eventsQueued: () => this.events.stats().delivery?.queued ?? 0,
       transcoders: () => ffmpegTotals(),
@@ -288,13 +298,36 @@ export class Gateway {
       keyOf: (event) => JSON.stringify(event),
       deliverLocal: (delivery) => this.calls.handleWebhook(delivery),
       load: () => ({ draining: this.calls.isDraining, liveCalls: this.registry.size, maxCalls: this.config.calls.maxConcurrent }),
-      terminateAtMeta: (call) => this.graph.terminate(call.callId),
+      terminateAtMeta: (call) => this.terminateAtMeta(call.callId),
     });
     this.registry.onCallAdded((callId, call) => {
       cluster.claim(callId);
       call.whenEnded(() => cluster.release(callId));
     });
     return cluster;
+  }
+
+  /**
+   * Ends a call at Meta knowing only its id (a gone instance's call): Messenger's through the Page,
+   * WhatsApp's through its number (each configured one in turn when there are several: only the
+   * call's own knows it).
+   */
+  private async terminateAtMeta(callId: string): Promise<void> {
+    if (!callId.startsWith("wacid.")) {
+      if (!this.graph) throw new Error("no Messenger Page configured");
+      await this.graph.terminate(callId);
+      return;
+    }
+    let last: unknown = new Error("no WhatsApp number configured");
+    for (const n of this.whatsApp.values()) {
+      try {
+        await n.client.terminate(callId);
+        return;
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last;
   }
 
   /** What a consumer's call rings: the configured target, or `to` (a transfer's new party). */

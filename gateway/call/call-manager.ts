@@ -39,12 +39,14 @@ export interface WhatsAppNumber {
 }
 
 export interface CallManagerOptions {
-  pageId: string;
+  /** The Messenger Page; undefined on a WhatsApp-only gateway (Page events are then dropped). */
+  pageId: string | undefined;
   /** WhatsApp numbers by phone-number id; the first also places agents' calls by default. */
   whatsApp?: ReadonlyMap<string, WhatsAppNumber>;
   registry: CallRegistry;
   deduper: EventDeduper;
-  meta: MetaCallControl & MetaOutboundControl;
+  /** The Page's Graph client; undefined on a WhatsApp-only gateway. */
+  meta: (MetaCallControl & MetaOutboundControl) | undefined;
   createLeg: (callId: string, log: Logger) => MetaLeg;
   /**
    * What a consumer's call rings (`route`: a number's own SIP target), or (`to`) a transfer's new
@@ -306,8 +308,9 @@ export class CallManager {
     const signalling = this.outboundSignalling(decision, invite);
     if (!signalling) {
       this.counters.sipRefused++;
-      log.warn({ dialled: decision.psid }, "agent call refused: no WhatsApp number to call from");
-      invite.reject(404, "No WhatsApp Number Configured");
+      const missing = decision.whatsapp ? "WhatsApp number" : "Messenger Page";
+      log.warn({ dialled: decision.psid }, `agent call refused: no ${missing} to call from`);
+      invite.reject(404, decision.whatsapp ? "No WhatsApp Number Configured" : "No Messenger Page Configured");
       return;
     }
     void this.startOutbound(invite, decision.psid, signalling, log.child({ psid: decision.psid, platform: signalling.platform }));
@@ -366,7 +369,7 @@ export class CallManager {
    * X-WhatsApp-Phone-Number-Id when it is one of ours, else the first configured.
    */
   private outboundSignalling(decision: { psid: string; whatsapp?: { phone?: string; userId?: string } }, invite?: IncomingSipCall): OutboundSignalling | undefined {
-    if (!decision.whatsapp) return new MessengerOutbound(decision.psid, this.o.meta);
+    if (!decision.whatsapp) return this.o.meta && new MessengerOutbound(decision.psid, this.o.meta);
     const numbers = this.o.whatsApp;
     if (!numbers || numbers.size === 0) return undefined;
     const named = invite?.header("X-WhatsApp-Phone-Number-Id")?.trim();
@@ -418,6 +421,9 @@ export class CallManager {
   }
 
   private onConnect(event: ConnectEvent): void {
+    const meta = this.o.meta;
+    // Page events reach here only when a Page is configured (handleEvent drops the others).
+    if (!meta) return;
     const log = this.o.log.child({ callId: event.callId });
     if (event.direction !== "user_initiated") {
       // Meta announces the calls our agents place; the call itself is driven by connect's response.
@@ -437,7 +443,7 @@ export class CallManager {
     if (this.draining || this.atCapacity || !this.admitsNewCalls) {
       this.counters.admissionRejected++;
       log.warn({ draining: this.draining, active: this.o.registry.size, admitting: this.admitsNewCalls }, "call refused: not admitting calls");
-      this.o.meta.reject(event.callId).catch((err: unknown) => log.warn({ err }, "reject failed"));
+      meta.reject(event.callId).catch((err: unknown) => log.warn({ err }, "reject failed"));
       return;
     }
     const callLog = log.child({ psid: event.from, direction: "inbound" });
@@ -447,7 +453,7 @@ export class CallManager {
       leg: this.o.createLeg(event.callId, callLog),
       target: this.o.createTarget(event.callId),
       transfers: this.transfersFor(event.callId, this.o.targetHost ? [this.o.targetHost] : []),
-      signalling: new MessengerInbound(event.callId, this.o.meta, callLog),
+      signalling: new MessengerInbound(event.callId, meta, callLog),
       log: callLog,
       acceptTimeoutMs: this.o.acceptTimeoutMs,
       connectTimeoutMs: this.o.connectTimeoutMs,
@@ -476,9 +482,9 @@ export class CallManager {
       log.warn({ timestamp: event.timestamp }, "stale connect dropped: the ring window has passed");
       return;
     }
-    if (this.draining || this.atCapacity) {
+    if (this.draining || this.atCapacity || !this.admitsNewCalls) {
       this.counters.admissionRejected++;
-      log.warn({ draining: this.draining, active: this.o.registry.size }, "call refused: not admitting calls");
+      log.warn({ draining: this.draining, active: this.o.registry.size, admitting: this.admitsNewCalls }, "call refused: not admitting calls");
       number.client.reject(event.callId).catch((err: unknown) => log.warn({ err }, "reject failed"));
       return;
     }
@@ -498,7 +504,7 @@ export class CallManager {
     });
     this.o.registry.add(call);
     call.whenEnded(() => this.countAtEnd(call));
-    this.o.onCallCreated?.(call, { psid: consumerId, states: (l) => call.on("state", l) });
+    this.o.onCallCreated?.(call, { psid: consumerId, businessId: number.phoneNumberId, states: (l) => call.on("state", l) });
     callLog.info("consumer call received");
     void call.start();
   }

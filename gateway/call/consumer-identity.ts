@@ -13,12 +13,12 @@ export interface SipIdentity {
  * X-Meta-Platform, X-Meta-Call-Id, X-WhatsApp-Phone, X-WhatsApp-User-Id and
  * X-WhatsApp-Phone-Number-Id (the business number called).
  */
-export function sipIdentity(info: RingInfo, pageId: string): SipIdentity {
+export function sipIdentity(info: RingInfo, pageId: string | undefined): SipIdentity {
   const wa = info.whatsapp;
   if (!wa) {
     return {
       from: { user: info.psid, displayName: "Messenger" },
-      headers: { "X-Meta-PSID": info.psid, "X-Meta-Call-Id": info.callId, "X-Meta-Page-Id": pageId },
+      headers: { "X-Meta-PSID": info.psid, "X-Meta-Call-Id": info.callId, "X-Meta-Page-Id": pageId ?? "" },
     };
   }
   const headers: Record<string, string> = {

@@ -29,7 +29,8 @@ export interface SipTargetOptions {
   mediaTimeoutMs: number;
   /** Report a 183 with SDP as early media (the consumer is then accepted on it: ACCEPT_ON=early-media). */
   earlyMedia: boolean;
-  pageId: string;
+  /** The Messenger Page, for X-Meta-Page-Id; undefined on a WhatsApp-only gateway. */
+  pageId: string | undefined;
   log: Logger;
 }
 

@@ -13,8 +13,9 @@ export interface GatewayConfig {
   meta: {
     appSecret: string;
     verifyToken: string;
-    pageId: string;
-    pageAccessToken: string;
+    /** The Page whose Messenger calls this gateway handles; undefined = WhatsApp only. */
+    pageId: string | undefined;
+    pageAccessToken: string | undefined;
     graphUrl: string;
     graphVersion: string;
     graphTimeoutMs: number;
@@ -277,8 +278,10 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
   if (!/^v\d+\.\d+$/.test(graphVersion)) {
     throw new ConfigError("META_GRAPH_VERSION", `must look like v26.0, got "${graphVersion}"`);
   }
-  const pageId = str("META_PAGE_ID");
-  if (!/^\d+$/.test(pageId)) throw new ConfigError("META_PAGE_ID", "must be the numeric Page id");
+  const whatsApp = parseWhatsApp(optional("WHATSAPP_PHONE_NUMBERS"), optional("WHATSAPP_ACCESS_TOKEN"), optional("WHATSAPP_WABA_ID"));
+  // A WhatsApp-only gateway needs no Page; without WhatsApp numbers the Page is what it serves.
+  const pageId = whatsApp ? optional("META_PAGE_ID") : str("META_PAGE_ID");
+  if (pageId !== undefined && !/^\d+$/.test(pageId)) throw new ConfigError("META_PAGE_ID", "must be the numeric Page id");
 
   const rtpPortMin = int("RTP_PORT_MIN", 40000, 1024, 65534);
   const rtpPortMax = int("RTP_PORT_MAX", 49999, 1025, 65535);
@@ -296,13 +299,13 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       appSecret: str("META_APP_SECRET"),
       verifyToken: str("META_VERIFY_TOKEN"),
       pageId,
-      pageAccessToken: str("META_PAGE_ACCESS_TOKEN"),
+      pageAccessToken: pageId === undefined ? optional("META_PAGE_ACCESS_TOKEN") : str("META_PAGE_ACCESS_TOKEN"),
       graphUrl,
       graphVersion,
       graphTimeoutMs: int("META_GRAPH_TIMEOUT_MS", 10_000, 100, 120_000),
       callMetrics: oneOf("CALL_METRICS", str("CALL_METRICS", "on"), ["on", "off"] as const) === "on",
     },
-    whatsApp: parseWhatsApp(optional("WHATSAPP_PHONE_NUMBERS"), optional("WHATSAPP_ACCESS_TOKEN"), optional("WHATSAPP_WABA_ID")),
+    whatsApp,
     events: parseEvents(optional("EVENTS_URL"), optional("EVENTS_SECRET"), optional("EVENTS_LOG")),
     http: {
       host: str("HTTP_HOST", "0.0.0.0"),
@@ -630,7 +633,12 @@ function parseWhatsApp(numbers: string | undefined, token: string | undefined, w
     seen.add(id);
     let sipTarget: string | undefined;
     if (target !== undefined && target !== "") {
-      const parsed = parseSipTarget(target);
+      let parsed: SipTarget;
+      try {
+        parsed = parseSipTarget(target);
+      } catch {
+        throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `${id}: "${target.slice(0, 80)}" is not a SIP URI`);
+      }
       if (parsed.kind !== "uri") throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `${id}: the target must be a SIP URI`);
       sipTarget = parsed.uri;
     }
@@ -642,7 +650,7 @@ function parseWhatsApp(numbers: string | undefined, token: string | undefined, w
 export function redactConfig(config: GatewayConfig): unknown {
   return {
     ...config,
-    meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: "***" },
+    meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: config.meta.pageAccessToken === undefined ? undefined : "***" },
     whatsApp: config.whatsApp && { ...config.whatsApp, accessToken: "***" },
     events: { ...config.events, secret: config.events.secret === undefined ? undefined : "***" },
     cluster: redactClusterConfig(config.cluster),

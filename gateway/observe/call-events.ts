@@ -6,12 +6,13 @@ export type CallEventType = "call.ringing" | "call.answered" | "call.ended";
 
 /** Both legs' identities: what an integrator joins its own records on. */
 export interface CallParties {
-  /** Meta's call id (`c_…`); null for an agent's call that never reached Meta. */
+  /** Meta's call id (`c_…`, or `wacid.…` on WhatsApp); null for an agent's call that never reached Meta. */
   metaCallId: string | null;
   /** The SIP Call-ID of the PBX leg; null until there is one (or for the echo target). */
   sipCallId: string | null;
   psid: string;
   direction: "inbound" | "outbound";
+  /** The Page (Messenger) or the phone-number id (WhatsApp) the call belongs to. */
   pageId: string;
   /** The SIP side: the URI consumer calls ring, or the agent who placed the call; "echo" for the echo target. */
   sipPeer: string | null;

@@ -7,6 +7,8 @@ import { newEventId, summarizeQuality, type CallEvent, type CallParties } from "
 /** What the call manager tells the monitor about a call it has just created. */
 export interface CallBirth {
   psid: string;
+  /** The WhatsApp number the call belongs to; the Page for a Messenger call. */
+  businessId?: string;
   /** The agent's INVITE, for a call an agent placed. */
   sipCallId?: string;
   sipPeer?: string;
@@ -18,7 +20,8 @@ export interface CallBirth {
 export type SetupPhase = "webhook_to_invite" | "answer_to_accept" | "accept_to_media" | "invite_to_connect" | "pickup_to_media";
 
 export interface CallMonitorOptions {
-  pageId: string;
+  /** The Messenger Page; undefined on a WhatsApp-only gateway. */
+  pageId: string | undefined;
   /** What consumer calls ring: the SIP URI, or "echo". */
   sipTarget: string;
   /** Every call event, in the order it happened; `callKey` is the same for all events of one call. */
@@ -46,6 +49,7 @@ interface Watched {
   leg: MetaLeg;
   direction: "inbound" | "outbound";
   psid: string;
+  businessId: string;
   sipCallId: string | undefined;
   sipPeer: string;
   startedAt: number;
@@ -108,6 +112,7 @@ export class CallMonitor {
       leg: claimed.leg,
       direction: call.direction,
       psid: birth.psid,
+      businessId: birth.businessId ?? this.o.pageId ?? "",
       sipCallId: birth.sipCallId,
       sipPeer: birth.sipPeer ?? this.o.sipTarget,
       startedAt: Date.now(),
@@ -220,11 +225,11 @@ export class CallMonitor {
   private parties(w: Watched): CallParties {
     const id = w.call.callId;
     return {
-      metaCallId: id.startsWith("c_") ? id : null,
+      metaCallId: id.startsWith("c_") || id.startsWith("wacid.") ? id : null,
       sipCallId: w.sipCallId ?? null,
       psid: w.psid,
       direction: w.direction,
-      pageId: this.o.pageId,
+      pageId: w.businessId,
       sipPeer: w.sipPeer,
     };
   }

@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, redactConfig } from "../../gateway/config/config.js";
+
+const secrets = { META_APP_SECRET: "s3cret", META_VERIFY_TOKEN: "verify-me" };
+const page = { META_PAGE_ID: "1234567890", META_PAGE_ACCESS_TOKEN: "EAAtoken" };
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("WhatsApp settings", () => {
+  it("are off unless numbers are given; a Page alone is a Messenger gateway", () => {
+    expect(loadConfig({ ...secrets, ...page }).whatsApp).toBeUndefined();
+  });
+
+  it("map each number to its own SIP target or SIP_TARGET, and never log the token", () => {
+    const c = loadConfig({
+      ...secrets,
+      ...page,
+      WHATSAPP_PHONE_NUMBERS: "1098765 = sip:sales@pbx.example.com, 2098765",
+      WHATSAPP_ACCESS_TOKEN: "EAAwa",
+      WHATSAPP_WABA_ID: "5566",
+    });
+    expect(c.whatsApp).toEqual({
+      accessToken: "EAAwa",
+      wabaId: "5566",
+      numbers: [
+        { phoneNumberId: "1098765", sipTarget: "sip:sales@pbx.example.com" },
+        { phoneNumberId: "2098765", sipTarget: undefined },
+      ],
+    });
+    expect(JSON.stringify(redactConfig(c))).not.toContain("EAAwa");
+  });
+
+  it("make the Page optional: a WhatsApp-only gateway needs no META_PAGE_ID", () => {
+    const c = loadConfig({ ...secrets, WHATSAPP_PHONE_NUMBERS: "1098765", WHATSAPP_ACCESS_TOKEN: "EAAwa" });
+    expect(c.meta.pageId).toBeUndefined();
+    expect(c.meta.pageAccessToken).toBeUndefined();
+    expect(configError(() => loadConfig(secrets)).setting).toBe("META_PAGE_ID");
+  });
+
+  it.each([
+    [{ WHATSAPP_PHONE_NUMBERS: "1098765" }, "WHATSAPP_ACCESS_TOKEN", /required/],
+    [{ WHATSAPP_ACCESS_TOKEN: "EAAwa" }, "WHATSAPP_PHONE_NUMBERS", /required/],
+    [{ WHATSAPP_PHONE_NUMBERS: "+15550001111", WHATSAPP_ACCESS_TOKEN: "t" }, "WHATSAPP_PHONE_NUMBERS", /numeric phone-number id/],
+    [{ WHATSAPP_PHONE_NUMBERS: "1,1", WHATSAPP_ACCESS_TOKEN: "t" }, "WHATSAPP_PHONE_NUMBERS", /twice/],
+    [{ WHATSAPP_PHONE_NUMBERS: "1=echo", WHATSAPP_ACCESS_TOKEN: "t" }, "WHATSAPP_PHONE_NUMBERS", /SIP URI/],
+    [{ WHATSAPP_PHONE_NUMBERS: "1=pbx.example.com", WHATSAPP_ACCESS_TOKEN: "t" }, "WHATSAPP_PHONE_NUMBERS", /not a SIP URI/],
+    [{ WHATSAPP_PHONE_NUMBERS: "1", WHATSAPP_ACCESS_TOKEN: "t", WHATSAPP_WABA_ID: "waba" }, "WHATSAPP_WABA_ID", /numeric/],
+  ])("refuse %o naming %s", (settings, setting, pattern) => {
+    const err = configError(() => loadConfig({ ...secrets, ...page, ...settings }));
+    expect(err.setting).toBe(setting);
+    expect(err.message).toMatch(pattern);
+  });
+});
