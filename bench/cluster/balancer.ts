@@ -42,6 +42,11 @@ export class RandomBalancer {
     return `http://127.0.0.1:${this.port}/webhooks/meta`;
   }
 
+  /** The webhook URL it serves (after listen). */
+  async url(): Promise<string> {
+    return `http://127.0.0.1:${this.port}/webhooks/meta`;
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));

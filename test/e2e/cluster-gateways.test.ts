@@ -7,6 +7,7 @@ import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, s
 
 const LEASE_MS = 3_000;
 const CLUSTER_SECRET = "cluster-test-secret-0123456789";
+const GW0_MAX_CALLS = 2;
 
 /**
  * Three gateway processes behind one webhook URL, sharing a real redis-server: Meta's webhooks
@@ -67,6 +68,8 @@ describe("three gateways behind one webhook URL", () => {
         CLUSTER_INSTANCE_ID: `gw-${i}`,
         CLUSTER_LEASE_MS: String(LEASE_MS),
         REDIS_KEY_PREFIX: keyPrefix,
+        // gw-0 fills up first: new calls reaching it then go to an instance with room.
+        MAX_CONCURRENT_CALLS: i === 0 ? String(GW0_MAX_CALLS) : "50",
       });
       gateways.push(g);
     }
@@ -150,6 +153,27 @@ describe("three gateways behind one webhook URL", () => {
     });
     // Each agent call's webhooks (and their copies) went to random instances: some had to be forwarded.
     expect(await forwardedTotal()).toBeGreaterThan(0);
+  });
+
+  it("a new call reaching a full instance is handed to one with room, and its webhooks follow it there", async () => {
+    const gw0 = gateways[0]!;
+    // Every webhook straight to gw-0 for a moment, as if the balancer chose it each time.
+    sim.setWebhookUrl(`${gw0.url}/webhooks/meta`);
+    try {
+      // Up (and counted) before the next one arrives: gw-0 is full then.
+      const calls = [...(await placeCalls(GW0_MAX_CALLS)), ...(await placeCalls(1))];
+      const owners = calls.map((c) => ownerOf(c.id));
+      expect(owners.filter((o) => o === gw0)).toHaveLength(GW0_MAX_CALLS);
+      const handed = calls.find((c) => ownerOf(c.id) !== gw0)!;
+      expect(gw0.find("new call handed to an instance with room", (l) => l.callId === handed.id)).toHaveLength(1);
+      expect(graphRequests(sim, "reject", handed.id)).toHaveLength(0);
+      for (const call of calls) {
+        await call.hangup();
+        await waitFor(() => endedAt(ownerOf(call.id)!, call.id), 1000, `${call.id}'s terminate, sent to gw-0, to be honoured by its owner`);
+      }
+    } finally {
+      sim.setWebhookUrl(await balancer.url());
+    }
   });
 
   it("Redis stopped: calls that are up go on and end normally, new calls are refused and /readyz is 503; back when Redis returns", async () => {
