@@ -52,6 +52,33 @@ export function findDrachtio(env: NodeJS.ProcessEnv = process.env): DrachtioLoca
   return { kind: "none", reason: `no drachtio-server at ${bin} (set DRACHTIO_BIN, or DRACHTIO_HOST for a running one)` };
 }
 
+/**
+ * A TLS listener for drachtio-server: it terminates SIP over TLS itself, from a `sips:` contact
+ * with `transport=tls` and PEM files (the same as `<tls>` with `<key-file>`, `<cert-file>` and
+ * `<chain-file>` in its configuration file).
+ */
+export interface DrachtioTls {
+  port: number;
+  certFile: string;
+  keyFile: string;
+  /** The CA chain sent after the certificate; default the certificate file itself. */
+  chainFile?: string;
+}
+
+/** The command-line options that add a TLS listener (they take precedence over the file's). */
+export function drachtioTlsArgs(tls: DrachtioTls, host = "127.0.0.1"): string[] {
+  return [
+    "--contact",
+    `sips:${host}:${tls.port};transport=tls`,
+    "--key-file",
+    tls.keyFile,
+    "--cert-file",
+    tls.certFile,
+    "--chain-file",
+    tls.chainFile ?? tls.certFile,
+  ];
+}
+
 /** A drachtio-server process this one started, on 127.0.0.1. */
 export class DrachtioProcess {
   readonly host = "127.0.0.1";
@@ -67,11 +94,13 @@ export class DrachtioProcess {
     /** SIP port, UDP and TCP. */
     readonly sipPort: number,
     private readonly logLevel: string,
+    /** SIP over TLS, when it was given a listener for it. */
+    readonly tls: DrachtioTls | undefined,
   ) {}
 
   /** Starts it and resolves once its control port accepts connections. */
-  static async start(o: { bin: string; port: number; sipPort: number; logLevel?: string }): Promise<DrachtioProcess> {
-    const p = new DrachtioProcess(o.bin, o.port, o.sipPort, o.logLevel ?? "info");
+  static async start(o: { bin: string; port: number; sipPort: number; logLevel?: string; tls?: DrachtioTls }): Promise<DrachtioProcess> {
+    const p = new DrachtioProcess(o.bin, o.port, o.sipPort, o.logLevel ?? "info", o.tls);
     await p.launch();
     return p;
   }
@@ -96,6 +125,7 @@ export class DrachtioProcess {
       );
       argv = ["-f", conf, "--contact", `sip:127.0.0.1:${this.sipPort};transport=udp,tcp`, "--port", String(this.port), "-l", this.logLevel];
     }
+    if (this.tls) argv.push(...drachtioTlsArgs(this.tls, this.host));
     const child = spawn(this.bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     const keep = (d: Buffer): void => {

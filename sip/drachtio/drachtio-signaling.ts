@@ -379,7 +379,7 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
   }
 }
 
-/** `tcp/127.0.0.1:5080,udp/127.0.0.1:5080` → the UDP listener (else the first). */
+/** `tcp/127.0.0.1:5080,udp/127.0.0.1:5080,tls/127.0.0.1:5081` → the UDP listener (else the first), and the TLS one. */
 function parseHostport(hostport: string | undefined): SipAddress | undefined {
   const entries = (hostport ?? "")
     .split(",")
@@ -387,5 +387,6 @@ function parseHostport(hostport: string | undefined): SipAddress | undefined {
     .filter((m): m is RegExpExecArray => m !== null);
   const pick = entries.find((m) => m[1]!.toLowerCase() === "udp") ?? entries[0];
   if (!pick) return undefined;
-  return { address: pick[2]!.replace(/^\[|\]$/g, ""), port: Number(pick[3]) };
+  const tls = entries.find((m) => m[1]!.toLowerCase() === "tls");
+  return { address: pick[2]!.replace(/^\[|\]$/g, ""), port: Number(pick[3]), ...(tls ? { tlsPort: Number(tls[3]) } : {}) };
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { SipCallStateError } from "../errors.js";
 import type { IncomingCallState, IncomingSipCall, IncomingSipCallEvents, SipDialogId, SipEndReason, SipParty, SipReplaces } from "../signaling.js";
-import { ALLOWED_METHODS, joinHeaderLines, readParty } from "./message.js";
+import { ALLOWED_METHODS, joinHeaderLines, readParty, tlsContactFor } from "./message.js";
 import type { DrachtioCallContext, DrachtioLiveCall } from "./outgoing-call.js";
 import { DrachtioSession } from "./session.js";
 import type { SrfRequest, SrfServerResponse } from "./srf.js";
@@ -17,7 +17,7 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
   readonly from: SipParty;
   readonly to: SipParty;
   readonly requestUri: string;
-  readonly source: { address: string; port: number; transport: "udp" | "tcp" };
+  readonly source: { address: string; port: number; transport: "udp" | "tcp" | "tls" };
   private currentState: IncomingCallState = "offered";
   private session: DrachtioSession | undefined;
   private answerTimer: NodeJS.Timeout | undefined;
@@ -36,7 +36,7 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     this.source = {
       address: req.source_address,
       port: req.source_port,
-      transport: req.protocol.toLowerCase() === "tcp" ? "tcp" : "udp",
+      transport: sourceTransport(req.protocol),
     };
     this.sipCallId = req.get("call-id") ?? "";
     this.callId = this.sipCallId;
@@ -90,6 +90,8 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     if (!this.answerable) return;
     const headers: Record<string, string> = { "User-Agent": this.ctx.userAgent };
     if (sdp) headers["Content-Type"] = "application/sdp";
+    const contact = tlsContactFor(this.req);
+    if (contact) headers.Contact = contact;
     this.send(sdp ? 183 : 180, sdp ? "Session Progress" : "Ringing", { headers, ...(sdp ? { body: sdp } : {}) });
     this.setState("early");
   }
@@ -100,7 +102,8 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     this.localAnswer = sdp;
     this.setState("accepted");
     return new Promise<boolean>((resolve) => {
-      const headers = { "Content-Type": "application/sdp", Allow: ALLOWED_METHODS, "User-Agent": this.ctx.userAgent };
+      const contact = tlsContactFor(this.req);
+      const headers = { "Content-Type": "application/sdp", Allow: ALLOWED_METHODS, "User-Agent": this.ctx.userAgent, ...(contact ? { Contact: contact } : {}) };
       try {
         this.ctx.srf.createUAS(this.req, this.res, { localSdp: sdp, headers }, (err, dialog) => {
           if (err || !dialog) {
@@ -275,4 +278,9 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     this.clearAnswerTimer();
     this.ctx.callEnded(this);
   }
+}
+
+function sourceTransport(protocol: string): "udp" | "tcp" | "tls" {
+  const p = protocol.toLowerCase();
+  return p === "tcp" || p === "tls" ? p : "udp";
 }

@@ -102,11 +102,28 @@ export function checkExtraHeaders(headers: Record<string, string> | undefined): 
   return out;
 }
 
-/** A `sip:` URI with a host; `sips:` needs TLS toward the PBX, which is drachtio-server's to configure. */
+/**
+ * A `sip:` or `sips:` URI with a host. TLS toward the PBX (`sips:`, `;transport=tls`) is
+ * drachtio-server's: it needs a `sips:…;transport=tls` contact and a certificate in its own
+ * configuration, and a call to such a target fails at drachtio-server without them.
+ */
 export function checkSipUri(uri: string): { user: string | undefined; hostport: string } {
-  const m = typeof uri === "string" ? /^sip:(?:([^@\s<>"]+)@)?([^;?\s<>"@]+)(?:[;?][^\s<>"]*)?$/i.exec(uri) : null;
+  const m = typeof uri === "string" ? /^sips?:(?:([^@\s<>"]+)@)?([^;?\s<>"@]+)(?:[;?][^\s<>"]*)?$/i.exec(uri) : null;
   if (!m || !m[2]) throw new SipArgumentError(`invalid SIP URI ${JSON.stringify(uri)}`);
   return { user: m[1], hostport: m[2] };
+}
+
+/**
+ * Our Contact for answering a `sip:` request that arrived over TLS: drachtio-server would write
+ * its `sips:` TLS contact, which binds the caller to `sips:` for the whole dialog (RFC 3261
+ * §12.1.1 asks that only for `sips:` requests) and which phones without `sips:` support refuse.
+ * Undefined when drachtio-server's own Contact is right (UDP, TCP, a `sips:` request).
+ */
+export function tlsContactFor(req: { protocol: string; uri: string; receivedOn?: string }): string | undefined {
+  if (req.protocol.toLowerCase() !== "tls" || !/^sip:/i.test(req.uri)) return undefined;
+  const hostport = req.receivedOn ?? "";
+  if (!/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(hostport)) return undefined;
+  return `<sip:${hostport};transport=tls>`;
 }
 
 /** Display name as a quoted-string (RFC 3261 §25.1). */

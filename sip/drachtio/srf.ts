@@ -15,8 +15,10 @@ export interface SrfMessage {
   readonly source: "network" | "application";
   readonly source_address: string;
   readonly source_port: number;
-  /** `udp` or `tcp` (lower case, as drachtio-server reports it). */
+  /** `udp`, `tcp` or `tls` (lower case, as drachtio-server reports it). */
   readonly protocol: string;
+  /** `host:port` of drachtio-server's listener a request arrived on, when it says. */
+  readonly receivedOn?: string;
   /** drachtio-server's id of the dialog the message belongs to, when it does. */
   readonly stackDialogId?: string;
   /** A header's value; repeated headers come joined with commas. */

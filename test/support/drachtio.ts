@@ -1,4 +1,4 @@
-import { DrachtioProcess, findDrachtio, type DrachtioLocation } from "../../scripts/peers/drachtio.js";
+import { DrachtioProcess, findDrachtio, type DrachtioLocation, type DrachtioTls } from "../../scripts/peers/drachtio.js";
 import { freePort } from "./sipp.js";
 
 /**
@@ -27,6 +27,8 @@ export interface DrachtioServer {
   readonly secret: string;
   /** Whether this process started it (and can kill and restart it). */
   readonly local: boolean;
+  /** Its SIP-over-TLS port, when it was started with a TLS listener. */
+  readonly tlsPort: number | undefined;
   /** Its log (local servers only). */
   log(): string;
   /** SIGKILL: the control connection drops at once, the way a crash does. */
@@ -48,6 +50,9 @@ class LocalDrachtio implements DrachtioServer {
   get secret(): string {
     return this.p.secret;
   }
+  get tlsPort(): number | undefined {
+    return this.p.tls?.port;
+  }
   log(): string {
     return this.p.log();
   }
@@ -64,6 +69,7 @@ class LocalDrachtio implements DrachtioServer {
 
 class ExternalDrachtio implements DrachtioServer {
   readonly local = false;
+  readonly tlsPort = undefined;
   constructor(
     readonly host: string,
     readonly port: number,
@@ -81,13 +87,26 @@ class ExternalDrachtio implements DrachtioServer {
   async stop(): Promise<void> {}
 }
 
-/** Starts one (or hands out the external one); throws with the reason when there is none. */
-export async function startDrachtio(): Promise<DrachtioServer> {
+/**
+ * Starts one (or hands out the external one); throws with the reason when there is none. With
+ * `tls`, it also listens for SIP over TLS with that certificate (PEM files; port 0 picks one).
+ */
+export async function startDrachtio(o: { tls?: Omit<DrachtioTls, "port"> & { port?: number } } = {}): Promise<DrachtioServer> {
   const where = drachtioAvailability();
   if (where.kind === "none") throw new Error(where.reason);
-  if (where.kind === "external") return new ExternalDrachtio(where.host, where.port, where.secret);
-  const sipPort = await freePort();
-  let port = await freePort();
-  while (port === sipPort) port = await freePort();
-  return new LocalDrachtio(await DrachtioProcess.start({ bin: where.bin, port, sipPort }));
+  if (where.kind === "external") {
+    if (o.tls) throw new Error("a TLS listener needs a drachtio-server the tests start (DRACHTIO_HOST names one whose configuration is its own)");
+    return new ExternalDrachtio(where.host, where.port, where.secret);
+  }
+  const taken = new Set<number>();
+  const free = async (): Promise<number> => {
+    let p = await freePort();
+    while (taken.has(p)) p = await freePort();
+    taken.add(p);
+    return p;
+  };
+  const sipPort = await free();
+  const port = await free();
+  const tls = o.tls && { ...o.tls, port: o.tls.port || (await free()) };
+  return new LocalDrachtio(await DrachtioProcess.start({ bin: where.bin, port, sipPort, tls }));
 }

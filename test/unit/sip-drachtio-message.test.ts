@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { SipArgumentError } from "../../sip/errors.js";
-import { checkExtraHeaders, checkSipUri, DigestAnswers, headerValues, joinHeaderLines, readParty } from "../../sip/drachtio/message.js";
+import { checkExtraHeaders, checkSipUri, DigestAnswers, headerValues, joinHeaderLines, readParty, tlsContactFor } from "../../sip/drachtio/message.js";
 import { parseDigestParams } from "../../sip/digest-verifier.js";
 
 const challengeResponse = (headers: string[], status = 401): { status: number; raw: string } => ({
@@ -27,12 +27,24 @@ describe("drachtio backend: message helpers", () => {
   });
 
   it("refuses what drachtio-server would put on the wire wrongly", () => {
-    expect(() => checkSipUri("sips:agent@pbx")).toThrow(SipArgumentError);
+    expect(checkSipUri("sips:agent@pbx;transport=tls")).toEqual({ user: "agent", hostport: "pbx" });
+    expect(() => checkSipUri("tel:+15550100")).toThrow(SipArgumentError);
     expect(() => checkSipUri("sip:agent@pbx\r\nX: y")).toThrow(SipArgumentError);
     expect(checkSipUri("sip:100@10.0.0.5;transport=tcp")).toEqual({ user: "100", hostport: "10.0.0.5" });
     expect(() => checkExtraHeaders({ "Call-ID": "x" })).toThrow(/set by the stack/);
     expect(() => checkExtraHeaders({ "X-A": "a\r\nVia: b" })).toThrow(SipArgumentError);
     expect(checkExtraHeaders({ "X-Meta-PSID": "123" })).toEqual({ "X-Meta-PSID": "123" });
+  });
+});
+
+describe("drachtio backend: our Contact over TLS", () => {
+  it("is a sip: URI with transport=tls on the listener a sip: request arrived on over TLS, else drachtio-server's own", () => {
+    expect(tlsContactFor({ protocol: "tls", uri: "sip:100@10.0.0.5:5061;transport=tls", receivedOn: "10.0.0.5:5061" })).toBe("<sip:10.0.0.5:5061;transport=tls>");
+    expect(tlsContactFor({ protocol: "TLS", uri: "sip:100@gw", receivedOn: "[2001:db8::1]:5061" })).toBe("<sip:[2001:db8::1]:5061;transport=tls>");
+    expect(tlsContactFor({ protocol: "tls", uri: "sips:100@gw", receivedOn: "10.0.0.5:5061" })).toBeUndefined();
+    expect(tlsContactFor({ protocol: "udp", uri: "sip:100@gw", receivedOn: "10.0.0.5:5060" })).toBeUndefined();
+    expect(tlsContactFor({ protocol: "tls", uri: "sip:100@gw", receivedOn: "x>;y:1" })).toBeUndefined();
+    expect(tlsContactFor({ protocol: "tls", uri: "sip:100@gw" })).toBeUndefined();
   });
 });
 
