@@ -78,7 +78,7 @@ export class WebRtcWhatsAppConsumer extends BaseWhatsAppConsumer {
       const offer = await this.guard(this.pc.createOffer());
       await this.guard(this.pc.setLocalDescription(offer));
       this.currentState = "negotiating";
-      return shapeWhatsAppSdp(this.localSdp());
+      return shapeWhatsAppSdp(this.localSdp(), "offer");
     });
   }
 
@@ -105,7 +105,7 @@ export class WebRtcWhatsAppConsumer extends BaseWhatsAppConsumer {
       const answer = await this.guard(this.pc.createAnswer());
       await this.guard(this.pc.setLocalDescription(answer));
       this.currentState = "negotiating";
-      return shapeWhatsAppSdp(this.localSdp());
+      return shapeWhatsAppSdp(this.localSdp(), "answer");
     });
   }
 

@@ -41,6 +41,8 @@ export const waErrors = {
     waError(429, WhatsAppCode.permissionsRateLimit, "Call permissions API rate limit hit", "Too many call_permissions requests; retry later"),
   sipEnabled: () =>
     waError(400, WhatsAppCode.sipEnabled, "Method not allowed", "Calling Graph API is not allowed when SIP is enabled for this phone number"),
+  concurrentCallLimit: () =>
+    waError(429, WhatsAppCode.concurrentCallLimit, "Concurrent call limit reached", "The business number already has its maximum of concurrent calls"),
   duplicateCall: () => waError(400, WhatsAppCode.duplicateCall, "Duplicate call", "There is already an ongoing call to this user"),
   noCallPermission: () =>
     waError(401, WhatsAppCode.noCallPermission, "Call permission not granted", "The user has not approved a call permission request"),

@@ -32,6 +32,10 @@ export interface WaGraphBackend {
   handleCalls(phoneNumberId: string, request: WhatsAppCallsRequest): Promise<unknown>;
   callPermissions(phoneNumberId: string, user: WaUserRef): unknown;
   sendPermissionRequest(phoneNumberId: string, message: PermissionRequestMessage): unknown;
+  /** `GET /{phone-number-id}/settings`: the calling settings. */
+  settings(phoneNumberId: string): unknown;
+  /** `POST /{phone-number-id}/settings` with `calling{…}`: SIP status and SRTP key exchange take effect for new calls. */
+  updateSettings(phoneNumberId: string, body: unknown): unknown;
 }
 
 /** Any injected failure for a WhatsApp request travels in the WhatsApp envelope (with error_data). */
@@ -103,6 +107,11 @@ export class WhatsAppGraph implements GraphExtension {
         if (injected === "timeout") return "hold";
         if (injected) throw waFailure(injected);
         return { status: 200, body: this.backend.sendPermissionRequest(number.phoneNumberId, parsePermissionRequestMessage(body)) };
+      }
+      case "settings": {
+        if (request.method === "GET") return { status: 200, body: this.backend.settings(number.phoneNumberId) };
+        if (request.method !== "POST") throw graphErrors.unsupportedRequest(request.method, request.objectId);
+        return { status: 200, body: this.backend.updateSettings(number.phoneNumberId, this.body(request)) };
       }
       default:
         throw graphErrors.unsupportedRequest(request.method, request.objectId);

@@ -31,10 +31,11 @@ export type SrtpKeyExchange = "DTLS" | "SDES";
 
 /**
  * Rewrites werift's SDP into the shape of WhatsApp's edge SDP: session `a=ice-lite`, the BUNDLE
- * group and mid as werift negotiated them, the host candidate's address in `m=`/`c=`, WhatsApp's
- * Opus fmtp, and no rtcp-rsize or extmaps (none appear in the WhatsApp samples).
+ * group and mid as werift negotiated them, the host candidate's address in `m=`/`c=`, candidates with
+ * Meta's `network-cost 50`, WhatsApp's Opus fmtp, `a=ice-options:trickle` on answers (§5.1; there is
+ * no trickle channel all the same), and no rtcp-rsize or extmaps (none appear in the WhatsApp samples).
  */
-export function shapeWhatsAppSdp(weriftSdp: string): string {
+export function shapeWhatsAppSdp(weriftSdp: string, role: "offer" | "answer"): string {
   const doc = parseSdp(weriftSdp);
   const session = withoutAttributes(doc.session, "ice-lite", "extmap-allow-mixed");
   const insertAt = session.findIndex((line) => line.startsWith("a="));
@@ -43,9 +44,15 @@ export function shapeWhatsAppSdp(weriftSdp: string): string {
     const host = firstUdpCandidate(section);
     let lines = withoutAttributes(section.lines, "ice-lite", "ice-options", "rtcp-rsize", "extmap");
     if (host && section.port !== 0) lines = lines.map((line) => (line.startsWith("c=") ? `c=IN IP4 ${host.address}` : line));
-    lines = lines.map((line) =>
-      line.startsWith(`a=fmtp:${WA_OPUS_PAYLOAD_TYPE} `) ? `a=fmtp:${WA_OPUS_PAYLOAD_TYPE} ${WA_OPUS_FMTP}` : line,
-    );
+    lines = lines.map((line) => {
+      if (line.startsWith(`a=fmtp:${WA_OPUS_PAYLOAD_TYPE} `)) return `a=fmtp:${WA_OPUS_PAYLOAD_TYPE} ${WA_OPUS_FMTP}`;
+      if (line.startsWith("a=candidate:") && !line.includes(" network-cost ")) return line.replace(/( generation \d+)/, "$1 network-cost 50");
+      return line;
+    });
+    if (role === "answer") {
+      const pwd = lines.findIndex((line) => line.startsWith("a=ice-pwd:"));
+      lines.splice(pwd >= 0 ? pwd + 1 : lines.length, 0, "a=ice-options:trickle");
+    }
     return { ...section, port: host && section.port !== 0 ? host.port : section.port, lines };
   });
   return serializeSdp({ session, media });
@@ -108,7 +115,10 @@ function hasOpus(section: SdpMediaSection): boolean {
 function commonChecks(sdp: string): { doc: SdpDocument; audio: SdpMediaSection } | string {
   if (sdp.length > MAX_SDP_LENGTH) return `SDP longer than ${MAX_SDP_LENGTH} characters`;
   if (!sdp.startsWith("v=0")) return "SDP must start with v=0";
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(sdp)) return "SDP contains control characters";
   const doc = parseSdp(sdp);
+  const badPort = doc.media.find((m) => !Number.isInteger(m.port) || m.port < 0 || m.port > 65535);
+  if (badPort) return `m=${badPort.kind.slice(0, 20)} port out of range`;
   const audio = liveAudio(doc);
   if (!audio) return "an m=audio section with a non-zero port is required";
   if (!hasOpus(audio)) return "the audio section must list opus/48000";
@@ -121,12 +131,24 @@ function dtlsChecks(doc: SdpDocument, audio: SdpMediaSection, requireCandidates:
   if (prints.length === 0) return "no a=fingerprint line";
   const other = prints.find((f) => f.algorithm !== "sha-256");
   if (other) return `only sha-256 DTLS fingerprints are supported, found ${other.algorithm}`;
+  const malformed = prints.find((f) => !/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/.test(f.value));
+  if (malformed) return `malformed a=fingerprint value ${malformed.value.slice(0, 40)}`;
   if (!effectiveAttribute(doc, audio, "ice-ufrag") || !effectiveAttribute(doc, audio, "ice-pwd")) return "missing a=ice-ufrag/a=ice-pwd";
+  const badCandidate = attributes(audio.lines, "candidate").find((c) => !wellFormedCandidate(c));
+  if (badCandidate !== undefined) return `malformed a=candidate:${badCandidate.slice(0, 80)}`;
   if (!hasFlag(audio.lines, "rtcp-mux")) return "a=rtcp-mux is required";
   if (requireCandidates && attributes(audio.lines, "candidate").length === 0) {
     return "no a=candidate lines (signalling is non-trickle: every candidate must be in the SDP)";
   }
   return undefined;
+}
+
+/** RFC 8839 candidate-attribute: foundation, component, transport, priority, address, port, typ and type. */
+function wellFormedCandidate(value: string): boolean {
+  const match = /^\S{1,32} (\d{1,3}) (udp|tcp) (\d{1,10}) (\S{1,255}) (\d{1,5}) typ (host|srflx|prflx|relay)(?: .*)?$/i.exec(value.trim());
+  if (!match) return false;
+  const port = Number(match[5]);
+  return port >= 0 && port <= 65535 && Number(match[3]) <= 0xffffffff;
 }
 
 function sdesChecks(audio: SdpMediaSection): string | undefined {

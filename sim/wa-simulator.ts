@@ -40,6 +40,8 @@ export interface WhatsAppNumberConfig {
   srtpKeyExchange?: SrtpKeyExchange;
   /** `calling.sip.status: ENABLED`: the Graph calling endpoints answer 131055 and no calling webhooks are sent. */
   sipEnabled?: boolean;
+  /** Concurrent calls the number takes (Meta: 1000); past it connect is 138002 and user calls fail without a webhook. */
+  maxConcurrentCalls?: number;
 }
 
 export interface WhatsAppOptions {
@@ -109,6 +111,8 @@ interface NumberState {
   config: WhatsAppNumberConfig;
   ref: WaNumberRef;
   sipEnabled: boolean;
+  /** Changed by the settings call; applies to calls set up afterwards. */
+  keyExchange: SrtpKeyExchange;
   permissions: WhatsAppPermissions;
 }
 
@@ -135,6 +139,8 @@ export class WhatsAppSimulator {
     handleCalls: (id, request) => this.handleCalls(this.numberState(id), request),
     callPermissions: (id, user) => this.callPermissions(this.numberState(id), user),
     sendPermissionRequest: (id, message) => this.sendPermissionRequest(this.numberState(id), message),
+    settings: (id) => settingsOf(this.numberState(id)),
+    updateSettings: (id, body) => this.updateSettings(this.numberState(id), body),
   };
   private readonly consumerActions: WaConsumerActions = {
     hangup: (record, delivery) => this.consumerHangsUp(record, delivery),
@@ -153,6 +159,7 @@ export class WhatsAppSimulator {
         config,
         ref: { wabaId: config.wabaId, phoneNumberId: config.phoneNumberId, displayPhoneNumber: config.displayPhoneNumber },
         sipEnabled: config.sipEnabled ?? false,
+        keyExchange: config.srtpKeyExchange ?? "DTLS",
         permissions: new WhatsAppPermissions(options.defaultPermission ?? "temporary", limits),
       });
     }
@@ -219,6 +226,8 @@ export class WhatsAppSimulator {
     const state = options.phoneNumberId === undefined ? [...this.numbers.values()][0] : this.numbers.get(options.phoneNumberId);
     if (!state) throw new SimStateError(`no WhatsApp number ${options.phoneNumberId ?? "configured"}`);
     if (state.sipEnabled) throw new SimStateError(`number ${state.config.phoneNumberId} is set to SIP: Graph calling is off`);
+    // Past the concurrent-call limit the user sees a generic failure and Meta sends no webhook.
+    if (this.liveCalls(state) >= (state.config.maxConcurrentCalls ?? 1000)) throw new SimStateError(`number ${state.config.phoneNumberId} is at its concurrent-call limit`);
     const user = this.registerUser(options);
     const record = this.newRecord(state, user, "USER_INITIATED", options.toneHz);
     let offer: string;
@@ -384,7 +393,8 @@ export class WhatsAppSimulator {
     if (denied) throw denied;
     const ongoing = [...this.records.values()].some((r) => !r.hasEnded && r.user.userId === user.userId && r.number.phoneNumberId === state.config.phoneNumberId);
     if (ongoing) throw waErrors.duplicateCall();
-    const mode = state.config.srtpKeyExchange ?? "DTLS";
+    if (this.liveCalls(state) >= (state.config.maxConcurrentCalls ?? 1000)) throw waErrors.concurrentCallLimit();
+    const mode = state.keyExchange;
     const problem = offerProblem(request.session.sdp, mode, { requireCandidates: this.options.offerRules?.requireCandidates ?? true });
     if (problem !== undefined) throw waErrors.invalidSdp(problem);
     const record = this.newRecord(state, user, "BUSINESS_INITIATED", undefined);
@@ -424,6 +434,23 @@ export class WhatsAppSimulator {
     await this.sendStatus(record, "RINGING");
     const pickup = this.options.outboundPickup ?? { afterMs: DEFAULTS.pickupAfterMs };
     if (pickup !== "manual") record.after(pickup.afterMs, () => void this.consumerAnswers(record).catch(() => undefined));
+  }
+
+  private liveCalls(state: NumberState): number {
+    return [...this.records.values()].filter((r) => !r.hasEnded && r.number.phoneNumberId === state.config.phoneNumberId).length;
+  }
+
+  private updateSettings(state: NumberState, body: unknown): { success: true } {
+    const calling = isRecord(body) ? body["calling"] : undefined;
+    if (!isRecord(calling)) throw waErrors.invalidParameter("Param calling must be an object");
+    const srtp = calling["srtp_key_exchange_protocol"];
+    if (srtp !== undefined && srtp !== "DTLS" && srtp !== "SDES") throw waErrors.invalidParameter('Param calling.srtp_key_exchange_protocol must be "DTLS" or "SDES"');
+    const sip = calling["sip"];
+    const sipStatus = isRecord(sip) ? sip["status"] : undefined;
+    if (sip !== undefined && sipStatus !== "ENABLED" && sipStatus !== "DISABLED") throw waErrors.invalidParameter('Param calling.sip.status must be "ENABLED" or "DISABLED"');
+    if (srtp !== undefined) state.keyExchange = srtp;
+    if (sipStatus !== undefined) state.sipEnabled = sipStatus === "ENABLED";
+    return { success: true };
   }
 
   private callPermissions(state: NumberState, ref: WaUserRef): WaCallPermissionsResponse {
@@ -611,7 +638,7 @@ export class WhatsAppSimulator {
     while (this.records.has(id)) id = newWaCallId();
     const consumerOptions: WaConsumerOptions = { ...this.options.consumer, stunUrl: this.host.stunUrl(), ...(toneHz !== undefined ? { toneHz } : {}) };
     const consumer: WhatsAppConsumer =
-      (state.config.srtpKeyExchange ?? "DTLS") === "SDES" ? new SdesWhatsAppConsumer(consumerOptions) : new WebRtcWhatsAppConsumer(consumerOptions);
+      state.keyExchange === "SDES" ? new SdesWhatsAppConsumer(consumerOptions) : new WebRtcWhatsAppConsumer(consumerOptions);
     const record = new WaCallRecord(id, state.ref, user, direction, consumer, Date.now());
     this.records.set(id, record);
     return record;
@@ -637,6 +664,23 @@ export class WhatsAppSimulator {
   private assertRunning(): void {
     if (this.stopped) throw new SimStateError("simulator stopped");
   }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The calling part of `GET /{phone-number-id}/settings`. */
+function settingsOf(state: NumberState): unknown {
+  return {
+    calling: {
+      status: "ENABLED",
+      call_icon_visibility: "DEFAULT",
+      callback_permission_status: "ENABLED",
+      sip: { status: state.sipEnabled ? "ENABLED" : "DISABLED" },
+      srtp_key_exchange_protocol: state.keyExchange,
+    },
+  };
 }
 
 function errorTitle(code: number): string {

@@ -9,6 +9,7 @@ const OTHER_TOKEN = "EAAG-second-number-token";
 const PAGE_ID = "1234567890";
 const FIRST = { wabaId: "405500000000001", phoneNumberId: "405500000000101", displayPhoneNumber: "15550404040" };
 const SECOND = { wabaId: "405500000000002", phoneNumberId: "405500000000202", displayPhoneNumber: "15550505050", accessToken: OTHER_TOKEN };
+const THIRD = { wabaId: "405500000000002", phoneNumberId: "405500000000303", displayPhoneNumber: "15550606060", maxConcurrentCalls: 1 };
 
 
 interface GraphError {
@@ -31,7 +32,7 @@ describe("WhatsApp signalling: envelope and signature, batching, injected failur
       pageId: PAGE_ID,
       pageAccessToken: TOKEN,
       webhookUrl: receiver.url,
-      whatsapp: { numbers: [FIRST, SECOND], permissionsApiRatePerSecond: 3 },
+      whatsapp: { numbers: [FIRST, SECOND, THIRD], permissionsApiRatePerSecond: 3 },
     });
   });
 
@@ -126,7 +127,8 @@ describe("WhatsApp signalling: envelope and signature, batching, injected failur
     expect(limited.length).toBe(2);
     expect((limited[0]!.body["error"] as GraphError).code).toBe(613);
 
-    sim.whatsapp.setSipEnabled(SECOND.phoneNumberId, true);
+    const sipOn = await graphPost(url(SECOND, "settings"), { calling: { sip: { status: "ENABLED" } } }, OTHER_TOKEN);
+    expect(sipOn).toEqual({ status: 200, body: { success: true } });
     try {
       const sip = await graphPost(url(SECOND, "calls"), { messaging_product: "whatsapp", action: "connect", to: "15551230000", session: { sdp_type: "offer", sdp: "v=0" } }, OTHER_TOKEN);
       expect(sip.status).toBe(400);
@@ -136,9 +138,91 @@ describe("WhatsApp signalling: envelope and signature, batching, injected failur
     } finally {
       sim.whatsapp.setSipEnabled(SECOND.phoneNumberId, false);
     }
+    // SDES set by the settings call applies to the next call.
+    expect((await graphPost(url(SECOND, "settings"), { calling: { srtp_key_exchange_protocol: "SDES" } }, OTHER_TOKEN)).status).toBe(200);
+    expect(((await graphGet(url(SECOND, "settings"), OTHER_TOKEN)).body["calling"] as Record<string, unknown>)["srtp_key_exchange_protocol"]).toBe("SDES");
+    const sdes = await sim.placeWhatsAppCall({ phoneNumberId: SECOND.phoneNumberId });
+    expect(sdes.consumer.keyExchange).toBe("SDES");
+    expect(sdes.sdps.consumerOffer).toMatch(/RTP\/SAVP/);
+    await sdes.hangup();
+    expect((await graphPost(url(SECOND, "settings"), { calling: { srtp_key_exchange_protocol: "ZRTP" } }, OTHER_TOKEN)).status).toBe(400);
+
+    // A number at its concurrent-call limit: user calls fail without a webhook, connect is 138002.
+    const only = await sim.placeWhatsAppCall({ phoneNumberId: THIRD.phoneNumberId });
+    await expect(sim.placeWhatsAppCall({ phoneNumberId: THIRD.phoneNumberId })).rejects.toThrow(/concurrent/);
+    const full = await graphPost(url(THIRD, "calls"), { messaging_product: "whatsapp", action: "connect", to: "15559870000", session: { sdp_type: "offer", sdp: "v=0" } }, TOKEN);
+    expect(full.status).toBe(429);
+    expect((full.body["error"] as GraphError).code).toBe(138002);
+    await only.hangup();
+
     // The Page API is untouched by the WhatsApp numbers beside it.
     const page = await graphGet(`${sim.graphUrl}/v26.0/${PAGE_ID}/messenger_call_permissions?psid=123&access_token=${TOKEN}`, TOKEN);
     expect(page.status).toBe(200);
+  });
+});
+
+describe("WhatsApp Graph input that is malformed fails that request cleanly", () => {
+  let receiver: WaWebhookReceiver;
+  let sim: MetaSimulator;
+
+  beforeAll(async () => {
+    receiver = await WaWebhookReceiver.start(APP_SECRET);
+    sim = await MetaSimulator.start({ appSecret: APP_SECRET, pageId: PAGE_ID, pageAccessToken: TOKEN, webhookUrl: receiver.url, whatsapp: { numbers: [FIRST] } });
+  });
+
+  afterAll(async () => {
+    await sim?.stop();
+    await receiver?.close();
+  });
+
+  it("answers every malformed body with a 4xx in the WhatsApp envelope, and the number keeps working", async () => {
+    const call = await sim.placeWhatsAppCall();
+    const offer = call.sdps.consumerOffer!;
+    const business = new WaTestBusiness(sim.stunUrl);
+    try {
+      const answer = await business.answer(offer);
+      const callsUrl = `${sim.graphUrl}/v23.0/${FIRST.phoneNumberId}/calls`;
+      const answerWith = (sdp: string): Record<string, unknown> => ({ messaging_product: "whatsapp", call_id: call.id, action: "pre_accept", session: { sdp_type: "answer", sdp } });
+      const bodies: unknown[] = [
+        null,
+        [],
+        "text",
+        { messaging_product: "whatsapp" },
+        { messaging_product: "whatsapp", action: "dance", call_id: call.id },
+        { messaging_product: "whatsapp", action: "accept", call_id: 42, session: { sdp_type: "answer", sdp: answer } },
+        { messaging_product: "whatsapp", action: "accept", call_id: "x".repeat(10_000), session: { sdp_type: "answer", sdp: answer } },
+        { messaging_product: "whatsapp", action: "pre_accept", call_id: call.id, session: "{not json" },
+        { messaging_product: "whatsapp", action: "pre_accept", call_id: call.id, session: { sdp_type: "pranswer", sdp: answer } },
+        { messaging_product: "whatsapp", action: "connect", to: "not-a-number", session: { sdp_type: "offer", sdp: offer } },
+        { messaging_product: "whatsapp", action: "connect", recipient: "u".repeat(500), session: { sdp_type: "offer", sdp: offer } },
+        answerWith(""),
+        answerWith("v=0\r\n".repeat(5000)),
+        answerWith("\u0000v=0"),
+        answerWith(answer.replace(/a=fingerprint:sha-256 \S+/, "a=fingerprint:sha-256 ZZ")),
+        answerWith(answer.replace(/a=candidate:.*/, "a=candidate:1 1 udp abc 127.0.0.1 notaport typ host")),
+        answerWith(answer.replace(/a=rtpmap:111 .*/, "a=rtpmap:111 opus/abc")),
+        answerWith(answer.replace(/m=audio \d+/, "m=audio 99999999999")),
+      ];
+      for (const body of bodies) {
+        const res = await fetch(callsUrl, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, connection: "close" }, body: JSON.stringify(body) });
+        const json = (await res.json()) as { error?: GraphError };
+        expect(res.status, JSON.stringify(body).slice(0, 120)).toBeGreaterThanOrEqual(400);
+        expect(res.status, JSON.stringify(body).slice(0, 120)).toBeLessThan(500);
+        expect(json.error?.error_data?.messaging_product).toBe("whatsapp");
+      }
+      const broken = await fetch(callsUrl, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: "{" });
+      expect(broken.status).toBe(400);
+      const lookup = await graphGet(`${sim.graphUrl}/v23.0/${FIRST.phoneNumberId}/call_permissions`, TOKEN);
+      expect(lookup.status).toBe(400);
+
+      // The call is still there to be accepted.
+      const ok = await graphPost(callsUrl, answerWith(answer), TOKEN);
+      expect(ok.status).toBe(200);
+      expect(call.phase).toBe("pre_accepted");
+      await call.hangup();
+    } finally {
+      await business.close();
+    }
   });
 });
 
