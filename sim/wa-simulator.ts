@@ -183,6 +183,18 @@ export class WhatsAppSimulator {
     return [...this.records.values()].filter((r) => !r.hasEnded).map((r) => this.facade(r));
   }
 
+  /** Forgets ended calls (and their recordings); long runs call it to keep memory flat. */
+  forgetEndedCalls(): number {
+    let n = 0;
+    for (const [id, record] of this.records) {
+      if (!record.hasEnded) continue;
+      this.records.delete(id);
+      this.facades.delete(id);
+      n++;
+    }
+    return n;
+  }
+
   getCall(callId: string): WhatsAppCall | undefined {
     const record = this.records.get(callId);
     return record ? this.facade(record) : undefined;

@@ -82,6 +82,8 @@ describe("WhatsApp user-initiated calls against a raw werift business", () => {
       business.pressKey(11);
       await waitUntil(() => call.consumer.stats.telephoneEvents.length > 0, 3000, "the business's key at the user");
       expect(call.consumer.stats.telephoneEvents[0]?.event).toBe(11);
+      // RTCP from the business counts as activity for the 30 s rule.
+      await waitUntil(() => call.consumer.stats.rtcpReceived > 0, 5000, "RTCP from the business");
 
       const end = await post({ call_id: call.id, action: "terminate" });
       expect(end.status).toBe(200);
