@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MetaSimulator, WhatsAppPermissions } from "../../sim/index.js";
+import { batchesOf, MAX_UPDATES_PER_POST, MetaSimulator, whatsAppPayload, WhatsAppPermissions, type WaUpdate } from "../../sim/index.js";
 import { graphGet, graphPost, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
 
 const APP_SECRET = "wa-signalling-secret";
@@ -245,5 +245,23 @@ describe("WhatsApp permission limits over a week", () => {
     expect(permissions.callError("u", t0 + 6 * day)).toBeUndefined();
     expect(permissions.status("u", t0 + 7 * day + 1).status).toBe("no_permission");
     expect(permissions.callError("u", t0 + 7 * day + 1)?.code).toBe(138006);
+  });
+});
+
+describe("WhatsApp batches", () => {
+  it("put at most 1000 updates in one POST", () => {
+    const number = { wabaId: "w", phoneNumberId: "p", displayPhoneNumber: "1555" };
+    const updates: WaUpdate[] = Array.from({ length: 2500 }, (_v, i) => ({
+      number,
+      field: "calls",
+      contacts: undefined,
+      statuses: [{ id: `wacid.${i}`, timestamp: "1", type: "call", status: "RINGING", recipient_user_id: "US.1" }],
+      errors: undefined,
+    }));
+    expect(batchesOf(updates).map((b) => b.length)).toEqual([1000, 1000, 500]);
+    expect(() => whatsAppPayload(updates.slice(0, MAX_UPDATES_PER_POST + 1))).toThrow(RangeError);
+    const merged = whatsAppPayload(updates.slice(0, MAX_UPDATES_PER_POST), "merged");
+    expect(merged.entry[0]!.changes).toHaveLength(1);
+    expect(merged.entry[0]!.changes[0]!.value.statuses).toHaveLength(1000);
   });
 });
