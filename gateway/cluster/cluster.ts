@@ -30,6 +30,9 @@ export interface ClusterOptions<D extends Delivery> {
   forwardTimeoutMs?: number;
 }
 
+/** At stop, how long webhooks already being routed may take to reach their owners. */
+const STOP_ROUTING_GRACE_MS = 1_000;
+
 /** `stopped` before start and after stop; `running` between (whatever Redis is doing). */
 type ClusterState = "stopped" | "running";
 
@@ -132,7 +135,8 @@ export class Cluster<D extends Delivery> {
     this.state = "stopped";
     clearTimeout(this.timer);
     await this.tickRunning;
-    await this.router.idle();
+    // Webhooks still being routed get a moment; one waiting for a claim that never comes is not waited for.
+    await Promise.race([this.router.idle(), new Promise((r) => setTimeout(r, STOP_ROUTING_GRACE_MS).unref())]);
     if (this.ownership.localCount === 0) await this.instances.withdraw().catch(() => undefined);
     await this.link.close();
   }
