@@ -27,6 +27,7 @@ import { GatewayMetrics } from "./metrics.js";
 import { CallMonitor } from "./observe/call-monitor.js";
 import { CallEventPublisher } from "./observe/event-publisher.js";
 import { MetaLeg } from "./webrtc/meta-leg.js";
+import { SdesMetaLeg } from "./webrtc/sdes-leg.js";
 import { ffmpegTotals } from "../transcode/video/ffmpeg-process.js";
 
 /** From accept to DTLS up: ICE to an ice-lite peer plus one DTLS handshake, with room for loss. */
@@ -129,7 +130,7 @@ export class Gateway {
     this.whatsApp = whatsApp;
     for (const n of config.whatsApp?.numbers ?? []) {
       const client = new WhatsAppGraphClient({ http: graphHttp, phoneNumberId: n.phoneNumberId, accessToken: config.whatsApp!.accessToken });
-      whatsApp.set(n.phoneNumberId, { phoneNumberId: n.phoneNumberId, client, sipTarget: n.sipTarget, wabaId: config.whatsApp!.wabaId });
+      whatsApp.set(n.phoneNumberId, { phoneNumberId: n.phoneNumberId, client, sipTarget: n.sipTarget, wabaId: config.whatsApp!.wabaId, keyExchange: n.keyExchange });
     }
     const graph = this.graph;
     this.callMetrics = meta.callMetrics && graph
@@ -144,8 +145,11 @@ export class Gateway {
       registry: this.registry,
       deduper: new EventDeduper(),
       meta: this.graph,
-      createLeg: (callId, callLog) => {
-        const leg = new MetaLeg(callId, { portRange: icePorts, publicIp: media.publicIp, bindIp: media.bindIp, stunUrls: media.stunUrls }, callLog);
+      createLeg: (callId, callLog, keyExchange) => {
+        const leg =
+          keyExchange === "SDES"
+            ? new SdesMetaLeg(callId, { allocator: this.sipRtpPorts, mediaAddress: this.sipMediaAddress }, callLog)
+            : new MetaLeg(callId, { portRange: icePorts, publicIp: media.publicIp, bindIp: media.bindIp, stunUrls: media.stunUrls }, callLog);
         this.monitor.legCreated(callId, leg);
         return leg;
       },

@@ -10,7 +10,7 @@ import { MessengerInbound, WhatsAppInbound } from "./inbound-signalling.js";
 import { MessengerOutbound, WhatsAppOutbound, type OutboundSignalling } from "./outbound-signalling.js";
 import { readRemoteMedia, type RemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { InboundCall, type MetaCallControl } from "./inbound-call.js";
 import type { MessengerCall } from "./messenger-call.js";
 import type { CallBirth } from "../observe/call-monitor.js";
@@ -36,7 +36,11 @@ export interface WhatsAppNumber {
   sipTarget?: string;
   /** The WhatsApp Business Account it must belong to; any when absent. */
   wabaId?: string;
+  /** The number's `srtp_key_exchange_protocol` at Meta. */
+  keyExchange: KeyExchange;
 }
+
+export type KeyExchange = "DTLS" | "SDES";
 
 export interface CallManagerOptions {
   /** The Messenger Page; undefined on a WhatsApp-only gateway (Page events are then dropped). */
@@ -47,7 +51,8 @@ export interface CallManagerOptions {
   deduper: EventDeduper;
   /** The Page's Graph client; undefined on a WhatsApp-only gateway. */
   meta: (MetaCallControl & MetaOutboundControl) | undefined;
-  createLeg: (callId: string, log: Logger) => MetaLeg;
+  /** The leg toward Meta: DTLS-SRTP over ICE, or SDES-keyed SRTP for WhatsApp numbers set to SDES. */
+  createLeg: (callId: string, log: Logger, keyExchange?: KeyExchange) => MetaMediaLeg;
   /**
    * What a consumer's call rings (`route`: a number's own SIP target), or (`to`) a transfer's new
    * party.
@@ -374,7 +379,7 @@ export class CallManager {
     if (!numbers || numbers.size === 0) return undefined;
     const named = invite?.header("X-WhatsApp-Phone-Number-Id")?.trim();
     const number = (named !== undefined ? numbers.get(named) : undefined) ?? numbers.values().next().value!;
-    return new WhatsAppOutbound(decision.whatsapp, number.client);
+    return new WhatsAppOutbound(decision.whatsapp, number.client, number.keyExchange);
   }
 
   private async startOutbound(invite: IncomingSipCall, psid: string, signalling: OutboundSignalling, log: Logger): Promise<void> {
@@ -391,7 +396,7 @@ export class CallManager {
       call = new OutboundCall({
         sip: invite,
         psid,
-        leg: this.o.createLeg(`sip:${invite.sipCallId}`, log),
+        leg: this.o.createLeg(`sip:${invite.sipCallId}`, log, signalling.keyExchange),
         media,
         signalling,
         log,
@@ -493,7 +498,7 @@ export class CallManager {
     const call = new InboundCall({
       callId: event.callId,
       ring: { callId: event.callId, psid: consumerId, whatsapp: { ...event.consumer, phoneNumberId: number.phoneNumberId } },
-      leg: this.o.createLeg(event.callId, callLog),
+      leg: this.o.createLeg(event.callId, callLog, number.keyExchange),
       target: this.o.createTarget(event.callId, undefined, number.sipTarget),
       transfers: this.transfersFor(event.callId, this.o.targetHost ? [this.o.targetHost] : []),
       signalling: new WhatsAppInbound(event.callId, event.sdp, number.client, callLog),

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { SdpError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
 import { MediaVersionMachine, type LocalOutcome, type RemoteOffer } from "../meta/media-version.js";
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { videoCodecFromEncodingName, type VideoCodec } from "../../transcode/video/video-codec.js";
 import { ConsumerMedia } from "./consumer-media.js";
 import { containWith, type Contain } from "./contain.js";
@@ -25,7 +25,7 @@ export interface MetaMediaControl {
 }
 
 export interface CallMediaOptions {
-  leg: MetaLeg;
+  leg: MetaMediaLeg;
   /** Media changes at Meta; undefined where the platform has none (WhatsApp: audio only, no renegotiation). */
   meta: MetaMediaControl | undefined;
   /** The call's serial queue: every media step runs in it, after and before the call's own steps. */

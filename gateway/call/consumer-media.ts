@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { DtmfReceiver, dtmfPackets } from "../../transcode/dtmf.js";
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { containWith } from "./contain.js";
 import { OutboundStream } from "./outbound-stream.js";
 import type { Digit, OpusFrame } from "./target.js";
@@ -37,7 +37,7 @@ export class ConsumerMedia extends EventEmitter<ConsumerMediaEvents> {
 
   /** `onError`: an exception while handling the leg's packets, for the call to end itself. */
   constructor(
-    private readonly leg: MetaLeg,
+    private readonly leg: MetaMediaLeg,
     private readonly log: Logger,
     onError: (err: unknown) => void,
   ) {

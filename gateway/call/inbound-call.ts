@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { CallError } from "../errors.js";
 import { GraphApiError } from "../meta/graph-errors.js";
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { CallMedia } from "./call-media.js";
 import type { InboundSignalling } from "./inbound-signalling.js";
 import { containWith } from "./contain.js";
@@ -36,7 +36,7 @@ export interface InboundCallOptions {
   callId: string;
   /** Who is calling, for the target's INVITE. */
   ring: RingInfo;
-  leg: MetaLeg;
+  leg: MetaMediaLeg;
   target: CallTarget;
   /** How a REFER from the answered party is followed. */
   transfers: CallTransfers;

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { GraphApiError } from "../meta/graph-errors.js";
 import type { WhatsAppGraphClient } from "../meta/whatsapp-client.js";
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import type { MetaMediaControl } from "./call-media.js";
 
 /** The Graph API calls a consumer-initiated Messenger call makes; the GraphClient provides them. */
@@ -22,11 +22,11 @@ export interface InboundSignalling {
   /** Media changes once the call is up; undefined where the platform has none (WhatsApp). */
   readonly media: MetaMediaControl | undefined;
   /** SDP work while (or before) the target rings. */
-  prepare(leg: MetaLeg): Promise<void>;
+  prepare(leg: MetaMediaLeg): Promise<void>;
   /** The target answered: `accept` at Meta. Throws GraphApiError when Meta refused or did not answer. */
   accept(correlation: string | undefined): Promise<void>;
   /** After accept's 200: what Meta sent back applied to the leg. Throws when it is unusable. */
-  completeAccept(leg: MetaLeg): Promise<void>;
+  completeAccept(leg: MetaMediaLeg): Promise<void>;
   reject(): Promise<void>;
   terminate(): Promise<void>;
 }
@@ -52,7 +52,7 @@ export class MessengerInbound implements InboundSignalling {
     return this.meta;
   }
 
-  async prepare(leg: MetaLeg): Promise<void> {
+  async prepare(leg: MetaMediaLeg): Promise<void> {
     this.offer = await leg.createOffer();
   }
 
@@ -60,7 +60,7 @@ export class MessengerInbound implements InboundSignalling {
     this.accepted = await this.meta.accept(this.callId, this.offer!);
   }
 
-  async completeAccept(leg: MetaLeg): Promise<void> {
+  async completeAccept(leg: MetaMediaLeg): Promise<void> {
     const { answer, reoffer } = this.accepted!;
     await leg.applyAnswer(answer);
     if (reoffer) await leg.applyOffer(reoffer);
@@ -94,7 +94,7 @@ export class WhatsAppInbound implements InboundSignalling {
     private readonly log: Logger,
   ) {}
 
-  async prepare(leg: MetaLeg): Promise<void> {
+  async prepare(leg: MetaMediaLeg): Promise<void> {
     this.answer = await leg.answerInitialOffer(this.offer);
     try {
       await this.client.preAccept(this.callId, this.answer);

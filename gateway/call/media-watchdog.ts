@@ -1,11 +1,11 @@
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 
 /**
  * Ends a call whose Meta leg stopped receiving RTP, or never started to, counted from when the
  * watch began. werift reaches `failed` only after ~30 s of consent expiry, and Meta's DTX still
  * sends a packet every few hundred ms, so a long silence on the wire means the consumer is gone.
  */
-export function watchMetaMedia(leg: MetaLeg, timeoutMs: number, onTimeout: (detail: string) => void): () => void {
+export function watchMetaMedia(leg: MetaMediaLeg, timeoutMs: number, onTimeout: (detail: string) => void): () => void {
   const since = Date.now();
   const timer = setInterval(() => {
     const last = Math.max(leg.stats().lastPacketInAt ?? 0, since);

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { assessCallQuality, type CallQuality } from "../quality/call-quality.js";
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import type { SipDialogId } from "../../sip/signaling.js";
 import type { TransferredParty } from "./call-transfer.js";
 import { pbxLegFigures, toPbxFigures, type PbxMediaStats } from "./pbx-media.js";
@@ -70,7 +70,7 @@ export interface CallEndInfo {
 }
 
 /** The quality figures of a call now, from its Meta leg and (once it has media) its SIP side. */
-export function callQuality(startedAt: number, leg: MetaLeg, pbx: PbxMediaStats | undefined): CallQuality {
+export function callQuality(startedAt: number, leg: MetaMediaLeg, pbx: PbxMediaStats | undefined): CallQuality {
   return assessCallQuality({
     startedAt,
     meta: leg.quality(),
@@ -91,7 +91,7 @@ export function callEndRecord(o: {
   detail: string;
   startedAt: number;
   mediaFlowed: boolean;
-  leg: MetaLeg;
+  leg: MetaMediaLeg;
   /** The SIP side's media figures, when the call got that far. */
   pbx?: PbxMediaStats | undefined;
   log: Logger;

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { readRemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall, SipReferRequest } from "../../sip/signaling.js";
 import { GraphApiError } from "../meta/graph-errors.js";
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { CallMedia } from "./call-media.js";
 import type { OutboundSignalling } from "./outbound-signalling.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall, type PbxDialogInfo } from "./messenger-call.js";
@@ -34,7 +34,7 @@ export interface OutboundCallOptions {
   sip: IncomingSipCall;
   /** The consumer called: a PSID, or a WhatsApp phone number or user id. */
   psid: string;
-  leg: MetaLeg;
+  leg: MetaMediaLeg;
   media: PbxMedia;
   /** What the platform (Messenger, WhatsApp) does at Meta. */
   signalling: OutboundSignalling;

@@ -16,6 +16,8 @@ export interface MetaOutboundControl extends MetaMediaControl {
  */
 export interface OutboundSignalling {
   readonly platform: "messenger" | "whatsapp";
+  /** How the media toward Meta is keyed: DTLS, or SDES for WhatsApp numbers set to it. */
+  readonly keyExchange: "DTLS" | "SDES";
   /** Media changes once the call is up; undefined where the platform has none (WhatsApp). */
   readonly media: MetaMediaControl | undefined;
   /**
@@ -35,6 +37,7 @@ export interface OutboundSignalling {
 
 export class MessengerOutbound implements OutboundSignalling {
   readonly platform = "messenger";
+  readonly keyExchange = "DTLS";
   readonly mediaNeedsPickupReoffer = true;
 
   constructor(
@@ -71,6 +74,7 @@ export class WhatsAppOutbound implements OutboundSignalling {
   constructor(
     private readonly to: WhatsAppRecipient,
     private readonly client: WhatsAppGraphClient,
+    readonly keyExchange: "DTLS" | "SDES" = "DTLS",
   ) {}
 
   permission(): ReturnType<OutboundSignalling["permission"]> {

@@ -102,8 +102,11 @@ export interface WhatsAppConfig {
   accessToken: string;
   /** When set, webhooks from any other WhatsApp Business Account are dropped. */
   wabaId: string | undefined;
-  /** Each number, and the SIP URI its consumers' calls ring (SIP_TARGET when absent). */
-  numbers: { phoneNumberId: string; sipTarget: string | undefined }[];
+  /**
+   * Each number, the SIP URI its consumers' calls ring (SIP_TARGET when absent), and how its media
+   * is keyed (its `srtp_key_exchange_protocol` at Meta).
+   */
+  numbers: { phoneNumberId: string; sipTarget: string | undefined; keyExchange: "DTLS" | "SDES" }[];
 }
 
 export interface EventsConfig {
@@ -139,6 +142,7 @@ export const CONFIG_KEYS = [
   "WHATSAPP_PHONE_NUMBERS",
   "WHATSAPP_ACCESS_TOKEN",
   "WHATSAPP_WABA_ID",
+  "WHATSAPP_SDES_NUMBERS",
   "META_GRAPH_URL",
   "META_GRAPH_VERSION",
   "META_GRAPH_TIMEOUT_MS",
@@ -278,7 +282,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
   if (!/^v\d+\.\d+$/.test(graphVersion)) {
     throw new ConfigError("META_GRAPH_VERSION", `must look like v26.0, got "${graphVersion}"`);
   }
-  const whatsApp = parseWhatsApp(optional("WHATSAPP_PHONE_NUMBERS"), optional("WHATSAPP_ACCESS_TOKEN"), optional("WHATSAPP_WABA_ID"));
+  const whatsApp = parseWhatsApp(optional("WHATSAPP_PHONE_NUMBERS"), optional("WHATSAPP_ACCESS_TOKEN"), optional("WHATSAPP_WABA_ID"), optional("WHATSAPP_SDES_NUMBERS"));
   // A WhatsApp-only gateway needs no Page; without WhatsApp numbers the Page is what it serves.
   const pageId = whatsApp ? optional("META_PAGE_ID") : str("META_PAGE_ID");
   if (pageId !== undefined && !/^\d+$/.test(pageId)) throw new ConfigError("META_PAGE_ID", "must be the numeric Page id");
@@ -618,9 +622,11 @@ function invalidEventLog(value: string): never {
  * WHATSAPP_PHONE_NUMBERS: comma-separated phone-number ids, each optionally `=sip:uri` for the
  * target its consumers' calls ring, e.g. `1234567890=sip:sales@pbx,2345678901`.
  */
-function parseWhatsApp(numbers: string | undefined, token: string | undefined, wabaId: string | undefined): WhatsAppConfig | undefined {
+function parseWhatsApp(numbers: string | undefined, token: string | undefined, wabaId: string | undefined, sdesNumbers: string | undefined): WhatsAppConfig | undefined {
   if (numbers === undefined) {
-    if (token !== undefined || wabaId !== undefined) throw new ConfigError("WHATSAPP_PHONE_NUMBERS", "is required with WHATSAPP_ACCESS_TOKEN or WHATSAPP_WABA_ID");
+    if (token !== undefined || wabaId !== undefined || sdesNumbers !== undefined) {
+      throw new ConfigError("WHATSAPP_PHONE_NUMBERS", "is required with WHATSAPP_ACCESS_TOKEN, WHATSAPP_WABA_ID or WHATSAPP_SDES_NUMBERS");
+    }
     return undefined;
   }
   if (token === undefined) throw new ConfigError("WHATSAPP_ACCESS_TOKEN", "is required with WHATSAPP_PHONE_NUMBERS");
@@ -642,8 +648,13 @@ function parseWhatsApp(numbers: string | undefined, token: string | undefined, w
       if (parsed.kind !== "uri") throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `${id}: the target must be a SIP URI`);
       sipTarget = parsed.uri;
     }
-    return { phoneNumberId: id, sipTarget };
+    return { phoneNumberId: id, sipTarget, keyExchange: "DTLS" as "DTLS" | "SDES" };
   });
+  for (const id of (sdesNumbers ?? "").split(",").map((n) => n.trim()).filter((n) => n !== "")) {
+    const number = list.find((n) => n.phoneNumberId === id);
+    if (!number) throw new ConfigError("WHATSAPP_SDES_NUMBERS", `${id.slice(0, 40)} is not one of WHATSAPP_PHONE_NUMBERS`);
+    number.keyExchange = "SDES";
+  }
   return { accessToken: token, wabaId, numbers: list };
 }
 

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { callQuality, type CallEndInfo, type MessengerCall } from "../call/messenger-call.js";
 import type { CallQuality } from "../quality/call-quality.js";
-import type { MetaLeg } from "../webrtc/meta-leg.js";
+import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { newEventId, summarizeQuality, type CallEvent, type CallParties } from "./call-events.js";
 
 /** What the call manager tells the monitor about a call it has just created. */
@@ -46,7 +46,7 @@ interface Watched {
   /** Stable for the call's life (an agent's call changes its id when Meta gives it one). */
   key: string;
   call: MessengerCall;
-  leg: MetaLeg;
+  leg: MetaMediaLeg;
   direction: "inbound" | "outbound";
   psid: string;
   businessId: string;
@@ -72,14 +72,14 @@ const UNCLAIMED_LEG_MS = 30_000;
  * setup-phase timings and the counts by direction and state.
  */
 export class CallMonitor {
-  private readonly legs = new Map<string, { leg: MetaLeg; at: number }>();
+  private readonly legs = new Map<string, { leg: MetaMediaLeg; at: number }>();
   private readonly calls = new Set<Watched>();
   private watched = 0;
 
   constructor(private readonly o: CallMonitorOptions) {}
 
   /** The Meta leg the gateway built for a call, under the id the call starts with. */
-  legCreated(callId: string, leg: MetaLeg): void {
+  legCreated(callId: string, leg: MetaMediaLeg): void {
     const now = Date.now();
     for (const [id, l] of this.legs) if (now - l.at > UNCLAIMED_LEG_MS) this.legs.delete(id);
     this.legs.set(callId, { leg, at: now });

@@ -4,6 +4,8 @@ import { detectTone } from "../../transcode/tone.js";
 import { sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 
 const PHONE_NUMBER_ID = "109876543210";
+/** A second number, set to srtp_key_exchange_protocol SDES at Meta. */
+const SDES_NUMBER_ID = "109876543211";
 const WABA_ID = "556677889900";
 
 /** WhatsApp calls through the gateway to and from a real SIP phone (baresip). */
@@ -12,10 +14,15 @@ describe("WhatsApp Business Calling through the gateway", () => {
   let phone: Baresip | undefined;
   beforeAll(async () => {
     h = await startHarness({
-      env: { WHATSAPP_PHONE_NUMBERS: `${PHONE_NUMBER_ID}=sip:agent@127.0.0.1:27060`, WHATSAPP_ACCESS_TOKEN: "EAAwhatsapptoken", WHATSAPP_WABA_ID: WABA_ID, SIP_ALLOW_FROM: "127.0.0.0/8" },
+      env: {
+        WHATSAPP_PHONE_NUMBERS: `${PHONE_NUMBER_ID}=sip:agent@127.0.0.1:27060,${SDES_NUMBER_ID}=sip:agent@127.0.0.1:27460`,
+        WHATSAPP_SDES_NUMBERS: SDES_NUMBER_ID, WHATSAPP_ACCESS_TOKEN: "EAAwhatsapptoken", WHATSAPP_WABA_ID: WABA_ID, SIP_ALLOW_FROM: "127.0.0.0/8" },
       sim: {
         whatsapp: {
-          numbers: [{ wabaId: WABA_ID, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: "15550001111", accessToken: "EAAwhatsapptoken" }],
+          numbers: [
+            { wabaId: WABA_ID, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: "15550001111", accessToken: "EAAwhatsapptoken" },
+            { wabaId: WABA_ID, phoneNumberId: SDES_NUMBER_ID, displayPhoneNumber: "15550002222", accessToken: "EAAwhatsapptoken", srtpKeyExchange: "SDES" },
+          ],
           outboundPickup: { afterMs: 500 },
         },
       },
@@ -77,5 +84,29 @@ describe("WhatsApp Business Calling through the gateway", () => {
     await waitFor(() => h.gateway.registry.size === 0, 5000, "the gateway to end the call");
     await call.waitForState("ended", 5000);
     expect(call.actionLog.map((a) => a.action)).toContain("terminate");
+  });
+
+  it("a number keyed with SDES: RTP/SAVP with a=crypto and no ICE or DTLS, we send first, tones both ways", async () => {
+    phone = await Baresip.start({ port: 27460, toneHz: 1000, rtpPortMin: 27500 });
+    const call = await h.sim.placeWhatsAppCall({ phoneNumberId: SDES_NUMBER_ID, toneHz: 440, fromPhone: "447700900789" });
+    await call.waitForState("media", 15_000);
+    await sleep(2500);
+    const answer = call.sdps.acceptAnswer!;
+    expect(answer).toMatch(/m=audio \d+ RTP\/SAVP 111 126/);
+    expect(answer).toMatch(/a=crypto:\d+ AES_CM_128_HMAC_SHA1_80 inline:/);
+    expect(answer).not.toMatch(/a=ice-|a=fingerprint|a=setup/);
+    expect(call.sdps.preAcceptAnswer).toBe(answer);
+    const heard = call.consumer.detectTone(1);
+    expect(Math.abs(heard.hz - 1000)).toBeLessThan(10);
+    expect(heard.levelDbfs).toBeGreaterThan(-35);
+    await call.hangup();
+    await waitFor(() => h.gateway.registry.size === 0, 5000, "the call to end");
+    await sleep(300);
+    const { pcm, sampleRate } = phone.receivedPcm();
+    expect(pcm.length).toBeGreaterThan(sampleRate);
+    const atPhone = detectTone(pcm.subarray(pcm.length - sampleRate), sampleRate);
+    expect(Math.abs(atPhone.hz - 440)).toBeLessThan(10);
+    await phone.stop();
+    phone = undefined;
   });
 });

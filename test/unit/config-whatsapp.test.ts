@@ -31,11 +31,18 @@ describe("WhatsApp settings", () => {
       accessToken: "EAAwa",
       wabaId: "5566",
       numbers: [
-        { phoneNumberId: "1098765", sipTarget: "sip:sales@pbx.example.com" },
-        { phoneNumberId: "2098765", sipTarget: undefined },
+        { phoneNumberId: "1098765", sipTarget: "sip:sales@pbx.example.com", keyExchange: "DTLS" },
+        { phoneNumberId: "2098765", sipTarget: undefined, keyExchange: "DTLS" },
       ],
     });
     expect(JSON.stringify(redactConfig(c))).not.toContain("EAAwa");
+  });
+
+  it("key the numbers listed in WHATSAPP_SDES_NUMBERS with SDES, and refuse one that is not a number of ours", () => {
+    const c = loadConfig({ ...secrets, ...page, WHATSAPP_PHONE_NUMBERS: "1098765,2098765", WHATSAPP_ACCESS_TOKEN: "t", WHATSAPP_SDES_NUMBERS: "2098765" });
+    expect(c.whatsApp!.numbers.map((n) => n.keyExchange)).toEqual(["DTLS", "SDES"]);
+    const err = configError(() => loadConfig({ ...secrets, ...page, WHATSAPP_PHONE_NUMBERS: "1098765", WHATSAPP_ACCESS_TOKEN: "t", WHATSAPP_SDES_NUMBERS: "3098765" }));
+    expect(err.setting).toBe("WHATSAPP_SDES_NUMBERS");
   });
 
   it("make the Page optional: a WhatsApp-only gateway needs no META_PAGE_ID", () => {
