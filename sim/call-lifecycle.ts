@@ -38,6 +38,18 @@ export abstract class CallLifecycle {
   }
 }
 
+/** Drops ended calls from a simulator's record and facade maps; returns how many went. */
+export function forgetEnded(records: Map<string, { readonly hasEnded: boolean }>, facades: Map<string, unknown>): number {
+  let n = 0;
+  for (const [id, record] of records) {
+    if (!record.hasEnded) continue;
+    records.delete(id);
+    facades.delete(id);
+    n++;
+  }
+  return n;
+}
+
 /** What waitForMilestone needs to know about a call. */
 export interface MilestoneSource {
   readonly id: string;

@@ -1,3 +1,4 @@
+import { forgetEnded } from "./call-lifecycle.js";
 import { callIdOf, validateCallMetrics } from "./call-metrics.js";
 import { CallRecord } from "./call-record.js";
 import { businessActionError, mediaVersionError, tracksOnlyVersionError, type CallEndReason } from "./call-rules.js";
@@ -248,14 +249,7 @@ export class MetaSimulator {
 
   /** Forgets ended calls (their consumers' recordings included); long runs call it to keep memory flat. */
   forgetEndedCalls(): number {
-    let n = 0;
-    for (const [id, record] of this.records) {
-      if (!record.hasEnded) continue;
-      this.records.delete(id);
-      this.facades.delete(id);
-      n++;
-    }
-    return n;
+    return forgetEnded(this.records, this.facades);
   }
 
   getCall(callId: string): SimCall | undefined {

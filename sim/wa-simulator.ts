@@ -1,3 +1,4 @@
+import { forgetEnded } from "./call-lifecycle.js";
 import { SimStateError } from "./errors.js";
 import { newBsuid, newWaCallId, newWamid, newWaPhone } from "./ids.js";
 import { WaCallRecord, type WaEndReason } from "./wa-call-record.js";
@@ -185,14 +186,7 @@ export class WhatsAppSimulator {
 
   /** Forgets ended calls (and their recordings); long runs call it to keep memory flat. */
   forgetEndedCalls(): number {
-    let n = 0;
-    for (const [id, record] of this.records) {
-      if (!record.hasEnded) continue;
-      this.records.delete(id);
-      this.facades.delete(id);
-      n++;
-    }
-    return n;
+    return forgetEnded(this.records, this.facades);
   }
 
   getCall(callId: string): WhatsAppCall | undefined {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MetaSimulator } from "../../sim/index.js";
-import { graphPost, sleep, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
+import type { MetaSimulator } from "../../sim/index.js";
+import { graphPost, sleep, startWhatsAppSim, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
 
 const APP_SECRET = "wa-inbound-secret";
 const TOKEN = "EAAG-wa-inbound-token";
@@ -17,14 +17,7 @@ describe("WhatsApp user-initiated calls against a raw werift business", () => {
     receiver.waitFor((i) => i.kind === "calls" && i.item["id"] === callId && i.item["event"] === "terminate", timeoutMs);
 
   beforeAll(async () => {
-    receiver = await WaWebhookReceiver.start(APP_SECRET);
-    sim = await MetaSimulator.start({
-      appSecret: APP_SECRET,
-      pageId: "1234567890",
-      pageAccessToken: TOKEN,
-      webhookUrl: receiver.url,
-      whatsapp: { numbers: [NUMBER], acceptWindowMs: 20_000 },
-    });
+    ({ receiver, sim } = await startWhatsAppSim(APP_SECRET, TOKEN, { numbers: [NUMBER], acceptWindowMs: 20_000 }));
   });
 
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MetaSimulator } from "../../sim/index.js";
-import { graphPost, SdesTestBusiness, sleep, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
+import type { MetaSimulator } from "../../sim/index.js";
+import { graphPost, SdesTestBusiness, sleep, startWhatsAppSim, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
 
 const APP_SECRET = "wa-media-secret";
 const TOKEN = "EAAG-wa-media-token";
@@ -19,14 +19,7 @@ describe("WhatsApp media: SDES keying, the accept window and the no-media hang-u
     receiver.waitFor((i) => i.item["id"] === callId && i.item["event"] === "terminate", timeoutMs);
 
   beforeAll(async () => {
-    receiver = await WaWebhookReceiver.start(APP_SECRET);
-    sim = await MetaSimulator.start({
-      appSecret: APP_SECRET,
-      pageId: "1234567890",
-      pageAccessToken: TOKEN,
-      webhookUrl: receiver.url,
-      whatsapp: { numbers: [DTLS_NUMBER, SDES_NUMBER], acceptWindowMs: 1500, mediaStartTimeoutMs: 1500, mediaIdleTimeoutMs: 1200, outboundPickup: { afterMs: 50 } },
-    });
+    ({ receiver, sim } = await startWhatsAppSim(APP_SECRET, TOKEN, { numbers: [DTLS_NUMBER, SDES_NUMBER], acceptWindowMs: 1500, mediaStartTimeoutMs: 1500, mediaIdleTimeoutMs: 1200, outboundPickup: { afterMs: 50 } }));
   });
 
   afterAll(async () => {

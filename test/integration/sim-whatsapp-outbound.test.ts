@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MetaSimulator, type WhatsAppCall } from "../../sim/index.js";
-import { graphGet, graphPost, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
+import type { MetaSimulator, WhatsAppCall } from "../../sim/index.js";
+import { graphGet, graphPost, startWhatsAppSim, type WaItem, waitUntil, WaTestBusiness, WaWebhookReceiver } from "../support/whatsapp-business.js";
 
 const APP_SECRET = "wa-outbound-secret";
 const TOKEN = "EAAG-wa-outbound-token";
@@ -20,14 +20,7 @@ describe("WhatsApp business-initiated calls and permissions against a raw werift
   const itemOf = (callId: string, test: (i: WaItem) => boolean): Promise<WaItem> => receiver.waitFor((i) => i.item["id"] === callId && test(i));
 
   beforeAll(async () => {
-    receiver = await WaWebhookReceiver.start(APP_SECRET);
-    sim = await MetaSimulator.start({
-      appSecret: APP_SECRET,
-      pageId: "1234567890",
-      pageAccessToken: TOKEN,
-      webhookUrl: receiver.url,
-      whatsapp: { numbers: [NUMBER], outboundPickup: "manual" },
-    });
+    ({ receiver, sim } = await startWhatsAppSim(APP_SECRET, TOKEN, { numbers: [NUMBER], outboundPickup: "manual" }));
   });
 
   afterAll(async () => {

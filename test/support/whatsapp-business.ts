@@ -15,6 +15,7 @@ import {
   type RTCRtpTransceiver,
 } from "werift";
 import { OPUS_SAMPLE_RATE, OpusPcmRecorder, OpusToneEncoder } from "../../sim/consumer-audio.js";
+import { MetaSimulator, type WhatsAppOptions } from "../../sim/index.js";
 import { loopbackIceConfig } from "../../sim/loopback-ice.js";
 import { detectTone, type ToneDetection } from "../../transcode/tone.js";
 
@@ -353,5 +354,17 @@ export async function waitUntil(check: () => boolean, timeoutMs: number, what: s
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
+  }
+}
+
+/** A webhook receiver and a simulator serving `whatsapp` (beside a Page nobody calls), signed with `appSecret`. */
+export async function startWhatsAppSim(appSecret: string, token: string, whatsapp: WhatsAppOptions): Promise<{ receiver: WaWebhookReceiver; sim: MetaSimulator }> {
+  const receiver = await WaWebhookReceiver.start(appSecret);
+  try {
+    const sim = await MetaSimulator.start({ appSecret, pageId: "1234567890", pageAccessToken: token, webhookUrl: receiver.url, whatsapp });
+    return { receiver, sim };
+  } catch (error) {
+    await receiver.close();
+    throw error;
   }
 }
