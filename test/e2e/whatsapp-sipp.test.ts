@@ -1,4 +1,6 @@
+import { createSocket, type Socket } from "node:dgram";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { parseTelephoneEvent } from "../../transcode/dtmf.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
 import { startHarness, waitFor, type Harness } from "../support/harness.js";
 
@@ -36,6 +38,8 @@ describe("WhatsApp consumer call, SIPp as the PBX", () => {
     await sipp.ready;
     return sipp;
   }
+
+  const requestedActions = (callId: string): (string | undefined)[] => h.sim.requests.filter((r) => r.rawBody.includes(callId)).map((r) => r.action);
 
   function endedOutcome(callId: string): string | undefined {
     return h.logs.find("call ended").find((l) => l.callId === callId)?.outcome as string | undefined;
@@ -121,5 +125,58 @@ describe("WhatsApp consumer call, SIPp as the PBX", () => {
     expect(call.actionLog.map((a) => a.action)).toEqual(["pre_accept", "accept", "terminate"]);
     const result = await finish(sipp);
     expect(result.code, describeSipp(result)).toBe(0);
+  });
+
+  it("Meta refuses accept (code 100): the answered PBX gets a BYE and the call is rejected at Meta", async () => {
+    const sipp = await pbx("gw-answer.xml");
+    h.sim.failNext("accept", { httpStatus: 400, code: 100, message: "Invalid parameter" });
+    const call = await h.sim.placeWhatsAppCall();
+    await call.waitForState("ended", 10_000);
+    await waitFor(() => endedOutcome(call.id) !== undefined, 3000, "the call to end");
+    expect(endedOutcome(call.id)).toBe("accept-failed");
+    // The refused accept never reached the call at Meta; the requests show it was tried once.
+    expect(requestedActions(call.id)).toEqual(["pre_accept", "accept", "reject"]);
+    expect(call.actionLog.map((a) => a.action)).toEqual(["pre_accept", "reject"]);
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+  });
+
+  it("pre_accept refused for a passing reason: the call still connects with accept", async () => {
+    const sipp = await pbx("uas-whatsapp-identity.xml");
+    h.sim.failNext("pre_accept", { httpStatus: 500, code: 138004, message: "Connection error" });
+    const call = await h.sim.placeWhatsAppCall({ fromPhone: "447700900123", name: "Ada Lovelace" });
+    await call.waitForState("ended", 10_000);
+    expect(requestedActions(call.id)).toEqual(["pre_accept", "accept", "terminate"]);
+    expect(call.actionLog.map((a) => a.action)).toEqual(["accept", "terminate"]);
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+  });
+
+  describe("DTMF on WhatsApp's telephone-event/8000", () => {
+    let media: Socket;
+    const received: { pt: number; payload: Buffer }[] = [];
+    beforeEach(async () => {
+      media = createSocket("udp4");
+      media.on("message", (msg) => received.push({ pt: msg[1]! & 0x7f, payload: msg.subarray(12) }));
+      await new Promise<void>((r) => media.bind(0, "127.0.0.1", () => r()));
+    });
+    afterEach(() => media.close());
+
+    it("a key the consumer presses reaches the PBX as RFC 4733, and the PBX's reaches the consumer on 126/8000", async () => {
+      const sipp = await pbx("gw-whatsapp-dtmf.xml", { media_port: String(media.address().port), dtmf_after_ms: "1500" });
+      const call = await h.sim.placeWhatsAppCall();
+      await call.waitForState("media", 10_000);
+      await call.consumer.sendDtmf("7");
+      const endSeen = (): boolean => received.some((p) => p.pt === 101 && (p.payload[1]! & 0x80) !== 0);
+      await waitFor(endSeen, 5000, "the end of the telephone-event at the PBX");
+      const events = received.filter((p) => p.pt === 101).map((p) => parseTelephoneEvent(p.payload));
+      expect(new Set(events.map((e) => e.event))).toEqual(new Set([7]));
+      // SIPp plays RFC 2833 digit 5 → the consumer receives it as telephone-event on WhatsApp's clock.
+      await waitFor(() => call.consumer.stats.telephoneEvents.some((e) => e.event === 5), 5000, "digit 5 at the consumer");
+      expect(call.consumer.stats.payloadTypes).toContain(126);
+      await call.hangup();
+      const result = await finish(sipp);
+      expect(result.code, describeSipp(result)).toBe(0);
+    });
   });
 });
