@@ -19,7 +19,7 @@ describe("WhatsApp media: SDES keying, the accept window and the no-media hang-u
     receiver.waitFor((i) => i.item["id"] === callId && i.item["event"] === "terminate", timeoutMs);
 
   beforeAll(async () => {
-    ({ receiver, sim } = await startWhatsAppSim(APP_SECRET, TOKEN, { numbers: [DTLS_NUMBER, SDES_NUMBER], acceptWindowMs: 1500, mediaStartTimeoutMs: 1500, mediaIdleTimeoutMs: 1200, outboundPickup: { afterMs: 50 } }));
+    ({ receiver, sim } = await startWhatsAppSim(APP_SECRET, TOKEN, { numbers: [DTLS_NUMBER, SDES_NUMBER], acceptWindowMs: 2500, mediaStartTimeoutMs: 3000, mediaIdleTimeoutMs: 1500, outboundPickup: { afterMs: 50 } }));
   });
 
   afterAll(async () => {
@@ -92,7 +92,7 @@ describe("WhatsApp media: SDES keying, the accept window and the no-media hang-u
       const wrongType = await post(DTLS_NUMBER.phoneNumberId, { call_id: call.id, action: "pre_accept", session: { sdp_type: "offer", sdp: answer } });
       expect(wrongType.status).toBe(200);
       expect(call.phase).toBe("ringing");
-      const terminate = await terminateOf(call.id, 5000);
+      const terminate = await terminateOf(call.id, 8000);
       expect(terminate.item["status"]).toBe("FAILED");
       expect(terminate.item["duration"]).toBeUndefined();
       const errors = terminate.value["errors"] as Array<{ code: number; href: string; error_data: { details: string } }>;
@@ -111,7 +111,7 @@ describe("WhatsApp media: SDES keying, the accept window and the no-media hang-u
     try {
       const answer = await business.answer(await offerOf(call.id));
       expect((await post(DTLS_NUMBER.phoneNumberId, { call_id: call.id, action: "accept", session: { sdp_type: "answer", sdp: answer } })).status).toBe(200);
-      const terminate = await terminateOf(call.id, 5000);
+      const terminate = await terminateOf(call.id, 8000);
       expect(terminate.item["status"]).toBe("FAILED");
       expect((terminate.value["errors"] as Array<{ code: number }>)[0]?.code).toBe(138021);
       expect(call.end).toMatchObject({ by: "consumer", reason: "media-start-timeout" });
@@ -129,7 +129,7 @@ describe("WhatsApp media: SDES keying, the accept window and the no-media hang-u
     await call.waitForState("media", 5000);
     // Gone without a terminate: its peer connection (RTP and RTCP) stops.
     await business.close();
-    const terminate = await terminateOf(call.id, 5000);
+    const terminate = await terminateOf(call.id, 8000);
     expect(terminate.item["status"]).toBe("FAILED");
     expect((terminate.value["errors"] as Array<{ code: number; error_data: { details: string } }>)[0]).toMatchObject({ code: 138021 });
     expect(call.end).toMatchObject({ by: "consumer", reason: "media-idle-timeout" });
