@@ -88,6 +88,8 @@ export interface OrphanCall {
  */
 export class Ownership {
   private readonly local = new Map<string, OwnedCall>();
+  /** Ended calls whose release Redis did not take: retried with the next renewal. */
+  private readonly unreleased = new Set<string>();
 
   constructor(
     private readonly o: { selfId: string; keys: ClusterKeys; link: RedisLink; leaseMs: number; log: Logger },
@@ -124,14 +126,16 @@ export class Ownership {
         scripted(r).msgwRelease(k.owner(callId), k.call(callId), k.callsOf(this.o.selfId), this.o.selfId, ENDED_RECORD_S, callId),
       );
     } catch (err) {
-      // The claim then lapses on its own; the record still names this live instance, which no
-      // survivor takes for dead, and says ended once the instance's next renewal finds nothing.
-      this.o.log.warn({ callId, err: (err as Error).message }, "call release not written: its claim lapses with the lease");
+      // Meanwhile the claim lapses and the record names this instance, alive: nobody takes the
+      // call for an orphan. The release is written with the next renewal that reaches Redis.
+      this.unreleased.add(callId);
+      this.o.log.warn({ callId, err: (err as Error).message }, "call release not written yet: retried with the next renewal");
     }
   }
 
   /** Renews every local claim in one round trip (and re-asserts them after Redis lost them). */
   async renewAll(): Promise<void> {
+    await this.retryReleases();
     if (this.local.size === 0) return;
     const calls = [...this.local.values()];
     const results = await this.o.link.run("renew claims", async (r) => {
@@ -149,7 +153,12 @@ export class Ownership {
   async locate(callId: string): Promise<CallLocation> {
     const k = this.o.keys;
     const [owner, record] = await this.o.link.run("look up a call", (r) => r.mget(k.owner(callId), k.call(callId)));
-    return locate(this.o.selfId, owner ?? null, decodeCallState(record ?? null));
+    const where = locate(this.o.selfId, owner ?? null, decodeCallState(record ?? null));
+    if (where.kind !== "orphan") return where;
+    // A lapsed claim alone is not a death: an owner still alive keeps its call (it re-asserts it,
+    // or has ended it and not yet written so); only a gone instance's calls are orphans.
+    const alive = await this.o.link.run("check an owner", (r) => r.exists(k.instance(where.owner)));
+    return alive ? { kind: "peer", owner: where.owner } : where;
   }
 
   /** Takes over a dead owner's call; undefined when another instance got there first or it is held again. */
@@ -161,6 +170,18 @@ export class Ownership {
     if (typeof rec !== "string") return undefined;
     const state = decodeCallState(rec);
     return { callId, owner: deadOwner, tag: state?.kind === "live" ? state.tag : "" };
+  }
+
+  private async retryReleases(): Promise<void> {
+    if (this.unreleased.size === 0) return;
+    const k = this.o.keys;
+    const ids = [...this.unreleased];
+    await this.o.link.run("release calls", async (r) => {
+      const p = r.pipeline();
+      for (const id of ids) (scripted(p).msgwRelease as ScriptCall)(k.owner(id), k.call(id), k.callsOf(this.o.selfId), this.o.selfId, ENDED_RECORD_S, id);
+      await p.exec();
+    });
+    for (const id of ids) this.unreleased.delete(id);
   }
 
   private claimOn(r: Redis, call: OwnedCall): Promise<unknown> {

@@ -28,10 +28,10 @@ describe("cluster state in a real Redis", () => {
   let a: ReturnType<typeof member>;
   let b: ReturnType<typeof member>;
   let c: ReturnType<typeof member>;
+  const prefix = `t${Date.now()}:`;
 
   beforeAll(async () => {
     redis = await RedisServer.start();
-    const prefix = `t${Date.now()}:`;
     [a, b, c] = [member(redis, "a", prefix), member(redis, "b", prefix), member(redis, "c", prefix)];
     await waitFor(() => a.link.isUp && b.link.isUp && c.link.isUp, 5000, "three connections");
   });
@@ -78,6 +78,16 @@ describe("cluster state in a real Redis", () => {
     // Forgotten once none of its calls are left.
     await a.instances.refresh();
     expect(a.instances.known.map((p) => p.id)).not.toContain("b");
+  });
+
+  it("a lapsed claim of an instance still alive is not an orphan: its webhooks still go to it", async () => {
+    await a.instances.heartbeat();
+    await a.ownership.claim({ callId: "c_6", tag: "" });
+    await a.link.client.del(`${prefix}own:c_6`);
+    expect(await b.ownership.locate("c_6")).toEqual({ kind: "peer", owner: "a" });
+    expect(await b.ownership.takeOrphan("c_6", "b")).toBeUndefined();
+    await a.ownership.release("c_6");
+    expect(await b.ownership.locate("c_6")).toEqual({ kind: "ended" });
   });
 
   it("a Redis restarted empty hears every live claim again at the next renewal", async () => {
