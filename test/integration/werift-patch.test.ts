@@ -10,6 +10,7 @@ import {
   RtpHeader,
   RtpPacket,
   SrtpSession,
+  ntpTime,
   TransportWideCC,
   useNACK,
   usePLI,
@@ -30,7 +31,9 @@ import { waitFor } from "../support/harness.js";
  * object per session key instead of an AES-CTR object per packet, and DTLS's X25519 key exchange in
  * OpenSSL instead of tweetnacl. And it adds the peer option `sendTransportCcFeedback: false`, which
  * keeps transport-cc negotiated but stops werift's own (malformed) transport-cc feedback, so that
- * ours (gateway/webrtc/transport-cc.ts) is the only one. These tests fail when `npm ci` did not
+ * ours (gateway/webrtc/transport-cc.ts) is the only one. On every packet, it reads RTP header bit
+ * fields with shifts instead of string round trips, and takes RFC 3550 NTP timestamps
+ * arithmetically (with a binary fraction, not decimal digits). These tests fail when `npm ci` did not
  * apply it, or when the keystream or the key exchange is wrong.
  */
 
@@ -300,4 +303,24 @@ describe("RTP header extensions are read within the datagram (patch)", () => {
     const header = RtpHeader.deSerialize(datagram);
     expect(header.extensions.length).toBeLessThanOrEqual(datagram.length);
   }, 10_000);
+});
+
+describe("werift per-packet header work, as patched", () => {
+  it("reads every bit field of the first two octets of an RTP header", () => {
+    // V=2 P=1 X=0 CC=3, M=1 PT=111: every field a different width and offset.
+    const datagram = Buffer.concat([Buffer.from("a3ef0001000000020000000300000004000000050000000600000007", "hex"), Buffer.from([0xaa, 0xbb, 0x02])]);
+    const header = RtpHeader.deSerialize(datagram);
+    expect([header.version, header.padding, header.extension, header.csrcLength, header.marker, header.payloadType]).toEqual([2, true, false, 3, true, 111]);
+    expect(header.csrc).toEqual([4, 5, 6]);
+  });
+
+  it("takes an RFC 3550 NTP timestamp for SRs and abs-send-time: seconds since 1900 and a binary fraction", () => {
+    const before = Date.now();
+    const ntp = ntpTime();
+    const after = Date.now();
+    const ms = Number(ntp >> 32n) * 1000 + (Number(ntp & 0xffffffffn) / 2 ** 32) * 1000 + Date.UTC(1900, 0, 1);
+    // performance.timeOrigin + now() and Date.now() differ by the clock drift since start: allow 50 ms.
+    expect(ms).toBeGreaterThan(before - 50);
+    expect(ms).toBeLessThan(after + 50);
+  });
 });
