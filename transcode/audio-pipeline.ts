@@ -124,6 +124,7 @@ export class MetaToPbxAudio {
 
   #nowMs = 0;
   #timestamp: number;
+  #silence: Uint8Array | undefined;
   #marker: MarkerState = "start-of-talkspurt";
   #stream: PbxStreamState = { name: "before-audio" };
   /**
@@ -312,7 +313,8 @@ export class MetaToPbxAudio {
   #emit(pcm: Int16Array | undefined, oldestArrivalMs: number | undefined, content: "audio" | "silence"): void {
     let payload: Uint8Array;
     if (pcm === undefined) {
-      payload = new Uint8Array(FRAME_SAMPLES_8K).fill(this.#codec.silenceCode);
+      // One frame of silence per pipeline, handed out every time: receivers only read it.
+      payload = this.#silence ??= new Uint8Array(FRAME_SAMPLES_8K).fill(this.#codec.silenceCode);
     } else {
       const started = performance.now();
       payload = this.#codec.encode(pcm);

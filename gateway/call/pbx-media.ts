@@ -455,7 +455,9 @@ export class PbxMedia extends EventEmitter<PbxMediaEvents> {
         // A held stream is not sent to (RFC 3264 §8.4); its timeline goes on for the resume.
         if (!this.sendingToPbx) return;
         const pt = this.remote?.audio.payloadType ?? 0;
-        const sent = this.rtp.send({ payloadType: pt, payload: Buffer.from(f.payload), timestamp: f.timestamp, marker: f.marker });
+        // A view, not a copy: the frame is ours alone and the endpoint copies it into the datagram.
+        const payload = Buffer.from(f.payload.buffer, f.payload.byteOffset, f.payload.byteLength);
+        const sent = this.rtp.send({ payloadType: pt, payload, timestamp: f.timestamp, marker: f.marker });
         if (sent && f.content === "audio") this.firstAudioOutAt ??= Date.now();
       },
     });

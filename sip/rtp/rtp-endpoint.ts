@@ -438,14 +438,27 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
 function sendDatagram(socket: dgram.Socket, bytes: Buffer, to: SocketAddress, logger: SipLogger): boolean {
   if (!(to.port > 0 && to.port < 65536)) return false;
   try {
-    socket.send(bytes, to.port, to.address, (err) => {
-      if (err) logger.debug({ err, to }, "RTP/RTCP send failed");
-    });
+    // One completion callback for every datagram (not a closure per packet); a failure here is
+    // logged at debug level, as a socket "error" event would be at warn level for every packet.
+    socket.send(bytes, to.port, to.address, sendCompletion(logger));
     return true;
   } catch (err) {
     logger.debug({ err, to }, "RTP/RTCP send refused");
     return false;
   }
+}
+
+const completions = new WeakMap<SipLogger, (err: Error | null) => void>();
+
+function sendCompletion(logger: SipLogger): (err: Error | null) => void {
+  let done = completions.get(logger);
+  if (!done) {
+    done = (err) => {
+      if (err) logger.debug({ err }, "RTP/RTCP send failed");
+    };
+    completions.set(logger, done);
+  }
+  return done;
 }
 
 function sameAddress(a: SocketAddress, b: SocketAddress): boolean {
