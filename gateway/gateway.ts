@@ -22,7 +22,7 @@ import { CallMetricsReporter } from "./meta/call-metrics.js";
 import { GraphClient } from "./meta/graph-client.js";
 import { GraphHttp } from "./meta/graph-http.js";
 import { WhatsAppGraphClient } from "./meta/whatsapp-client.js";
-import type { WhatsAppNumber } from "./call/call-manager.js";
+import type { MessengerPage, WhatsAppNumber } from "./call/call-manager.js";
 import { GatewayMetrics } from "./metrics.js";
 import { CallMonitor } from "./observe/call-monitor.js";
 import { CallEventPublisher } from "./observe/event-publisher.js";
@@ -53,8 +53,8 @@ export function stopGraceSeconds(config: GatewayConfig): number {
  */
 export class Gateway {
   readonly registry = new CallRegistry();
-  /** The Page's Graph client; undefined on a WhatsApp-only gateway. */
-  readonly graph: GraphClient | undefined;
+  /** Each Page with its Graph client (none on a WhatsApp-only gateway). */
+  private readonly pages: ReadonlyMap<string, MessengerPage>;
   private readonly graphHttp: GraphHttp;
   private readonly whatsApp: ReadonlyMap<string, WhatsAppNumber>;
   readonly calls: CallManager;
@@ -122,29 +122,34 @@ export class Gateway {
       onRequest: (action, seconds, ok) => this.metrics.graphRequest(action, seconds, ok),
     });
     this.graphHttp = graphHttp;
-    this.graph =
-      meta.pageId !== undefined && meta.pageAccessToken !== undefined
-        ? new GraphClient({ graphUrl: meta.graphUrl, graphVersion: meta.graphVersion, pageId: meta.pageId, accessToken: meta.pageAccessToken, http: graphHttp })
-        : undefined;
+    const pages = new Map<string, MessengerPage & { meta: GraphClient }>();
+    this.pages = pages;
+    for (const p of meta.pages) {
+      const client = new GraphClient({ graphUrl: meta.graphUrl, graphVersion: meta.graphVersion, pageId: p.pageId, accessToken: p.accessToken, http: graphHttp });
+      pages.set(p.pageId, { pageId: p.pageId, meta: client, sipTarget: p.sipTarget });
+    }
     const whatsApp = new Map<string, WhatsAppNumber>();
     this.whatsApp = whatsApp;
     for (const n of config.whatsApp?.numbers ?? []) {
       const client = new WhatsAppGraphClient({ http: graphHttp, phoneNumberId: n.phoneNumberId, accessToken: config.whatsApp!.accessToken });
       whatsApp.set(n.phoneNumberId, { phoneNumberId: n.phoneNumberId, client, sipTarget: n.sipTarget, wabaId: config.whatsApp!.wabaId, keyExchange: n.keyExchange });
     }
-    const graph = this.graph;
-    this.callMetrics = meta.callMetrics && graph
-      ? new CallMetricsReporter({
-          send: (body) => graph.callMetrics(body),
-          log: log.child({ subsystem: "call-metrics" }),
-          onResult: (result) => this.metrics.callMetricsReport(result),
-        })
-      : undefined;
+    this.callMetrics =
+      meta.callMetrics && pages.size > 0
+        ? new CallMetricsReporter({
+            send: async (body, pageId) => {
+              const page = pages.get(pageId);
+              if (!page) throw new Error(`no Page ${pageId} configured`);
+              await page.meta.callMetrics(body);
+            },
+            log: log.child({ subsystem: "call-metrics" }),
+            onResult: (result) => this.metrics.callMetricsReport(result),
+          })
+        : undefined;
     this.calls = new CallManager({
-      pageId: meta.pageId,
+      pages,
       registry: this.registry,
       deduper: new EventDeduper(),
-      meta: this.graph,
       createLeg: (callId, callLog, keyExchange) => {
         const leg =
           keyExchange === "SDES"
@@ -317,15 +322,13 @@ export class Gateway {
    * call's own knows it).
    */
   private async terminateAtMeta(callId: string): Promise<void> {
-    if (!callId.startsWith("wacid.")) {
-      if (!this.graph) throw new Error("no Messenger Page configured");
-      await this.graph.terminate(callId);
-      return;
-    }
-    let last: unknown = new Error("no WhatsApp number configured");
-    for (const n of this.whatsApp.values()) {
+    const clients: { terminate(callId: string): Promise<void> }[] = callId.startsWith("wacid.")
+      ? [...this.whatsApp.values()].map((n) => n.client)
+      : [...this.pages.values()].map((p) => p.meta);
+    let last: unknown = new Error(`no ${callId.startsWith("wacid.") ? "WhatsApp number" : "Messenger Page"} configured`);
+    for (const client of clients) {
       try {
-        await n.client.terminate(callId);
+        await client.terminate(callId);
         return;
       } catch (err) {
         last = err;

@@ -42,15 +42,22 @@ export interface WhatsAppNumber {
 
 export type KeyExchange = "DTLS" | "SDES";
 
+/** A Messenger Page the gateway answers and calls from. */
+export interface MessengerPage {
+  pageId: string;
+  /** Its Graph client. */
+  meta: MetaCallControl & MetaOutboundControl;
+  /** What its consumers' calls ring; the gateway's SIP target when absent. */
+  sipTarget?: string;
+}
+
 export interface CallManagerOptions {
-  /** The Messenger Page; undefined on a WhatsApp-only gateway (Page events are then dropped). */
-  pageId: string | undefined;
+  /** Messenger Pages by Page id (none on a WhatsApp-only gateway); the first also places agents' calls by default. */
+  pages: ReadonlyMap<string, MessengerPage>;
   /** WhatsApp numbers by phone-number id; the first also places agents' calls by default. */
   whatsApp?: ReadonlyMap<string, WhatsAppNumber>;
   registry: CallRegistry;
   deduper: EventDeduper;
-  /** The Page's Graph client; undefined on a WhatsApp-only gateway. */
-  meta: (MetaCallControl & MetaOutboundControl) | undefined;
   /** The leg toward Meta: DTLS-SRTP over ICE, or SDES-keyed SRTP for WhatsApp numbers set to SDES. */
   createLeg: (callId: string, log: Logger, keyExchange?: KeyExchange) => MetaMediaLeg;
   /**
@@ -175,7 +182,8 @@ export class CallManager {
 
   private handleEvent(event: MessengerCallEvent): void {
     const log = this.o.log;
-    if (event.pageId !== this.o.pageId) {
+    const page = this.o.pages.get(event.pageId);
+    if (!page) {
       this.counters.otherPageDropped++;
       log.warn({ callId: event.callId, pageId: event.pageId }, "event for another Page dropped");
       return;
@@ -188,7 +196,7 @@ export class CallManager {
     this.counters.eventsHandled++;
     switch (event.event) {
       case "connect":
-        this.onConnect(event);
+        this.onConnect(event, page);
         return;
       case "terminate":
       case "media_update":
@@ -370,16 +378,17 @@ export class CallManager {
   }
 
   /**
-   * Messenger for a PSID; WhatsApp for a number or user id, from the number the INVITE names in
-   * X-WhatsApp-Phone-Number-Id when it is one of ours, else the first configured.
+   * Messenger for a PSID, from the Page the INVITE names in X-Meta-Page-Id when it is one of ours,
+   * else the first configured; WhatsApp for a number or user id, likewise by
+   * X-WhatsApp-Phone-Number-Id.
    */
-  private outboundSignalling(decision: { psid: string; whatsapp?: { phone?: string; userId?: string } }, invite?: IncomingSipCall): OutboundSignalling | undefined {
-    if (!decision.whatsapp) return this.o.meta && new MessengerOutbound(decision.psid, this.o.meta);
-    const numbers = this.o.whatsApp;
-    if (!numbers || numbers.size === 0) return undefined;
-    const named = invite?.header("X-WhatsApp-Phone-Number-Id")?.trim();
-    const number = (named !== undefined ? numbers.get(named) : undefined) ?? numbers.values().next().value!;
-    return new WhatsAppOutbound(decision.whatsapp, number.client, number.keyExchange);
+  private outboundSignalling(decision: { psid: string; whatsapp?: { phone?: string; userId?: string } }, invite: IncomingSipCall): OutboundSignalling | undefined {
+    if (!decision.whatsapp) {
+      const page = pick(this.o.pages, invite.header("X-Meta-Page-Id"));
+      return page && new MessengerOutbound(decision.psid, page.pageId, page.meta);
+    }
+    const number = pick(this.o.whatsApp ?? new Map<string, WhatsAppNumber>(), invite.header("X-WhatsApp-Phone-Number-Id"));
+    return number && new WhatsAppOutbound(decision.whatsapp, number.client, number.keyExchange);
   }
 
   private async startOutbound(invite: IncomingSipCall, psid: string, signalling: OutboundSignalling, log: Logger): Promise<void> {
@@ -425,10 +434,8 @@ export class CallManager {
     await call.start();
   }
 
-  private onConnect(event: ConnectEvent): void {
-    const meta = this.o.meta;
-    // Page events reach here only when a Page is configured (handleEvent drops the others).
-    if (!meta) return;
+  private onConnect(event: ConnectEvent, page: MessengerPage): void {
+    const { meta } = page;
     const log = this.o.log.child({ callId: event.callId });
     if (event.direction !== "user_initiated") {
       // Meta announces the calls our agents place; the call itself is driven by connect's response.
@@ -454,11 +461,11 @@ export class CallManager {
     const callLog = log.child({ psid: event.from, direction: "inbound" });
     const call = new InboundCall({
       callId: event.callId,
-      ring: { callId: event.callId, psid: event.from },
+      ring: { callId: event.callId, psid: event.from, pageId: page.pageId },
       leg: this.o.createLeg(event.callId, callLog),
-      target: this.o.createTarget(event.callId),
+      target: this.o.createTarget(event.callId, undefined, page.sipTarget),
       transfers: this.transfersFor(event.callId, this.o.targetHost ? [this.o.targetHost] : []),
-      signalling: new MessengerInbound(event.callId, meta, callLog),
+      signalling: new MessengerInbound(event.callId, page.pageId, meta, callLog),
       log: callLog,
       acceptTimeoutMs: this.o.acceptTimeoutMs,
       connectTimeoutMs: this.o.connectTimeoutMs,
@@ -466,7 +473,7 @@ export class CallManager {
     });
     this.o.registry.add(call);
     call.whenEnded(() => this.countAtEnd(call));
-    this.o.onCallCreated?.(call, { psid: event.from, states: (l) => call.on("state", l) });
+    this.o.onCallCreated?.(call, { psid: event.from, businessId: page.pageId, states: (l) => call.on("state", l) });
     callLog.info("consumer call received");
     void call.start();
   }
@@ -545,4 +552,10 @@ export class CallManager {
 
 function isActedOnStatus(status: string): status is "ringing" | "accepted" | "rejected" {
   return status === "ringing" || status === "accepted" || status === "rejected";
+}
+
+/** The entry an INVITE names in a header, when it is one of ours; else the first configured. */
+function pick<T>(entries: ReadonlyMap<string, T>, named: string | undefined): T | undefined {
+  const byName = named === undefined ? undefined : entries.get(named.trim());
+  return byName ?? entries.values().next().value;
 }

@@ -18,7 +18,7 @@ export function sipIdentity(info: RingInfo, pageId: string | undefined): SipIden
   if (!wa) {
     return {
       from: { user: info.psid, displayName: "Messenger" },
-      headers: { "X-Meta-PSID": info.psid, "X-Meta-Call-Id": info.callId, "X-Meta-Page-Id": pageId ?? "" },
+      headers: { "X-Meta-PSID": info.psid, "X-Meta-Call-Id": info.callId, "X-Meta-Page-Id": info.pageId ?? pageId ?? "" },
     };
   }
   const headers: Record<string, string> = {

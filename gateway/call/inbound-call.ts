@@ -315,7 +315,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
     }
     await Promise.allSettled([target.hangup(detail), leg.close()]);
     this.queue.close();
-    this.emit("ended", callEndRecord({ callId: this.o.callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
+    this.emit("ended", callEndRecord({ callId: this.o.callId, platform: this.o.signalling.platform, businessId: this.o.signalling.businessId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
     this.removeAllListeners();
   }
 

@@ -17,6 +17,8 @@ export interface MetaCallControl extends MetaMediaControl {
  */
 export interface InboundSignalling {
   readonly platform: "messenger" | "whatsapp";
+  /** The Page or the WhatsApp phone-number id the call came to. */
+  readonly businessId: string;
   /** Whether `prepare` runs before the target rings (WhatsApp pre-accepts first, as Meta advises). */
   readonly prepareBeforeRinging: boolean;
   /** Media changes once the call is up; undefined where the platform has none (WhatsApp). */
@@ -44,6 +46,7 @@ export class MessengerInbound implements InboundSignalling {
 
   constructor(
     private readonly callId: string,
+    readonly businessId: string,
     private readonly meta: MetaCallControl,
     private readonly log: Logger,
   ) {}
@@ -109,6 +112,10 @@ export class WhatsAppInbound implements InboundSignalling {
 
   async accept(correlation: string | undefined): Promise<void> {
     await this.client.accept(this.callId, this.answer!, correlation);
+  }
+
+  get businessId(): string {
+    return this.client.phoneNumberId;
   }
 
   /** Nothing comes back in WhatsApp's accept response: the leg was complete since pre_accept. */

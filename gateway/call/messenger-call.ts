@@ -57,6 +57,9 @@ export type CallOutcome =
 
 export interface CallEndInfo {
   callId: string;
+  platform: "messenger" | "whatsapp";
+  /** The Page (Messenger) or phone-number id (WhatsApp) the call belongs to. */
+  businessId: string;
   outcome: CallOutcome;
   detail: string;
   durationMs: number;
@@ -87,6 +90,8 @@ export function callQuality(startedAt: number, leg: MetaMediaLeg, pbx: PbxMediaS
  */
 export function callEndRecord(o: {
   callId: string;
+  platform: "messenger" | "whatsapp";
+  businessId: string;
   outcome: CallOutcome;
   detail: string;
   startedAt: number;
@@ -100,6 +105,8 @@ export function callEndRecord(o: {
   const quality = callQuality(o.startedAt, o.leg, o.pbx);
   const info: CallEndInfo = {
     callId: o.callId,
+    platform: o.platform,
+    businessId: o.businessId,
     outcome: o.outcome,
     detail: o.detail,
     durationMs: endedAt - o.startedAt,

@@ -379,7 +379,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     sip.hangup().catch((err: unknown) => log.debug({ err }, "SIP hangup error"));
     await Promise.allSettled([leg.close(), this.pbx ? this.pbx.close() : media.close(), this.transferredTo?.hangup(detail)]);
     this.queue.close();
-    this.emit("ended", callEndRecord({ callId: this._callId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
+    this.emit("ended", callEndRecord({ callId: this._callId, platform: this.o.signalling.platform, businessId: this.o.signalling.businessId, outcome, detail, startedAt: this.startedAt, mediaFlowed: this.media.mediaFlowed, leg, pbx: this.pbxMediaStats(), log }));
     this.removeAllListeners();
   }
 

@@ -16,6 +16,8 @@ export interface MetaOutboundControl extends MetaMediaControl {
  */
 export interface OutboundSignalling {
   readonly platform: "messenger" | "whatsapp";
+  /** The Page or the WhatsApp phone-number id the call is placed from. */
+  readonly businessId: string;
   /** How the media toward Meta is keyed: DTLS, or SDES for WhatsApp numbers set to it. */
   readonly keyExchange: "DTLS" | "SDES";
   /** Media changes once the call is up; undefined where the platform has none (WhatsApp). */
@@ -42,6 +44,7 @@ export class MessengerOutbound implements OutboundSignalling {
 
   constructor(
     private readonly psid: string,
+    readonly businessId: string,
     private readonly meta: MetaOutboundControl,
   ) {}
 
@@ -76,6 +79,10 @@ export class WhatsAppOutbound implements OutboundSignalling {
     private readonly client: WhatsAppGraphClient,
     readonly keyExchange: "DTLS" | "SDES" = "DTLS",
   ) {}
+
+  get businessId(): string {
+    return this.client.phoneNumberId;
+  }
 
   permission(): ReturnType<OutboundSignalling["permission"]> {
     return this.client.getCallPermission(this.to);

@@ -55,6 +55,8 @@ export interface RingInfo {
   callId: string;
   /** The consumer's id on the call's platform: a PSID, or a WhatsApp phone number or user id. */
   psid: string;
+  /** The Page a Messenger call came to. */
+  pageId?: string;
   /** WhatsApp calls: the consumer as Meta names them, and the business number they called. */
   whatsapp?: { phone?: string; userId?: string; name?: string; phoneNumberId: string };
 }

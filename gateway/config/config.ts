@@ -13,9 +13,11 @@ export interface GatewayConfig {
   meta: {
     appSecret: string;
     verifyToken: string;
-    /** The Page whose Messenger calls this gateway handles; undefined = WhatsApp only. */
+    /** The (first) Page whose Messenger calls this gateway handles; undefined = WhatsApp only. */
     pageId: string | undefined;
     pageAccessToken: string | undefined;
+    /** Every Page, with its token and the SIP URI its consumers' calls ring (SIP_TARGET when absent). */
+    pages: MessengerPageConfig[];
     graphUrl: string;
     graphVersion: string;
     graphTimeoutMs: number;
@@ -96,6 +98,12 @@ export interface GatewayConfig {
 }
 
 export type SipTarget = { kind: "echo" } | { kind: "uri"; uri: string };
+
+export interface MessengerPageConfig {
+  pageId: string;
+  accessToken: string;
+  sipTarget: string | undefined;
+}
 
 export interface WhatsAppConfig {
   /** A system-user token with whatsapp_business_messaging for every number below. */
@@ -284,8 +292,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
   }
   const whatsApp = parseWhatsApp(optional("WHATSAPP_PHONE_NUMBERS"), optional("WHATSAPP_ACCESS_TOKEN"), optional("WHATSAPP_WABA_ID"), optional("WHATSAPP_SDES_NUMBERS"));
   // A WhatsApp-only gateway needs no Page; without WhatsApp numbers the Page is what it serves.
-  const pageId = whatsApp ? optional("META_PAGE_ID") : str("META_PAGE_ID");
-  if (pageId !== undefined && !/^\d+$/.test(pageId)) throw new ConfigError("META_PAGE_ID", "must be the numeric Page id");
+  const pages = parsePages(whatsApp ? optional("META_PAGE_ID") : str("META_PAGE_ID"), optional("META_PAGE_ACCESS_TOKEN"));
 
   const rtpPortMin = int("RTP_PORT_MIN", 40000, 1024, 65534);
   const rtpPortMax = int("RTP_PORT_MAX", 49999, 1025, 65535);
@@ -302,8 +309,9 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
     meta: {
       appSecret: str("META_APP_SECRET"),
       verifyToken: str("META_VERIFY_TOKEN"),
-      pageId,
-      pageAccessToken: pageId === undefined ? optional("META_PAGE_ACCESS_TOKEN") : str("META_PAGE_ACCESS_TOKEN"),
+      pageId: pages[0]?.pageId,
+      pageAccessToken: pages[0]?.accessToken,
+      pages,
       graphUrl,
       graphVersion,
       graphTimeoutMs: int("META_GRAPH_TIMEOUT_MS", 10_000, 100, 120_000),
@@ -619,6 +627,47 @@ function invalidEventLog(value: string): never {
 
 /** The configuration with secrets masked, for the start-up log line. */
 /**
+ * META_PAGE_ID: comma-separated Page ids, each optionally `=sip:uri` for the target its consumers'
+ * calls ring; META_PAGE_ACCESS_TOKEN: one token per Page, comma-separated in the same order.
+ */
+function parsePages(ids: string | undefined, tokens: string | undefined): MessengerPageConfig[] {
+  if (ids === undefined) {
+    if (tokens !== undefined) throw new ConfigError("META_PAGE_ID", "is required with META_PAGE_ACCESS_TOKEN");
+    return [];
+  }
+  const entries = parseIdRoutes("META_PAGE_ID", ids, "the numeric Page id");
+  if (tokens === undefined) throw new ConfigError("META_PAGE_ACCESS_TOKEN", "is required");
+  const tokenList = tokens.split(",").map((t) => t.trim());
+  if (tokenList.length !== entries.length || tokenList.some((t) => t === "")) {
+    throw new ConfigError("META_PAGE_ACCESS_TOKEN", `must hold one token per Page in META_PAGE_ID (${entries.length}), comma-separated, got ${tokenList.length}`);
+  }
+  return entries.map((e, i) => ({ pageId: e.id, accessToken: tokenList[i]!, sipTarget: e.sipTarget }));
+}
+
+/** `id` or `id=sip:uri` entries, comma-separated: ids numeric and unique, targets SIP URIs. */
+function parseIdRoutes(setting: ConfigKey, raw: string, what: string): { id: string; sipTarget: string | undefined }[] {
+  const seen = new Set<string>();
+  return raw.split(",").map((entry) => {
+    const [id, target] = entry.trim().split(/=(.*)/s, 2).map((p) => p.trim()) as [string, string | undefined];
+    if (!/^\d{1,32}$/.test(id)) throw new ConfigError(setting, `must be ${what}: "${id.slice(0, 40)}" is not`);
+    if (seen.has(id)) throw new ConfigError(setting, `${id} is listed twice`);
+    seen.add(id);
+    let sipTarget: string | undefined;
+    if (target !== undefined && target !== "") {
+      let parsed: SipTarget;
+      try {
+        parsed = parseSipTarget(target);
+      } catch {
+        throw new ConfigError(setting, `${id}: "${target.slice(0, 80)}" is not a SIP URI`);
+      }
+      if (parsed.kind !== "uri") throw new ConfigError(setting, `${id}: the target must be a SIP URI`);
+      sipTarget = parsed.uri;
+    }
+    return { id, sipTarget };
+  });
+}
+
+/**
  * WHATSAPP_PHONE_NUMBERS: comma-separated phone-number ids, each optionally `=sip:uri` for the
  * target its consumers' calls ring, e.g. `1234567890=sip:sales@pbx,2345678901`.
  */
@@ -631,25 +680,11 @@ function parseWhatsApp(numbers: string | undefined, token: string | undefined, w
   }
   if (token === undefined) throw new ConfigError("WHATSAPP_ACCESS_TOKEN", "is required with WHATSAPP_PHONE_NUMBERS");
   if (wabaId !== undefined && !/^\d{1,32}$/.test(wabaId)) throw new ConfigError("WHATSAPP_WABA_ID", "must be the numeric WhatsApp Business Account id");
-  const seen = new Set<string>();
-  const list = numbers.split(",").map((entry) => {
-    const [id, target] = entry.trim().split(/=(.*)/s, 2).map((p) => p.trim()) as [string, string | undefined];
-    if (!/^\d{1,32}$/.test(id)) throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `"${id.slice(0, 40)}" is not a numeric phone-number id`);
-    if (seen.has(id)) throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `${id} is listed twice`);
-    seen.add(id);
-    let sipTarget: string | undefined;
-    if (target !== undefined && target !== "") {
-      let parsed: SipTarget;
-      try {
-        parsed = parseSipTarget(target);
-      } catch {
-        throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `${id}: "${target.slice(0, 80)}" is not a SIP URI`);
-      }
-      if (parsed.kind !== "uri") throw new ConfigError("WHATSAPP_PHONE_NUMBERS", `${id}: the target must be a SIP URI`);
-      sipTarget = parsed.uri;
-    }
-    return { phoneNumberId: id, sipTarget, keyExchange: "DTLS" as "DTLS" | "SDES" };
-  });
+  const list = parseIdRoutes("WHATSAPP_PHONE_NUMBERS", numbers, "numeric phone-number ids").map((e) => ({
+    phoneNumberId: e.id,
+    sipTarget: e.sipTarget,
+    keyExchange: "DTLS" as "DTLS" | "SDES",
+  }));
   for (const id of (sdesNumbers ?? "").split(",").map((n) => n.trim()).filter((n) => n !== "")) {
     const number = list.find((n) => n.phoneNumberId === id);
     if (!number) throw new ConfigError("WHATSAPP_SDES_NUMBERS", `${id.slice(0, 40)} is not one of WHATSAPP_PHONE_NUMBERS`);
@@ -661,7 +696,13 @@ function parseWhatsApp(numbers: string | undefined, token: string | undefined, w
 export function redactConfig(config: GatewayConfig): unknown {
   return {
     ...config,
-    meta: { ...config.meta, appSecret: "***", verifyToken: "***", pageAccessToken: config.meta.pageAccessToken === undefined ? undefined : "***" },
+    meta: {
+      ...config.meta,
+      appSecret: "***",
+      verifyToken: "***",
+      pageAccessToken: config.meta.pageAccessToken === undefined ? undefined : "***",
+      pages: config.meta.pages.map((p) => ({ ...p, accessToken: "***" })),
+    },
     whatsApp: config.whatsApp && { ...config.whatsApp, accessToken: "***" },
     events: { ...config.events, secret: config.events.secret === undefined ? undefined : "***" },
     cluster: redactClusterConfig(config.cluster),

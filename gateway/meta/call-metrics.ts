@@ -90,7 +90,8 @@ export function callMetricsBody(info: CallEndInfo): CallMetricsBody {
 }
 
 export interface CallMetricsReporterOptions {
-  send: (body: CallMetricsBody) => Promise<void>;
+  /** Posts one report to the call's Page (`pageId`). */
+  send: (body: CallMetricsBody, pageId: string) => Promise<void>;
   log: Logger;
   maxPending?: number;
   maxAttempts?: number;
@@ -114,9 +115,12 @@ export class CallMetricsReporter {
 
   constructor(private readonly o: CallMetricsReporterOptions) {}
 
-  /** Reports a call that reached Meta (its id is Meta's, `c_…`); others have nothing to report. */
+  /**
+   * Reports a Messenger call that reached Meta (its id is Meta's, `c_…`); others have nothing to
+   * report (WhatsApp has no call_metrics API).
+   */
   report(info: CallEndInfo): void {
-    if (this.closed || !info.callId.startsWith("c_") || this.reported.has(info.callId)) return;
+    if (this.closed || info.platform !== "messenger" || !info.callId.startsWith("c_") || this.reported.has(info.callId)) return;
     if (this.waiting >= (this.o.maxPending ?? 1000)) {
       this.o.onResult?.("dropped");
       this.o.log.warn({ callId: info.callId }, "call_metrics not sent: too many reports pending");
@@ -127,7 +131,7 @@ export class CallMetricsReporter {
     if (this.reported.size > 10_000) this.reported.delete(this.reported.values().next().value!);
     this.waiting++;
     const body = callMetricsBody(info);
-    const run = this.attempt(body, 1).finally(() => {
+    const run = this.attempt(body, info.businessId, 1).finally(() => {
       this.waiting--;
       this.pending.delete(run);
     });
@@ -158,10 +162,10 @@ export class CallMetricsReporter {
     });
   }
 
-  private async attempt(body: CallMetricsBody, attempt: number): Promise<void> {
+  private async attempt(body: CallMetricsBody, pageId: string, attempt: number): Promise<void> {
     const { log } = this.o;
     try {
-      await this.o.send(body);
+      await this.o.send(body, pageId);
       this.o.onResult?.("sent");
       log.info({ callId: body.call_id, attempt }, "call_metrics sent");
       return;
@@ -186,7 +190,7 @@ export class CallMetricsReporter {
         log.warn({ callId: body.call_id, attempt }, "call_metrics not sent before shutdown");
         return;
       }
-      await this.attempt(body, attempt + 1);
+      await this.attempt(body, pageId, attempt + 1);
     }
   }
 }

@@ -19,7 +19,7 @@ function endInfo(o: { outcome?: CallOutcome; lostEvery?: number; pbx?: boolean }
     latencyToPbx: undefined,
     latencyToMeta: undefined,
   });
-  return { callId: "c_abc123", outcome: o.outcome ?? "completed-consumer-hangup", detail: "terminate webhook (Completed)", durationMs: ENDED - STARTED, mediaFlowed: true, startedAt: STARTED, endedAt: ENDED, quality };
+  return { callId: "c_abc123", platform: "messenger", businessId: "1029384756", outcome: o.outcome ?? "completed-consumer-hangup", detail: "terminate webhook (Completed)", durationMs: ENDED - STARTED, mediaFlowed: true, startedAt: STARTED, endedAt: ENDED, quality };
 }
 
 const facts = (o: Partial<ReportedCallFacts> = {}): ReportedCallFacts => ({ startedAt: STARTED, endedAt: ENDED - 200, alreadyReported: false, ...o });

@@ -66,3 +66,22 @@ describe("WhatsApp settings", () => {
     expect(err.message).toMatch(pattern);
   });
 });
+
+describe("several Pages", () => {
+  it("take one token per Page, in order, and a SIP target per Page where given", () => {
+    const c = loadConfig({ ...secrets, META_PAGE_ID: "111=sip:sales@pbx.example.com, 222", META_PAGE_ACCESS_TOKEN: "EAAone, EAAtwo" });
+    expect(c.meta.pages).toEqual([
+      { pageId: "111", accessToken: "EAAone", sipTarget: "sip:sales@pbx.example.com" },
+      { pageId: "222", accessToken: "EAAtwo", sipTarget: undefined },
+    ]);
+    expect(c.meta.pageId).toBe("111");
+    const shown = JSON.stringify(redactConfig(c));
+    expect(shown).not.toContain("EAAone");
+    expect(shown).not.toContain("EAAtwo");
+  });
+
+  it("refuse a token count that does not match the Pages, and a Page listed twice", () => {
+    expect(configError(() => loadConfig({ ...secrets, META_PAGE_ID: "111,222", META_PAGE_ACCESS_TOKEN: "EAAone" })).setting).toBe("META_PAGE_ACCESS_TOKEN");
+    expect(configError(() => loadConfig({ ...secrets, META_PAGE_ID: "111,111", META_PAGE_ACCESS_TOKEN: "a,b" })).message).toMatch(/twice/);
+  });
+});
