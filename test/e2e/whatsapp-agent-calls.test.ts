@@ -18,7 +18,7 @@ describe("agent calls a WhatsApp consumer (WhatsApp-only gateway)", () => {
 
   beforeAll(async () => {
     h = await startHarness({
-      env: { META_PAGE_ID: "", META_PAGE_ACCESS_TOKEN: "", WHATSAPP_PHONE_NUMBERS: PHONE_NUMBER_ID, WHATSAPP_ACCESS_TOKEN: TOKEN, SIP_ALLOW_FROM: "127.0.0.1", RING_TIMEOUT_MS: "4000" },
+      env: { META_PAGE_ID: "", META_PAGE_ACCESS_TOKEN: "", WHATSAPP_PHONE_NUMBERS: PHONE_NUMBER_ID, WHATSAPP_ACCESS_TOKEN: TOKEN, SIP_ALLOW_FROM: "127.0.0.1", RING_TIMEOUT_MS: "4000", CALL_PERMISSION_REQUEST: "true" },
       sim: { whatsapp: { numbers: [{ wabaId: WABA_ID, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: "15550001111", accessToken: TOKEN }], outboundPickup: "manual" } },
     });
   });
@@ -69,14 +69,39 @@ describe("agent calls a WhatsApp consumer (WhatsApp-only gateway)", () => {
     expect(call.bizOpaqueCallbackData).toBeDefined();
   });
 
-  it("no permission: 403 to the agent and no connect", async () => {
+  it("no permission: a call_permission_request within Meta's limit (1 a day), then only 403; never a connect", async () => {
     const phone = nextNumber();
     h.sim.whatsapp.setPermission(phone, "no_permission");
-    const sipp = await agent("gw-agent-refused.xml", `+${phone}`, { status: "403" });
+    h.sim.whatsapp.setPermissionReply({ response: "ignore" });
+    const first = await finish(await agent("gw-agent-refused.xml", `+${phone}`, { status: "403" }));
+    expect(first.code, describeSipp(first)).toBe(0);
+    expect(first.logs).toMatch(/refused SIP\/2.0 403 Call Permission Requested From Consumer/);
+    const second = await finish(await agent("gw-agent-refused.xml", `+${phone}`, { status: "403" }));
+    expect(second.code, describeSipp(second)).toBe(0);
+    expect(second.logs).toMatch(/refused SIP\/2.0 403 Consumer Has Not Granted Call Permission/);
+    const requests = graphFor(phone);
+    expect(requests.filter((r) => r.path.endsWith("/messages"))).toHaveLength(1);
+    expect(JSON.parse(requests.find((r) => r.path.endsWith("/messages"))!.rawBody)).toMatchObject({
+      messaging_product: "whatsapp",
+      to: phone,
+      type: "interactive",
+      interactive: { type: "call_permission_request" },
+    });
+    expect(requests.some((r) => r.path.endsWith("/calls"))).toBe(false);
+  });
+
+  it("a permission the consumer grants is logged from the messages webhook, and their next call goes through", async () => {
+    const phone = nextNumber();
+    h.sim.whatsapp.setPermission(phone, "no_permission");
+    h.sim.whatsapp.setPermissionReply({ response: "accept" });
+    const refused = await finish(await agent("gw-agent-refused.xml", `+${phone}`, { status: "403" }));
+    expect(refused.code, describeSipp(refused)).toBe(0);
+    await waitFor(() => h.logs.find("call permission reply").some((l) => l.response === "approve"), 5000, "the permission reply");
+    const sipp = await agent("gw-agent-call.xml", `+${phone}`, { talk_ms: "500" }, true);
+    await ringing(phone);
+    await callTo(phone)!.answer();
     const result = await finish(sipp);
     expect(result.code, describeSipp(result)).toBe(0);
-    expect(result.logs).toMatch(/refused SIP\/2.0 403 Consumer Has Not Granted Call Permission/);
-    expect(graphFor(phone).map((r) => r.action ?? "call_permissions")).toEqual(["call_permissions"]);
   });
 
   it("the consumer declines (REJECTED): 486 to the agent", async () => {
