@@ -47,6 +47,9 @@ describe("WhatsApp Business Calling through the gateway", () => {
     expect(call.sdps.preAcceptAnswer).toMatch(/a=mid:audio/);
     // Our correlation id: the SIP Call-ID of the phone's leg.
     expect(call.bizOpaqueCallbackData).toBeDefined();
+    // Media toward Meta starts only once accept is answered (the phone spoke from its 200 OK on:
+    // that audio was held, not sent early).
+    expect(call.businessPacketsBeforeAccept).toBe(0);
 
     const heard = call.consumer.detectTone(1);
     expect(Math.abs(heard.hz - 1000)).toBeLessThan(10);
