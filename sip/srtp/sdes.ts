@@ -16,8 +16,12 @@ export const SUITE_KEYS: Readonly<Record<SrtpSuite, { key: number; salt: number 
   AEAD_AES_128_GCM: { key: 16, salt: 12 },
 };
 
-/** What we put in our own offers, most preferred first (GCM only when a peer offers it). */
-export const OFFERED_SUITES: readonly SrtpSuite[] = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"];
+/**
+ * What we put in our own offers, most preferred first: the two every SDES peer runs, then GCM
+ * for a peer that prefers it (an answerer picks one line; suites it does not know it skips,
+ * RFC 4568 §6.1).
+ */
+export const OFFERED_SUITES: readonly SrtpSuite[] = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM"];
 
 export function isSupportedSuite(name: string): name is SrtpSuite {
   return Object.hasOwn(SUITE_KEYS, name);

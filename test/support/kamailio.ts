@@ -12,7 +12,17 @@ export interface KamailioOptions {
   realm: string;
   username: string;
   password: string;
+  /** Forwards INVITEs without the 407 challenge. */
+  open?: boolean;
+  /**
+   * Only the `a=crypto` lines of these SRTP suites survive in the INVITEs it forwards, the way a
+   * PBX that offers just those would send them; unset = bodies untouched.
+   */
+  onlyCryptoSuites?: string[];
 }
+
+/** The SDES suites a phone may offer (RFC 4568, RFC 6188, RFC 7714). */
+const KNOWN_SUITES = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AES_192_CM_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_32", "AEAD_AES_128_GCM", "AEAD_AES_256_GCM"];
 
 /**
  * Debian's kamailio as a PBX's edge proxy: INVITEs must answer a 407 digest challenge (qop=auth)
@@ -37,6 +47,23 @@ export class Kamailio {
     requireTool("kamailio", "Debian package kamailio");
     const dir = mkdtempSync(join(tmpdir(), "kamailio-"));
     const cfg = join(dir, "kamailio.cfg");
+    const challenge = o.open
+      ? ""
+      : `if (!pv_proxy_authenticate("${o.realm}", "${o.password}", "0")) {
+      xlog("L_NOTICE", "KAM challenge $ci\\n");
+      proxy_challenge("${o.realm}", "1");
+      exit;
+    }
+    if ($au != "${o.username}") { sl_send_reply("403", "Forbidden"); exit; }
+    xlog("L_NOTICE", "KAM authorized $ci user $au\\n");
+    consume_credentials();`;
+    // One line with its line break ([[:cntrl:]] is CR and LF here), Content-Length kept right by kamailio.
+    const only = o.onlyCryptoSuites;
+    const strip = only
+      ? KNOWN_SUITES.filter((s) => !only.includes(s))
+          .map((s) => `subst_body('/a=crypto:[0-9]+ ${s} [^[:cntrl:]]*[[:cntrl:]]+//g');`)
+          .join("\n    ")
+      : "";
     writeFileSync(
       cfg,
       `#!KAMAILIO
@@ -81,14 +108,8 @@ request_route {
     exit;
   }
   if (is_method("INVITE")) {
-    if (!pv_proxy_authenticate("${o.realm}", "${o.password}", "0")) {
-      xlog("L_NOTICE", "KAM challenge $ci\\n");
-      proxy_challenge("${o.realm}", "1");
-      exit;
-    }
-    if ($au != "${o.username}") { sl_send_reply("403", "Forbidden"); exit; }
-    xlog("L_NOTICE", "KAM authorized $ci user $au\\n");
-    consume_credentials();
+    ${challenge}
+    ${strip}
     record_route();
     $ru = "sip:" + $rU + "@127.0.0.1:${o.forwardToPort}";
     t_relay();
