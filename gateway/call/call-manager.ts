@@ -6,7 +6,7 @@ import { dedupeKey, type ConnectEvent, type MessengerCallEvent } from "../meta/w
 import type { MessengerDelivery, WebhookDelivery, WhatsAppDelivery } from "../meta/webhook-delivery.js";
 import { whatsAppDedupeKey, type WhatsAppCallEvent, type WhatsAppConnectEvent } from "../meta/whatsapp-webhook.js";
 import type { WhatsAppGraphClient } from "../meta/whatsapp-client.js";
-import { MessengerInbound, WhatsAppInbound } from "./inbound-signalling.js";
+import { MessengerInbound, WhatsAppInbound, type InboundSignalling } from "./inbound-signalling.js";
 import { MessengerOutbound, WhatsAppOutbound, type OutboundSignalling } from "./outbound-signalling.js";
 import { readRemoteMedia, type RemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
@@ -23,7 +23,7 @@ import { AnsweredParty } from "./answered-party.js";
 import { CallTransfers, type TransferCounts } from "./call-transfer.js";
 import { PbxLeg } from "./pbx-leg.js";
 import type { ReferPolicy } from "./refer-policy.js";
-import type { CallTarget } from "./target.js";
+import type { CallTarget, RingInfo } from "./target.js";
 
 /** How long a webhook for a not-yet-known call id is kept (connect's response may be slower). */
 const EARLY_EVENT_MS = 10_000;
@@ -435,47 +435,22 @@ export class CallManager {
   }
 
   private onConnect(event: ConnectEvent, page: MessengerPage): void {
-    const { meta } = page;
-    const log = this.o.log.child({ callId: event.callId });
     if (event.direction !== "user_initiated") {
       // Meta announces the calls our agents place; the call itself is driven by connect's response.
-      log.debug("connect webhook for an agent's call");
+      this.o.log.debug({ callId: event.callId }, "connect webhook for an agent's call");
       return;
     }
-    if (this.o.registry.knows(event.callId)) {
-      this.counters.duplicatesDropped++;
-      log.debug("connect for a known call dropped");
-      return;
-    }
-    if (isStaleConnect(event, Date.now())) {
-      this.counters.staleDropped++;
-      log.warn({ timestamp: event.timestamp }, "stale connect dropped: the ring window has passed");
-      return;
-    }
-    if (this.draining || this.atCapacity || !this.admitsNewCalls) {
-      this.counters.admissionRejected++;
-      log.warn({ draining: this.draining, active: this.o.registry.size, admitting: this.admitsNewCalls }, "call refused: not admitting calls");
-      meta.reject(event.callId).catch((err: unknown) => log.warn({ err }, "reject failed"));
-      return;
-    }
-    const callLog = log.child({ psid: event.from, direction: "inbound" });
-    const call = new InboundCall({
+    this.startConsumerCall({
       callId: event.callId,
+      timestamp: event.timestamp,
       ring: { callId: event.callId, psid: event.from, pageId: page.pageId },
-      leg: this.o.createLeg(event.callId, callLog),
-      target: this.o.createTarget(event.callId, undefined, page.sipTarget),
-      transfers: this.transfersFor(event.callId, this.o.targetHost ? [this.o.targetHost] : []),
-      signalling: new MessengerInbound(event.callId, page.pageId, meta, callLog),
-      log: callLog,
-      acceptTimeoutMs: this.o.acceptTimeoutMs,
-      connectTimeoutMs: this.o.connectTimeoutMs,
-      mediaTimeoutMs: this.o.mediaTimeoutMs,
+      businessId: page.pageId,
+      sipTarget: page.sipTarget,
+      keyExchange: "DTLS",
+      reject: () => page.meta.reject(event.callId),
+      signalling: (log) => new MessengerInbound(event.callId, page.pageId, page.meta, log),
+      log: this.o.log.child({ callId: event.callId }),
     });
-    this.o.registry.add(call);
-    call.whenEnded(() => this.countAtEnd(call));
-    this.o.onCallCreated?.(call, { psid: event.from, businessId: page.pageId, states: (l) => call.on("state", l) });
-    callLog.info("consumer call received");
-    void call.start();
   }
 
   /**
@@ -483,32 +458,60 @@ export class CallManager {
    * before its target rings (InboundCall with WhatsAppInbound).
    */
   private onWhatsAppConnect(event: WhatsAppConnectEvent, number: WhatsAppNumber): void {
-    const log = this.o.log.child({ callId: event.callId, platform: "whatsapp" });
-    if (this.o.registry.knows(event.callId)) {
+    const consumerId = event.consumer.phone !== undefined ? `+${event.consumer.phone}` : (event.consumer.userId ?? "");
+    this.startConsumerCall({
+      callId: event.callId,
+      timestamp: event.timestamp,
+      ring: { callId: event.callId, psid: consumerId, whatsapp: { ...event.consumer, phoneNumberId: number.phoneNumberId } },
+      businessId: number.phoneNumberId,
+      sipTarget: number.sipTarget,
+      keyExchange: number.keyExchange,
+      reject: () => number.client.reject(event.callId),
+      signalling: (log) => new WhatsAppInbound(event.callId, event.sdp, number.client, log),
+      log: this.o.log.child({ callId: event.callId, platform: "whatsapp" }),
+    });
+  }
+
+  /**
+   * A consumer's call, either platform: duplicates, stale deliveries and calls over the admission
+   * limit stop here (the last refused at Meta); the rest start ringing their target.
+   */
+  private startConsumerCall(c: {
+    callId: string;
+    timestamp: number;
+    ring: RingInfo;
+    businessId: string;
+    sipTarget: string | undefined;
+    keyExchange: KeyExchange;
+    reject: () => Promise<void>;
+    signalling: (log: Logger) => InboundSignalling;
+    log: Logger;
+  }): void {
+    const { log } = c;
+    if (this.o.registry.knows(c.callId)) {
       this.counters.duplicatesDropped++;
       log.debug("connect for a known call dropped");
       return;
     }
-    if (isStaleConnect(event, Date.now())) {
+    if (isStaleConnect(c, Date.now())) {
       this.counters.staleDropped++;
-      log.warn({ timestamp: event.timestamp }, "stale connect dropped: the ring window has passed");
+      log.warn({ timestamp: c.timestamp }, "stale connect dropped: the ring window has passed");
       return;
     }
     if (this.draining || this.atCapacity || !this.admitsNewCalls) {
       this.counters.admissionRejected++;
       log.warn({ draining: this.draining, active: this.o.registry.size, admitting: this.admitsNewCalls }, "call refused: not admitting calls");
-      number.client.reject(event.callId).catch((err: unknown) => log.warn({ err }, "reject failed"));
+      c.reject().catch((err: unknown) => log.warn({ err }, "reject failed"));
       return;
     }
-    const consumerId = event.consumer.phone !== undefined ? `+${event.consumer.phone}` : (event.consumer.userId ?? "");
-    const callLog = log.child({ psid: consumerId, direction: "inbound" });
+    const callLog = log.child({ psid: c.ring.psid, direction: "inbound" });
     const call = new InboundCall({
-      callId: event.callId,
-      ring: { callId: event.callId, psid: consumerId, whatsapp: { ...event.consumer, phoneNumberId: number.phoneNumberId } },
-      leg: this.o.createLeg(event.callId, callLog, number.keyExchange),
-      target: this.o.createTarget(event.callId, undefined, number.sipTarget),
-      transfers: this.transfersFor(event.callId, this.o.targetHost ? [this.o.targetHost] : []),
-      signalling: new WhatsAppInbound(event.callId, event.sdp, number.client, callLog),
+      callId: c.callId,
+      ring: c.ring,
+      leg: this.o.createLeg(c.callId, callLog, c.keyExchange),
+      target: this.o.createTarget(c.callId, undefined, c.sipTarget),
+      transfers: this.transfersFor(c.callId, this.o.targetHost ? [this.o.targetHost] : []),
+      signalling: c.signalling(callLog),
       log: callLog,
       acceptTimeoutMs: this.o.acceptTimeoutMs,
       connectTimeoutMs: this.o.connectTimeoutMs,
@@ -516,7 +519,7 @@ export class CallManager {
     });
     this.o.registry.add(call);
     call.whenEnded(() => this.countAtEnd(call));
-    this.o.onCallCreated?.(call, { psid: consumerId, businessId: number.phoneNumberId, states: (l) => call.on("state", l) });
+    this.o.onCallCreated?.(call, { psid: c.ring.psid, businessId: c.businessId, states: (l) => call.on("state", l) });
     callLog.info("consumer call received");
     void call.start();
   }
