@@ -323,7 +323,8 @@ export function readRemoteMedia(sdp: string | SdpSessionDescription): RemoteMedi
 /** RTP over UDP, plain (RFC 3551, RFC 4585) or secure (RFC 3711 §12, RFC 5124); DTLS-SRTP is not SDES. */
 const RTP_PROFILES = /^RTP\/S?AVPF?$/i;
 
-function readSecurity(section: SdpMediaSection): RemoteSecurity {
+/** An m-line's transport and its readable `a=crypto` lines (RFC 4568). */
+export function readSecurity(section: SdpMediaSection): RemoteSecurity {
   const crypto: SdesCrypto[] = [];
   for (const a of section.attributes) {
     if (a.name !== "crypto" || a.value === undefined) continue;

@@ -1,10 +1,10 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { RtpHeader, RtpPacket } from "werift";
-import { parseSdp, type SdpMediaSection } from "../../sip/sdp.js";
+import { parseSdp, readSecurity, type SdpMediaSection } from "../../sip/sdp.js";
 import type { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { RtpEndpoint } from "../../sip/rtp/rtp-endpoint.js";
-import { formatCryptoAttribute, isUsableCrypto, newMasterKey, parseCryptoAttribute, type SdesCrypto, type SrtpSuite } from "../../sip/srtp/sdes.js";
+import { formatCryptoAttribute, isUsableCrypto, newMasterKey, type SdesCrypto, type SrtpSuite } from "../../sip/srtp/sdes.js";
 import { SrtpTransform } from "../../sip/srtp/srtp-transform.js";
 import { MetaLegError, SdpError } from "../errors.js";
 import type { LegFigures } from "../quality/call-quality.js";
@@ -216,19 +216,11 @@ export class SdesMetaLeg extends EventEmitter<MetaLegEvents> implements MetaMedi
       throw new SdpError(this.callId, `Meta's SDES ${kind} is not SDP: ${(err as Error).message}`);
     }
     if (!section) throw new SdpError(this.callId, `Meta's SDES ${kind} has no active audio`);
-    if (!/^RTP\/SAVPF?$/i.test(section.protocol)) throw new SdpError(this.callId, `Meta's SDES ${kind} carries ${section.protocol}, not RTP/SAVP`);
+    const security = readSecurity(section);
+    if (!security.secureProfile) throw new SdpError(this.callId, `Meta's SDES ${kind} carries ${section.protocol}, not RTP/SAVP`);
     if (!section.connectionAddress) throw new SdpError(this.callId, `Meta's SDES ${kind} has no connection address`);
     if (!section.rtpmaps.some((r) => r.encodingName.toLowerCase() === "opus")) throw new SdpError(this.callId, `Meta's SDES ${kind} has no Opus`);
-    const crypto: SdesCrypto[] = [];
-    for (const a of section.attributes) {
-      if (a.name !== "crypto" || a.value === undefined) continue;
-      try {
-        crypto.push(parseCryptoAttribute(a.value));
-      } catch {
-        // RFC 4568 §7.1.2: the lines understood are used, the others ignored.
-      }
-    }
-    const usable = crypto.find((c): c is SdesCrypto & { suite: SrtpSuite } => isUsableCrypto(c) && SUITES.includes(c.suite as SrtpSuite));
+    const usable = security.crypto.find((c): c is SdesCrypto & { suite: SrtpSuite } => isUsableCrypto(c) && SUITES.includes(c.suite as SrtpSuite));
     if (!usable) throw new SdpError(this.callId, `Meta's SDES ${kind} has no usable a=crypto line`);
     return { section, crypto: usable };
   }
