@@ -2,7 +2,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parseTelephoneEvent } from "../../transcode/dtmf.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
-import { startHarness, waitFor, type Harness } from "../support/harness.js";
+import { sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
 
 const PHONE_NUMBER_ID = "109876543210";
 const WABA_ID = "556677889900";
@@ -22,7 +22,14 @@ describe("WhatsApp consumer call, SIPp as the PBX", () => {
         WHATSAPP_WABA_ID: WABA_ID,
         ACCEPT_TIMEOUT_MS: "3000",
       },
-      sim: { whatsapp: { numbers: [{ wabaId: WABA_ID, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: "15550001111", accessToken: "EAAwhatsapptoken" }] } },
+      sim: {
+        whatsapp: {
+          numbers: [{ wabaId: WABA_ID, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: "15550001111", accessToken: "EAAwhatsapptoken" }],
+          // WhatsApp's 20 s / 30 s no-media hang-ups, shortened: every call here must keep media going.
+          mediaStartTimeoutMs: 2500,
+          mediaIdleTimeoutMs: 2500,
+        },
+      },
     });
   });
   afterAll(async () => {
@@ -148,6 +155,20 @@ describe("WhatsApp consumer call, SIPp as the PBX", () => {
     await call.waitForState("ended", 10_000);
     expect(requestedActions(call.id)).toEqual(["pre_accept", "accept", "terminate"]);
     expect(call.actionLog.map((a) => a.action)).toEqual(["accept", "terminate"]);
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+  });
+
+  it("a PBX that sends no audio: the gateway's comfort audio keeps the call up past WhatsApp's no-media hang-ups", async () => {
+    const sipp = await pbx("gw-answer.xml");
+    const call = await h.sim.placeWhatsAppCall();
+    await call.waitForState("accepted", 10_000);
+    await sleep(6000);
+    expect(call.end).toBeUndefined();
+    expect(call.consumer.stats.packetsReceived).toBeGreaterThan(200);
+    await call.hangup();
+    await waitFor(() => endedOutcome(call.id) !== undefined, 5000, "the call to end");
+    expect(endedOutcome(call.id)).toBe("completed-consumer-hangup");
     const result = await finish(sipp);
     expect(result.code, describeSipp(result)).toBe(0);
   });
