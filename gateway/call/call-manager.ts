@@ -250,7 +250,7 @@ export class CallManager {
     if ("platform" in event) {
       switch (event.event) {
         case "terminate":
-          void call.onMetaTerminate(event.status);
+          void call.onMetaTerminate(event.status, describeErrors(event.errors));
           return;
         case "status":
           if (isActedOnStatus(event.status)) void call.onMetaCallStatus(event.status);
@@ -561,4 +561,10 @@ function isActedOnStatus(status: string): status is "ringing" | "accepted" | "re
 function pick<T>(entries: ReadonlyMap<string, T>, named: string | undefined): T | undefined {
   const byName = named === undefined ? undefined : entries.get(named.trim());
   return byName ?? entries.values().next().value;
+}
+
+/** WhatsApp's `errors[]` of a terminate webhook, for the end record: `138021 Media receive timeout`. */
+function describeErrors(errors: readonly { code?: number; message?: string }[]): string | undefined {
+  if (errors.length === 0) return undefined;
+  return errors.map((e) => [e.code, e.message].filter((p) => p !== undefined).join(" ")).join("; ");
 }

@@ -135,11 +135,12 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
   }
 
   /** The consumer (or Meta) ended the call: terminate webhook. */
-  onMetaTerminate(status: string): Promise<void> {
+  onMetaTerminate(status: string, errors?: string): Promise<void> {
     return this.queue.push(async () => {
       if (this._state === "ended") return;
-      const outcome: CallOutcome = this._state === "active" || status === "Completed" ? "completed-consumer-hangup" : "consumer-gone";
-      await this.finish(outcome, `terminate webhook (${status})`, { tellMeta: false });
+      // Messenger writes `Completed`, WhatsApp `COMPLETED` (lower-cased by its parser).
+      const outcome: CallOutcome = this._state === "active" || status.toLowerCase() === "completed" ? "completed-consumer-hangup" : "consumer-gone";
+      await this.finish(outcome, terminateDetail(status, errors), { tellMeta: false });
     });
   }
 
@@ -351,4 +352,9 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Mess
 function correlationId(target: CallTarget): string | undefined {
   const id = target.dialogId?.callId;
   return id !== undefined && id.length <= 512 ? id : undefined;
+}
+
+/** The end record's detail for Meta's terminate webhook. */
+export function terminateDetail(status: string, errors: string | undefined): string {
+  return `terminate webhook (${status}${errors ? `: ${errors}` : ""})`;
 }

@@ -13,7 +13,8 @@ export interface MessengerCall {
   readonly callId: string;
   readonly direction: "inbound" | "outbound";
   readonly state: string;
-  onMetaTerminate(status: string): Promise<void>;
+  /** `errors`: what Meta said went wrong (WhatsApp's `errors[]`), for the call's end record. */
+  onMetaTerminate(status: string, errors?: string): Promise<void>;
   onMetaMediaUpdate(version: number, sdp: string): Promise<void>;
   onMetaCallStatus(status: "ringing" | "accepted" | "rejected"): Promise<void>;
   /** Meta's answer to our connect offer, by webhook (WhatsApp agent calls only). */

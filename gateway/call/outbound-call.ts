@@ -6,6 +6,7 @@ import { GraphApiError } from "../meta/graph-errors.js";
 import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { CallMedia } from "./call-media.js";
 import type { OutboundSignalling } from "./outbound-signalling.js";
+import { terminateDetail } from "./inbound-call.js";
 import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall, type PbxDialogInfo } from "./messenger-call.js";
 import type { CallTransfers, TransferredParty } from "./call-transfer.js";
 import type { FarMedia } from "./far-media.js";
@@ -217,7 +218,7 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     });
   }
 
-  onMetaTerminate(status: string): Promise<void> {
+  onMetaTerminate(status: string, errors?: string): Promise<void> {
     return this.queue.push(async () => {
       if (this.isEnded()) return;
       if (!this.pickedUp) {
@@ -228,12 +229,12 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
         await this.refuse(
           noAnswer ? { status: 480, reason: "Consumer Did Not Answer" } : { status: 486, reason: "Consumer Declined" },
           noAnswer ? "consumer-no-answer" : "consumer-declined",
-          `terminate webhook (${status}) before pickup`,
+          `${terminateDetail(status, errors)} before pickup`,
           false,
         );
         return;
       }
-      await this.finish("completed-consumer-hangup", `terminate webhook (${status})`, { tellMeta: false });
+      await this.finish("completed-consumer-hangup", terminateDetail(status, errors), { tellMeta: false });
     });
   }
 
