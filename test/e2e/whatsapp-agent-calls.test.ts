@@ -6,6 +6,8 @@ import { sleep, startHarness, waitFor, type Harness } from "../support/harness.j
 const PHONE_NUMBER_ID = "109876543210";
 const WABA_ID = "556677889900";
 const TOKEN = "EAAwhatsapptoken";
+/** A second number, keyed with SDES at Meta. */
+const SDES_NUMBER_ID = "109876543211";
 
 /**
  * Agents call WhatsApp consumers: an INVITE from the PBX (SIPp) to `+number` becomes a
@@ -18,8 +20,25 @@ describe("agent calls a WhatsApp consumer (WhatsApp-only gateway)", () => {
 
   beforeAll(async () => {
     h = await startHarness({
-      env: { META_PAGE_ID: "", META_PAGE_ACCESS_TOKEN: "", WHATSAPP_PHONE_NUMBERS: PHONE_NUMBER_ID, WHATSAPP_ACCESS_TOKEN: TOKEN, SIP_ALLOW_FROM: "127.0.0.1", RING_TIMEOUT_MS: "4000", CALL_PERMISSION_REQUEST: "true" },
-      sim: { whatsapp: { numbers: [{ wabaId: WABA_ID, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: "15550001111", accessToken: TOKEN }], outboundPickup: "manual" } },
+      env: {
+        META_PAGE_ID: "",
+        META_PAGE_ACCESS_TOKEN: "",
+        WHATSAPP_PHONE_NUMBERS: `${PHONE_NUMBER_ID},${SDES_NUMBER_ID}`,
+        WHATSAPP_SDES_NUMBERS: SDES_NUMBER_ID,
+        WHATSAPP_ACCESS_TOKEN: TOKEN,
+        SIP_ALLOW_FROM: "127.0.0.1",
+        RING_TIMEOUT_MS: "4000",
+        CALL_PERMISSION_REQUEST: "true",
+      },
+      sim: {
+        whatsapp: {
+          numbers: [
+            { wabaId: WABA_ID, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: "15550001111", accessToken: TOKEN },
+            { wabaId: WABA_ID, phoneNumberId: SDES_NUMBER_ID, displayPhoneNumber: "15550002222", accessToken: TOKEN, srtpKeyExchange: "SDES" },
+          ],
+          outboundPickup: "manual",
+        },
+      },
     });
   });
   afterAll(async () => {
@@ -67,6 +86,25 @@ describe("agent calls a WhatsApp consumer (WhatsApp-only gateway)", () => {
     await call.waitForState("ended", 5000);
     expect(call.actionLog.map((a) => a.action)).toEqual(["connect", "terminate"]);
     expect(call.bizOpaqueCallbackData).toBeDefined();
+  });
+
+  it("from the SDES number the INVITE names: our RTP/SAVP offer with a=crypto, the consumer's audio echoed back", async () => {
+    const phone = nextNumber();
+    const sipp = await agent("gw-agent-call-from-number.xml", `+${phone}`, { talk_ms: "3000", number: SDES_NUMBER_ID }, true);
+    await ringing(phone);
+    const call = callTo(phone)!;
+    expect(call.phoneNumberId).toBe(SDES_NUMBER_ID);
+    expect(call.sdps.businessOffer).toMatch(/m=audio \d+ RTP\/SAVP 111 126/);
+    expect(call.sdps.businessOffer).toMatch(/a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:/);
+    expect(call.sdps.businessOffer).not.toMatch(/a=fingerprint|a=ice-ufrag/);
+    await call.answer();
+    await call.waitForState("media", 10_000);
+    await sleep(1200);
+    const heard = call.consumer.detectTone(1);
+    expect(Math.abs(heard.hz - 440)).toBeLessThan(10);
+    const result = await finish(sipp);
+    expect(result.code, describeSipp(result)).toBe(0);
+    await call.waitForState("ended", 5000);
   });
 
   it("no permission: a call_permission_request within Meta's limit (1 a day), then only 403; never a connect", async () => {
