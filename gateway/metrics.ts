@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CallManagerStats } from "./call/call-manager.js";
-import type { CallEndInfo } from "./call/messenger-call.js";
+import type { CallEndInfo } from "./call/meta-call.js";
 import type { RegistryStats } from "./call/registry.js";
 import type { WebhookResult } from "./http/server.js";
 import type { GraphAction } from "./meta/graph-errors.js";

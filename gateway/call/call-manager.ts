@@ -12,7 +12,7 @@ import { readRemoteMedia, type RemoteMedia } from "../../sip/sdp.js";
 import type { IncomingSipCall } from "../../sip/signaling.js";
 import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { InboundCall, type MetaCallControl } from "./inbound-call.js";
-import type { MessengerCall } from "./messenger-call.js";
+import type { MetaCall } from "./meta-call.js";
 import type { CallBirth } from "../observe/call-monitor.js";
 import { OutboundCall, type MetaOutboundControl } from "./outbound-call.js";
 import type { PbxMedia } from "./pbx-media.js";
@@ -82,7 +82,7 @@ export interface CallManagerOptions {
   /** SIP_SRTP: an agent's offer it cannot meet is refused before the consumer rings. Default off. */
   srtp?: SrtpMode;
   /** Told of every call as it is created (monitoring: live list, events, setup timings). */
-  onCallCreated?: (call: MessengerCall, birth: CallBirth) => void;
+  onCallCreated?: (call: MetaCall, birth: CallBirth) => void;
   /** False while new calls must be refused for a reason outside this process (a cluster without Redis). */
   admitting?: () => boolean;
 }
@@ -246,7 +246,7 @@ export class CallManager {
     this.deliver(call, event);
   }
 
-  private deliver(call: MessengerCall, event: MessengerCallEvent | WhatsAppCallEvent): void {
+  private deliver(call: MetaCall, event: MessengerCallEvent | WhatsAppCallEvent): void {
     if ("platform" in event) {
       switch (event.event) {
         case "terminate":
@@ -525,7 +525,7 @@ export class CallManager {
   }
 
   /** What a call's SIP side did, added to the gateway's counters once it ended. */
-  private countAtEnd(call: MessengerCall): void {
+  private countAtEnd(call: MetaCall): void {
     const s = call.pbxMediaStats();
     this.counters.holds += s?.holds ?? 0;
     this.counters.sessionRefreshes += s?.sessionRefreshes ?? 0;

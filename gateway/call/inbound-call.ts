@@ -6,7 +6,7 @@ import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { CallMedia } from "./call-media.js";
 import type { InboundSignalling } from "./inbound-signalling.js";
 import { containWith } from "./contain.js";
-import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall, type PbxDialogInfo } from "./messenger-call.js";
+import { callEndRecord, type CallEndInfo, type CallOutcome, type MetaCall, type PbxDialogInfo } from "./meta-call.js";
 import type { PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
 import type { CallTransfers, TransferredParty } from "./call-transfer.js";
@@ -57,7 +57,7 @@ export interface InboundCallOptions {
  * it answers (so the consumer's "connected" means someone is there); what the platform does in
  * between (Messenger offers, WhatsApp answers and pre-accepts) is its InboundSignalling.
  */
-export class InboundCall extends EventEmitter<InboundCallEvents> implements MessengerCall {
+export class InboundCall extends EventEmitter<InboundCallEvents> implements MetaCall {
   readonly direction = "inbound";
   private _state: InboundCallState = "ringing";
   private readonly queue: SerialQueue;

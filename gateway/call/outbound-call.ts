@@ -7,7 +7,7 @@ import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { CallMedia } from "./call-media.js";
 import type { OutboundSignalling } from "./outbound-signalling.js";
 import { terminateDetail } from "./inbound-call.js";
-import { callEndRecord, type CallEndInfo, type CallOutcome, type MessengerCall, type PbxDialogInfo } from "./messenger-call.js";
+import { callEndRecord, type CallEndInfo, type CallOutcome, type MetaCall, type PbxDialogInfo } from "./meta-call.js";
 import type { CallTransfers, TransferredParty } from "./call-transfer.js";
 import type { FarMedia } from "./far-media.js";
 import { PbxLeg } from "./pbx-leg.js";
@@ -57,7 +57,7 @@ export interface OutboundCallOptions {
  * webhook (WhatsApp). Status webhooks drive 180, 200 and a decline toward the PBX; on Messenger
  * the `media_update` re-offer after pickup brings the consumer's audio.
  */
-export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [OutboundCallState] }> implements MessengerCall {
+export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [OutboundCallState] }> implements MetaCall {
   readonly direction = "outbound";
   private _state: OutboundCallState = "checking";
   private _callId: string;

@@ -1,5 +1,5 @@
-import type { CallEndInfo, CallOutcome } from "./messenger-call.js";
-import type { MessengerCall } from "./messenger-call.js";
+import type { CallEndInfo, CallOutcome } from "./meta-call.js";
+import type { MetaCall } from "./meta-call.js";
 
 export interface RegistryStats {
   active: number;
@@ -12,11 +12,11 @@ export interface RegistryStats {
  * a connect retried by Meta after the call ended does not start it again.
  */
 export class CallRegistry {
-  private readonly calls = new Map<string, MessengerCall>();
+  private readonly calls = new Map<string, MetaCall>();
   private readonly endedIds = new Map<string, number>();
   private readonly counters: RegistryStats = { active: 0, started: 0, ended: {} };
   private readonly endListeners: ((info: CallEndInfo) => void)[] = [];
-  private readonly addListeners: ((callId: string, call: MessengerCall) => void)[] = [];
+  private readonly addListeners: ((callId: string, call: MetaCall) => void)[] = [];
 
   constructor(private readonly rememberEndedMs = 10 * 60_000) {}
 
@@ -24,7 +24,7 @@ export class CallRegistry {
     return this.calls.size;
   }
 
-  get(callId: string): MessengerCall | undefined {
+  get(callId: string): MetaCall | undefined {
     return this.calls.get(callId);
   }
 
@@ -35,7 +35,7 @@ export class CallRegistry {
   }
 
   /** Registers a call under its Messenger call id (given when the call learns it later). */
-  add(call: MessengerCall, callId: string = call.callId): void {
+  add(call: MetaCall, callId: string = call.callId): void {
     this.calls.set(callId, call);
     this.counters.started++;
     call.whenEnded((info) => {
@@ -48,7 +48,7 @@ export class CallRegistry {
   }
 
   /** Told of every call registered, under the id it is registered with (cluster ownership claims it). */
-  onCallAdded(listener: (callId: string, call: MessengerCall) => void): void {
+  onCallAdded(listener: (callId: string, call: MetaCall) => void): void {
     this.addListeners.push(listener);
   }
 
@@ -56,7 +56,7 @@ export class CallRegistry {
     this.endListeners.push(listener);
   }
 
-  all(): MessengerCall[] {
+  all(): MetaCall[] {
     return [...this.calls.values()];
   }
 

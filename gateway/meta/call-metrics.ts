@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { CallEndInfo, CallOutcome } from "../call/messenger-call.js";
+import type { CallEndInfo, CallOutcome } from "../call/meta-call.js";
 import { GraphApiError } from "./graph-errors.js";
 
 /**

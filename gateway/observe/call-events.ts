@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { CallOutcome } from "../call/messenger-call.js";
+import type { CallOutcome } from "../call/meta-call.js";
 import type { CallQuality } from "../quality/call-quality.js";
 
 export type CallEventType = "call.ringing" | "call.answered" | "call.ended";

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { callQuality, type CallEndInfo, type MessengerCall } from "../call/messenger-call.js";
+import { callQuality, type CallEndInfo, type MetaCall } from "../call/meta-call.js";
 import type { CallQuality } from "../quality/call-quality.js";
 import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import { newEventId, summarizeQuality, type CallEvent, type CallParties } from "./call-events.js";
@@ -45,7 +45,7 @@ export interface LiveCallView {
 interface Watched {
   /** Stable for the call's life (an agent's call changes its id when Meta gives it one). */
   key: string;
-  call: MessengerCall;
+  call: MetaCall;
   leg: MetaMediaLeg;
   direction: "inbound" | "outbound";
   psid: string;
@@ -99,7 +99,7 @@ export class CallMonitor {
   }
 
   /** A call the manager just created; its leg was announced through legCreated under the same id. */
-  watch(call: MessengerCall, birth: CallBirth): void {
+  watch(call: MetaCall, birth: CallBirth): void {
     const claimed = this.legs.get(call.callId);
     if (!claimed) {
       this.o.log.warn({ callId: call.callId }, "call created without a known Meta leg: not monitored");

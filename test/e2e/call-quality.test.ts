@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from "node:dgram";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { CallEndInfo } from "../../gateway/call/messenger-call.js";
+import type { CallEndInfo } from "../../gateway/call/meta-call.js";
 import type { LiveCallView } from "../../gateway/observe/call-monitor.js";
 import { ntpMiddle32, parseRtcp, serializeRtcp } from "../../sip/rtp/rtcp-packet.js";
 import { encodeMulaw } from "../../transcode/g711.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { CallEndInfo, CallOutcome } from "../../gateway/call/messenger-call.js";
+import type { CallEndInfo, CallOutcome } from "../../gateway/call/meta-call.js";
 import { callMetricsBody, endCallReason } from "../../gateway/meta/call-metrics.js";
 import { assessCallQuality } from "../../gateway/quality/call-quality.js";
 import { StreamReception } from "../../gateway/quality/reception.js";

@@ -6,10 +6,11 @@ import type { TransferredParty } from "./call-transfer.js";
 import { pbxLegFigures, toPbxFigures, type PbxMediaStats } from "./pbx-media.js";
 
 /**
- * What the call manager routes Meta's webhooks to, whichever side placed the call. Each direction
- * is its own state machine (InboundCall, OutboundCall); this is all they share.
+ * What the call manager routes Meta's webhooks to, whichever platform (Messenger, WhatsApp) and
+ * whichever side placed the call. Each direction is its own state machine (InboundCall,
+ * OutboundCall); this is all they share.
  */
-export interface MessengerCall {
+export interface MetaCall {
   readonly callId: string;
   readonly direction: "inbound" | "outbound";
   readonly state: string;
