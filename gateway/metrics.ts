@@ -33,7 +33,7 @@ const SECONDS_SMALL = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly webhooks: Counter<"result">;
-  private readonly callsEnded: Counter<"outcome">;
+  private readonly callsEnded: Counter<"outcome" | "platform">;
   private readonly callDuration: Histogram<"outcome">;
   private readonly setup: Histogram<"direction" | "phase">;
   private readonly mos: Histogram<"path">;
@@ -48,7 +48,7 @@ export class GatewayMetrics {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: "gateway_process_" });
     this.webhooks = new Counter({ name: "gateway_webhooks_total", help: "Webhook deliveries by result", labelNames: ["result"], registers: [r] });
-    this.callsEnded = new Counter({ name: "gateway_calls_ended_total", help: "Calls ended, by outcome", labelNames: ["outcome"], registers: [r] });
+    this.callsEnded = new Counter({ name: "gateway_calls_ended_total", help: "Calls ended, by outcome and platform", labelNames: ["outcome", "platform"], registers: [r] });
     this.callDuration = new Histogram({
       name: "gateway_call_duration_seconds",
       help: "Call duration from connect webhook to end",
@@ -240,7 +240,7 @@ export class GatewayMetrics {
   }
 
   callEnded(info: CallEndInfo): void {
-    this.callsEnded.inc({ outcome: info.outcome });
+    this.callsEnded.inc({ outcome: info.outcome, platform: info.platform });
     this.callDuration.observe({ outcome: info.outcome }, info.durationMs / 1000);
     // A call that never carried audio has no quality to speak of; it would only pull the figures toward 4.4.
     if (!info.mediaFlowed) return;

@@ -290,6 +290,9 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
   if (!/^v\d+\.\d+$/.test(graphVersion)) {
     throw new ConfigError("META_GRAPH_VERSION", `must look like v26.0, got "${graphVersion}"`);
   }
+  // The settings every deployment needs are named first when missing.
+  const appSecret = str("META_APP_SECRET");
+  const verifyToken = str("META_VERIFY_TOKEN");
   const whatsApp = parseWhatsApp(optional("WHATSAPP_PHONE_NUMBERS"), optional("WHATSAPP_ACCESS_TOKEN"), optional("WHATSAPP_WABA_ID"), optional("WHATSAPP_SDES_NUMBERS"));
   // A WhatsApp-only gateway needs no Page; without WhatsApp numbers the Page is what it serves.
   const pages = parsePages(whatsApp ? optional("META_PAGE_ID") : str("META_PAGE_ID"), optional("META_PAGE_ACCESS_TOKEN"));
@@ -307,8 +310,8 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
 
   return {
     meta: {
-      appSecret: str("META_APP_SECRET"),
-      verifyToken: str("META_VERIFY_TOKEN"),
+      appSecret,
+      verifyToken,
       pageId: pages[0]?.pageId,
       pageAccessToken: pages[0]?.accessToken,
       pages,

@@ -104,7 +104,7 @@ describe("the gateway process (npm start)", () => {
     const text = await res.text();
     expect(res.status).toBe(200);
     expect(text).toMatch(/^gateway_webhooks_total\{result="bad-signature"\} [1-9]/m);
-    expect(text).toMatch(/^gateway_calls_ended_total\{outcome="completed-consumer-hangup"\} 1$/m);
+    expect(text).toMatch(/^gateway_calls_ended_total\{outcome="completed-consumer-hangup",platform="messenger"\} 1$/m);
   });
 
   it("exits cleanly on SIGTERM", async () => {
