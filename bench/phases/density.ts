@@ -133,8 +133,9 @@ export async function measure(sut: SystemUnderTest, calls: number, plan: Plan, a
   await Promise.all(sut.loadgens.map((l) => l.request("windowStart", { jitterBudgetMs: DEADLINE_MS })));
   await Promise.all([sleep(plan.windowMs), during?.()]);
   const reports = await Promise.all(sut.loadgens.map((l) => l.request("windowEnd", null)));
-  const probeReports = await stopProbe?.();
+  // The system's own figure first: stopping the profiler serialises its profile on the event loop.
   const systemLoopDelayMaxMs = await sut.loopDelayMaxMs?.();
+  const probeReports = await stopProbe?.();
   const usage = meter.finish();
   const sum = (pids: number[], m: Map<number, number>): number => pids.reduce((a, p) => a + (m.get(p) ?? 0), 0);
   const cores = sum(sutPids, usage.cores);

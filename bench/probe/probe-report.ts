@@ -43,6 +43,8 @@ export interface StallSummary {
   maxMs: number;
   totalMs: number;
   loopDelayP99Ms: number;
+  /** The longest event-loop delay in the window (1 ms resolution), over the processes. */
+  loopDelayMaxMs: number;
   /** Where the stalls' time went, in ms summed over every stall. */
   attribution: {
     runQueueMs: number;
@@ -93,6 +95,7 @@ export function summarizeStalls(reports: ProbeReport[]): StallSummary {
     maxMs,
     totalMs,
     loopDelayP99Ms: Math.max(0, ...reports.map((r) => r.loopDelayMs.p99)),
+    loopDelayMaxMs: Math.max(0, ...reports.map((r) => r.loopDelayMs.max)),
     attribution: {
       runQueueMs,
       gcMs,
