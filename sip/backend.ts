@@ -21,9 +21,9 @@ export interface SipSignalingOptions {
   dnsServers?: string[];
   /** RFC 5626 CRLF keep-alive interval in seconds on held TCP/TLS connections (embedded stack); 0 = none. */
   keepAliveS?: number;
-  /** A registration to keep (embedded stack). */
+  /** A registration to keep (either backend). */
   registration?: { registrar: string; user: string; password: string | undefined; expiresS: number };
-  /** Outbound proxy for requests outside a dialog (embedded stack). */
+  /** Outbound proxy for requests outside a dialog (either backend). */
   outboundProxy?: string;
   /** Certificate, key and trust for SIP over TLS (embedded stack; drachtio-server has its own). */
   tls?: { cert: string; key: string; ca: string | undefined; verify: boolean };
@@ -37,8 +37,22 @@ export interface SipSignalingOptions {
 
 /** The configured backend behind the SipSignaling port; callers see nothing else. */
 export function createSipSignaling(o: SipSignalingOptions): SipSignaling {
+  const registration = o.registration && {
+    registrar: o.registration.registrar,
+    user: o.registration.user,
+    auth: o.registration.password === undefined ? undefined : { username: o.registration.user, password: o.registration.password },
+    expiresS: o.registration.expiresS,
+  };
   if (o.backend.kind === "drachtio") {
-    return new DrachtioSipSignaling({ host: o.backend.host, port: o.backend.port, secret: o.backend.secret, userAgent: o.userAgent, logger: o.logger });
+    return new DrachtioSipSignaling({
+      host: o.backend.host,
+      port: o.backend.port,
+      secret: o.backend.secret,
+      userAgent: o.userAgent,
+      logger: o.logger,
+      registration,
+      outboundProxy: o.outboundProxy,
+    });
   }
   return new EmbeddedSipSignaling({
     address: o.listen.host,
@@ -48,12 +62,7 @@ export function createSipSignaling(o: SipSignalingOptions): SipSignaling {
     outboundProxy: o.outboundProxy,
     dnsServers: o.dnsServers,
     keepAliveS: o.keepAliveS,
-    registration: o.registration && {
-      registrar: o.registration.registrar,
-      user: o.registration.user,
-      auth: o.registration.password === undefined ? undefined : { username: o.registration.user, password: o.registration.password },
-      expiresS: o.registration.expiresS,
-    },
+    registration,
     host: o.advertisedHost,
     userAgent: o.userAgent,
     logger: o.logger,

@@ -398,15 +398,12 @@ function parseSipBackend(optional: (key: ConfigKey) => string | undefined): SipB
   for (const key of ["SIP_LISTEN", "SIP_TRANSPORTS"] as const) {
     if (optional(key) !== undefined) throw new ConfigError(key, "is not used with SIP_BACKEND=drachtio: drachtio-server's own configuration (--contact) sets where SIP is received");
   }
-  // Settings the embedded stack acts on and the drachtio backend does not (yet): silently ignoring
-  // them would leave a deployment believing it has TLS, a registration or a proxy.
-  // drachtio-server terminates TLS with its own certificate (its <tls> and a transport=tls
-  // <contact>), resolves and keeps its connections alive itself.
+  // Settings drachtio-server's own configuration covers: silently ignoring them would leave a
+  // deployment believing it has set them. drachtio-server terminates TLS with its own certificate
+  // (its <tls> and a transport=tls <contact>), resolves and keeps its connections alive itself.
+  // SIP_REGISTRAR and SIP_OUTBOUND_PROXY work on both backends.
   for (const key of ["SIP_TLS_CERT", "SIP_TLS_KEY", "SIP_TLS_CA", "SIP_DNS_SERVERS", "SIP_KEEPALIVE_INTERVAL"] as const) {
     if (optional(key) !== undefined) throw new ConfigError(key, "is not used with SIP_BACKEND=drachtio: drachtio-server's own configuration sets it (see \"Running with drachtio-server\")");
-  }
-  for (const key of ["SIP_REGISTRAR", "SIP_OUTBOUND_PROXY"] as const) {
-    if (optional(key) !== undefined) throw new ConfigError(key, "is not supported with SIP_BACKEND=drachtio yet (the embedded stack's setting)");
   }
   const host = optional("DRACHTIO_HOST");
   if (host === undefined) throw new ConfigError("DRACHTIO_HOST", "is required with SIP_BACKEND=drachtio");

@@ -6,6 +6,7 @@ import type { OutgoingSipCall, PlaceCallOptions, SipAddress, SipReplaces, SipSig
 import { DrachtioIncomingCall } from "./incoming-call.js";
 import { ALLOWED_METHODS, checkSipUri } from "./message.js";
 import { DrachtioOutgoingCall, type DrachtioCallContext, type DrachtioLiveCall } from "./outgoing-call.js";
+import { DrachtioRegistration } from "./registration.js";
 import { closeSrf, createSrf, dropConnection, onEveryMessage, type Srf, type SrfRequest, type SrfServerResponse } from "./srf.js";
 
 export interface DrachtioSipOptions {
@@ -35,6 +36,16 @@ export interface DrachtioSipOptions {
   defaultRingTimeoutMs?: number;
   /** Out-of-dialog OPTIONS without a final response by then resolve 408. Default 35000. */
   optionsTimeoutMs?: number;
+  /**
+   * Keep a registration at this registrar (REGISTERs sent through drachtio-server); the signalling
+   * is ready only while it is in place.
+   */
+  registration?: { registrar: string; user: string; auth: { username: string; password: string } | undefined; expiresS: number; retryMs?: number; maxRetryMs?: number };
+  /**
+   * Outbound proxy for every request outside a dialog (INVITEs, REGISTERs, OPTIONS): drachtio-server
+   * sends them to it, the Request-URI staying the target (RFC 3261 §8.1.2).
+   */
+  outboundProxy?: string;
 }
 
 /** Dialogs left at drachtio-server when the connection dropped, BYEd once it is back. */
@@ -63,6 +74,11 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
   private lastHeardAt = 0;
   private refusedUnlogged = 0;
   private readonly context: DrachtioCallContext;
+  private registration: DrachtioRegistration | undefined;
+  private registrationStarted = false;
+  /** The readiness last announced, so each change is said once. */
+  private announcedReady = false;
+  private connectionWaiter: (() => void) | undefined;
 
   constructor(private readonly config: DrachtioSipOptions) {
     super();
@@ -81,13 +97,20 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
       reinviteAnswerTimeoutMs: config.reinviteAnswerTimeoutMs ?? 10_000,
       defaultRingTimeoutMs: config.defaultRingTimeoutMs ?? 120_000,
       referSubscriptionS: config.referSubscriptionS ?? 180,
+      outboundProxy: config.outboundProxy,
       isConnected: () => this.ready,
       callEnded: (call) => this.calls.delete(call),
     };
   }
 
+  /** Connected to drachtio-server and, when one is configured, registered. */
   get ready(): boolean {
-    return this.state === "started" && this.connected;
+    return this.state === "started" && this.connected && (this.registration === undefined || this.registration.state === "registered");
+  }
+
+  /** The registration's state, when one is configured. */
+  get registrationState(): string | undefined {
+    return this.registration?.state;
   }
 
   /** drachtio-server's SIP listener (UDP preferred), as it reported on connecting. */
@@ -114,12 +137,24 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
     srf.on("reconnecting", ({ delay, attempt }) => this.logger.debug({ delay, attempt, drachtio: this.where }, "reconnecting to drachtio-server"));
     srf.invite((req, res) => this.onInvite(req, res));
     srf.use("options", (req, res) => this.onOptions(req, res));
+    if (this.config.registration) {
+      const registration = new DrachtioRegistration(
+        { connectedSrf: () => (this.connected ? this.srf : undefined) },
+        { ...this.config.registration, outboundProxy: this.config.outboundProxy, userAgent: this.userAgent },
+        this.logger,
+      );
+      this.registration = registration;
+      registration.on("state", () => this.announceReadiness());
+    }
     const connected = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), this.config.connectWaitMs ?? 5_000);
-      this.once("readiness", (ready) => {
+      const timer = setTimeout(() => {
+        this.connectionWaiter = undefined;
+        resolve(false);
+      }, this.config.connectWaitMs ?? 5_000);
+      this.connectionWaiter = () => {
         clearTimeout(timer);
-        resolve(ready);
-      });
+        resolve(true);
+      };
     });
     const pingInterval = Math.max(5_000, this.config.pingIntervalMs ?? 15_000);
     srf.connect({
@@ -148,8 +183,10 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
 
   async stop(): Promise<void> {
     if (this.state === "stopped" || this.state === "stopping") return;
-    const wasConnected = this.ready;
+    const wasConnected = this.state === "started" && this.connected;
     this.state = "stopping";
+    // The binding goes first (Expires: 0, a bounded wait), while the connection still carries it.
+    await this.registration?.stop();
     for (const call of [...this.calls]) {
       try {
         call.shutdown();
@@ -165,6 +202,7 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
     if (this.srf) closeSrf(this.srf);
     this.state = "stopped";
     if (wasConnected) this.setConnected(false);
+    this.announceReadiness();
   }
 
   placeCall(call: PlaceCallOptions): OutgoingSipCall {
@@ -196,7 +234,8 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
       const timer = setTimeout(() => finish(408), this.config.optionsTimeoutMs ?? 35_000);
       this.pendingOptions.add(finish);
       try {
-        srf.request(uri, { method: "OPTIONS", headers: { "User-Agent": this.userAgent, Accept: "application/sdp" } }, (err, req) => {
+        const headers = { "User-Agent": this.userAgent, Accept: "application/sdp" };
+        srf.request(uri, { method: "OPTIONS", headers, ...(this.config.outboundProxy ? { proxy: this.config.outboundProxy } : {}) }, (err, req) => {
           if (err || !req) return finish(503);
           req.on("response", (res) => {
             if (res.status >= 200) finish(res.status);
@@ -289,7 +328,25 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
   private setConnected(connected: boolean): void {
     if (this.connected === connected) return;
     this.connected = connected;
-    this.emit("readiness", this.ready);
+    if (connected) {
+      this.connectionWaiter?.();
+      this.connectionWaiter = undefined;
+      if (this.registration && this.state === "started") {
+        // REGISTERs need the connection: the first goes out once it is up. After a reconnect the
+        // binding is made again at once; an answer pending when the connection went never comes.
+        if (this.registrationStarted) this.registration.refreshNow();
+        else this.registration.start();
+        this.registrationStarted = true;
+      }
+    }
+    this.announceReadiness();
+  }
+
+  private announceReadiness(): void {
+    const ready = this.ready;
+    if (ready === this.announcedReady) return;
+    this.announcedReady = ready;
+    this.emit("readiness", ready);
   }
 
   private settleOptions(status: number): void {

@@ -168,6 +168,56 @@ export class DigestAnswers {
   }
 }
 
+/**
+ * A registration's digest state: the challenges met so far, answered again on every later REGISTER
+ * of the binding with the nonce count going up (RFC 2617 §3.2.2), so a refresh needs no new 401.
+ * A challenge is taken once: the same nonce refused again (not `stale=true`) means a wrong password.
+ */
+export class StandingDigest {
+  private readonly challenges = new Map<string, { challenge: DigestChallenge; proxy: boolean; nonceCount: number; answered: boolean }>();
+
+  constructor(private readonly credentials: { username: string; password: string } | undefined) {}
+
+  /** Takes a 401/407's challenges; true when the request should go again answering them. */
+  accept(res: { status: number; raw: string }): boolean {
+    if (!this.credentials) return false;
+    const proxy = res.status === 407;
+    const taken = new Set<string>();
+    let usable = false;
+    for (const text of headerValues(res.raw, proxy ? "proxy-authenticate" : "www-authenticate")) {
+      for (const one of splitChallenges(text)) {
+        const challenge = parseChallenge(one);
+        if (!challenge) continue;
+        const key = `${proxy ? "p" : "w"}:${challenge.realm}`;
+        // RFC 8760 §2.3: of one realm's challenges (one per algorithm, preferred first), the topmost we support.
+        if (taken.has(key)) continue;
+        taken.add(key);
+        const known = this.challenges.get(key);
+        if (known && known.challenge.nonce === challenge.nonce && known.answered && !challenge.stale) continue;
+        this.challenges.set(key, { challenge, proxy, nonceCount: 0, answered: false });
+        usable = true;
+      }
+    }
+    return usable;
+  }
+
+  /** Authorization / Proxy-Authorization headers answering every challenge taken so far. */
+  headers(method: string, uri: string): Record<string, string> {
+    if (!this.credentials) return {};
+    const www: string[] = [];
+    const proxy: string[] = [];
+    for (const entry of this.challenges.values()) {
+      entry.nonceCount++;
+      entry.answered = true;
+      (entry.proxy ? proxy : www).push(authorizationHeader(entry.challenge, this.credentials, method, uri, entry.nonceCount));
+    }
+    const out: Record<string, string> = {};
+    if (www.length) out.Authorization = joinHeaderLines("Authorization", www);
+    if (proxy.length) out["Proxy-Authorization"] = joinHeaderLines("Proxy-Authorization", proxy);
+    return out;
+  }
+}
+
 /** A header line may carry several challenges (`Digest a=1, b=2, Digest a=3`). */
 function splitChallenges(text: string): string[] {
   return text.split(/,\s*(?=digest\s)/i);

@@ -26,6 +26,8 @@ export interface DrachtioCallContext {
   readonly reinviteAnswerTimeoutMs: number;
   readonly referSubscriptionS: number;
   readonly defaultRingTimeoutMs: number;
+  /** Outbound proxy every INVITE outside a dialog goes through; undefined = straight to the target. */
+  readonly outboundProxy: string | undefined;
   /** Whether the control connection to drachtio-server is up. */
   isConnected(): boolean;
   callEnded(call: DrachtioLiveCall): void;
@@ -151,7 +153,7 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     try {
       this.ctx.srf.createUAC(
         this.o.uri,
-        { localSdp: this.o.sdp, headers: { ...this.headers, ...extra } },
+        { localSdp: this.o.sdp, headers: { ...this.headers, ...extra }, ...(this.ctx.outboundProxy ? { proxy: this.ctx.outboundProxy } : {}) },
         {
           cbRequest: (err, req) => {
             if (err || !req || attempt !== this.attempt) return;

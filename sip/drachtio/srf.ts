@@ -135,6 +135,11 @@ export interface SrfConnectOptions {
 export interface SrfCreateUacOptions {
   localSdp: string;
   headers: Record<string, string>;
+  /**
+   * Outbound proxy: drachtio-server sends the request there as its next hop, the Request-URI
+   * staying the target. It writes no Route header for it (a Route the application sets is dropped).
+   */
+  proxy?: string;
 }
 
 export interface SrfProgress {
@@ -154,11 +159,15 @@ export interface Srf {
   invite(handler: SrfHandler): void;
   use(method: string, handler: SrfHandler): void;
   /**
-   * Out-of-dialog request, callback form only: the promise form resolves in a later microtask and
+   * Out-of-dialog request (`proxy` as for createUAC), callback form only: the promise form resolves in a later microtask and
    * can miss a response that arrived in the same TCP read as drachtio-server's echo.
    * Throws synchronously while there is no connection.
    */
-  request(uri: string, opts: { method: string; headers?: Record<string, string>; body?: string; stackDialogId?: string }, callback: (err: Error | null, req?: SrfRequest) => void): void;
+  request(
+    uri: string,
+    opts: { method: string; headers?: Record<string, string>; body?: string; stackDialogId?: string; proxy?: string },
+    callback: (err: Error | null, req?: SrfRequest) => void,
+  ): void;
   /** Callback form; throws synchronously while there is no connection. */
   createUAC(uri: string, opts: SrfCreateUacOptions, progress: SrfProgress, callback: (err: Error | null, dialog?: SrfDialog) => void): void;
   createUAS(req: SrfRequest, res: SrfServerResponse, opts: { localSdp: string; headers: Record<string, string> }, callback: (err: Error | null, dialog?: SrfDialog) => void): void;

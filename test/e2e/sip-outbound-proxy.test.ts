@@ -1,32 +1,40 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { gatewayBackends } from "../support/drachtio.js";
 import { graphRequests, startHarness, waitFor, type Harness } from "../support/harness.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
 
 /**
- * SIP_OUTBOUND_PROXY (RFC 3261 §8.1.2): the INVITE goes to the proxy, with the target still the
- * Request-URI and the proxy as a loose-routing pre-loaded Route; the target's host is never
- * resolved (pbx.example.invalid cannot be).
+ * SIP_OUTBOUND_PROXY (RFC 3261 §8.1.2) on each SIP backend: the INVITE goes to the proxy with the
+ * target still the Request-URI; the target's host is never resolved (pbx.example.invalid cannot
+ * be). The embedded stack names the proxy in a pre-loaded loose Route; drachtio-server sends to it
+ * as the next hop and writes no Route.
  */
-describe("outbound proxy", () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await killAllSipp();
-    await h?.stop();
-    h = undefined;
-  });
+for (const backend of gatewayBackends()) {
+  describe.skipIf(backend.skipReason !== undefined)(`outbound proxy [${backend.name}]`, () => {
+    let h: Harness | undefined;
+    afterEach(async () => {
+      await killAllSipp();
+      await h?.stop();
+      h = undefined;
+    });
 
-  it("a consumer's call reaches the target through the proxy; in-dialog requests follow the dialog", async () => {
-    requireSipp();
-    const port = await freePort();
-    const sipp = startSipp({ scenario: "uas-outbound-proxy.xml", port, timeoutS: 20 });
-    await sipp.ready;
-    h = await startHarness({ env: { SIP_TARGET: "sip:agent@pbx.example.invalid", SIP_OUTBOUND_PROXY: `sip:127.0.0.1:${port}` } });
-    const call = await h.sim.placeCall({ toneHz: 440 });
-    await call.waitForState("accepted", 10_000);
-    expect(graphRequests(h.sim, "accept", call.id)).toHaveLength(1);
-    await call.hangup();
-    await waitFor(() => h!.gateway.registry.size === 0, 5000, "the call to end");
-    const result = await finish(sipp);
-    expect(result.code, describeSipp(result)).toBe(0);
+    it("a consumer's call reaches the target through the proxy; in-dialog requests follow the dialog", async () => {
+      requireSipp();
+      const port = await freePort();
+      const sipp = startSipp({ scenario: "uas-outbound-proxy.xml", port, timeoutS: 20 });
+      await sipp.ready;
+      h = await startHarness({ sipBackend: backend.name, env: { SIP_TARGET: "sip:agent@pbx.example.invalid", SIP_OUTBOUND_PROXY: `sip:127.0.0.1:${port}` } });
+      const call = await h.sim.placeCall({ toneHz: 440 });
+      await call.waitForState("accepted", 10_000);
+      expect(graphRequests(h.sim, "accept", call.id)).toHaveLength(1);
+      await call.hangup();
+      await waitFor(() => h!.gateway.registry.size === 0, 5000, "the call to end");
+      const result = await finish(sipp);
+      expect(result.code, describeSipp(result)).toBe(0);
+      const invite = /^INVITE sip:agent@pbx\.example\.invalid SIP\/2\.0\r?\n[\s\S]*?\r?\n\r?\n/m.exec(result.messages)?.[0];
+      expect(invite, describeSipp(result)).toBeDefined();
+      const routes = invite!.match(/^Route: .*$/gm) ?? [];
+      expect(routes.map((r) => r.trim())).toEqual(backend.name === "embedded" ? [`Route: <sip:127.0.0.1:${port};lr>`] : []);
+    });
   });
-});
+}

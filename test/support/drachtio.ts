@@ -110,3 +110,23 @@ export async function startDrachtio(o: { tls?: Omit<DrachtioTls, "port"> & { por
   const tls = o.tls && { ...o.tls, port: o.tls.port || (await free()) };
   return new LocalDrachtio(await DrachtioProcess.start({ bin: where.bin, port, sipPort, tls }));
 }
+
+/** A SIP backend a gateway-level test runs on, and why it is skipped here when it is. */
+export interface GatewayBackend {
+  name: "embedded" | "drachtio";
+  skipReason: string | undefined;
+}
+
+/**
+ * Both SIP backends for tests that run one scenario on each (startHarness takes the name as
+ * `sipBackend`). The drachtio half is skipped only outside CI when no drachtio-server is at hand.
+ */
+export function gatewayBackends(env: NodeJS.ProcessEnv = process.env): readonly GatewayBackend[] {
+  const where = drachtioAvailability(env);
+  const drachtioSkip = where.kind === "none" && !drachtioRequired(env) ? where.reason : undefined;
+  if (drachtioSkip) process.stdout.write(`drachtio half skipped: ${drachtioSkip}\n`);
+  return [
+    { name: "embedded", skipReason: undefined },
+    { name: "drachtio", skipReason: drachtioSkip },
+  ];
+}

@@ -74,11 +74,18 @@ describe("SIP_REGISTRAR and SIP_REGISTER_*", () => {
   });
 });
 
-describe("embedded-only settings with SIP_BACKEND=drachtio", () => {
-  it("are refused by name rather than ignored", () => {
-    const drachtio = { ...base, SIP_BACKEND: "drachtio", DRACHTIO_HOST: "127.0.0.1", DRACHTIO_SECRET: "cymru" };
-    expect(() => loadConfig({ ...drachtio, SIP_REGISTRAR: "sip:pbx", SIP_REGISTER_USER: "gw1" })).toThrow(/SIP_REGISTRAR/);
-    expect(() => loadConfig({ ...drachtio, SIP_OUTBOUND_PROXY: "sip:proxy" })).toThrow(/SIP_OUTBOUND_PROXY/);
-    expect(() => loadConfig({ ...drachtio, SIP_TLS_CERT: cert })).toThrow(/SIP_TLS_CERT/);
+describe("SIP settings with SIP_BACKEND=drachtio", () => {
+  const drachtio = { ...base, SIP_BACKEND: "drachtio", DRACHTIO_HOST: "127.0.0.1", DRACHTIO_SECRET: "cymru" };
+
+  it("refuses by name, rather than ignores, what drachtio-server's own configuration sets", () => {
+    expect(() => loadConfig({ ...drachtio, SIP_TLS_CERT: cert })).toThrow(/SIP_TLS_CERT.*drachtio-server's own configuration/);
+  });
+
+  it("takes a registration and an outbound proxy, checked as on the embedded stack", () => {
+    const c = loadConfig({ ...drachtio, SIP_REGISTRAR: "sip:pbx", SIP_REGISTER_USER: "gw1", SIP_REGISTER_PASSWORD: "pw", SIP_OUTBOUND_PROXY: "sip:proxy:5060" });
+    expect(c.sip.register).toEqual({ registrar: "sip:pbx", user: "gw1", password: "pw", expiresS: 3600 });
+    expect(c.sip.outboundProxy).toBe("sip:proxy:5060");
+    expect(() => loadConfig({ ...drachtio, SIP_REGISTRAR: "sip:pbx" })).toThrow(/SIP_REGISTER_USER/);
+    expect(() => loadConfig({ ...drachtio, SIP_OUTBOUND_PROXY: "proxy" })).toThrow(/SIP_OUTBOUND_PROXY/);
   });
 });
