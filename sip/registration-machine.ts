@@ -67,12 +67,17 @@ export const REFRESH_MARGIN_S = 30;
 export const MAX_AUTH_ROUNDS = 2;
 /** Longest wait for the removal's answer at stop. */
 export const UNREGISTER_WAIT_MS = 2_000;
-/** A 423's Min-Expires above this is not followed (one day, RFC 3261's default ceiling). */
+/** A 423's Min-Expires above this is not followed (one day). */
 const MAX_MIN_EXPIRES_S = 86_400;
+/** The longest wait before a refresh. */
+const MAX_REFRESH_S = 86_400;
 
-/** When to refresh a binding granted for `grantedS` seconds, in seconds from now. */
+/**
+ * When to refresh a binding granted for `grantedS` seconds, in seconds from now: at least daily,
+ * whatever a registrar grants (a timer past 24.8 days would fire at once).
+ */
 export function refreshDelayS(grantedS: number): number {
-  return Math.max(1, grantedS - Math.min(REFRESH_MARGIN_S, grantedS / 2));
+  return Math.min(MAX_REFRESH_S, Math.max(1, grantedS - Math.min(REFRESH_MARGIN_S, grantedS / 2)));
 }
 
 /** The wait before retry number `failures` (0 = the first), doubling up to the ceiling. */

@@ -145,7 +145,7 @@ export function grantedExpiresS(raw: string, user: string): number | undefined {
       const uri = /<([^>]*)>/.exec(contact)?.[1] ?? contact.split(";")[0] ?? "";
       if (/^sips?:([^@;>]+)@/i.exec(uri.trim())?.[1] !== user) continue;
       const params = contact.slice(contact.indexOf(">") + 1);
-      const expires = Number(/;\s*expires\s*=\s*"?(\d{1,9})"?/i.exec(params)?.[1]);
+      const expires = Number(/;\s*expires\s*=\s*"?(\d{1,9})"?\s*(?:;|$)/i.exec(params)?.[1]);
       if (Number.isFinite(expires) && expires > 0) return expires;
     }
   }
