@@ -139,7 +139,7 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
       logTail: () => gateways.flatMap((g) => g.process.tail.map(logMessage)),
       loopDelayMaxMs: () => gatewaysLoopDelayMaxMs(gateways),
       // Under --profile the whole ramp is profiled already; a second profiler would only add noise.
-      startStallProbe: profileDir ? undefined : () => startStallProbes(gateways, plan.stallSampleUs),
+      startStallProbe: profileDir ? undefined : (sampled) => startStallProbes(gateways, sampled ? plan.stallSampleUs : 0),
     };
     const ramp = await runRamp(
       sut,

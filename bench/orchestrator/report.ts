@@ -141,6 +141,13 @@ export function buildResults(f: RunFacts): Record<string, unknown> {
     setupUnderLoad: f.setupUnderLoad
       ? {
           liveCalls: f.setupUnderLoad.liveCalls,
+          profiled: {
+            liveWithin20Ms: round(Math.min(f.setupUnderLoad.profiled.toPbx.withinDeadline, f.setupUnderLoad.profiled.toMeta.withinDeadline), 5),
+            cores: round(f.setupUnderLoad.profiled.cores, 3),
+            loopMaxMs: f.setupUnderLoad.profiled.systemLoopDelayMaxMs ?? null,
+            otherCores: round(f.setupUnderLoad.profiled.otherCores, 2),
+            stalls: f.setupUnderLoad.profiled.stalls ?? null,
+          },
           steady: underLoadJson(f.setupUnderLoad.steady),
           burst: underLoadJson(f.setupUnderLoad.burst),
         }
@@ -291,6 +298,7 @@ function stallWindows(f: RunFacts): [string, NonNullable<StepResult["stalls"]>][
     if (st) out.push([`@${load}`, st]);
   }
   const u = f.setupUnderLoad;
+  if (u?.profiled.stalls) out.push([`@${u.liveCalls}, profiled`, u.profiled.stalls]);
   if (u?.steady.window.stalls) out.push([`@${u.liveCalls} + ${u.steady.ratePerSecond} new/s`, u.steady.window.stalls]);
   if (u?.burst.window.stalls) out.push([`@${u.liveCalls} + ${u.burst.calls} at once`, u.burst.window.stalls]);
   return out;

@@ -87,6 +87,8 @@ export interface SetupResult {
 /** New calls set up beside live ones, and what the live calls' audio did meanwhile. */
 export interface SetupUnderLoadResult {
   liveCalls: number;
+  /** The live calls alone in a profiled window: stall attribution and CPU by function. */
+  profiled: StepResult;
   steady: { ratePerSecond: number; calls: number; failed: number; inviteMs: SetupStats; acceptMs: SetupStats; mediaUpMs: SetupStats; window: StepResult };
   burst: { calls: number; failed: number; inviteMs: SetupStats; acceptMs: SetupStats; mediaUpMs: SetupStats; window: StepResult };
 }

@@ -29,8 +29,12 @@ export interface SystemUnderTest {
   logTail: () => string[];
   /** The system's longest event-loop delay since the last call, in ms, where it reports one. */
   loopDelayMaxMs?: () => Promise<number>;
-  /** Starts stall attribution for one window; the returned function ends it (gateways only). */
-  startStallProbe?: () => Promise<() => Promise<ProbeReport[]>>;
+  /**
+   * Starts stall attribution for one window, with V8's sampling profiler when `sampled` (by
+   * function; it costs a few hundredths of a core per process, so windows whose CPU is a figure
+   * go without it); the returned function ends it (gateways only).
+   */
+  startStallProbe?: (sampled: boolean) => Promise<() => Promise<ProbeReport[]>>;
 }
 
 
@@ -122,12 +126,20 @@ interface Window {
  * One window at `calls` live calls. `during`, when given, runs alongside the window (new calls
  * being set up), and the window lasts until it is done if that takes longer.
  */
-export async function measure(sut: SystemUnderTest, calls: number, plan: Plan, added: AddCallsResult[], idleRssMB: number, during?: () => Promise<unknown>): Promise<StepResult> {
+export async function measure(
+  sut: SystemUnderTest,
+  calls: number,
+  plan: Plan,
+  added: AddCallsResult[],
+  idleRssMB: number,
+  opts: { during?: () => Promise<unknown>; sampled?: boolean } = {},
+): Promise<StepResult> {
+  const { during, sampled = false } = opts;
   const sutPids = sut.pids();
   const loadgenPids = sut.loadgens.map((l) => l.pid);
   // Before anything is measured: starting V8's profiler logs every compiled function and holds
   // the event loop for tens of ms, which must not fall into the window.
-  const stopProbe = await sut.startStallProbe?.();
+  const stopProbe = await sut.startStallProbe?.(sampled);
   const meter = new UsageMeter([...sutPids, ...loadgenPids, process.pid]);
   await sut.loopDelayMaxMs?.(); // starts the system's delay figures afresh
   await Promise.all(sut.loadgens.map((l) => l.request("windowStart", { jitterBudgetMs: DEADLINE_MS })));

@@ -19,32 +19,39 @@ export async function runSetupUnderLoad(sut: SystemUnderTest, plan: Plan, idleRs
   );
   await sleep(plan.settleMs);
 
+  // The live calls alone, profiled: where their CPU goes when nothing else happens (the ramp's
+  // windows go without the profiler, since their CPU is a reported figure).
+  const profiled = await measure(sut, liveCalls, plan, added, idleRssMB, { sampled: true });
+  log(`${liveCalls} live calls, profiled: ${share(profiled)} within 20 ms`);
+
   // Steady arrivals: the load generators take turns, so the gateways see one call every 1/rate s.
   const steadyCount = Math.max(1, Math.round((ratePerSecond * plan.windowMs) / 1000));
   const intervalMs = 1000 / ratePerSecond;
   let steadyResults: AddCallsResult[] = [];
-  const steadyWindow = await measure(sut, liveCalls, plan, added, idleRssMB, async () => {
+  const steadyArrivals = async (): Promise<void> => {
     steadyResults = await Promise.all(
       split(steadyCount, lgs.length).map(async (n, i) => {
         await sleep(i * intervalMs);
         return lgs[i]!.request("arrivals", { count: n, intervalMs: intervalMs * lgs.length, timeoutMs: plan.callUpTimeoutMs }, 5 * 60_000);
       }),
     );
-  });
+  };
+  const steadyWindow = await measure(sut, liveCalls, plan, added, idleRssMB, { sampled: true, during: steadyArrivals });
   const steady = { ratePerSecond, ...arrivalsOf(steadyCount, steadyResults), window: steadyWindow };
   log(`set-up under load, ${liveCalls} live calls + ${ratePerSecond} new/s: live ${share(steadyWindow)} within 20 ms, 200 OK→accept p50 ${steady.acceptMs.p50.toFixed(1)} ms`);
   await sleep(plan.settleMs);
 
   let burstResults: AddCallsResult[] = [];
-  const burstWindow = await measure(sut, liveCalls, plan, added, idleRssMB, async () => {
+  const burstArrivals = async (): Promise<void> => {
     burstResults = await Promise.all(
       split(burstCalls, lgs.length).map((n, i) => lgs[i]!.request("arrivals", { count: n, intervalMs: 0, timeoutMs: plan.callUpTimeoutMs }, 5 * 60_000)),
     );
-  });
+  };
+  const burstWindow = await measure(sut, liveCalls, plan, added, idleRssMB, { sampled: true, during: burstArrivals });
   const burst = { ...arrivalsOf(burstCalls, burstResults), window: burstWindow };
   log(`set-up under load, ${liveCalls} live calls + ${burstCalls} at once: live ${share(burstWindow)} within 20 ms, 200 OK→accept p50 ${burst.acceptMs.p50.toFixed(1)} ms`);
   await Promise.all(lgs.map((lg) => lg.request("hangupAll", { concurrency: 25, timeoutMs: 15_000 }, 120_000).catch(() => undefined)));
-  return { liveCalls, steady, burst };
+  return { liveCalls, profiled, steady, burst };
 }
 
 function arrivalsOf(calls: number, results: AddCallsResult[]): Omit<SetupUnderLoadResult["burst"], "window"> {
