@@ -6,8 +6,8 @@ import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, s
 /**
  * SIP_OUTBOUND_PROXY (RFC 3261 §8.1.2) on each SIP backend: the INVITE goes to the proxy with the
  * target still the Request-URI; the target's host is never resolved (pbx.example.invalid cannot
- * be). The embedded stack names the proxy in a pre-loaded loose Route; drachtio-server sends to it
- * as the next hop and writes no Route.
+ * be), nor the registrar's. The embedded stack names the proxy in a pre-loaded loose Route;
+ * drachtio-server sends to it as the next hop and writes no Route.
  */
 for (const backend of gatewayBackends()) {
   describe.skipIf(backend.skipReason !== undefined)(`outbound proxy [${backend.name}]`, () => {
@@ -35,6 +35,23 @@ for (const backend of gatewayBackends()) {
       expect(invite, describeSipp(result)).toBeDefined();
       const routes = invite!.match(/^Route: .*$/gm) ?? [];
       expect(routes.map((r) => r.trim())).toEqual(backend.name === "embedded" ? [`Route: <sip:127.0.0.1:${port};lr>`] : []);
+    });
+
+    it("the REGISTERs go through the proxy too: bound, ready, and removed at shutdown", async () => {
+      requireSipp();
+      const port = await freePort();
+      const sipp = startSipp({ scenario: "uas-registrar-via-proxy.xml", port, timeoutS: 20 });
+      await sipp.ready;
+      h = await startHarness({
+        sipBackend: backend.name,
+        env: { SIP_REGISTRAR: "sip:pbx.example.invalid", SIP_REGISTER_USER: "alice", SIP_OUTBOUND_PROXY: `sip:127.0.0.1:${port}` },
+      });
+      await waitFor(() => h!.logs.find("SIP registration in place").length > 0, 5000, "the registration");
+      expect((await fetch(h.webhookUrl.replace("/webhooks/meta", "/readyz"))).status).toBe(200);
+      await h.stop();
+      h = undefined;
+      const result = await finish(sipp);
+      expect(result.code, describeSipp(result)).toBe(0);
     });
   });
 }
