@@ -37,6 +37,31 @@ for (const backend of gatewayBackends()) {
       expect(routes.map((r) => r.trim())).toEqual(backend.name === "embedded" ? [`Route: <sip:127.0.0.1:${port};lr>`] : []);
     });
 
+    it("a transfer's INVITE (following the PBX's REFER) goes through the proxy too", async () => {
+      requireSipp();
+      const port = await freePort();
+      const sipp = startSipp({
+        scenario: "uas-proxy-transfer.xml",
+        port,
+        calls: 2,
+        vars: { audio_port: String(await freePort()), target_audio_port: String(await freePort()), refer_after_ms: "500", refer_to: "sip:b@transfer.example.invalid" },
+        timeoutS: 20,
+      });
+      await sipp.ready;
+      h = await startHarness({
+        sipBackend: backend.name,
+        env: { SIP_TARGET: "sip:agent@pbx.example.invalid", SIP_OUTBOUND_PROXY: `sip:127.0.0.1:${port}`, SIP_REFER_ALLOW: "transfer.example.invalid" },
+      });
+      const call = await h.sim.placeCall({ toneHz: 440 });
+      await call.waitForState("media", 10_000);
+      await waitFor(() => h!.logs.find("transfer complete: the consumer is with the new party").some((l) => l.callId === call.id), 10_000, "the transfer");
+      await call.hangup();
+      await waitFor(() => h!.gateway.registry.size === 0, 5000, "the call to end");
+      const result = await finish(sipp);
+      expect(result.code, describeSipp(result)).toBe(0);
+      expect(result.messages).toMatch(/^INVITE sip:b@transfer\.example\.invalid SIP\/2\.0/m);
+    });
+
     it("the REGISTERs go through the proxy too: bound, ready, and removed at shutdown", async () => {
       requireSipp();
       const port = await freePort();
