@@ -1,15 +1,12 @@
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
+import { Chromium, errorText, loopbackOnly, PageScript, type ChromiumOptions } from "./chromium.js";
 import type { ConsumerPeer } from "./consumer-peer.js";
 import type { VideoSendOptions } from "./consumer-video.js";
-import { ConsumerClosedError, ConsumerNegotiationError, SimStateError, SimTimeoutError } from "./errors.js";
-import { LOOPBACK_HOST } from "./loopback-ice.js";
+import { ConsumerNegotiationError, SimStateError, SimTimeoutError } from "./errors.js";
 import { inferBusinessAnswer } from "./sdp-meta-style.js";
-import { attribute, attributes, parseSdp, serializeSdp, type SdpMediaSection } from "./sdp-text.js";
 import type { SimVideoCodec } from "./video-codecs.js";
+import { BrowserWhatsAppConsumer, type BrowserWhatsAppConsumerOptions } from "./wa-browser-consumer.js";
+
+export { CHROMIUM_ARGS, DEFAULT_CHROMIUM_PATH, loopbackOnly } from "./chromium.js";
 
 /**
  * A Messenger consumer played by a real browser WebRTC stack: one headless Chromium page per call,
@@ -31,29 +28,8 @@ import type { SimVideoCodec } from "./video-codecs.js";
  * Every SDP given to the business keeps only Chromium's UDP host candidates on 127.0.0.1.
  */
 
-/** Debian's Chromium; never a downloaded browser build. */
-export const DEFAULT_CHROMIUM_PATH = "/usr/bin/chromium";
-
-/**
- * Switches for Chromium on these machines (design.md, "Testing against real things"): headless as root,
- * no network activity of its own, fake devices granted without a prompt, WebRTC on loopback.
- */
-export const CHROMIUM_ARGS: readonly string[] = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-ui-for-media-stream",
-  "--use-fake-device-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-];
-
-/** The consumer page's address: answered by a route inside the browser, never fetched. A secure context (127.0.0.1). */
-const PAGE_URL = `http://${LOOPBACK_HOST}/messenger-consumer`;
+/** The Messenger consumer page; served by a route inside the browser, never fetched. */
+const PAGE_NAME = "messenger-consumer";
 
 /**
  * The page side: one RTCPeerConnection and primitive steps Node sequences. Plain JavaScript (the page
@@ -61,20 +37,9 @@ const PAGE_URL = `http://${LOOPBACK_HOST}/messenger-consumer`;
  */
 const PAGE_SCRIPT = String.raw`
 (() => {
-  const s = { pc: null, mic: null, micStream: null, split: false, camera: null, cameraStream: null, cameraTransceiver: null, failures: [], players: [], audioContext: null, analyser: null };
-  const gathered = (pc) => new Promise((resolve) => {
-    if (pc.iceGatheringState === "complete") return resolve();
-    const check = () => {
-      if (pc.iceGatheringState !== "complete") return;
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    };
-    pc.addEventListener("icegatheringstatechange", check);
-  });
-  const localSdp = async () => {
-    await gathered(s.pc);
-    return s.pc.localDescription.sdp;
-  };
+  const s = { pc: null, mic: null, micStream: null, split: false, camera: null, cameraStream: null, cameraTransceiver: null, failures: [], ears: null };
+  s.ears = simPage.ears({ failures: s.failures });
+  const localSdp = () => simPage.localSdp(s.pc);
   const codecMatches = (c, want) => {
     const mime = c.mimeType.toLowerCase();
     const fmtp = (c.sdpFmtpLine || "").toLowerCase();
@@ -102,25 +67,7 @@ const PAGE_SCRIPT = String.raw`
         video: false,
       });
       s.mic = s.micStream.getAudioTracks()[0];
-      s.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require", iceServers: [] });
-      // Remote audio is only decoded (and counted in totalAudioEnergy) while something plays it out.
-      s.pc.addEventListener("track", (e) => {
-        if (e.track.kind !== "audio") return;
-        const stream = new MediaStream([e.track]);
-        const el = new Audio();
-        el.srcObject = stream;
-        el.play().catch((err) => s.failures.push("audio playout: " + err));
-        s.players.push(el);
-        if (!s.audioContext) s.audioContext = new AudioContext();
-        if (!s.analyser) {
-          s.analyser = s.audioContext.createAnalyser();
-          s.analyser.fftSize = 8192;
-        }
-        s.audioContext.createMediaStreamSource(stream).connect(s.analyser);
-      });
-      s.pc.addEventListener("connectionstatechange", () => {
-        if (s.pc.connectionState === "failed") s.failures.push("connection failed");
-      });
+      s.pc = simPage.peer(s.ears, s.failures);
       return { mic: s.mic.label };
     },
     videoCodecs() {
@@ -243,18 +190,10 @@ const PAGE_SCRIPT = String.raw`
       return out;
     },
     hear() {
-      // The dominant frequency of what the consumer hears, and its level (dBFS) from the analyser's spectrum.
-      if (!s.analyser) return { hz: 0, dbfs: -Infinity };
-      if (s.audioContext.state !== "running") s.audioContext.resume();
-      const bins = new Float32Array(s.analyser.frequencyBinCount);
-      s.analyser.getFloatFrequencyData(bins);
-      let best = 1;
-      for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
-      return { hz: (best * s.audioContext.sampleRate) / s.analyser.fftSize, dbfs: bins[best] };
+      return s.ears.hear();
     },
     close() {
-      for (const el of s.players) el.srcObject = null;
-      if (s.audioContext) s.audioContext.close();
+      s.ears.close();
       for (const t of [s.mic, s.camera]) if (t) t.stop();
       if (s.pc) s.pc.close();
     },
@@ -300,14 +239,7 @@ export interface CameraInfo {
   settings: Record<string, unknown>;
 }
 
-export interface ConsumerBrowserOptions {
-  /** Default /usr/bin/chromium. */
-  executablePath?: string;
-  /** Added after CHROMIUM_ARGS. */
-  extraArgs?: readonly string[];
-  /** Browser start limit (default 30 s). */
-  launchTimeoutMs?: number;
-}
+export type ConsumerBrowserOptions = ChromiumOptions;
 
 export interface BrowserConsumerOptions {
   /** Cap on the camera's bitrate, bits/s (default 1.5 Mbit/s). */
@@ -330,88 +262,51 @@ type PageMethod =
   | "close";
 
 /**
- * One headless Chromium (its own fresh profile directory), hosting one consumer page per call.
+ * One headless Chromium (its own fresh profile directory), hosting one consumer page per call: Messenger
+ * consumers (`newConsumer`) and WhatsApp users (`newWhatsAppConsumer`).
  * Throws when Chromium or playwright-core is missing: tests that need a real browser fail, never skip.
  */
 export class ConsumerBrowser {
-  private readonly consumers = new Set<BrowserConsumer>();
-  private closed = false;
-
-  private constructor(
-    private readonly context: BrowserContext,
-    private readonly userDataDir: string,
-  ) {}
+  private constructor(private readonly chromium: Chromium) {}
 
   static async launch(options: ConsumerBrowserOptions = {}): Promise<ConsumerBrowser> {
-    const executablePath = options.executablePath ?? DEFAULT_CHROMIUM_PATH;
-    if (!existsSync(executablePath)) {
-      throw new Error(`Chromium not found at ${executablePath}: install Debian's chromium package (scripts/setup.sh does)`);
-    }
-    let playwright: typeof import("playwright-core");
-    try {
-      playwright = await import("playwright-core");
-    } catch (error) {
-      throw new Error("playwright-core is not installed: run npm ci (it is a devDependency)", { cause: error });
-    }
-    const userDataDir = await mkdtemp(join(tmpdir(), "consumer-chromium-"));
-    let context: BrowserContext;
-    try {
-      context = await playwright.chromium.launchPersistentContext(userDataDir, {
-        executablePath,
-        headless: true,
-        args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])],
-        timeout: options.launchTimeoutMs ?? 30_000,
-      });
-    } catch (error) {
-      await rm(userDataDir, { recursive: true, force: true });
-      throw new Error(`Chromium (${executablePath}) did not start: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    }
-    // The page is served from inside the browser; any other request is refused before it leaves.
-    await context.route("**/*", (route) =>
-      route.request().url() === PAGE_URL
-        ? route.fulfill({ status: 200, contentType: "text/html", body: "<!doctype html><title>Messenger consumer</title>" })
-        : route.abort("blockedbyclient"),
-    );
-    return new ConsumerBrowser(context, userDataDir);
+    return new ConsumerBrowser(await Chromium.launch(options));
   }
 
   /** Chromium's version, e.g. `156.0.8078.79`. */
   get version(): string {
-    return this.context.browser()?.version() ?? "unknown";
+    return this.chromium.version;
   }
 
   /** A new page with the fake microphone open and a fresh RTCPeerConnection: pass it to `placeCall({ consumer })`. */
   async newConsumer(options: BrowserConsumerOptions = {}): Promise<BrowserConsumer> {
-    if (this.closed) throw new SimStateError("the consumer browser is closed");
-    const page = await this.context.newPage();
+    const page = await this.chromium.openPage(PAGE_NAME, PAGE_SCRIPT);
+    const script = new PageScript<PageMethod>(page, "simConsumer");
+    let forget: () => void = () => undefined;
+    const consumer = new BrowserConsumer(script, options, () => forget());
+    forget = this.chromium.track(consumer);
     try {
-      await page.goto(PAGE_URL);
-      await page.evaluate(PAGE_SCRIPT);
-      const consumer = new BrowserConsumer(page, options, () => this.consumers.delete(consumer));
       await consumer.init();
-      this.consumers.add(consumer);
-      return consumer;
     } catch (error) {
-      await page.close().catch(() => undefined);
+      await consumer.close();
       throw error;
     }
+    return consumer;
+  }
+
+  /** A WhatsApp user on a new page (see wa-browser-consumer.ts); the WhatsApp simulator opens these itself. */
+  newWhatsAppConsumer(options: BrowserWhatsAppConsumerOptions = {}): Promise<BrowserWhatsAppConsumer> {
+    return BrowserWhatsAppConsumer.open(this.chromium, options);
   }
 
   /** Closes every consumer page, the browser, and removes its profile directory. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.allSettled([...this.consumers].map((c) => c.close()));
-    await this.context.close().catch(() => undefined);
-    await rm(this.userDataDir, { recursive: true, force: true });
+  close(): Promise<void> {
+    return this.chromium.close();
   }
 }
 
 /** The consumer on one Chromium page; see the module comment for how it plays Meta's consumer. */
 export class BrowserConsumer implements ConsumerPeer {
-  private closed = false;
-  /** Serializes signalling: Chromium must see one description change at a time. */
-  private queue: Promise<unknown> = Promise.resolve();
   /** The business's latest offer, for inferring its answers. */
   private businessSdp: string | undefined;
   /** The DTLS role Chromium took in its first answer (`passive` unless Chromium refused it). */
@@ -424,7 +319,7 @@ export class BrowserConsumer implements ConsumerPeer {
 
   /** Use ConsumerBrowser.newConsumer(). */
   constructor(
-    private readonly page: Page,
+    private readonly page: PageScript<PageMethod>,
     options: BrowserConsumerOptions,
     private readonly onClosed: () => void,
   ) {
@@ -533,11 +428,9 @@ export class BrowserConsumer implements ConsumerPeer {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.page.isClosed) return;
     this.onClosed();
-    await this.page.evaluate("globalThis.simConsumer && globalThis.simConsumer.close()").catch(() => undefined);
-    await this.page.close().catch(() => undefined);
+    await this.page.close();
   }
 
   private async turnCameraOn(options: VideoSendOptions): Promise<void> {
@@ -574,71 +467,16 @@ export class BrowserConsumer implements ConsumerPeer {
     return forBusiness;
   }
 
-  private async call(method: PageMethod, arg?: unknown): Promise<unknown> {
-    if (this.closed) throw new ConsumerClosedError("consumer closed");
-    try {
-      return await this.page.evaluate(
-        ([name, value]) => {
-          const api = (globalThis as unknown as { simConsumer: Record<string, (a: unknown) => unknown> }).simConsumer;
-          return api[name as string]!(value);
-        },
-        [method, arg] as const,
-      );
-    } catch (error) {
-      if (this.closed || this.page.isClosed()) throw new ConsumerClosedError("consumer closed", { cause: error });
-      throw new ConsumerNegotiationError(`Chromium ${method} failed: ${errorText(error)}`, { cause: error });
-    }
+  private call(method: PageMethod, arg?: unknown): Promise<unknown> {
+    return this.page.call(method, arg);
   }
 
   private serialized<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(
-      () => {
-        if (this.closed) throw new ConsumerClosedError("consumer closed");
-        return work();
-      },
-      () => {
-        if (this.closed) throw new ConsumerClosedError("consumer closed");
-        return work();
-      },
-    );
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.page.serialized(work);
   }
 }
 
 function chromiumCodec(codec: SimVideoCodec): string {
   if (codec === "H265") throw new SimStateError("the browser consumer sends VP8, VP9, H264 or AV1");
   return codec;
-}
-
-function errorText(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
-}
-
-/**
- * Keeps only UDP host candidates on 127.0.0.1 (Chromium also gathers on every other interface, over
- * TCP and as mDNS names) and points `m=`/`c=` at the first of them, like a complete, non-trickle SDP.
- * Throws when none is left: Chromium needs `--allow-loopback-in-peer-connection` to gather one.
- */
-export function loopbackOnly(sdp: string): string {
-  const doc = parseSdp(sdp);
-  const keep = (value: string): boolean => {
-    // foundation component transport priority address port typ type ...
-    const parts = value.split(" ");
-    return (parts[2] ?? "").toLowerCase() === "udp" && parts[4] === LOOPBACK_HOST && parts[7] === "host";
-  };
-  let kept = 0;
-  const media = doc.media.map((section): SdpMediaSection => {
-    if (section.port === 0 || attributes(section.lines, "candidate").length === 0) return section;
-    const lines = section.lines.filter((line) => !line.startsWith("a=candidate:") || keep(line.slice("a=candidate:".length)));
-    const first = attributes(lines, "candidate")[0];
-    if (!first) {
-      throw new ConsumerNegotiationError(`Chromium gathered no UDP host candidate on ${LOOPBACK_HOST} (mid ${attribute(section.lines, "mid") ?? "?"})`);
-    }
-    kept++;
-    const port = Number(first.split(" ")[5]);
-    return { ...section, port, lines: lines.map((line) => (line.startsWith("c=") ? `c=IN IP4 ${LOOPBACK_HOST}` : line)) };
-  });
-  if (kept === 0) throw new ConsumerNegotiationError("Chromium's SDP carries no candidate");
-  return serializeSdp({ session: doc.session, media });
 }

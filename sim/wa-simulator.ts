@@ -1,4 +1,6 @@
+import type { ConsumerBrowser } from "./browser-consumer.js";
 import { forgetEnded } from "./call-lifecycle.js";
+import type { ChromiumOptions } from "./chromium.js";
 import { SimStateError } from "./errors.js";
 import { newBsuid, newWaCallId, newWamid, newWaPhone } from "./ids.js";
 import { WaCallRecord, type WaEndReason } from "./wa-call-record.js";
@@ -43,7 +45,16 @@ export interface WhatsAppNumberConfig {
   sipEnabled?: boolean;
   /** Concurrent calls the number takes (Meta: 1000); past it connect is 138002 and user calls fail without a webhook. */
   maxConcurrentCalls?: number;
+  /** Who plays the user on this number's calls, business calls included (default werift; see WaConsumerKind). */
+  consumer?: WaConsumerKind;
 }
+
+/**
+ * The user's WebRTC stack: `werift` (an ice-lite werift peer, or for SDES numbers an SRTP socket) or
+ * `browser` (headless Chromium, DTLS numbers only; sim/wa-browser-consumer.ts). The browser is launched
+ * on first use, shared by every call, and closed with the simulator.
+ */
+export type WaConsumerKind = "werift" | "browser";
 
 export interface WhatsAppOptions {
   numbers: WhatsAppNumberConfig[];
@@ -72,6 +83,8 @@ export interface WhatsAppOptions {
   offerRules?: { requireCandidates?: boolean };
   /** Defaults for every consumer (per-call toneHz overrides). */
   consumer?: Omit<WaConsumerOptions, "stunUrl" | "toneHz">;
+  /** How the browser for `consumer: "browser"` is launched (Chromium path, extra switches). */
+  browser?: ChromiumOptions;
 }
 
 export type PermissionReply = { response: "accept"; permanent?: boolean } | { response: "reject" } | { response: "ignore" };
@@ -86,6 +99,8 @@ export interface PlaceWhatsAppCallOptions {
   name?: string;
   username?: string;
   toneHz?: number;
+  /** Who plays this user (default: the number's consumer, else werift). */
+  consumer?: WaConsumerKind;
   /** Delivery switches for the connect webhook. */
   delivery?: DeliveryOptions;
 }
@@ -114,6 +129,7 @@ interface NumberState {
   sipEnabled: boolean;
   /** Changed by the settings call; applies to calls set up afterwards. */
   keyExchange: SrtpKeyExchange;
+  consumerKind: WaConsumerKind;
   permissions: WhatsAppPermissions;
 }
 
@@ -132,6 +148,7 @@ export class WhatsAppSimulator {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly queue: WhatsAppWebhookQueue;
   private permissionReply: PermissionReply;
+  private browser: Promise<ConsumerBrowser> | undefined;
   private stopped = false;
   /** Permission requests the business sent, in order. */
   readonly permissionRequests: Array<{ phoneNumberId: string; userId: string; messageId: string; at: number }> = [];
@@ -161,6 +178,7 @@ export class WhatsAppSimulator {
         ref: { wabaId: config.wabaId, phoneNumberId: config.phoneNumberId, displayPhoneNumber: config.displayPhoneNumber },
         sipEnabled: config.sipEnabled ?? false,
         keyExchange: config.srtpKeyExchange ?? "DTLS",
+        consumerKind: config.consumer ?? "werift",
         permissions: new WhatsAppPermissions(options.defaultPermission ?? "temporary", limits),
       });
     }
@@ -207,6 +225,28 @@ export class WhatsAppSimulator {
     this.permissionReply = reply;
   }
 
+  /** Who plays the user on this number's calls set up from now on, business calls included. */
+  setConsumer(phoneNumberId: string, kind: WaConsumerKind): void {
+    this.numberState(phoneNumberId).consumerKind = kind;
+  }
+
+  /**
+   * The Chromium behind `consumer: "browser"`, launched now if it is not yet running. Throws when
+   * Chromium or playwright-core is missing, so a test can fail on that before placing calls.
+   */
+  consumerBrowser(): Promise<ConsumerBrowser> {
+    this.assertRunning();
+    if (!this.browser) {
+      const launching = import("./browser-consumer.js").then(({ ConsumerBrowser }) => ConsumerBrowser.launch(this.options.browser));
+      // A failed launch is reported to its callers and tried again by the next.
+      launching.catch(() => {
+        if (this.browser === launching) this.browser = undefined;
+      });
+      this.browser = launching;
+    }
+    return this.browser;
+  }
+
   /** Switches a number to SIP signalling (131055 on the Graph calling endpoints) or back. */
   setSipEnabled(phoneNumberId: string, enabled: boolean): void {
     this.numberState(phoneNumberId).sipEnabled = enabled;
@@ -235,7 +275,8 @@ export class WhatsAppSimulator {
     // Past the concurrent-call limit the user sees a generic failure and Meta sends no webhook.
     if (this.liveCalls(state) >= (state.config.maxConcurrentCalls ?? 1000)) throw new SimStateError(`number ${state.config.phoneNumberId} is at its concurrent-call limit`);
     const user = this.registerUser(options);
-    const record = this.newRecord(state, user, "USER_INITIATED", options.toneHz);
+    const consumer = await this.newConsumer(state, options.consumer ?? state.consumerKind, options.toneHz);
+    const record = this.newRecord(state, user, "USER_INITIATED", consumer);
     let offer: string;
     try {
       offer = await record.consumer.createOffer();
@@ -265,6 +306,7 @@ export class WhatsAppSimulator {
       }
     }
     await Promise.allSettled(closing);
+    if (this.browser) await (await this.browser.catch(() => undefined))?.close();
   }
 
   // ---- Graph API ---------------------------------------------------------------------------
@@ -397,13 +439,25 @@ export class WhatsAppSimulator {
     const now = Date.now();
     const denied = state.permissions.callError(user.userId, now);
     if (denied) throw denied;
-    const ongoing = [...this.records.values()].some((r) => !r.hasEnded && r.user.userId === user.userId && r.number.phoneNumberId === state.config.phoneNumberId);
-    if (ongoing) throw waErrors.duplicateCall();
-    if (this.liveCalls(state) >= (state.config.maxConcurrentCalls ?? 1000)) throw waErrors.concurrentCallLimit();
+    const admissionError = (): GraphApiError | undefined => {
+      const ongoing = [...this.records.values()].some((r) => !r.hasEnded && r.user.userId === user.userId && r.number.phoneNumberId === state.config.phoneNumberId);
+      if (ongoing) return waErrors.duplicateCall();
+      if (this.liveCalls(state) >= (state.config.maxConcurrentCalls ?? 1000)) return waErrors.concurrentCallLimit();
+      return undefined;
+    };
+    const refused = admissionError();
+    if (refused) throw refused;
     const mode = state.keyExchange;
     const problem = offerProblem(request.session.sdp, mode, { requireCandidates: this.options.offerRules?.requireCandidates ?? true });
     if (problem !== undefined) throw waErrors.invalidSdp(problem);
-    const record = this.newRecord(state, user, "BUSINESS_INITIATED", undefined);
+    const consumer = await this.newConsumer(state, state.consumerKind, undefined);
+    // Opening a browser page takes a while: another connect for the same user may have got in meanwhile.
+    const late = admissionError();
+    if (late) {
+      await consumer.close();
+      throw late;
+    }
+    const record = this.newRecord(state, user, "BUSINESS_INITIATED", consumer);
     record.sdps.businessOffer = request.session.sdp;
     record.bizOpaque = request.bizOpaque;
     let answer: string;
@@ -639,12 +693,19 @@ export class WhatsAppSimulator {
     return user;
   }
 
-  private newRecord(state: NumberState, user: WaUserIdentity, direction: "USER_INITIATED" | "BUSINESS_INITIATED", toneHz: number | undefined): WaCallRecord {
+  private async newConsumer(state: NumberState, kind: WaConsumerKind, toneHz: number | undefined): Promise<WhatsAppConsumer> {
+    const consumerOptions: WaConsumerOptions = { ...this.options.consumer, stunUrl: this.host.stunUrl(), ...(toneHz !== undefined ? { toneHz } : {}) };
+    if (kind === "browser") {
+      if (state.keyExchange === "SDES") throw new SimStateError(`number ${state.config.phoneNumberId} is keyed with SDES: the browser consumer speaks DTLS-SRTP only`);
+      const { stunUrl: _stunUrl, ...browserOptions } = consumerOptions;
+      return (await this.consumerBrowser()).newWhatsAppConsumer(browserOptions);
+    }
+    return state.keyExchange === "SDES" ? new SdesWhatsAppConsumer(consumerOptions) : new WebRtcWhatsAppConsumer(consumerOptions);
+  }
+
+  private newRecord(state: NumberState, user: WaUserIdentity, direction: "USER_INITIATED" | "BUSINESS_INITIATED", consumer: WhatsAppConsumer): WaCallRecord {
     let id = newWaCallId();
     while (this.records.has(id)) id = newWaCallId();
-    const consumerOptions: WaConsumerOptions = { ...this.options.consumer, stunUrl: this.host.stunUrl(), ...(toneHz !== undefined ? { toneHz } : {}) };
-    const consumer: WhatsAppConsumer =
-      state.keyExchange === "SDES" ? new SdesWhatsAppConsumer(consumerOptions) : new WebRtcWhatsAppConsumer(consumerOptions);
     const record = new WaCallRecord(id, state.ref, user, direction, consumer, Date.now());
     this.records.set(id, record);
     return record;
