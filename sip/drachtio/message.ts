@@ -148,22 +148,14 @@ export class DigestAnswers {
    */
   answer(res: { status: number; raw: string }, method: string, uri: string): { header: string; value: string } | undefined {
     if (!this.credentials) return undefined;
-    const proxy = res.status === 407;
     const values: string[] = [];
-    const realms = new Set<string>();
-    for (const text of headerValues(res.raw, proxy ? "proxy-authenticate" : "www-authenticate")) {
-      for (const one of splitChallenges(text)) {
-        const challenge = parseChallenge(one);
-        if (!challenge || realms.has(challenge.realm)) continue;
-        realms.add(challenge.realm);
-        const key = `${proxy ? "p" : "w"}:${challenge.realm}`;
-        if (this.answered.get(key) === challenge.nonce && !challenge.stale) continue;
-        this.answered.set(key, challenge.nonce);
-        values.push(authorizationHeader(challenge, this.credentials, method, uri));
-      }
+    for (const { key, challenge } of topChallenges(res)) {
+      if (this.answered.get(key) === challenge.nonce && !challenge.stale) continue;
+      this.answered.set(key, challenge.nonce);
+      values.push(authorizationHeader(challenge, this.credentials, method, uri));
     }
     if (values.length === 0) return undefined;
-    const header = proxy ? "Proxy-Authorization" : "Authorization";
+    const header = res.status === 407 ? "Proxy-Authorization" : "Authorization";
     return { header, value: joinHeaderLines(header, values) };
   }
 }
@@ -181,22 +173,12 @@ export class StandingDigest {
   /** Takes a 401/407's challenges; true when the request should go again answering them. */
   accept(res: { status: number; raw: string }): boolean {
     if (!this.credentials) return false;
-    const proxy = res.status === 407;
-    const taken = new Set<string>();
     let usable = false;
-    for (const text of headerValues(res.raw, proxy ? "proxy-authenticate" : "www-authenticate")) {
-      for (const one of splitChallenges(text)) {
-        const challenge = parseChallenge(one);
-        if (!challenge) continue;
-        const key = `${proxy ? "p" : "w"}:${challenge.realm}`;
-        // RFC 8760 §2.3: of one realm's challenges (one per algorithm, preferred first), the topmost we support.
-        if (taken.has(key)) continue;
-        taken.add(key);
-        const known = this.challenges.get(key);
-        if (known && known.challenge.nonce === challenge.nonce && known.answered && !challenge.stale) continue;
-        this.challenges.set(key, { challenge, proxy, nonceCount: 0, answered: false });
-        usable = true;
-      }
+    for (const { key, challenge } of topChallenges(res)) {
+      const known = this.challenges.get(key);
+      if (known?.answered && known.challenge.nonce === challenge.nonce && !challenge.stale) continue;
+      this.challenges.set(key, { challenge, proxy: res.status === 407, nonceCount: 0, answered: false });
+      usable = true;
     }
     return usable;
   }
@@ -216,6 +198,24 @@ export class StandingDigest {
     if (proxy.length) out["Proxy-Authorization"] = joinHeaderLines("Proxy-Authorization", proxy);
     return out;
   }
+}
+
+/**
+ * A 401's or 407's challenges we can answer, one per realm: of one realm's (one per algorithm,
+ * preferred first, RFC 8760 §2.3) the topmost we support. `key` tells a proxy's realm from a
+ * registrar's or UAS's of the same name.
+ */
+function topChallenges(res: { status: number; raw: string }): { key: string; challenge: DigestChallenge }[] {
+  const proxy = res.status === 407;
+  const out = new Map<string, DigestChallenge>();
+  for (const text of headerValues(res.raw, proxy ? "proxy-authenticate" : "www-authenticate")) {
+    for (const one of splitChallenges(text)) {
+      const challenge = parseChallenge(one);
+      const key = challenge && `${proxy ? "p" : "w"}:${challenge.realm}`;
+      if (key && !out.has(key)) out.set(key, challenge);
+    }
+  }
+  return [...out].map(([key, challenge]) => ({ key, challenge }));
 }
 
 /** A header line may carry several challenges (`Digest a=1, b=2, Digest a=3`). */
