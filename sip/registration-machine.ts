@@ -180,7 +180,9 @@ export class RegistrationMachine extends EventEmitter<RegistrationEvents> {
     if (rs.status >= 200 && rs.status < 300) {
       const granted = rs.grantedExpiresS ?? expiresS;
       this.failures = 0;
-      if (this.current !== "registered") this.logger.info({ registrar: this.o.registrar, aor: this.o.aor, expiresS: granted }, "SIP registration in place");
+      const fields = { registrar: this.o.registrar, aor: this.o.aor, expiresS: granted };
+      if (this.current !== "registered") this.logger.info(fields, "SIP registration in place");
+      else this.logger.debug(fields, "SIP registration refreshed");
       this.hold(rs);
       this.setState("registered");
       this.schedule(refreshDelayS(granted) * 1000, () => this.start());
