@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Baresip } from "../../scripts/peers/baresip.js";
 import { DEFAULT_CHROMIUM_PATH } from "../../sim/chromium.js";
+import { SimStateError } from "../../sim/errors.js";
 import { BrowserWhatsAppConsumer } from "../../sim/wa-browser-consumer.js";
 import { detectTone } from "../../transcode/tone.js";
 import { sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
@@ -10,6 +11,8 @@ import { sleep, startHarness, waitFor, type Harness } from "../support/harness.j
 const BROWSER_NUMBER_ID = "109876543230";
 /** A number whose users are werift unless a call asks for the browser (call-level switch). */
 const WERIFT_NUMBER_ID = "109876543231";
+/** Known only to the simulator: keyed with SDES, which the browser cannot speak. */
+const SDES_NUMBER_ID = "109876543232";
 const WABA_ID = "556677889911";
 const TOKEN = "EAAwhatsapptoken";
 /** The phone the browser number rings (it dials out itself for business calls), and the other number's phone. */
@@ -49,6 +52,7 @@ describe("Chromium as the WhatsApp user, through the gateway to baresip", () => 
           numbers: [
             { wabaId: WABA_ID, phoneNumberId: BROWSER_NUMBER_ID, displayPhoneNumber: "15550003333", accessToken: TOKEN, consumer: "browser" },
             { wabaId: WABA_ID, phoneNumberId: WERIFT_NUMBER_ID, displayPhoneNumber: "15550004444", accessToken: TOKEN },
+            { wabaId: WABA_ID, phoneNumberId: SDES_NUMBER_ID, displayPhoneNumber: "15550005555", accessToken: TOKEN, srtpKeyExchange: "SDES" },
           ],
           outboundPickup: { afterMs: 500 },
         },
@@ -153,4 +157,11 @@ describe("Chromium as the WhatsApp user, through the gateway to baresip", () => 
     // The ended call closed its page.
     expect(consumer.state).toBe("closed");
   }, 60_000);
+
+  it("an SDES number cannot have the browser as its user: the call is refused before any webhook", async () => {
+    const posts = h.sim.whatsapp.webhookPosts.length;
+    await expect(h.sim.placeWhatsAppCall({ phoneNumberId: SDES_NUMBER_ID, consumer: "browser" })).rejects.toThrow(SimStateError);
+    expect(h.sim.whatsapp.webhookPosts.length).toBe(posts);
+    expect(h.sim.whatsapp.calls().filter((c) => c.phoneNumberId === SDES_NUMBER_ID)).toEqual([]);
+  });
 });
