@@ -173,6 +173,9 @@ export class WhatsAppSimulator {
     const limits = { ...DEFAULT_PERMISSION_LIMITS, ...options.permissionLimits };
     for (const config of options.numbers) {
       if (this.numbers.has(config.phoneNumberId)) throw new SimStateError(`phone number id ${config.phoneNumberId} configured twice`);
+      if (config.consumer === "browser" && config.srtpKeyExchange === "SDES") {
+        throw new SimStateError(`phone number id ${config.phoneNumberId}: the browser consumer speaks DTLS-SRTP only, not SDES`);
+      }
       this.numbers.set(config.phoneNumberId, {
         config,
         ref: { wabaId: config.wabaId, phoneNumberId: config.phoneNumberId, displayPhoneNumber: config.displayPhoneNumber },
