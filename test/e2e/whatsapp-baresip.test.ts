@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Baresip } from "../../scripts/peers/baresip.js";
 import { detectTone } from "../../transcode/tone.js";
 import { sleep, startHarness, waitFor, type Harness } from "../support/harness.js";
@@ -28,8 +28,12 @@ describe("WhatsApp Business Calling through the gateway", () => {
       },
     });
   });
-  afterAll(async () => {
+  // Each test's phone goes with it, also when the test fails half-way.
+  afterEach(async () => {
     await phone?.stop();
+    phone = undefined;
+  });
+  afterAll(async () => {
     await h?.stop();
   });
 
@@ -62,8 +66,6 @@ describe("WhatsApp Business Calling through the gateway", () => {
     expect(pcm.length).toBeGreaterThan(sampleRate);
     const atPhone = detectTone(pcm.subarray(pcm.length - sampleRate), sampleRate);
     expect(Math.abs(atPhone.hz - 440)).toBeLessThan(10);
-    await phone.stop();
-    phone = undefined;
   });
 
   it("an agent dials a +number: connect, the answer by webhook, RINGING/ACCEPTED to 180/200, tones both ways, terminate when the agent hangs up", async () => {
@@ -109,7 +111,5 @@ describe("WhatsApp Business Calling through the gateway", () => {
     expect(pcm.length).toBeGreaterThan(sampleRate);
     const atPhone = detectTone(pcm.subarray(pcm.length - sampleRate), sampleRate);
     expect(Math.abs(atPhone.hz - 440)).toBeLessThan(10);
-    await phone.stop();
-    phone = undefined;
   });
 });
