@@ -139,7 +139,10 @@ export class DrachtioSipSignaling extends EventEmitter<SipSignalingEvents> imple
     srf.use("options", (req, res) => this.onOptions(req, res));
     if (this.config.registration) {
       const registration = new DrachtioRegistration(
-        { connectedSrf: () => (this.connected ? this.srf : undefined) },
+        {
+          connectedSrf: () => (this.connected ? this.srf : undefined),
+          tlsListener: () => (this.address?.tlsPort ? { address: this.address.address, port: this.address.tlsPort } : undefined),
+        },
         { ...this.config.registration, outboundProxy: this.config.outboundProxy, userAgent: this.userAgent },
         this.logger,
       );

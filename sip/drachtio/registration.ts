@@ -24,6 +24,8 @@ export interface DrachtioRegistrationOptions {
 export interface DrachtioLink {
   /** The connected drachtio-srf, or undefined while there is no connection to drachtio-server. */
   connectedSrf(): Srf | undefined;
+  /** drachtio-server's SIP-over-TLS listener, as it reported on connecting, when it has one. */
+  tlsListener(): { address: string; port: number } | undefined;
 }
 
 /**
@@ -44,7 +46,9 @@ const MAX_REASON = 120;
 
 class DrachtioRegisterTransport implements RegistrationTransport {
   readonly aor: string;
-  private readonly contact: string;
+  private readonly scheme: "sip" | "sips";
+  /** The registrar is reached over TLS (`sips:` or `;transport=tls`). */
+  private readonly tls: boolean;
   private readonly callId = `${randomToken(12)}@gateway`;
   private readonly fromTag = randomToken();
   private cseq = 1;
@@ -57,10 +61,9 @@ class DrachtioRegisterTransport implements RegistrationTransport {
     checkUserPart(o.user);
     const { user, hostport } = checkSipUri(o.registrar);
     if (user !== undefined) throw new SipArgumentError(`registrar ${JSON.stringify(o.registrar)} names a user; give the registrar's host`);
-    const scheme = /^sips:/i.test(o.registrar) ? "sips" : "sip";
-    this.aor = `${scheme}:${o.user}@${hostOf(hostport)}`;
-    // drachtio-server writes the address of the listener it sends from where a Contact says localhost.
-    this.contact = `<${scheme}:${o.user}@localhost>`;
+    this.scheme = /^sips:/i.test(o.registrar) ? "sips" : "sip";
+    this.tls = this.scheme === "sips" || /;\s*transport=tls\b/i.test(o.registrar);
+    this.aor = `${this.scheme}:${o.user}@${hostOf(hostport)}`;
     this.digest = new StandingDigest(o.auth);
   }
 
@@ -84,7 +87,7 @@ class DrachtioRegisterTransport implements RegistrationTransport {
       To: `<${this.aor}>`,
       "Call-ID": this.callId,
       CSeq: `${this.cseq++} REGISTER`,
-      Contact: this.contact,
+      Contact: this.contact(),
       Expires: String(expiresS),
       "User-Agent": this.o.userAgent,
       ...this.digest.headers("REGISTER", this.o.registrar),
@@ -110,6 +113,18 @@ class DrachtioRegisterTransport implements RegistrationTransport {
         clearTimeout(timer);
       },
     };
+  }
+
+  /**
+   * drachtio-server writes the address of the listener it sends from where a Contact says
+   * localhost, but for TLS it writes the UDP/TCP listener's port (0.9.4), where the registrar's
+   * calls would then fail: over TLS the Contact names the TLS listener itself.
+   */
+  private contact(): string {
+    const listener = this.tls ? this.link.tlsListener() : undefined;
+    if (!listener) return `<${this.scheme}:${this.o.user}@localhost>`;
+    const host = listener.address.includes(":") ? `[${listener.address}]` : listener.address;
+    return this.scheme === "sips" ? `<sips:${this.o.user}@${host}:${listener.port}>` : `<sip:${this.o.user}@${host}:${listener.port};transport=tls>`;
   }
 
   private outcome(res: SrfResponse): RegisterOutcome {
