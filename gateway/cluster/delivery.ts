@@ -6,6 +6,17 @@
 export interface RoutableEvent {
   callId: string;
   event: string;
+  /** Set on connect events: only a consumer's (`user_initiated`) opens a call. */
+  direction?: string;
+}
+
+/**
+ * Whether an event opens a new call, to be admitted where there is room. A business-initiated
+ * connect belongs to an agent's call that an instance already placed (on WhatsApp it carries
+ * Meta's answer, and must reach that instance).
+ */
+export function opensCall(event: RoutableEvent): boolean {
+  return event.event === "connect" && event.direction !== "business_initiated";
 }
 
 export interface Delivery<E extends RoutableEvent = RoutableEvent> {

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { LogThrottle } from "../log.js";
 import type { CallLocation } from "./call-state.js";
 import type { ClusterMetrics } from "./cluster-metrics.js";
-import { groupByCall, hasNonEventItems, withEvents, withoutEvents, type CallGroup, type Delivery, type RoutableEvent } from "./delivery.js";
+import { groupByCall, hasNonEventItems, opensCall, withEvents, withoutEvents, type CallGroup, type Delivery, type RoutableEvent } from "./delivery.js";
 import { RedisUnavailableError } from "./errors.js";
 import type { ForwardedDelivery } from "./forwarding.js";
 import { KeyedQueue } from "./keyed-queue.js";
@@ -131,7 +131,7 @@ export class WebhookRouter<D extends Delivery> {
           this.d.log.debug({ callId, events: events.map((e) => e.event) }, "webhook for an ended call dropped");
           return;
         case "unclaimed":
-          if (events.some((e) => e.event === "connect")) return this.admit(sub, callId, receivedAt);
+          if (events.some(opensCall)) return this.admit(sub, callId, receivedAt);
           if (keepWaitingForClaim(since, Date.now())) {
             await this.sleep(unclaimedRetryDelayMs(attempt));
             continue;
@@ -183,7 +183,7 @@ export class WebhookRouter<D extends Delivery> {
     const { callId, events } = group;
     const sub = withEvents(delivery, events);
     if (this.d.isLocal(callId)) return this.d.deliverLocal(sub);
-    if (events.some((e) => e.event === "connect")) {
+    if (events.some(opensCall)) {
       this.refusalLog.run("redis", (suppressed) => this.d.log.warn({ callId, suppressed }, "new call refused: Redis unreachable, not admitting calls"));
       return this.d.deliverLocal(sub);
     }

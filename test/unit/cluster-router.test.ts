@@ -11,6 +11,7 @@ interface Ev {
   callId: string;
   event: string;
   n: number;
+  direction?: string;
 }
 interface D {
   events: Ev[];
@@ -91,6 +92,17 @@ describe("webhook router", () => {
       ["c", 1],
       ["c", 2],
     ]);
+  });
+
+  it("a business-initiated connect (WhatsApp's answer to an agent's call) waits for the agent's instance, never admitted as a new call", async () => {
+    const r = rig({ localReady: () => false, takeRoom: () => ({ id: "b" }) });
+    r.router.route(d({ ...ev("agent", "connect", 1), direction: "business_initiated" }));
+    await new Promise((res) => setTimeout(res, 30));
+    expect(r.sent).toHaveLength(0);
+    expect(r.local).toHaveLength(0);
+    r.where.set("agent", { kind: "peer", owner: "c" });
+    await r.router.idle();
+    expect(r.sent.map((s) => [s.to, s.body.delivery.events[0]!.direction])).toEqual([["c", "business_initiated"]]);
   });
 
   it("a webhook for a gone owner's call ends it at Meta once; a terminate does not", async () => {
