@@ -14,8 +14,6 @@ import type { FarMedia } from "./far-media.js";
 import type { CallTarget, RingInfo, TargetFailure } from "./target.js";
 import type { SipReferRequest } from "../../sip/signaling.js";
 
-export type { MetaCallControl } from "./inbound-signalling.js";
-
 /**
  * Named states of a consumer-initiated call:
  * - `ringing`: the connect webhook arrived, the target is ringing, our SDP is ready (Messenger: our

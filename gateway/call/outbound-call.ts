@@ -15,8 +15,6 @@ import type { CallTarget, RingInfo } from "./target.js";
 import type { PbxMedia, PbxMediaStats } from "./pbx-media.js";
 import { SerialQueue } from "./serial-queue.js";
 
-export type { MetaOutboundControl } from "./outbound-signalling.js";
-
 /**
  * Named states of a business-initiated call (an agent calls a consumer):
  * - `checking`: the PBX's INVITE is in; the consumer's call permission is being read;
