@@ -1,4 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { waitFor, type LogLine } from "./harness.js";
 
 export { RandomBalancer } from "../../bench/cluster/balancer.js";
@@ -83,4 +85,111 @@ export function invitesPerCall(sippMessages: string): Map<string, Set<string>> {
     out.set(metaCall, set);
   }
   return out;
+}
+
+/**
+ * Meta's Graph API behind a slow link: every request goes to `upstream` as it is, except that the
+ * answer to one chosen request can be kept until the test lets it go. Meta sends its webhooks for a
+ * call right after answering, so a kept answer lets them overtake it, as they can on the Internet.
+ */
+export class GraphHoldingProxy {
+  private readonly server: Server;
+  private pending: { matches: (body: string) => boolean; onHeld: () => void; released: Promise<void> } | undefined;
+
+  constructor(upstream: string) {
+    const target = new URL(upstream);
+    const base = target.pathname.replace(/\/+$/, "");
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const out = request({ host: target.hostname, port: target.port, method: req.method, path: base + (req.url ?? "/"), headers: req.headers }, (r) => {
+          const parts: Buffer[] = [];
+          r.on("data", (c: Buffer) => parts.push(c));
+          r.on("end", () => {
+            const send = (): void => void res.writeHead(r.statusCode ?? 502, r.headers).end(Buffer.concat(parts));
+            const hold = this.pending;
+            if (!hold?.matches(body.toString("utf8"))) return send();
+            this.pending = undefined;
+            hold.onHeld();
+            void hold.released.then(send);
+          });
+        });
+        out.on("error", () => res.writeHead(502).end());
+        out.end(body);
+      });
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Keeps Graph's answer to the next request whose body `matches`; `held` resolves once it is kept. */
+  holdNext(matches: (body: string) => boolean): { held: Promise<void>; release: () => void } {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const held = new Promise<void>((onHeld) => (this.pending = { matches, onHeld, released }));
+    return { held, release };
+  }
+
+  async close(): Promise<void> {
+    this.pending = undefined;
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** What every member of a test cluster on loopback is given, beside its Meta settings. */
+export function clusterMemberEnv(o: {
+  index: number;
+  httpPort: number;
+  sipPort: number;
+  rtpBase: number;
+  pbxPort: number;
+  redisUrl: string;
+  secret: string;
+  leaseMs: number;
+  keyPrefix: string;
+}): Record<string, string> {
+  const rtpMin = o.rtpBase + o.index * 600;
+  return {
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: String(o.httpPort),
+    PUBLIC_IP: "127.0.0.1",
+    MEDIA_BIND_IP: "127.0.0.1",
+    RTP_PORT_MIN: String(rtpMin),
+    RTP_PORT_MAX: String(rtpMin + 599),
+    SIP_LISTEN: `127.0.0.1:${o.sipPort}`,
+    SIP_TARGET: `sip:pbx@127.0.0.1:${o.pbxPort}`,
+    SIP_ALLOW_FROM: "127.0.0.1",
+    CALL_METRICS: "off",
+    LOG_LEVEL: "info",
+    REDIS_URL: o.redisUrl,
+    CLUSTER_SECRET: o.secret,
+    CLUSTER_INSTANCE_ID: `gw-${o.index}`,
+    CLUSTER_LEASE_MS: String(o.leaseMs),
+    REDIS_KEY_PREFIX: o.keyPrefix,
+  };
+}
+
+/** One of the cluster's counters (the first group of `metric` in /metrics) summed over `gateways`. */
+export async function clusterCounter(gateways: readonly GatewayProcess[], metric: RegExp): Promise<number> {
+  let total = 0;
+  for (const g of gateways) total += Number(metric.exec(await (await fetch(`${g.url}/metrics`)).text())?.[1] ?? 0);
+  return total;
+}
+
+/** Waits for every member to start and reach Redis. */
+export async function clusterUp(gateways: readonly GatewayProcess[]): Promise<void> {
+  await Promise.all(gateways.map((g) => g.started()));
+  await waitFor(() => gateways.every((g) => g.find("Redis reachable: taking calls").length > 0), 10_000, "every instance to reach Redis");
+}
+
+/** Kills every member still running (SIGKILL) and waits for them to exit. */
+export async function killCluster(gateways: readonly GatewayProcess[]): Promise<void> {
+  for (const g of gateways) g.kill("SIGKILL");
+  await Promise.all(gateways.map((g) => g.exited));
 }
