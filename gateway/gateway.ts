@@ -307,25 +307,30 @@ export class Gateway {
       keyOf: (event) => JSON.stringify(event),
       deliverLocal: (delivery) => this.calls.handleWebhook(delivery),
       load: () => ({ draining: this.calls.isDraining, liveCalls: this.registry.size, maxCalls: this.config.calls.maxConcurrent }),
-      terminateAtMeta: (call) => this.terminateAtMeta(call.callId),
+      terminateAtMeta: (call) => this.terminateAtMeta(call.callId, call.tag),
     });
     this.registry.onCallAdded((callId, call) => {
-      cluster.claim(callId);
+      // The tag names the Page or number the call belongs to: what a survivor ends it through.
+      cluster.claim(callId, call.businessId);
       call.whenEnded(() => cluster.release(callId));
     });
     return cluster;
   }
 
   /**
-   * Ends a call at Meta knowing only its id (a gone instance's call): Messenger's through the Page,
-   * WhatsApp's through its number (each configured one in turn when there are several: only the
-   * call's own knows it).
+   * Ends a gone instance's call at Meta: Messenger's through its Page, WhatsApp's through its
+   * number, as its claim's tag names them; each configured one in turn when the tag names none of
+   * ours (a claim made before tags were written).
    */
-  private async terminateAtMeta(callId: string): Promise<void> {
-    const clients: { terminate(callId: string): Promise<void> }[] = callId.startsWith("wacid.")
-      ? [...this.whatsApp.values()].map((n) => n.client)
-      : [...this.pages.values()].map((p) => p.meta);
-    let last: unknown = new Error(`no ${callId.startsWith("wacid.") ? "WhatsApp number" : "Messenger Page"} configured`);
+  private async terminateAtMeta(callId: string, businessId: string): Promise<void> {
+    const whatsApp = callId.startsWith("wacid.");
+    const own = whatsApp ? this.whatsApp.get(businessId)?.client : this.pages.get(businessId)?.meta;
+    const clients: { terminate(callId: string): Promise<void> }[] = own
+      ? [own]
+      : whatsApp
+        ? [...this.whatsApp.values()].map((n) => n.client)
+        : [...this.pages.values()].map((p) => p.meta);
+    let last: unknown = new Error(`no ${whatsApp ? "WhatsApp number" : "Messenger Page"} configured`);
     for (const client of clients) {
       try {
         await client.terminate(callId);

@@ -85,6 +85,10 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Meta
     return this.o.callId;
   }
 
+  get businessId(): string {
+    return this.o.signalling.businessId;
+  }
+
   get state(): InboundCallState {
     return this._state;
   }

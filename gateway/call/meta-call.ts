@@ -12,6 +12,8 @@ import { pbxLegFigures, toPbxFigures, type PbxMediaStats } from "./pbx-media.js"
  */
 export interface MetaCall {
   readonly callId: string;
+  /** The Page (Messenger) or phone-number id (WhatsApp) the call belongs to. */
+  readonly businessId: string;
   readonly direction: "inbound" | "outbound";
   readonly state: string;
   /** `errors`: what Meta said went wrong (WhatsApp's `errors[]`), for the call's end record. */

@@ -91,6 +91,10 @@ export class OutboundCall extends EventEmitter<{ ended: [CallEndInfo]; state: [O
     return this._callId;
   }
 
+  get businessId(): string {
+    return this.o.signalling.businessId;
+  }
+
   get state(): OutboundCallState {
     return this._state;
   }
