@@ -228,7 +228,10 @@ export class CallManager {
     const number = this.o.whatsApp?.get(event.phoneNumberId);
     if (!number || (number.wabaId !== undefined && number.wabaId !== event.wabaId)) {
       this.counters.otherPageDropped++;
-      log.warn({ callId: event.callId, phoneNumberId: event.phoneNumberId }, "event for a WhatsApp number not configured dropped");
+      // A WABA's other numbers share the webhook: their calls are logged once a second, not each.
+      this.refusalLog.run("other-number", (suppressed) =>
+        log.warn({ callId: event.callId, phoneNumberId: event.phoneNumberId, wabaId: event.wabaId, suppressed }, "event for a WhatsApp number not configured dropped"),
+      );
       return;
     }
     if (!this.o.deduper.firstSeen(whatsAppDedupeKey(event))) {

@@ -173,6 +173,43 @@ describe("WhatsApp consumer call, SIPp as the PBX", () => {
     expect(result.code, describeSipp(result)).toBe(0);
   });
 
+  it("calls to a number not configured here, or from another WhatsApp Business Account, are left alone", async () => {
+    const before = h.sim.requests.length;
+    const connect = (wabaId: string, phoneNumberId: string, callId: string) => ({
+      object: "whatsapp_business_account",
+      entry: [
+        {
+          id: wabaId,
+          changes: [
+            {
+              field: "calls",
+              value: {
+                messaging_product: "whatsapp",
+                metadata: { display_phone_number: "15550009999", phone_number_id: phoneNumberId },
+                calls: [
+                  {
+                    id: callId,
+                    from: "447700900777",
+                    to: "15550009999",
+                    event: "connect",
+                    timestamp: String(Math.floor(Date.now() / 1000)),
+                    direction: "USER_INITIATED",
+                    session: { sdp_type: "offer", sdp: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" },
+                  },
+                ],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    expect(await h.sim.sendRawWebhook(JSON.stringify(connect(WABA_ID, "999999999999", "wacid.OTHERNUMBER")))).toBe(200);
+    expect(await h.sim.sendRawWebhook(JSON.stringify(connect("111111111111", PHONE_NUMBER_ID, "wacid.OTHERWABA")))).toBe(200);
+    await waitFor(() => h.gateway.calls.stats().otherPageDropped >= 2, 3000, "both deliveries to be dropped");
+    expect(h.sim.requests.length).toBe(before);
+    expect(h.gateway.registry.size).toBe(0);
+  });
+
   describe("DTMF on WhatsApp's telephone-event/8000", () => {
     let media: Socket;
     const received: { pt: number; payload: Buffer }[] = [];
