@@ -24,6 +24,7 @@ import { CallTransfers, type TransferCounts } from "./call-transfer.js";
 import { PbxLeg } from "./pbx-leg.js";
 import type { ReferPolicy } from "./refer-policy.js";
 import type { CallTarget, RingInfo } from "./target.js";
+import type { KeyExchange } from "../meta/platform.js";
 
 /** How long a webhook for a not-yet-known call id is kept (connect's response may be slower). */
 const EARLY_EVENT_MS = 10_000;
@@ -39,8 +40,6 @@ export interface WhatsAppNumber {
   /** The number's `srtp_key_exchange_protocol` at Meta. */
   keyExchange: KeyExchange;
 }
-
-export type KeyExchange = "DTLS" | "SDES";
 
 /** A Messenger Page the gateway answers and calls from. */
 export interface MessengerPage {

@@ -3,6 +3,7 @@ import { GraphApiError } from "../meta/graph-errors.js";
 import type { WhatsAppGraphClient } from "../meta/whatsapp-client.js";
 import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import type { MetaMediaControl } from "./call-media.js";
+import type { Platform } from "../meta/platform.js";
 
 /** The Graph API calls a consumer-initiated Messenger call makes; the GraphClient provides them. */
 export interface MetaCallControl extends MetaMediaControl {
@@ -16,7 +17,7 @@ export interface MetaCallControl extends MetaMediaControl {
  * accepting carries. InboundCall drives the rest (ringing, bridging, ending) the same way for both.
  */
 export interface InboundSignalling {
-  readonly platform: "messenger" | "whatsapp";
+  readonly platform: Platform;
   /** The Page or the WhatsApp phone-number id the call came to. */
   readonly businessId: string;
   /** Whether `prepare` runs before the target rings (WhatsApp pre-accepts first, as Meta advises). */

@@ -4,6 +4,7 @@ import type { MetaMediaLeg } from "../webrtc/meta-media-leg.js";
 import type { SipDialogId } from "../../sip/signaling.js";
 import type { TransferredParty } from "./call-transfer.js";
 import { pbxLegFigures, toPbxFigures, type PbxMediaStats } from "./pbx-media.js";
+import type { Platform } from "../meta/platform.js";
 
 /**
  * What the call manager routes Meta's webhooks to, whichever platform (Messenger, WhatsApp) and
@@ -61,7 +62,7 @@ export type CallOutcome =
 
 export interface CallEndInfo {
   callId: string;
-  platform: "messenger" | "whatsapp";
+  platform: Platform;
   /** The Page (Messenger) or phone-number id (WhatsApp) the call belongs to. */
   businessId: string;
   outcome: CallOutcome;
@@ -94,7 +95,7 @@ export function callQuality(startedAt: number, leg: MetaMediaLeg, pbx: PbxMediaS
  */
 export function callEndRecord(o: {
   callId: string;
-  platform: "messenger" | "whatsapp";
+  platform: Platform;
   businessId: string;
   outcome: CallOutcome;
   detail: string;

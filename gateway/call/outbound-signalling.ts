@@ -1,6 +1,7 @@
 import type { CallPermission } from "../meta/call-permission.js";
 import type { WhatsAppGraphClient, WhatsAppRecipient } from "../meta/whatsapp-client.js";
 import type { MetaMediaControl } from "./call-media.js";
+import type { KeyExchange, Platform } from "../meta/platform.js";
 
 /** The Graph API calls an agent's Messenger call to a consumer makes; the GraphClient provides them. */
 export interface MetaOutboundControl extends MetaMediaControl {
@@ -15,11 +16,11 @@ export interface MetaOutboundControl extends MetaMediaControl {
  * (permission, ringing, pickup, bridging, ending) the same way for both.
  */
 export interface OutboundSignalling {
-  readonly platform: "messenger" | "whatsapp";
+  readonly platform: Platform;
   /** The Page or the WhatsApp phone-number id the call is placed from. */
   readonly businessId: string;
   /** How the media toward Meta is keyed: DTLS, or SDES for WhatsApp numbers set to it. */
-  readonly keyExchange: "DTLS" | "SDES";
+  readonly keyExchange: KeyExchange;
   /** Media changes once the call is up; undefined where the platform has none (WhatsApp). */
   readonly media: MetaMediaControl | undefined;
   /**
@@ -77,7 +78,7 @@ export class WhatsAppOutbound implements OutboundSignalling {
   constructor(
     private readonly to: WhatsAppRecipient,
     private readonly client: WhatsAppGraphClient,
-    readonly keyExchange: "DTLS" | "SDES" = "DTLS",
+    readonly keyExchange: KeyExchange = "DTLS",
   ) {}
 
   get businessId(): string {

@@ -7,6 +7,7 @@ import { CHALLENGE_ALGORITHMS, type ChallengeAlgorithm } from "../../sip/digest-
 import type { ReferPolicy } from "../call/refer-policy.js";
 import { LIMIT_KEYS, readLimits, type Limits } from "./limits.js";
 import { CLUSTER_KEYS, readClusterConfig, redactClusterConfig, type ClusterConfig } from "../cluster/config.js";
+import type { KeyExchange } from "../meta/platform.js";
 
 /** Every setting the gateway reads, after validation. One struct, validated in one place. */
 export interface GatewayConfig {
@@ -114,7 +115,7 @@ export interface WhatsAppConfig {
    * Each number, the SIP URI its consumers' calls ring (SIP_TARGET when absent), and how its media
    * is keyed (its `srtp_key_exchange_protocol` at Meta).
    */
-  numbers: { phoneNumberId: string; sipTarget: string | undefined; keyExchange: "DTLS" | "SDES" }[];
+  numbers: { phoneNumberId: string; sipTarget: string | undefined; keyExchange: KeyExchange }[];
 }
 
 export interface EventsConfig {
@@ -683,7 +684,7 @@ function parseWhatsApp(numbers: string | undefined, token: string | undefined, w
   const list = parseIdRoutes("WHATSAPP_PHONE_NUMBERS", numbers, "numeric phone-number ids").map((e) => ({
     phoneNumberId: e.id,
     sipTarget: e.sipTarget,
-    keyExchange: "DTLS" as "DTLS" | "SDES",
+    keyExchange: "DTLS" as KeyExchange,
   }));
   for (const id of (sdesNumbers ?? "").split(",").map((n) => n.trim()).filter((n) => n !== "")) {
     const number = list.find((n) => n.phoneNumberId === id);
