@@ -21,6 +21,7 @@ import {
 import type { ConsumerPeer } from "./consumer-peer.js";
 import { ConsumerVideo, type ConsumerVideoStats, type VideoSendOptions } from "./consumer-video.js";
 import { ConsumerClosedError, ConsumerNegotiationError, SimStateError, SimTimeoutError } from "./errors.js";
+import { PacketWaiters } from "./packet-waiters.js";
 import { loopbackIceConfig } from "./loopback-ice.js";
 import { inferBusinessAnswer, META_OPUS_FMTP, META_OPUS_PAYLOAD_TYPE, shapeMetaAnswer, shapeMetaReoffer } from "./sdp-meta-style.js";
 import { parseSdp, rtpMaps } from "./sdp-text.js";
@@ -135,7 +136,7 @@ export class SimConsumer implements ConsumerPeer {
     telephoneEvents: [] as TelephoneEvent[],
     endedEventTimestamps: new Set<number>(),
   };
-  private readonly packetWaiters = new Set<{ count: number; resolve: () => void }>();
+  private readonly packetWaiters = new PacketWaiters();
   private readonly video: ConsumerVideo;
 
   constructor(options: ConsumerOptions = {}) {
@@ -338,28 +339,8 @@ export class SimConsumer implements ConsumerPeer {
   }
 
   /** Resolves once at least `count` RTP packets arrived from the business. */
-  async waitForPackets(count: number, timeoutMs: number): Promise<void> {
-    if (this.counters.packetsReceived >= count) return;
-    let timer: NodeJS.Timeout | undefined;
-    let waiter: { count: number; resolve: () => void } | undefined;
-    try {
-      await Promise.race([
-        new Promise<void>((resolve) => {
-          waiter = { count, resolve };
-          this.packetWaiters.add(waiter);
-        }),
-        new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(
-            () => reject(new SimTimeoutError(`consumer received ${this.counters.packetsReceived}/${count} packets in ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-        this.closedSignal,
-      ]);
-    } finally {
-      clearTimeout(timer);
-      if (waiter) this.packetWaiters.delete(waiter);
-    }
+  waitForPackets(count: number, timeoutMs: number): Promise<void> {
+    return this.packetWaiters.waitFor(() => this.counters.packetsReceived, count, timeoutMs, { closed: this.closedSignal });
   }
 
   async close(): Promise<void> {
@@ -539,12 +520,7 @@ export class SimConsumer implements ConsumerPeer {
         c.telephoneEvents.push({ event: ev.event, durationSamples: ev.durationSamples, receivedAt: now });
       }
     }
-    for (const waiter of this.packetWaiters) {
-      if (c.packetsReceived >= waiter.count) {
-        this.packetWaiters.delete(waiter);
-        waiter.resolve();
-      }
-    }
+    this.packetWaiters.update(c.packetsReceived);
   }
 
   private rememberBusinessOffer(sdp: string): void {

@@ -1,7 +1,8 @@
 import { randomInt } from "node:crypto";
 import type { ToneDetection } from "../transcode/tone.js";
 import { FRAME_MS, OpusPcmRecorder, OpusToneEncoder, parseTelephoneEvent, type TelephoneEvent } from "./consumer-audio.js";
-import { SimStateError, SimTimeoutError } from "./errors.js";
+import { SimStateError } from "./errors.js";
+import { PacketWaiters } from "./packet-waiters.js";
 import { WA_OPUS_PAYLOAD_TYPE, WA_TELEPHONE_EVENT_PAYLOAD_TYPE } from "./wa-sdp.js";
 
 /** One packet the consumer's audio source wants on the wire; the transport adds SSRC and protection. */
@@ -139,7 +140,7 @@ export class WaAudioSink {
   private opus = new Set<number>([WA_OPUS_PAYLOAD_TYPE]);
   private telephoneEvent = new Set<number>([WA_TELEPHONE_EVENT_PAYLOAD_TYPE]);
   private readonly endedEvents = new Set<number>();
-  private readonly waiters = new Set<{ count: number; resolve: () => void }>();
+  private readonly waiters = new PacketWaiters();
   readonly counters = {
     packetsReceived: 0,
     bytesReceived: 0,
@@ -180,12 +181,7 @@ export class WaAudioSink {
         c.telephoneEvents.push({ event: ev.event, durationSamples: ev.durationSamples, receivedAt: now });
       }
     }
-    for (const waiter of this.waiters) {
-      if (c.packetsReceived >= waiter.count) {
-        this.waiters.delete(waiter);
-        waiter.resolve();
-      }
-    }
+    this.waiters.update(c.packetsReceived);
   }
 
   onRtcp(): void {
@@ -218,28 +214,8 @@ export class WaAudioSink {
     return this.recorder.pcm(seconds);
   }
 
-  async waitForPackets(count: number, timeoutMs: number, closed: Promise<never>): Promise<void> {
-    if (this.counters.packetsReceived >= count) return;
-    let timer: NodeJS.Timeout | undefined;
-    let waiter: { count: number; resolve: () => void } | undefined;
-    try {
-      await Promise.race([
-        new Promise<void>((resolve) => {
-          waiter = { count, resolve };
-          this.waiters.add(waiter);
-        }),
-        new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(
-            () => reject(new SimTimeoutError(`consumer received ${this.counters.packetsReceived}/${count} packets in ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-        closed,
-      ]);
-    } finally {
-      clearTimeout(timer);
-      if (waiter) this.waiters.delete(waiter);
-    }
+  waitForPackets(count: number, timeoutMs: number, closed: Promise<never>): Promise<void> {
+    return this.waiters.waitFor(() => this.counters.packetsReceived, count, timeoutMs, { closed });
   }
 
   clearWaiters(): void {

@@ -1,9 +1,10 @@
 import { detectTone, type ToneDetection } from "../transcode/tone.js";
 import { PageScript, type Chromium } from "./chromium.js";
-import { ConsumerClosedError, SimStateError, SimTimeoutError } from "./errors.js";
+import { ConsumerClosedError, SimStateError } from "./errors.js";
 import type { WaConsumerStats } from "./wa-audio.js";
 import { chromiumAnswerFromWhatsApp, whatsAppAnswerFromChromium, whatsAppOfferFromChromium } from "./wa-browser-sdp.js";
 import type { WaConsumerState, WhatsAppConsumer } from "./wa-consumer-base.js";
+import { PacketWaiters } from "./packet-waiters.js";
 
 /**
  * The WhatsApp user played by a real browser WebRTC stack: one headless Chromium page per call.
@@ -147,7 +148,7 @@ export class BrowserWhatsAppConsumer implements WhatsAppConsumer {
   private readonly maxSamples: number;
   private readonly pollIntervalMs: number;
   private pollTimer: NodeJS.Timeout | undefined;
-  private readonly waiters = new Set<{ count: number; resolve: () => void; reject: (error: Error) => void }>();
+  private readonly waiters = new PacketWaiters();
   /** Problems seen on the page (playout refused, connection failed, voice not started). */
   readonly failures: string[] = [];
 
@@ -257,24 +258,8 @@ export class BrowserWhatsAppConsumer implements WhatsAppConsumer {
 
   waitForPackets(count: number, timeoutMs: number): Promise<void> {
     if (this.currentState === "closed") return Promise.reject(new ConsumerClosedError("consumer closed"));
-    if ((this.latest?.packetsReceived ?? 0) >= count) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        count,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (error: Error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(waiter);
-        reject(new SimTimeoutError(`Chromium received ${this.latest?.packetsReceived ?? 0}/${count} audio packets in ${timeoutMs} ms (connection ${this.latest?.connectionState ?? "new"})`));
-      }, timeoutMs);
-      this.waiters.add(waiter);
+    return this.waiters.waitFor(() => this.latest?.packetsReceived ?? 0, count, timeoutMs, {
+      describe: (n, of) => `Chromium received ${n}/${of} audio packets (connection ${this.latest?.connectionState ?? "new"})`,
     });
   }
 
@@ -282,8 +267,7 @@ export class BrowserWhatsAppConsumer implements WhatsAppConsumer {
     if (this.currentState === "closed") return;
     this.currentState = "closed";
     clearTimeout(this.pollTimer);
-    for (const waiter of this.waiters) waiter.reject(new ConsumerClosedError("consumer closed"));
-    this.waiters.clear();
+    this.waiters.close(new ConsumerClosedError("consumer closed"));
     this.forget();
     await this.page.close();
   }
@@ -334,12 +318,7 @@ export class BrowserWhatsAppConsumer implements WhatsAppConsumer {
     } else if (result.connectionState === "failed" && this.currentState !== "closed") {
       this.currentState = "failed";
     }
-    for (const waiter of this.waiters) {
-      if (result.packetsReceived >= waiter.count) {
-        this.waiters.delete(waiter);
-        waiter.resolve();
-      }
-    }
+    this.waiters.update(result.packetsReceived);
   }
 
   /** A method, so TypeScript does not narrow the state across the awaits around it. */

@@ -352,8 +352,7 @@ export class InboundCall extends EventEmitter<InboundCallEvents> implements Meta
  * the SIP Call-ID of the PBX leg, which the integrator's PBX logs too.
  */
 function correlationId(target: CallTarget): string | undefined {
-  const id = target.dialogId?.callId;
-  return id !== undefined && id.length <= 512 ? id : undefined;
+  return target.dialogId?.callId;
 }
 
 /** The end record's detail for Meta's terminate webhook. */

@@ -94,7 +94,7 @@ export class WhatsAppOutbound implements OutboundSignalling {
   }
 
   connect(offer: string, correlation: string): Promise<{ callId: string }> {
-    return this.client.connect(this.to, offer, correlation.length <= 512 ? correlation : undefined);
+    return this.client.connect(this.to, offer, correlation);
   }
 
   terminate(callId: string): Promise<void> {

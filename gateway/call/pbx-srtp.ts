@@ -1,6 +1,6 @@
 import { SdpNegotiationError } from "../../sip/errors.js";
 import type { MediaSecurity, RemoteSecurity } from "../../sip/sdp.js";
-import { formatCryptoAttribute, isUsableCrypto, newMasterKey, OFFERED_SUITES, type SrtpSuite } from "../../sip/srtp/sdes.js";
+import { formatCryptoAttribute, isUsableCrypto, LocalMasterKeys, OFFERED_SUITES, type SrtpSuite } from "../../sip/srtp/sdes.js";
 import { SrtpTransform } from "../../sip/srtp/srtp-transform.js";
 
 /**
@@ -17,7 +17,7 @@ export type SrtpMode = "off" | "offer" | "require";
  * wins), so an answer always names what the RTP endpoint runs.
  */
 export class SdesNegotiator {
-  private readonly localKeys = new Map<SrtpSuite, { key: Buffer; salt: Buffer }>();
+  private readonly localKeys = new LocalMasterKeys();
   private chosen: { tag: number; suite: SrtpSuite; remoteKey: string } | undefined;
   private transform: SrtpTransform | undefined;
 
@@ -28,7 +28,7 @@ export class SdesNegotiator {
     if (this.mode === "off") return { protocol: "RTP/AVP", crypto: [] };
     return {
       protocol: this.mode === "require" ? "RTP/SAVP" : "RTP/AVP",
-      crypto: OFFERED_SUITES.map((suite, i) => formatCryptoAttribute({ tag: i + 1, suite, ...this.keysFor(suite) })),
+      crypto: OFFERED_SUITES.map((suite, i) => formatCryptoAttribute({ tag: i + 1, suite, ...this.localKeys.for(suite) })),
     };
   }
 
@@ -36,7 +36,7 @@ export class SdesNegotiator {
   answer(offered: RemoteSecurity): MediaSecurity {
     const protocol = offered.secureProfile ? "RTP/SAVP" : "RTP/AVP";
     if (!this.chosen) return { protocol, crypto: [] };
-    return { protocol, crypto: [formatCryptoAttribute({ tag: this.chosen.tag, suite: this.chosen.suite, ...this.keysFor(this.chosen.suite) })] };
+    return { protocol, crypto: [formatCryptoAttribute({ tag: this.chosen.tag, suite: this.chosen.suite, ...this.localKeys.for(this.chosen.suite) })] };
   }
 
   /**
@@ -62,7 +62,7 @@ export class SdesNegotiator {
       return this.transform;
     }
     this.chosen = { tag: usable.tag, suite: usable.suite, remoteKey: fingerprint };
-    this.transform = new SrtpTransform({ suite: usable.suite, local: this.keysFor(usable.suite), remote: { key: remoteKey.key, salt: remoteKey.salt } });
+    this.transform = new SrtpTransform({ suite: usable.suite, local: this.localKeys.for(usable.suite), remote: { key: remoteKey.key, salt: remoteKey.salt } });
     return this.transform;
   }
 
@@ -77,12 +77,4 @@ export class SdesNegotiator {
     return undefined;
   }
 
-  private keysFor(suite: SrtpSuite): { key: Buffer; salt: Buffer } {
-    let keys = this.localKeys.get(suite);
-    if (!keys) {
-      keys = newMasterKey(suite);
-      this.localKeys.set(suite, keys);
-    }
-    return keys;
-  }
 }

@@ -51,7 +51,7 @@ export class WhatsAppGraphClient {
   async accept(callId: string, sdpAnswer: string, bizOpaque?: string): Promise<void> {
     requireNonEmpty("sdpAnswer", sdpAnswer);
     const extra: JsonRecord = { session: { sdp_type: "answer", sdp: sdpAnswer } };
-    if (bizOpaque !== undefined) extra.biz_opaque_callback_data = boundedOpaque(bizOpaque);
+    if (fitsOpaque(bizOpaque)) extra.biz_opaque_callback_data = bizOpaque;
     await this.callAction("accept", callId, extra, "never");
   }
 
@@ -68,7 +68,7 @@ export class WhatsAppGraphClient {
   async connect(to: WhatsAppRecipient, sdpOffer: string, bizOpaque?: string): Promise<{ callId: string }> {
     requireNonEmpty("sdpOffer", sdpOffer);
     const body: JsonRecord = { messaging_product: "whatsapp", action: "connect", ...recipientFields(to), session: { sdp_type: "offer", sdp: sdpOffer } };
-    if (bizOpaque !== undefined) body.biz_opaque_callback_data = boundedOpaque(bizOpaque);
+    if (fitsOpaque(bizOpaque)) body.biz_opaque_callback_data = bizOpaque;
     const response = await this.o.http.execute(this.request("connect", "POST", this.callsPath(), { body, psid: describeRecipient(to), retry: "never" }));
     const calls = Array.isArray(response.calls) ? response.calls : [];
     const first: unknown = calls[0];
@@ -147,7 +147,7 @@ function describeRecipient(to: WhatsAppRecipient): string {
   return to.phone ?? to.userId ?? "";
 }
 
-function boundedOpaque(value: string): string {
-  if (value.length > MAX_BIZ_OPAQUE_LENGTH) throw new RangeError(`biz_opaque_callback_data is limited to ${MAX_BIZ_OPAQUE_LENGTH} characters`);
-  return value;
+/** A correlation id longer than Meta takes is left out rather than cut: a cut id names nothing. */
+function fitsOpaque(value: string | undefined): value is string {
+  return value !== undefined && value.length <= MAX_BIZ_OPAQUE_LENGTH;
 }

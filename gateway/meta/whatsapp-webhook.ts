@@ -1,4 +1,5 @@
 import { checkIdLength, ID_PATTERNS, sdpOverLimit, type IdKind } from "../config/limits.js";
+import { MAX_BIZ_OPAQUE_LENGTH } from "./whatsapp-client.js";
 import { ID_SHAPES, WebhookFormatError, type RejectedItem, type WebhookParseLimits } from "./webhook.js";
 import { isRecord, readId, readNumber, readSdpField, readString, type JsonRecord } from "./wire-values.js";
 
@@ -72,7 +73,6 @@ export interface WhatsAppParsedWebhook {
 
 /** Longest profile name passed on (to a SIP display name); Meta's own limit is lower. */
 const MAX_NAME_LENGTH = 128;
-const MAX_OPAQUE_LENGTH = 512;
 const MAX_ERRORS = 8;
 
 class ItemRejected extends Error {}
@@ -250,7 +250,7 @@ function readErrors(value: unknown): WhatsAppError[] {
 
 function readOpaque(value: unknown): string | undefined {
   const s = readString(value);
-  return s === undefined || s.length > MAX_OPAQUE_LENGTH ? undefined : s;
+  return s === undefined || s.length > MAX_BIZ_OPAQUE_LENGTH ? undefined : s;
 }
 
 /** A display name goes into a SIP header: printable text only, bounded. */

@@ -50,7 +50,8 @@ export type MetaLegState = "new" | "offered" | "answered" | "connecting" | "conn
 export interface InboundRtp {
   mid: string | undefined;
   kind: "audio" | "video";
-  packet: RtpPacket;
+  /** werift's packet on the DTLS leg; the SDES leg's own parse carries the same fields. */
+  packet: { header: { payloadType: number; sequenceNumber: number; timestamp: number; marker: boolean; ssrc: number }; payload: Buffer };
   /** performance.now() at arrival, for latency accounting. */
   arrivalMs: number;
 }

@@ -1,10 +1,9 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { RtpHeader, RtpPacket } from "werift";
 import { parseSdp, readSecurity, type SdpMediaSection } from "../../sip/sdp.js";
 import type { PortAllocator } from "../../sip/rtp/port-allocator.js";
 import { RtpEndpoint } from "../../sip/rtp/rtp-endpoint.js";
-import { formatCryptoAttribute, isUsableCrypto, newMasterKey, type SdesCrypto, type SrtpSuite } from "../../sip/srtp/sdes.js";
+import { formatCryptoAttribute, isUsableCrypto, LocalMasterKeys, type SdesCrypto, type SrtpSuite } from "../../sip/srtp/sdes.js";
 import { SrtpTransform } from "../../sip/srtp/srtp-transform.js";
 import { MetaLegError, SdpError } from "../errors.js";
 import type { LegFigures } from "../quality/call-quality.js";
@@ -37,7 +36,7 @@ export class SdesMetaLeg extends EventEmitter<MetaLegEvents> implements MetaMedi
   readonly videoOutMsid = undefined;
   private _state: MetaLegState = "new";
   private endpoint: RtpEndpoint | undefined;
-  private readonly localKeys = new Map<SrtpSuite, { key: Buffer; salt: Buffer }>();
+  private readonly localKeys = new LocalMasterKeys();
   private mid = "audio";
   private opusPt = OPUS_PT;
   private telephoneEvent: { payloadType: number; clockRate: number } | undefined = { payloadType: TELEPHONE_EVENT_PT, clockRate: 8000 };
@@ -65,7 +64,7 @@ export class SdesMetaLeg extends EventEmitter<MetaLegEvents> implements MetaMedi
   async createOffer(): Promise<string> {
     this.expectState("createOffer", ["new"]);
     const endpoint = await this.open();
-    const crypto = SUITES.map((suite, i) => formatCryptoAttribute({ tag: i + 1, suite, ...this.keysFor(suite) }));
+    const crypto = SUITES.map((suite, i) => formatCryptoAttribute({ tag: i + 1, suite, ...this.localKeys.for(suite) }));
     this.setState("offered");
     return this.describe(endpoint, crypto);
   }
@@ -84,7 +83,7 @@ export class SdesMetaLeg extends EventEmitter<MetaLegEvents> implements MetaMedi
     this.mid = section.attributes.find((a) => a.name === "mid")?.value ?? this.mid;
     const endpoint = await this.open();
     this.start(section, crypto);
-    return this.describe(endpoint, [formatCryptoAttribute({ tag: crypto.tag, suite: crypto.suite, ...this.keysFor(crypto.suite) })]);
+    return this.describe(endpoint, [formatCryptoAttribute({ tag: crypto.tag, suite: crypto.suite, ...this.localKeys.for(crypto.suite) })]);
   }
 
   /** WhatsApp has no renegotiation: nothing calls these on an SDES leg. */
@@ -181,8 +180,7 @@ export class SdesMetaLeg extends EventEmitter<MetaLegEvents> implements MetaMedi
       this.lastPacketInAt = Date.now();
       this.firstAudioInAt ??= Date.now();
       this.audioIn.onPacket(p.ssrc, p.sequenceNumber, p.timestamp, arrivalMs);
-      const header = new RtpHeader({ payloadType: p.payloadType, sequenceNumber: p.sequenceNumber, timestamp: p.timestamp, ssrc: p.ssrc, marker: p.marker });
-      this.emit("rtp", { mid: this.mid, kind: "audio", packet: new RtpPacket(header, p.payload), arrivalMs });
+      this.emit("rtp", { mid: this.mid, kind: "audio", packet: { header: p, payload: p.payload }, arrivalMs });
     });
     return endpoint;
   }
@@ -191,7 +189,7 @@ export class SdesMetaLeg extends EventEmitter<MetaLegEvents> implements MetaMedi
   private start(section: SdpMediaSection, crypto: SdesCrypto & { suite: SrtpSuite }): void {
     const endpoint = this.endpoint!;
     const remoteKey = crypto.keys[0]!;
-    endpoint.setSrtp(new SrtpTransform({ suite: crypto.suite, local: this.keysFor(crypto.suite), remote: { key: remoteKey.key, salt: remoteKey.salt } }));
+    endpoint.setSrtp(new SrtpTransform({ suite: crypto.suite, local: this.localKeys.for(crypto.suite), remote: { key: remoteKey.key, salt: remoteKey.salt } }));
     const address = section.connectionAddress!;
     const mux = section.attributes.some((a) => a.name === "rtcp-mux");
     endpoint.setRemote({ address, port: section.port, rtcpAddress: section.rtcp?.address ?? address, rtcpPort: mux ? section.port : (section.rtcp?.port ?? section.port + 1) });
@@ -248,14 +246,6 @@ export class SdesMetaLeg extends EventEmitter<MetaLegEvents> implements MetaMedi
     return `${lines.join("\r\n")}\r\n`;
   }
 
-  private keysFor(suite: SrtpSuite): { key: Buffer; salt: Buffer } {
-    let keys = this.localKeys.get(suite);
-    if (!keys) {
-      keys = newMasterKey(suite);
-      this.localKeys.set(suite, keys);
-    }
-    return keys;
-  }
 
   private setState(s: MetaLegState): void {
     if (this._state === s || this._state === "closed") return;

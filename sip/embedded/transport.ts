@@ -502,18 +502,7 @@ function listen<T extends net.Server>(server: T, address: string, port: number):
 }
 
 function listenTcp(address: string, port: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer(onConnection);
-    const onError = (err: Error): void => {
-      server.close();
-      reject(err);
-    };
-    server.once("error", onError);
-    server.listen(port, address, () => {
-      server.off("error", onError);
-      resolve(server);
-    });
-  });
+  return listen(net.createServer(onConnection), address, port);
 }
 
 /** Nothing a peer sends may throw out of a socket handler: that would reach uncaughtException. */

@@ -102,6 +102,20 @@ export function newMasterKey(suite: SrtpSuite): { key: Buffer; salt: Buffer } {
   return { key: randomBytes(sizes.key), salt: randomBytes(sizes.salt) };
 }
 
+/** One stream's own master keys, one per suite, made on first use and kept for the stream's life. */
+export class LocalMasterKeys {
+  private readonly keys = new Map<SrtpSuite, { key: Buffer; salt: Buffer }>();
+
+  for(suite: SrtpSuite): { key: Buffer; salt: Buffer } {
+    let keys = this.keys.get(suite);
+    if (!keys) {
+      keys = newMasterKey(suite);
+      this.keys.set(suite, keys);
+    }
+    return keys;
+  }
+}
+
 /**
  * Whether we can run this crypto line as written: a suite we implement, exactly one key without
  * an MKI (we never send MKIs, so we cannot match one), and no session parameters, since an
