@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { KamailioProcess } from "./kamailio-process.js";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireTool } from "../../scripts/peers/baresip.js";
@@ -19,20 +19,7 @@ export interface KamailioRegistrarOptions {
  * INVITEs for a registered user to its registered Contact, Record-Routing them. What it did is
  * logged with a `KAM` prefix for tests to read.
  */
-export class KamailioRegistrar {
-  private output = "";
-
-  private constructor(
-    private readonly proc: ChildProcess,
-    private readonly dir: string,
-  ) {
-    const keep = (d: Buffer): void => {
-      this.output = (this.output + d.toString("utf8")).slice(-200_000);
-    };
-    proc.stdout?.on("data", keep);
-    proc.stderr?.on("data", keep);
-  }
-
+export class KamailioRegistrar extends KamailioProcess {
   static async start(o: KamailioRegistrarOptions): Promise<KamailioRegistrar> {
     requireTool("kamailio", "Debian package kamailio");
     const dir = mkdtempSync(join(tmpdir(), "kamailio-reg-"));
@@ -118,61 +105,6 @@ request_route {
 }
 `,
     );
-    const proc = spawn("kamailio", ["-f", cfg, "-DD", "-E", "-n", "2", "-Y", join(dir, "run")], { stdio: ["ignore", "pipe", "pipe"] });
-    const kam = new KamailioRegistrar(proc, dir);
-    const until = Date.now() + 8000;
-    while (!/listening on|Listening on/.test(kam.output)) {
-      if (proc.exitCode !== null) throw new Error(`kamailio exited (${proc.exitCode}):\n${kam.output.slice(-3000)}`);
-      if (Date.now() > until) throw new Error(`kamailio did not start:\n${kam.output.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    // It prints its listeners before its children are up.
-    await new Promise((r) => setTimeout(r, 300));
-    return kam;
-  }
-
-  get log(): string {
-    return this.output;
-  }
-
-  /** Freezes kamailio and its children (SIGSTOP): connections stay open and nothing answers. */
-  pause(): void {
-    for (const pid of this.pids()) process.kill(pid, "SIGSTOP");
-  }
-
-  resume(): void {
-    for (const pid of this.pids()) process.kill(pid, "SIGCONT");
-  }
-
-  /** The main process and every process it forked. */
-  private pids(): number[] {
-    const main = this.proc.pid;
-    if (main === undefined) return [];
-    const children = new Map<number, number[]>();
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      } catch {
-        continue;
-      }
-      // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    }
-    const out = [main];
-    for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]!) ?? []));
-    return out;
-  }
-
-  async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      const exited = new Promise((r) => this.proc.once("exit", r));
-      this.proc.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill("SIGKILL");
-    }
-    rmSync(this.dir, { recursive: true, force: true });
+    return KamailioProcess.launch(dir, (proc, d) => new KamailioRegistrar(proc, d));
   }
 }

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { KamailioProcess } from "./kamailio-process.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireTool } from "../../scripts/peers/baresip.js";
@@ -29,20 +29,7 @@ const KNOWN_SUITES = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AES
  * with the one user's credentials, then go on Record-Routed to a phone; requests inside the dialog
  * are loose-routed back through it. What it did is logged with a `KAM` prefix for tests to read.
  */
-export class Kamailio {
-  private output = "";
-
-  private constructor(
-    private readonly proc: ChildProcess,
-    private readonly dir: string,
-  ) {
-    const keep = (d: Buffer): void => {
-      this.output = (this.output + d.toString("utf8")).slice(-200_000);
-    };
-    proc.stdout?.on("data", keep);
-    proc.stderr?.on("data", keep);
-  }
-
+export class Kamailio extends KamailioProcess {
   static async start(o: KamailioOptions): Promise<Kamailio> {
     requireTool("kamailio", "Debian package kamailio");
     const dir = mkdtempSync(join(tmpdir(), "kamailio-"));
@@ -120,30 +107,6 @@ request_route {
 }
 `,
     );
-    const proc = spawn("kamailio", ["-f", cfg, "-DD", "-E", "-n", "2", "-Y", join(dir, "run")], { stdio: ["ignore", "pipe", "pipe"] });
-    const kam = new Kamailio(proc, dir);
-    const until = Date.now() + 8000;
-    while (!/listening on|Listening on/.test(kam.output)) {
-      if (proc.exitCode !== null) throw new Error(`kamailio exited (${proc.exitCode}):\n${kam.output.slice(-3000)}`);
-      if (Date.now() > until) throw new Error(`kamailio did not start:\n${kam.output.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    // It prints its listeners before its children are up.
-    await new Promise((r) => setTimeout(r, 300));
-    return kam;
-  }
-
-  get log(): string {
-    return this.output;
-  }
-
-  async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      const exited = new Promise((r) => this.proc.once("exit", r));
-      this.proc.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill("SIGKILL");
-    }
-    rmSync(this.dir, { recursive: true, force: true });
+    return KamailioProcess.launch(dir, (proc, d) => new Kamailio(proc, d));
   }
 }
