@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
+import { freePort } from "./sipp.js";
 
 /** Fails (never skips) when redis-server is missing: the multi-instance tests exist to use a real one. */
 export function requireRedis(): void {
@@ -9,15 +10,12 @@ export function requireRedis(): void {
   }
 }
 
+/**
+ * A free TCP port below the kernel's ephemeral range (freePort's): a port the kernel hands out
+ * can be taken as the source port of some outgoing connection before the server listens on it.
+ */
 export function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+  return freePort();
 }
 
 /**
