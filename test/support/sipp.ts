@@ -34,10 +34,19 @@ export function requireSipp(): void {
 export async function freePort(address = "127.0.0.1"): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const port = 20000 + 8 * Math.floor(Math.random() * 1500);
-    if ((await udpFree(address, port)) && (await tcpFree(address, port)) && (await udpFree(address, port + 1)) && (await udpFree(address, port + 2))) return port;
+    // Free now is not free later: a port handed out is not handed out again, even before its
+    // process listens on it.
+    if (handedOut.has(port)) continue;
+    if ((await udpFree(address, port)) && (await tcpFree(address, port)) && (await udpFree(address, port + 1)) && (await udpFree(address, port + 2))) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error("no free port found");
 }
+
+/** Ports freePort returned in this test file (each file runs in a process of its own). */
+const handedOut = new Set<number>();
 
 function udpFree(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
