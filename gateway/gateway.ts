@@ -68,7 +68,8 @@ export class Gateway {
   private readonly ticker: MediaTicker;
   /** Address our SIP-side SDP advertises for media. */
   readonly sipMediaAddress: string;
-  private readonly http: HttpServer;
+  /** Undefined in a media worker: the process's HTTP side is its owner's. */
+  private readonly http: HttpServer | undefined;
   private address: AddressInfo | undefined;
   /** This instance's membership of a cluster (REDIS_URL); undefined when it runs on its own. */
   readonly cluster: Cluster<Parameters<CallManager["handleWebhook"]>[0]> | undefined;
@@ -76,6 +77,7 @@ export class Gateway {
   constructor(
     readonly config: GatewayConfig,
     private readonly log: Logger,
+    parts: GatewayParts = {},
   ) {
     const { meta, media, calls, limits } = config;
     this.events = new CallEventPublisher({
@@ -98,21 +100,8 @@ export class Gateway {
     const split = media.rtpPortMin + Math.floor((media.rtpPortMax - media.rtpPortMin) / 2);
     const icePorts: [number, number] = [media.rtpPortMin, split];
     this.sipRtpPorts = new PortAllocator({ address: media.bindIp ?? "0.0.0.0", minPort: split + 1, maxPort: media.rtpPortMax });
-    this.sipMediaAddress = media.publicIp ?? media.bindIp ?? firstExternalIpv4() ?? "127.0.0.1";
-    this.signaling = createSipSignaling({
-      backend: config.sip.backend,
-      listen: config.sip.listen,
-      transports: config.sip.transports,
-      outboundProxy: config.sip.outboundProxy,
-      dnsServers: config.sip.dnsServers,
-      keepAliveS: config.sip.keepAliveS,
-      registration: config.sip.register,
-      tls: config.sip.tls && { cert: config.sip.tls.cert, key: config.sip.tls.key, ca: config.sip.tls.ca, verify: config.sip.tls.verify },
-      advertisedHost: media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? this.sipMediaAddress : config.sip.listen.host),
-      userAgent: "meta-sip-gateway",
-      logger: log.child({ subsystem: "sip" }),
-      limits: { maxMessageBytes: limits.sip.maxMessageBytes, maxHeaders: limits.sip.maxHeaders, maxHeaderBytes: limits.sip.maxHeaderBytes },
-    });
+    this.sipMediaAddress = mediaAddressFor(config);
+    this.signaling = parts.signaling ?? sipSignalingFor(config, log, this.sipMediaAddress);
     // One Graph transport for both platforms: one timeout, one retry rule, one set of metrics.
     const graphHttp = new GraphHttp({
       graphUrl: meta.graphUrl,
@@ -186,7 +175,7 @@ export class Gateway {
       requestPermission: config.sip.requestPermission,
       srtp: config.sip.srtp,
       onCallCreated: (call, birth) => this.monitor.watch(call, birth),
-      admitting: () => this.cluster?.admitting() ?? true,
+      admitting: () => (parts.admitting?.() ?? true) && (this.cluster?.admitting() ?? true),
     });
     this.cluster = this.createCluster(log);
     this.signaling.on("incoming", (invite) => this.calls.handleSipInvite(invite));
@@ -202,7 +191,7 @@ export class Gateway {
       this.metrics.callEnded(info);
       this.callMetrics?.report(info);
     });
-    this.http = new HttpServer({
+    this.http = parts.serveHttp === false ? undefined : new HttpServer({
       host: config.http.host,
       port: config.http.port,
       appSecret: meta.appSecret,
@@ -263,6 +252,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     await this.sip.start();
+    if (!this.http) return;
     this.address = await this.http.listen();
     this.cluster?.start(`http://${advertisedHttpHost(this.config.http.host, this.config.media.bindIp)}:${this.address.port}`);
     this.log.info(
@@ -284,7 +274,7 @@ export class Gateway {
       this.log.info({ calls: this.registry.size }, "ending live calls");
       await this.calls.hangupAll("gateway shutting down");
     }
-    await this.http.close();
+    await this.http?.close();
     await this.cluster?.stop();
     await this.sip.stop();
     // The last calls' reports get a moment to reach Meta and the integrator; what is left is logged.
@@ -322,7 +312,7 @@ export class Gateway {
    * number, as its claim's tag names them; each configured one in turn when the tag names none of
    * ours (a claim made before tags were written).
    */
-  private async terminateAtMeta(callId: string, businessId: string): Promise<void> {
+  async terminateAtMeta(callId: string, businessId: string): Promise<void> {
     const whatsApp = callId.startsWith("wacid.");
     const own = whatsApp ? this.whatsApp.get(businessId)?.client : this.pages.get(businessId)?.meta;
     const clients: { terminate(callId: string): Promise<void> }[] = own
@@ -366,8 +356,42 @@ export class Gateway {
   }
 }
 
+/**
+ * What a Gateway takes from outside instead of building: in a media worker, the SIP stack is the
+ * owner thread's (through the SIP port) and the HTTP side is the owner's too.
+ */
+export interface GatewayParts {
+  signaling?: SipSignaling;
+  serveHttp?: boolean;
+  /** Whether new calls are taken, beside draining and capacity (a worker asks its owner's cluster). */
+  admitting?: () => boolean;
+}
+
+/** Address our SIP-side SDP advertises for media. */
+export function mediaAddressFor(config: GatewayConfig): string {
+  return config.media.publicIp ?? config.media.bindIp ?? firstExternalIpv4() ?? "127.0.0.1";
+}
+
+/** The configured SIP stack, one per process. */
+export function sipSignalingFor(config: GatewayConfig, log: Logger, mediaAddress: string): SipSignaling {
+  return createSipSignaling({
+    backend: config.sip.backend,
+    listen: config.sip.listen,
+    transports: config.sip.transports,
+    outboundProxy: config.sip.outboundProxy,
+    dnsServers: config.sip.dnsServers,
+    keepAliveS: config.sip.keepAliveS,
+    registration: config.sip.register,
+    tls: config.sip.tls && { cert: config.sip.tls.cert, key: config.sip.tls.key, ca: config.sip.tls.ca, verify: config.sip.tls.verify },
+    advertisedHost: config.media.publicIp ?? (config.sip.listen.host === "0.0.0.0" ? mediaAddress : config.sip.listen.host),
+    userAgent: "meta-sip-gateway",
+    logger: log.child({ subsystem: "sip" }),
+    limits: { maxMessageBytes: config.limits.sip.maxMessageBytes, maxHeaders: config.limits.sip.maxHeaders, maxHeaderBytes: config.limits.sip.maxHeaderBytes },
+  });
+}
+
 /** Where other instances reach this one's HTTP port when CLUSTER_ADVERTISE_URL does not say. */
-function advertisedHttpHost(httpHost: string, bindIp: string | undefined): string {
+export function advertisedHttpHost(httpHost: string, bindIp: string | undefined): string {
   if (httpHost !== "0.0.0.0" && httpHost !== "::") return httpHost.includes(":") ? `[${httpHost}]` : httpHost;
   return bindIp ?? firstExternalIpv4() ?? "127.0.0.1";
 }

@@ -3,6 +3,8 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, readConfigFile } from "./config/config.js";
 import { Gateway } from "./gateway.js";
 import { createLogger } from "./log.js";
+import { WorkerPoolGateway } from "./workers/worker-pool-gateway.js";
+import { workerCount } from "./workers/worker-share.js";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } } });
@@ -29,7 +31,9 @@ async function main(): Promise<void> {
   process.on("uncaughtException", (err) => log.error({ err }, "uncaught exception (process continues)"));
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (process continues)"));
 
-  const gateway = new Gateway(config, log);
+  // One process per machine: with more than one core the calls go to media workers, one per core.
+  const workers = workerCount(config);
+  const gateway = workers > 1 ? new WorkerPoolGateway(config, log, workers) : new Gateway(config, log);
   await gateway.start();
   const drainSeconds = config.calls.drainSeconds;
   let stopping = false;

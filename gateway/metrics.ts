@@ -22,6 +22,18 @@ export interface MetricsSources {
 export type EventDeliveryResult = "delivered" | "retried" | "failed" | "dropped";
 export type CallMetricsResult = "sent" | "retried" | "failed" | "dropped";
 
+const PROCESS_PREFIX = "gateway_process_";
+
+/** What a process serving HTTP counts of Meta's webhooks (the gateway, or a worker pool's owner). */
+export function webhookCounter(r: Registry): Counter<"result"> {
+  return new Counter({ name: "gateway_webhooks_total", help: "Webhook deliveries by result", labelNames: ["result"], registers: [r] });
+}
+
+/** The runtime's own figures (CPU, memory, event loop, GC), under the gateway's prefix. */
+export function runtimeMetrics(r: Registry): void {
+  collectDefaultMetrics({ register: r, prefix: PROCESS_PREFIX });
+}
+
 const MOS_BUCKETS = [1, 1.5, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.3, 4.4, 4.5];
 const LOSS_BUCKETS = [0, 0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1];
 const SECONDS_SMALL = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1];
@@ -46,8 +58,8 @@ export class GatewayMetrics {
 
   constructor(sources: MetricsSources) {
     const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: "gateway_process_" });
-    this.webhooks = new Counter({ name: "gateway_webhooks_total", help: "Webhook deliveries by result", labelNames: ["result"], registers: [r] });
+    runtimeMetrics(r);
+    this.webhooks = webhookCounter(r);
     this.callsEnded = new Counter({ name: "gateway_calls_ended_total", help: "Calls ended, by outcome and platform", labelNames: ["outcome", "platform"], registers: [r] });
     this.callDuration = new Histogram({
       name: "gateway_call_duration_seconds",
@@ -223,6 +235,8 @@ export class GatewayMetrics {
     });
     new Gauge({
       name: "gateway_graph_latency_seconds_avg",
+      // Media workers each report their own mean; their merged figure is the mean of those.
+      aggregator: "average",
       help: "Mean Graph API latency by action",
       labelNames: ["action"],
       registers: [r],

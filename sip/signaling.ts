@@ -63,6 +63,21 @@ export interface PlaceCallOptions {
   timeoutMs?: number;
   /** The caller's id for this call, carried by logs and errors; defaults to the SIP Call-ID. */
   callId?: string;
+  /**
+   * The SIP Call-ID to use (1–128 characters of RFC 3261's `word`); the stack makes one when
+   * unset. Lets a caller in another thread know the Call-ID the moment it places the call.
+   */
+  sipCallId?: string;
+}
+
+/** RFC 3261 `word` characters, bounded: what a caller-chosen Call-ID may hold. */
+const CALL_ID_WORD = /^[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}@]{1,128}$/;
+
+/** The Call-ID a call placed with these options uses: the caller's (checked) or `make()`'s. */
+export function chosenSipCallId(options: PlaceCallOptions, make: () => string): string {
+  if (options.sipCallId === undefined) return make();
+  if (!CALL_ID_WORD.test(options.sipCallId)) throw new RangeError(`not a usable SIP Call-ID: ${JSON.stringify(options.sipCallId.slice(0, 64))}`);
+  return options.sipCallId;
 }
 
 export type SipFailureKind = "busy" | "declined" | "unreachable" | "no-answer" | "cancelled" | "failed";

@@ -2,7 +2,9 @@
  * Opus at 8 kHz mono, the rate G.711 runs at. libopus resamples and band-limits inside the codec when the
  * decoder or encoder is opened at 8 kHz, so the telephone leg needs no separate resampler.
  *
- * What the `@evan/opus` binding (1.0.3, native libopus) allows, and therefore how losses are handled:
+ * `@evan/opus` (1.0.3) is native libopus on the main thread and its WebAssembly build in media workers
+ * (the native binding returns every frame in one process-wide buffer; see gateway/workers/). What it
+ * allows, and therefore how losses are handled:
  * - Its `decode(buf)` always calls libopus with `decode_fec = 0` (a second argument is ignored) and rejects an
  *   empty buffer, so in-band FEC (LBRR) cannot be decoded: a lost frame is always filled by libopus PLC.
  * - PLC is reached through a packet that carries a TOC byte and zero-length frames: libopus treats a frame of

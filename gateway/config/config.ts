@@ -1,5 +1,6 @@
 import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
+import { availableParallelism } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { SipBackendChoice } from "../../sip/backend.js";
@@ -76,6 +77,11 @@ export interface GatewayConfig {
     stunUrls: string[];
     /** ffmpeg for video transcoding; undefined = `ffmpeg` on PATH. */
     ffmpegPath: string | undefined;
+    /**
+     * Threads that carry calls (MEDIA_WORKERS): 1 = every call on the main thread; more = that many
+     * media workers, with HTTP and SIP on the main thread. `auto` = one per core.
+     */
+    workers: number;
   };
   calls: {
     /** Upper bound Meta gives us to accept a consumer call (60 s); we answer well inside it. */
@@ -203,6 +209,7 @@ export const CONFIG_KEYS = [
   "MAX_CONCURRENT_CALLS",
   "DRAIN_SECONDS",
   "FFMPEG_PATH",
+  "MEDIA_WORKERS",
   "LOG_LEVEL",
   ...LIMIT_KEYS,
   ...CLUSTER_KEYS,
@@ -361,6 +368,7 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       bindIp: ip("MEDIA_BIND_IP"),
       stunUrls: parseStunUrls(optional("STUN_URLS")),
       ffmpegPath: parseFfmpegPath(optional("FFMPEG_PATH"), env.PATH ?? process.env.PATH),
+      workers: parseWorkers(optional("MEDIA_WORKERS")),
     },
     calls: {
       acceptTimeoutMs: int("ACCEPT_TIMEOUT_MS", 55_000, 1_000, 60_000),
@@ -379,6 +387,15 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       },
     }),
   };
+}
+
+/** MEDIA_WORKERS: `auto` (one per core, the default) or 1–64. */
+function parseWorkers(raw: string | undefined): number {
+  if (raw === undefined || raw.toLowerCase() === "auto") return Math.min(64, availableParallelism());
+  if (!/^\d+$/.test(raw)) throw new ConfigError("MEDIA_WORKERS", `must be auto or a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < 1 || n > 64) throw new ConfigError("MEDIA_WORKERS", `must be between 1 and 64, got ${n}`);
+  return n;
 }
 
 /**

@@ -81,7 +81,7 @@ export class HttpServer {
       return this.o.isReady() ? send(res, 200, "ready\n") : send(res, 503, "not ready\n");
     }
     if (url.pathname === "/calls" && req.method === "GET" && this.o.liveCalls) {
-      const body = JSON.stringify({ calls: this.o.liveCalls() });
+      const body = JSON.stringify({ calls: await this.o.liveCalls() });
       res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
       res.end(body);
       return;

@@ -3,6 +3,7 @@ import { EventEmitter } from "node:events";
 import { SipArgumentError, SipCallStateError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import {
+  chosenSipCallId,
   failureKindForStatus,
   type OutgoingCallState,
   type OutgoingSipCall,
@@ -52,7 +53,7 @@ export interface DrachtioLiveCall {
  * provisional (RFC 3261 §9.1), a BYE for a 2xx that crosses our CANCEL.
  */
 export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> implements OutgoingSipCall, DrachtioLiveCall {
-  readonly sipCallId = `${randomUUID()}`;
+  readonly sipCallId: string;
   readonly callId: string;
   private currentState: OutgoingCallState = "calling";
   private readonly headers: Record<string, string>;
@@ -84,6 +85,7 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     checkUserPart(user);
     const extra = checkExtraHeaders(o.headers);
     if (typeof o.sdp !== "string" || o.sdp.trim() === "") throw new SipArgumentError("placeCall needs an SDP offer");
+    this.sipCallId = chosenSipCallId(o, () => randomUUID());
     this.callId = o.callId ?? this.sipCallId;
     const display = o.from?.displayName;
     // drachtio-server writes its own address where a From or Contact names `localhost`.

@@ -4,6 +4,7 @@ import { parseOptionTags } from "../option-tags.js";
 import { classifyRSeq, formatRAck, parseRSeq } from "../reliable-provisional.js";
 import { retryAfter422, timerFromUacResponse } from "../session-timer.js";
 import {
+  chosenSipCallId,
   failureKindForStatus,
   type OutgoingCallState,
   type OutgoingSipCall,
@@ -110,7 +111,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     this.extraHeaders = checkExtraHeaders(o.headers);
     if (typeof o.sdp !== "string" || o.sdp.trim() === "") throw new SipArgumentError("placeCall needs an SDP offer");
     this.uri = o.uri;
-    this.sipCallId = `${randomToken(12)}@${ctx.stack.host}`;
+    this.sipCallId = chosenSipCallId(o, () => `${randomToken(12)}@${ctx.stack.host}`);
     this.callId = o.callId ?? this.sipCallId;
     const display = o.from?.displayName;
     this.localAddr = `${display ? `${quoteDisplayName(display)} ` : ""}<sip:${user}@${ctx.stack.host}>`;

@@ -1,0 +1,104 @@
+import { groupByCall, hasNonEventItems, opensCall, withEvents, withoutEvents, type Delivery } from "../cluster/delivery.js";
+
+/** A new call handed to a worker counts toward its load until the worker reports it, at most this long. */
+const ASSIGNED_COUNTS_MS = 5_000;
+/** A call's worker is remembered this long after it ended, so late webhooks reach the worker that knew it. */
+const ENDED_KEPT_MS = 60_000;
+
+export interface CallDispatchOptions<D extends Delivery> {
+  workers: number;
+  send: (worker: number, delivery: D) => void;
+  now?: () => number;
+}
+
+/**
+ * Which media worker gets each webhook. A call's events go to the worker that holds it; a
+ * consumer's new call goes to the least loaded worker; an event for a call no worker has reported
+ * yet (an agent's call whose id Meta's connect response has not given its worker yet) goes to every
+ * worker, and each keeps it briefly as the call manager keeps early events, so only the call's own
+ * worker acts on it. Items that are not call events stay with worker 0, handled once.
+ */
+export class CallDispatch<D extends Delivery> {
+  private readonly owners = new Map<string, { worker: number; endedAt?: number }>();
+  private readonly live: number[];
+  private readonly assigned = new Map<string, { worker: number; at: number }>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: CallDispatchOptions<D>) {
+    this.live = Array.from({ length: o.workers }, () => 0);
+    this.now = o.now ?? Date.now;
+  }
+
+  route(delivery: D): void {
+    for (const { callId, events } of groupByCall(delivery.events)) {
+      const sub = withEvents(delivery, events);
+      const owner = this.owners.get(callId);
+      if (owner) {
+        this.o.send(owner.worker, sub);
+      } else if (events.some(opensCall)) {
+        const worker = this.leastLoaded();
+        this.owners.set(callId, { worker });
+        this.assigned.set(callId, { worker, at: this.now() });
+        this.o.send(worker, sub);
+      } else {
+        for (let w = 0; w < this.o.workers; w++) this.o.send(w, sub);
+      }
+    }
+    if (hasNonEventItems(delivery)) this.o.send(0, withoutEvents(delivery));
+  }
+
+  /** A worker registered a call (a consumer's it was handed, or an agent's it placed). */
+  callAdded(worker: number, callId: string): void {
+    this.owners.set(callId, { worker });
+    this.assigned.delete(callId);
+    this.live[worker] = (this.live[worker] ?? 0) + 1;
+  }
+
+  callEnded(worker: number, callId: string): void {
+    this.live[worker] = Math.max(0, (this.live[worker] ?? 0) - 1);
+    const owner = this.owners.get(callId);
+    if (owner) owner.endedAt = this.now();
+    this.expire();
+  }
+
+  /**
+   * The worker a new call would go to: fewest live and just-assigned calls (plus `extra`, e.g. SIP
+   * calls not yet registered), lowest index on a tie.
+   */
+  leastLoaded(extra?: (worker: number) => number): number {
+    this.expire();
+    const load = this.live.map((n, w) => n + (extra?.(w) ?? 0));
+    for (const a of this.assigned.values()) load[a.worker] = (load[a.worker] ?? 0) + 1;
+    let best = 0;
+    for (let w = 1; w < load.length; w++) if ((load[w] ?? 0) < (load[best] ?? 0)) best = w;
+    return best;
+  }
+
+  /** Live calls per worker, as the workers reported them. */
+  liveCalls(): readonly number[] {
+    return this.live;
+  }
+
+  get totalLive(): number {
+    return this.live.reduce((a, b) => a + b, 0);
+  }
+
+  /** A worker is gone: its calls are no longer anybody's. */
+  dropWorker(worker: number): void {
+    for (const [id, o] of this.owners) if (o.worker === worker) this.owners.delete(id);
+    for (const [id, a] of this.assigned) if (a.worker === worker) this.assigned.delete(id);
+    this.live[worker] = 0;
+  }
+
+  private expire(): void {
+    const now = this.now();
+    for (const [id, a] of this.assigned) {
+      if (now - a.at > ASSIGNED_COUNTS_MS) {
+        this.assigned.delete(id);
+        // Never reported: the worker refused it (full, draining) or it failed before it was registered.
+        if (this.owners.get(id)?.worker === a.worker && this.owners.get(id)?.endedAt === undefined) this.owners.get(id)!.endedAt = now;
+      }
+    }
+    for (const [id, o] of this.owners) if (o.endedAt !== undefined && now - o.endedAt > ENDED_KEPT_MS) this.owners.delete(id);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * A media worker thread: the gateway's calls (both call directions, both platforms, their WebRTC
+ * and RTP sockets, transcoding and timers) for the share of calls its owner hands it. HTTP and the
+ * SIP stack stay with the owner; SIP reaches the calls here through the SIP port.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { Gateway } from "../gateway.js";
+import { createLogger } from "../log.js";
+import { RemoteSipSignaling } from "./remote-sip.js";
+import { toWireError } from "./sip-protocol.js";
+import { isSipDown, type FromWorker, type MediaWorkerData, type ToWorker, type WorkerRequest } from "./worker-protocol.js";
+
+const port = parentPort;
+if (!port) throw new Error("media-worker.js runs as a worker thread");
+const { index, config } = workerData as MediaWorkerData;
+const log = createLogger(config.logLevel).child({ worker: index });
+const post = (m: FromWorker): void => port.postMessage(m);
+
+// werift's socket layers can throw outside any promise chain (see main.ts): one call's transport
+// failure must not end this worker's other calls.
+process.on("uncaughtException", (err) => log.error({ err }, "uncaught exception (worker continues)"));
+process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (worker continues)"));
+
+const sip = new RemoteSipSignaling({ postMessage: (m) => post(m) });
+let admitting = true;
+const gateway = new Gateway(config, log, { signaling: sip, serveHttp: false, admitting: () => admitting });
+gateway.registry.onCallAdded((callId, call) => {
+  post({ t: "call-added", callId, businessId: call.businessId });
+  call.whenEnded(() => post({ t: "call-ended", callId }));
+});
+
+async function answer(m: WorkerRequest): Promise<unknown> {
+  switch (m.t) {
+    case "metrics":
+      return gateway.metrics.registry.getMetricsAsJSON();
+    case "calls":
+      return gateway.monitor.live();
+    case "terminate":
+      return gateway.terminateAtMeta(m.callId, m.businessId);
+    case "stop":
+      await gateway.stop(m.deadlineMs);
+      return undefined;
+  }
+}
+
+port.on("message", (m: ToWorker) => {
+  if (isSipDown(m)) {
+    sip.receive(m);
+    return;
+  }
+  switch (m.t) {
+    case "webhook":
+      gateway.calls.handleWebhook(m.delivery);
+      return;
+    case "drain":
+      gateway.calls.startDraining();
+      return;
+    case "admitting":
+      admitting = m.value;
+      return;
+    default:
+      answer(m).then(
+        (value) => post({ t: "reply", req: m.req, ok: true, value }),
+        (err: unknown) => post({ t: "reply", req: m.req, ok: false, error: toWireError(err) }),
+      );
+  }
+});
+
+gateway.start().then(
+  () => post({ t: "ready" }),
+  (err: unknown) => {
+    log.error({ err }, "media worker could not start");
+    process.exit(1);
+  },
+);

@@ -1,0 +1,341 @@
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type {
+  IncomingCallState,
+  IncomingSipCall,
+  IncomingSipCallEvents,
+  OutgoingCallState,
+  OutgoingSipCall,
+  OutgoingSipCallEvents,
+  PlaceCallOptions,
+  ReinviteAnswer,
+  SipAddress,
+  SipDialogId,
+  SipParty,
+  SipReferRequest,
+  SipReferTarget,
+  SipReplaces,
+  SipSignaling,
+  SipSignalingEvents,
+} from "../../sip/signaling.js";
+import {
+  fromWireError,
+  type DialogOp,
+  type DialogSnapshot,
+  type IncomingSnapshot,
+  type ReferSnapshot,
+  type SipDownMessage,
+  type SipUpMessage,
+  type WireDialogEvent,
+} from "./sip-protocol.js";
+
+/** One end of a thread's message channel (a worker's `parentPort`, or a `Worker` seen from its owner). */
+export interface MessageEnd<Out> {
+  postMessage(message: Out): void;
+}
+
+/** What the signalling keeps of each live remote call. */
+interface DialogEntry {
+  receive(snap: DialogSnapshot, event: WireDialogEvent | undefined): void;
+  hangup(): Promise<void>;
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The SIP stack as a media worker sees it: the SipSignaling port, carried to the thread that owns
+ * the real stack. Calls placed here and INVITEs handed here behave as the stack's own objects do
+ * (same events, same errors); their getters read the state the owner sent with the last event.
+ */
+export class RemoteSipSignaling extends EventEmitter<SipSignalingEvents> implements SipSignaling {
+  private readonly calls = new Map<string, DialogEntry>();
+  private readonly pending = new Map<number, Pending>();
+  private nextReq = 1;
+  private nextHandle = 1;
+  private _ready = false;
+  private _localAddress: SipAddress | undefined;
+
+  constructor(private readonly port: MessageEnd<SipUpMessage>) {
+    super();
+  }
+
+  get ready(): boolean {
+    return this._ready;
+  }
+
+  get localAddress(): SipAddress | undefined {
+    return this._localAddress;
+  }
+
+  /** The owner's stack is started and stopped by the owner. */
+  async start(): Promise<void> {}
+
+  /** Ends what is left of this worker's calls; the stack itself stays with the owner. */
+  async stop(): Promise<void> {
+    await Promise.allSettled([...this.calls.values()].map((c) => c.hangup()));
+  }
+
+  placeCall(options: PlaceCallOptions): OutgoingSipCall {
+    const h = `o${this.nextHandle++}`;
+    // The Call-ID is chosen here so that it is known the moment the call is placed, as with the stack itself.
+    const sipCallId = options.sipCallId ?? randomUUID();
+    const call = new RemoteOutgoingCall(this, h, sipCallId, options.callId ?? sipCallId, this.calls);
+    this.calls.set(h, call);
+    this.port.postMessage({ t: "sip.place", h, options: { ...options, sipCallId } });
+    return call;
+  }
+
+  options(uri: string): Promise<number> {
+    return this.request((req) => ({ t: "sip.options", req, uri })) as Promise<number>;
+  }
+
+  /** Feeds one message from the owner. */
+  receive(m: SipDownMessage): void {
+    switch (m.t) {
+      case "sip.readiness": {
+        const changed = m.ready !== this._ready;
+        this._ready = m.ready;
+        this._localAddress = m.localAddress;
+        if (changed) this.emit("readiness", m.ready);
+        return;
+      }
+      case "sip.reply": {
+        const p = this.pending.get(m.req);
+        if (!p) return;
+        this.pending.delete(m.req);
+        if (m.ok) p.resolve(m.value);
+        else p.reject(fromWireError(m.error));
+        return;
+      }
+      case "sip.incoming": {
+        const call = new RemoteIncomingCall(this, m.h, m.call, this.calls);
+        this.calls.set(m.h, call);
+        if (this.listenerCount("incoming") === 0) call.reject(480);
+        else this.emit("incoming", call);
+        return;
+      }
+      case "sip.placed":
+      case "sip.event":
+        this.calls.get(m.h)?.receive(m.call, m.t === "sip.event" ? m.event : undefined);
+        return;
+    }
+  }
+
+  /** @internal */
+  send(m: SipUpMessage): void {
+    this.port.postMessage(m);
+  }
+
+  /** @internal */
+  request(build: (req: number) => SipUpMessage): Promise<unknown> {
+    const req = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(req, { resolve, reject });
+      this.port.postMessage(build(req));
+    });
+  }
+
+  /** @internal */
+  op(h: string, op: DialogOp, wantReply: boolean): Promise<unknown> | undefined {
+    if (!wantReply) {
+      this.port.postMessage({ t: "sip.op", req: undefined, h, op });
+      return undefined;
+    }
+    return this.request((req) => ({ t: "sip.op", req, h, op }));
+  }
+}
+
+/** What both directions' remote calls share; each subclass types its own events. */
+abstract class RemoteDialog<E extends Record<keyof E, unknown[]> = Record<string, unknown[]>> extends EventEmitter<E> {
+  protected snap: DialogSnapshot;
+
+  constructor(
+    protected readonly sip: RemoteSipSignaling,
+    readonly handle: string,
+    snap: DialogSnapshot,
+    private readonly registry: Map<string, DialogEntry>,
+  ) {
+    super();
+    this.snap = snap;
+  }
+
+  get sipCallId(): string {
+    return this.snap.sipCallId;
+  }
+  get callId(): string {
+    return this.snap.callId;
+  }
+  get localSdp(): string {
+    return this.snap.localSdp;
+  }
+  get remoteSdp(): string | undefined {
+    return this.snap.remoteSdp;
+  }
+  get dialogId(): SipDialogId | undefined {
+    return this.snap.dialogId;
+  }
+
+  hangup(): Promise<void> {
+    return this.sip.op(this.handle, { op: "hangup" }, true) as Promise<void>;
+  }
+
+  reinvite(sdp: string): Promise<string> {
+    return this.sip.op(this.handle, { op: "reinvite", sdp }, true) as Promise<string>;
+  }
+
+  sendInfo(contentType: string, body: string): Promise<number> {
+    return this.sip.op(this.handle, { op: "sendInfo", contentType, body }, true) as Promise<number>;
+  }
+
+  /** @internal */
+  receive(snap: DialogSnapshot, event: WireDialogEvent | undefined): void {
+    this.snap = snap;
+    if (event) this.dispatch(event);
+  }
+
+  private dispatch(e: WireDialogEvent): void {
+    const emit = this.emit.bind(this) as (name: string, ...args: unknown[]) => boolean;
+    switch (e.name) {
+      case "reinvite":
+      case "update": {
+        const respond = once((answer: ReinviteAnswer) => this.sip.send({ t: "sip.respond", h: this.handle, respondId: e.respondId, answer }));
+        if (e.name === "reinvite") emit("reinvite", e.offerSdp, respond);
+        else emit("update", e.offerSdp, respond, e.early);
+        return;
+      }
+      case "refer":
+        emit("refer", new RemoteReferRequest(this.sip, this.handle, e.refer));
+        return;
+      case "refreshed":
+        emit("refreshed", e.by);
+        return;
+      case "info":
+        emit("info", e.contentType, e.body);
+        return;
+      case "ended":
+        this.registry.delete(this.handle);
+        this.sip.send({ t: "sip.release", h: this.handle });
+        emit("ended", e.reason);
+        return;
+      case "provisional":
+        emit("provisional", e.status, e.reason, e.sdp);
+        return;
+      case "answered":
+        emit("answered", e.remoteSdp);
+        return;
+      case "failed":
+        this.registry.delete(this.handle);
+        this.sip.send({ t: "sip.release", h: this.handle });
+        emit("failed", e.status, e.reason, e.kind);
+        return;
+      case "cancel":
+        this.registry.delete(this.handle);
+        this.sip.send({ t: "sip.release", h: this.handle });
+        emit("cancel");
+        return;
+      case "state":
+        emit("state", e.state);
+        return;
+      case "confirmed":
+        emit("confirmed");
+        return;
+    }
+  }
+}
+
+class RemoteOutgoingCall extends RemoteDialog<OutgoingSipCallEvents> implements OutgoingSipCall {
+  constructor(sip: RemoteSipSignaling, handle: string, sipCallId: string, callId: string, registry: Map<string, DialogEntry>) {
+    super(sip, handle, { sipCallId, callId, state: "calling", localSdp: "", remoteSdp: undefined, dialogId: undefined }, registry);
+  }
+
+  get state(): OutgoingCallState {
+    return this.snap.state as OutgoingCallState;
+  }
+
+  cancel(): Promise<void> {
+    return this.sip.op(this.handle, { op: "cancel" }, true) as Promise<void>;
+  }
+}
+
+class RemoteIncomingCall extends RemoteDialog<IncomingSipCallEvents> implements IncomingSipCall {
+  readonly from: SipParty;
+  readonly to: SipParty;
+  readonly requestUri: string;
+  readonly replaces: SipReplaces | undefined;
+  readonly source: { address: string; port: number; transport: "udp" | "tcp" | "tls" };
+  private readonly headers: Record<string, string>;
+
+  constructor(sip: RemoteSipSignaling, handle: string, snap: IncomingSnapshot, registry: Map<string, DialogEntry>) {
+    super(sip, handle, snap, registry);
+    this.from = snap.from;
+    this.to = snap.to;
+    this.requestUri = snap.requestUri;
+    this.replaces = snap.replaces;
+    this.source = snap.source;
+    this.headers = snap.headers;
+  }
+
+  get state(): IncomingCallState {
+    return this.snap.state as IncomingCallState;
+  }
+
+  header(name: string): string | undefined {
+    return this.headers[name.toLowerCase()];
+  }
+
+  ringing(sdp?: string): void {
+    void this.sip.op(this.handle, { op: "ringing", sdp }, false);
+  }
+
+  accept(sdp: string): Promise<boolean> {
+    return this.sip.op(this.handle, { op: "accept", sdp }, true) as Promise<boolean>;
+  }
+
+  reject(status: number, reason?: string, headers?: Record<string, string | readonly string[]>): void {
+    void this.sip.op(this.handle, { op: "reject", status, reason, headers }, false);
+  }
+}
+
+class RemoteReferRequest implements SipReferRequest {
+  readonly referTo: SipReferTarget;
+  readonly referredBy: string | undefined;
+  readonly subscription: boolean;
+
+  constructor(
+    private readonly sip: RemoteSipSignaling,
+    private readonly handle: string,
+    private readonly snap: ReferSnapshot,
+  ) {
+    this.referTo = snap.referTo;
+    this.referredBy = snap.referredBy;
+    this.subscription = snap.subscription;
+  }
+
+  header(name: string): string | undefined {
+    return this.snap.headers[name.toLowerCase()];
+  }
+
+  accept(): void {
+    void this.sip.op(this.handle, { op: "refer.accept", referId: this.snap.id }, false);
+  }
+
+  reject(status: number, reason?: string): void {
+    void this.sip.op(this.handle, { op: "refer.reject", referId: this.snap.id, status, reason }, false);
+  }
+
+  notify(sipfrag: string, final: boolean): Promise<void> {
+    return this.sip.op(this.handle, { op: "refer.notify", referId: this.snap.id, sipfrag, final }, true) as Promise<void>;
+  }
+}
+
+function once<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  let done = false;
+  return (...args: A) => {
+    if (done) return;
+    done = true;
+    fn(...args);
+  };
+}

@@ -1,0 +1,315 @@
+import type { AddressInfo } from "node:net";
+import { Worker } from "node:worker_threads";
+import type { Logger } from "pino";
+import { Registry } from "prom-client";
+import type { IncomingSipCall, SipAddress, SipSignaling } from "../../sip/signaling.js";
+import { Cluster } from "../cluster/cluster.js";
+import { redactConfig, type GatewayConfig } from "../config/config.js";
+import { advertisedHttpHost, mediaAddressFor, sipSignalingFor, stopGraceSeconds } from "../gateway.js";
+import { HttpServer } from "../http/server.js";
+import type { WebhookDelivery } from "../meta/webhook-delivery.js";
+import { runtimeMetrics, webhookCounter } from "../metrics.js";
+import { CallDispatch } from "./call-dispatch.js";
+import { mergedExposition, type MetricJson } from "./metrics-merge.js";
+import { SipBridge } from "./sip-bridge.js";
+import { fromWireError } from "./sip-protocol.js";
+import { isSipUp, type FromWorker, type MediaWorkerData, type ToWorker, type WorkerRequest } from "./worker-protocol.js";
+import { workerConfig } from "./worker-share.js";
+
+/** Headers of INVITEs and REFERs the call core reads (besides the configured PSID header). */
+const CALL_CORE_HEADERS = ["X-Meta-Page-Id", "X-WhatsApp-Phone-Number-Id", "Authorization", "From", "Referred-By", "Refer-Sub"];
+/** A worker that does not come up within this is a fault at start. */
+const WORKER_START_MS = 20_000;
+/** A request to a worker (metrics, live calls) that takes longer is answered without it. */
+const WORKER_REQUEST_MS = 5_000;
+
+type WorkerState = "starting" | "up" | "stopping" | "gone";
+
+/** One media worker thread as its owner sees it. */
+class MediaWorker {
+  state: WorkerState = "starting";
+  readonly thread: Worker;
+  readonly ready: Promise<void>;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private nextReq = 1;
+
+  constructor(
+    readonly index: number,
+    config: GatewayConfig,
+    onMessage: (m: FromWorker) => void,
+    onExit: (code: number) => void,
+  ) {
+    const data: MediaWorkerData = { index, config };
+    this.thread = new Worker(new URL("./media-worker.js", import.meta.url), {
+      workerData: data,
+      // @evan/opus's native binding writes every encoded and decoded frame into one buffer shared by
+      // the whole process, so threads coding at once overwrite each other's audio. Its WebAssembly
+      // build (libopus with SIMD) keeps one instance per thread, at about 20 % more per frame.
+      env: { ...process.env, OPUS_FORCE_WASM: "1" },
+    });
+    this.ready = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`media worker ${index} did not start within ${WORKER_START_MS} ms`)), WORKER_START_MS);
+      this.thread.on("message", (m: FromWorker) => {
+        if (m.t === "ready") {
+          clearTimeout(timer);
+          this.state = "up";
+          resolve();
+        } else if (m.t === "reply") {
+          const p = this.pending.get(m.req);
+          if (!p) return;
+          this.pending.delete(m.req);
+          clearTimeout(p.timer);
+          if (m.ok) p.resolve(m.value);
+          else p.reject(fromWireError(m.error));
+        } else onMessage(m);
+      });
+      this.thread.on("exit", (code) => {
+        clearTimeout(timer);
+        this.state = "gone";
+        for (const p of this.pending.values()) {
+          clearTimeout(p.timer);
+          p.reject(new Error(`media worker ${index} exited`));
+        }
+        this.pending.clear();
+        reject(new Error(`media worker ${index} exited with code ${code}`));
+        onExit(code);
+      });
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  /** Messages to a starting worker wait in its port until it listens. */
+  post(m: ToWorker): void {
+    if (this.state !== "gone") this.thread.postMessage(m);
+  }
+
+  request(build: (req: number) => WorkerRequest, timeoutMs = WORKER_REQUEST_MS): Promise<unknown> {
+    if (this.state === "gone") return Promise.reject(new Error(`media worker ${this.index} is gone`));
+    const req = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(req);
+        reject(new Error(`media worker ${this.index} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(req, { resolve, reject, timer });
+      this.thread.postMessage(build(req));
+    });
+  }
+}
+
+/**
+ * One gateway process using every core: HTTP (webhooks, health, metrics), the SIP stack and the
+ * cluster membership on the main thread; the calls, with all their media, on MEDIA_WORKERS
+ * worker threads. A call lives on one worker from start to end, so no packet crosses threads;
+ * what crosses is webhooks (by call, see CallDispatch) and SIP signalling (SipBridge), a few
+ * messages per call.
+ */
+export class WorkerPoolGateway {
+  private readonly signaling: SipSignaling;
+  private readonly bridge: SipBridge;
+  private readonly dispatch: CallDispatch<WebhookDelivery>;
+  private readonly workers: MediaWorker[] = [];
+  private readonly calls = new Map<string, { worker: number; businessId: string }>();
+  private readonly http: HttpServer;
+  private readonly registry = new Registry();
+  private readonly cluster: Cluster<WebhookDelivery> | undefined;
+  private address: AddressInfo | undefined;
+  private draining = false;
+  private stopping = false;
+  private admitting = true;
+  private admittingTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly config: GatewayConfig,
+    private readonly log: Logger,
+    private readonly count: number,
+  ) {
+    runtimeMetrics(this.registry);
+    const webhooks = webhookCounter(this.registry);
+    this.signaling = sipSignalingFor(config, log, mediaAddressFor(config));
+    this.dispatch = new CallDispatch<WebhookDelivery>({ workers: count, send: (w, delivery) => this.workers[w]?.post({ t: "webhook", delivery }) });
+    this.bridge = new SipBridge({
+      signaling: this.signaling,
+      log: log.child({ subsystem: "sip-bridge" }),
+      pickWorker: (invite) => this.workerForInvite(invite),
+      headers: config.sip.psidHeader ? [...CALL_CORE_HEADERS, config.sip.psidHeader] : CALL_CORE_HEADERS,
+    });
+    for (let i = 0; i < count; i++) this.spawn(i);
+    this.cluster = this.createCluster();
+    this.http = new HttpServer({
+      host: config.http.host,
+      port: config.http.port,
+      appSecret: config.meta.appSecret,
+      verifyToken: config.meta.verifyToken,
+      limits: config.limits,
+      log: log.child({ subsystem: "http" }),
+      onWebhook: (parsed) => {
+        this.syncAdmitting();
+        if (this.cluster) this.cluster.route(parsed);
+        else this.dispatch.route(parsed);
+      },
+      forwarded: this.cluster?.forwardRoute,
+      onWebhookResult: (r) => webhooks.inc({ result: r }),
+      isReady: () => this.isReady(),
+      metrics: () => this.exposition(),
+      liveCalls: () => this.liveCalls(),
+    });
+  }
+
+  get sipAddress(): SipAddress {
+    const address = this.signaling.localAddress;
+    if (!address) throw new Error("SIP side not listening yet");
+    return address;
+  }
+
+  get httpAddress(): AddressInfo {
+    if (!this.address) throw new Error("gateway not started");
+    return this.address;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.ready));
+    await this.signaling.start();
+    this.bridge.announceReadiness();
+    this.address = await this.http.listen();
+    this.cluster?.start(`http://${advertisedHttpHost(this.config.http.host, this.config.media.bindIp)}:${this.address.port}`);
+    // Redis's verdict on new calls reaches the workers when it changes, not only with a webhook.
+    this.admittingTimer = setInterval(() => this.syncAdmitting(), 500);
+    this.admittingTimer.unref();
+    this.log.info(
+      { http: `${this.address.address}:${this.address.port}`, workers: this.count, stopGraceSeconds: stopGraceSeconds(this.config), config: redactConfig(this.config) },
+      "gateway started",
+    );
+  }
+
+  /** Stops taking calls, lets live calls run up to the deadline, then ends the rest; then the threads. */
+  async stop(deadlineMs = 0): Promise<void> {
+    this.stopping = true;
+    this.draining = true;
+    if (this.admittingTimer) clearInterval(this.admittingTimer);
+    for (const w of this.workers) w.post({ t: "drain" });
+    const until = Date.now() + deadlineMs;
+    while (this.dispatch.totalLive > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    await this.http.close();
+    await this.cluster?.stop();
+    await Promise.allSettled(
+      this.workers.map(async (w) => {
+        if (w.state !== "up") return;
+        w.state = "stopping";
+        // The worker ends its calls and flushes its reports (its own stop, as a single process's).
+        await w.request((req) => ({ t: "stop", req, deadlineMs: 0 }), 30_000).catch((err: unknown) => this.log.warn({ err, worker: w.index }, "media worker stop failed"));
+        await w.thread.terminate();
+      }),
+    );
+    await this.signaling.stop();
+    this.log.info("gateway stopped");
+  }
+
+  private spawn(index: number): void {
+    const worker = new MediaWorker(
+      index,
+      workerConfig(this.config, index, this.count),
+      (m) => this.onWorkerMessage(index, m),
+      (code) => void this.onWorkerExit(index, code),
+    );
+    this.workers[index] = worker;
+    this.bridge.attach(index, { postMessage: (m) => worker.post(m) });
+    worker.ready.then(() => this.bridge.announceReadiness(), () => undefined);
+  }
+
+  private onWorkerMessage(index: number, m: FromWorker): void {
+    if (isSipUp(m)) {
+      this.bridge.receive(index, m);
+      return;
+    }
+    if (m.t === "call-added") {
+      this.calls.set(m.callId, { worker: index, businessId: m.businessId });
+      this.dispatch.callAdded(index, m.callId);
+      this.cluster?.claim(m.callId, m.businessId);
+    } else if (m.t === "call-ended") {
+      this.calls.delete(m.callId);
+      this.dispatch.callEnded(index, m.callId);
+      this.cluster?.release(m.callId);
+    }
+  }
+
+  /**
+   * A worker died (a crash, not a stop): its calls' SIP legs are ended here and their Meta legs
+   * through another worker's Graph clients, and a new worker takes its place.
+   */
+  private async onWorkerExit(index: number, code: number): Promise<void> {
+    if (this.stopping) return;
+    const orphans = [...this.calls.entries()].filter(([, c]) => c.worker === index);
+    this.log.error({ worker: index, code, calls: orphans.length }, "media worker exited: ending its calls and starting a new one");
+    this.dispatch.dropWorker(index);
+    await this.bridge.dropWorker(index);
+    this.spawn(index);
+    await this.workers[index]!.ready.catch((err: unknown) => this.log.error({ err, worker: index }, "media worker could not be restarted"));
+    for (const [callId, c] of orphans) {
+      this.calls.delete(callId);
+      this.cluster?.release(callId);
+      const other = this.workers.find((w) => w.state === "up");
+      if (!other) break;
+      await other
+        .request((req) => ({ t: "terminate", req, callId, businessId: c.businessId }))
+        .catch((err: unknown) => this.log.warn({ err, callId }, "could not end a lost worker's call at Meta"));
+    }
+  }
+
+  /** An INVITE with Replaces goes where the dialog it replaces is; any other to the least loaded worker. */
+  private workerForInvite(invite: IncomingSipCall): number {
+    if (invite.replaces) {
+      const holder = this.bridge.workerOfSipCall(invite.replaces.callId);
+      if (holder !== undefined) return holder;
+    }
+    return this.dispatch.leastLoaded((w) => this.bridge.callsOf(w));
+  }
+
+  private isReady(): boolean {
+    return (
+      !this.draining &&
+      this.dispatch.totalLive < this.config.calls.maxConcurrent &&
+      this.signaling.ready &&
+      this.workers.every((w) => w.state === "up") &&
+      (this.cluster?.healthy ?? true)
+    );
+  }
+
+  private syncAdmitting(): void {
+    const now = this.cluster?.admitting() ?? true;
+    if (now === this.admitting) return;
+    this.admitting = now;
+    for (const w of this.workers) w.post({ t: "admitting", value: now });
+  }
+
+  private async exposition(): Promise<{ contentType: string; body: string }> {
+    const own = (await this.registry.getMetricsAsJSON()) as MetricJson[];
+    const perWorker = await Promise.all(
+      this.workers.map((w) => w.request((req) => ({ t: "metrics", req })).then((v) => v as MetricJson[], () => [] as MetricJson[])),
+    );
+    const merged = await mergedExposition(own, perWorker);
+    return this.cluster ? { contentType: merged.contentType, body: merged.body + (await this.cluster.metricsText()) } : merged;
+  }
+
+  private async liveCalls(): Promise<unknown[]> {
+    const lists = await Promise.all(this.workers.map((w) => w.request((req) => ({ t: "calls", req })).then((v) => v as unknown[], () => [])));
+    return lists.flat();
+  }
+
+  private createCluster(): Cluster<WebhookDelivery> | undefined {
+    const config = this.config.cluster;
+    if (!config) return undefined;
+    return new Cluster<WebhookDelivery>({
+      config,
+      log: this.log.child({ subsystem: "cluster" }),
+      keyOf: (event) => JSON.stringify(event),
+      deliverLocal: (delivery) => this.dispatch.route(delivery),
+      load: () => ({ draining: this.draining, liveCalls: this.dispatch.totalLive, maxCalls: this.config.calls.maxConcurrent }),
+      terminateAtMeta: async (call) => {
+        const worker = this.workers.find((w) => w.state === "up");
+        if (!worker) throw new Error("no media worker up");
+        await worker.request((req) => ({ t: "terminate", req, callId: call.callId, businessId: call.tag }));
+      },
+    });
+  }
+}
