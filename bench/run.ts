@@ -15,6 +15,7 @@ import { BENCH_META, gatewaysLoopDelayMaxMs, startGateway, startStallProbes, wai
 import { LoadgenClient } from "./orchestrator/loadgen-client.js";
 import type { Plan } from "./orchestrator/plan.js";
 import { measureOpusEncoderCost } from "./orchestrator/opus-cost.js";
+import { gatewayRtpRanges, mediaWorkerThreads } from "./orchestrator/ports.js";
 import { ProcessGroup } from "./orchestrator/processes.js";
 import { summarizeProfiles } from "./orchestrator/profile-summary.js";
 import { buildResults, formatSteps, formatTable, type RunFacts } from "./orchestrator/report.js";
@@ -30,8 +31,6 @@ import { sleep } from "./util/async.js";
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 /** dist/bench → the source tree's bench/results. */
 const RESULTS_DIR = join(BENCH_DIR, "..", "..", "bench", "results");
-const GATEWAY_RTP_BASE = 20000;
-const GATEWAY_RTP_SPAN = 5000;
 const RTPENGINE_PORTS: [number, number] = [10000, 19999];
 
 const group = new ProcessGroup();
@@ -53,6 +52,8 @@ async function main(): Promise<number> {
     startedAt: new Date().toISOString(),
     durationS: 0,
     gateways: plan.gateways,
+    mediaWorkers: plan.mediaWorkers,
+    mediaWorkerThreads: mediaWorkerThreads(plan),
     windowS: plan.windowMs / 1000,
     srtpProfile,
     gatewayNodeArgs: plan.gatewayNodeArgs,
@@ -66,7 +67,7 @@ async function main(): Promise<number> {
     rtpengineError: undefined,
     notes: [],
   };
-  log(`${plan.mode} run: ${plan.gateways} gateway process(es), ${cpus().length} cores, SRTP ${srtpProfile}${profileDir ? `, CPU profiles in ${profileDir}` : ""}`);
+  log(`${plan.mode} run: ${plan.gateways} gateway process(es) with MEDIA_WORKERS=${plan.mediaWorkers} (${facts.mediaWorkerThreads} media worker thread(s) each), ${cpus().length} cores, SRTP ${srtpProfile}${profileDir ? `, CPU profiles in ${profileDir}` : ""}`);
 
   if (only !== "rtpengine") facts.gateway = await gatewayPhases(plan, deadline, facts, srtpProfile, profileDir);
   if (profileDir) {
@@ -116,15 +117,17 @@ async function main(): Promise<number> {
 async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, srtpProfile: SrtpProfileName, profileDir: string | undefined): Promise<RampResult> {
   const loadgens = Array.from({ length: plan.gateways }, (_, i) => LoadgenClient.start(group, `loadgen-gw-${i}`, profileDir));
   const gateways: GatewayInstance[] = [];
+  const rtpRanges = gatewayRtpRanges(plan);
   try {
     const ready = await Promise.all(loadgens.map((lg) => lg.request("init", { mode: "gateway", srtpProfile, ...BENCH_META })));
     for (const [i, r] of ready.entries()) {
       if (!r.graphUrl || r.sipPort === undefined) throw new Error("load generator did not report its Graph URL and SIP port");
-      const min = GATEWAY_RTP_BASE + i * GATEWAY_RTP_SPAN;
-      gateways.push(await startGateway(group, { index: i, graphUrl: r.graphUrl, pbxSipPort: r.sipPort, rtpRange: [min, min + GATEWAY_RTP_SPAN - 1], profileDir, nodeArgs: plan.gatewayNodeArgs }));
+      const rtpRange = rtpRanges[i];
+      if (!rtpRange) throw new Error(`no RTP range for gateway ${i}`);
+      gateways.push(await startGateway(group, { index: i, graphUrl: r.graphUrl, pbxSipPort: r.sipPort, rtpRange, profileDir, nodeArgs: plan.gatewayNodeArgs, mediaWorkers: plan.mediaWorkers }));
     }
     await Promise.all(loadgens.map((lg, i) => lg.request("setWebhookUrl", { url: gateways[i]!.webhookUrl })));
-    log(`gateways up: ${gateways.map((g) => `pid ${g.process.pid} http ${g.httpPort} sip ${g.sipPort}`).join("; ")}`);
+    log(`gateways up: ${gateways.map((g) => `pid ${g.process.pid} http ${g.httpPort} sip ${g.sipPort} rtp ${g.rtpRange.join("–")}`).join("; ")}`);
 
     // The first call of a process builds its DTLS certificate and codec tables: not part of any figure.
     await runSetup(loadgens, plan.gateways, 0);

@@ -1,7 +1,7 @@
-import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import type { SrtpProfileName } from "../loadgen/consumer-peer.js";
 import { planFor, type Plan } from "./plan.js";
+import { gatewayRtpRanges } from "./ports.js";
 
 export interface BenchOptions {
   plan: Plan;
@@ -15,7 +15,7 @@ export interface BenchOptions {
 }
 
 export const USAGE =
-  "npm run bench [-- --quick] [--profile] [--only gateway|rtpengine] [--steps 50,100,150] [--window SECONDS] [--gateways N] [--srtp cm|gcm] [--stall-sample-us N] [--no-video] [--gateway-node-option=--FLAG ...]";
+  "npm run bench [-- --quick] [--profile] [--only gateway|rtpengine] [--steps 50,100,150] [--window SECONDS] [--gateways N] [--media-workers N|auto] [--srtp cm|gcm] [--stall-sample-us N] [--no-video] [--gateway-node-option=--FLAG ...]";
 
 /** The bench's command line; throws with a message naming the bad option. */
 export function parseCli(argv: string[]): BenchOptions {
@@ -24,7 +24,8 @@ export function parseCli(argv: string[]): BenchOptions {
     options: {
       quick: { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
-      gateways: { type: "string" },
+      gateways: { type: "string", default: "1" },
+      "media-workers": { type: "string", default: "auto" },
       only: { type: "string" },
       steps: { type: "string" },
       window: { type: "string" },
@@ -34,9 +35,13 @@ export function parseCli(argv: string[]): BenchOptions {
       "gateway-node-option": { type: "string", multiple: true },
     },
   });
-  const gateways = Number(values.gateways ?? Math.max(1, cpus().length));
-  if (!Number.isInteger(gateways) || gateways < 1 || gateways > 16) throw new Error(`--gateways takes 1–16, not ${values.gateways}`);
-  const plan = planFor(values.quick ?? false, gateways);
+  // One gateway process per machine, its media on worker threads; more processes only to compare.
+  const gateways = Number(values.gateways);
+  if (!/^\d+$/.test(values.gateways ?? "") || gateways < 1 || gateways > 16) throw new Error(`--gateways takes 1–16, not ${values.gateways}`);
+  const workers = values["media-workers"] ?? "auto";
+  // The gateway's own bounds for MEDIA_WORKERS.
+  if (workers !== "auto" && (!/^\d+$/.test(workers) || Number(workers) < 1 || Number(workers) > 64)) throw new Error(`--media-workers takes auto or 1–64, not ${workers}`);
+  const plan = planFor(values.quick ?? false, gateways, workers === "auto" ? "auto" : Number(workers));
   if (values.steps !== undefined) {
     const steps = values.steps.split(",").map(Number);
     if (steps.length === 0 || steps.some((n, i) => !Number.isInteger(n) || n <= 0 || (i > 0 && n <= (steps[i - 1] ?? 0)))) {
@@ -59,6 +64,8 @@ export function parseCli(argv: string[]): BenchOptions {
     if (!Number.isInteger(us) || (us !== 0 && (us < 100 || us > 100_000))) throw new Error(`--stall-sample-us takes 0 or 100–100000, not ${values["stall-sample-us"]}`);
     plan.stallSampleUs = us;
   }
+  // Each gateway's RTP range must give every worker ports for its share of the largest step.
+  gatewayRtpRanges(plan);
   const only = values.only;
   if (only !== undefined && only !== "gateway" && only !== "rtpengine") throw new Error(`--only takes gateway or rtpengine, not ${only}`);
   if (values.srtp !== "cm" && values.srtp !== "gcm") throw new Error(`--srtp takes cm or gcm, not ${values.srtp}`);

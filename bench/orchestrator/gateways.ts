@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import type { ProbeReport } from "../probe/probe-report.js";
+import type { ProcessProbeReport, WindowProbeReports } from "../probe/probe-report.js";
 import { inspectorUrl } from "./heap.js";
 import { InspectorClient } from "./inspector.js";
 import type { ManagedProcess, ProcessGroup } from "./processes.js";
@@ -40,6 +40,8 @@ export interface GatewayStartOptions {
   profileDir?: string;
   /** Extra Node flags for the gateway process (e.g. --max-semi-space-size=32). */
   nodeArgs?: string[];
+  /** MEDIA_WORKERS: media worker threads, `auto` for one per core. */
+  mediaWorkers: number | "auto";
 }
 
 /** Starts `node dist/gateway/main.js` configured by environment, and waits for /healthz. */
@@ -62,6 +64,7 @@ export async function startGateway(group: ProcessGroup, o: GatewayStartOptions):
     SIP_TARGET: `sip:agent@127.0.0.1:${o.pbxSipPort}`,
     RTP_PORT_MIN: String(o.rtpRange[0]),
     RTP_PORT_MAX: String(o.rtpRange[1]),
+    MEDIA_WORKERS: String(o.mediaWorkers),
     PUBLIC_IP: "127.0.0.1",
     MEDIA_BIND_IP: "127.0.0.1",
     MAX_CONCURRENT_CALLS: "5000",
@@ -116,9 +119,11 @@ export async function waitGatewaysIdle(gateways: GatewayInstance[], timeoutMs: n
 
 /**
  * Starts the stall probe in every gateway for one window (CPU sampling every `sampleIntervalUs`,
- * 0 for none) and returns the function that stops it and collects the reports.
+ * 0 for none) and returns the function that stops it and collects the reports: one per thread
+ * (the main thread's probe gathers its media workers'), named `gwN thread` when there are several
+ * gateways.
  */
-export async function startStallProbes(gateways: GatewayInstance[], sampleIntervalUs: number): Promise<() => Promise<ProbeReport[]>> {
+export async function startStallProbes(gateways: GatewayInstance[], sampleIntervalUs: number): Promise<() => Promise<WindowProbeReports>> {
   const clients = await Promise.all(gateways.map((g) => (g.inspectorUrl ? InspectorClient.connect(g.inspectorUrl) : Promise.reject(new Error(`gateway-${g.index}: no inspector`)))));
   try {
     await Promise.all(clients.map((c) => c.evaluate(`globalThis.__benchStallProbe.start(${sampleIntervalUs})`)));
@@ -132,7 +137,14 @@ export async function startStallProbes(gateways: GatewayInstance[], sampleInterv
   return async () => {
     try {
       const texts = await Promise.all(clients.map((c) => c.evaluate<string>("globalThis.__benchStallProbe.stop()", 30_000)));
-      return texts.map((t) => JSON.parse(t) as ProbeReport);
+      const name = (process: number, thread: string): string => (gateways.length > 1 ? `gw${process} ${thread}` : thread);
+      const out: WindowProbeReports = { reports: [], missing: [] };
+      for (const [i, text] of texts.entries()) {
+        const p = JSON.parse(text) as ProcessProbeReport;
+        for (const r of p.threads) out.reports.push({ ...r, thread: name(i, r.thread), process: i });
+        for (const m of p.missing) out.missing.push(name(i, m));
+      }
+      return out;
     } finally {
       for (const c of clients) c.close();
     }

@@ -1,8 +1,10 @@
 /** What one bench run does and how long it may take. */
 export interface Plan {
   mode: "quick" | "full";
-  /** Gateway processes (one per core) and as many load generators, one per gateway. */
+  /** Gateway processes (one per machine unless comparing) and as many load generators, one per gateway. */
   gateways: number;
+  /** MEDIA_WORKERS of each gateway: media worker threads, `auto` for one per core. */
+  mediaWorkers: number | "auto";
   /** Concurrent-call counts of the density ramp, ascending. */
   steps: number[];
   /** Loads CPU and memory per call are always reported at, even past the first failing step. */
@@ -39,11 +41,12 @@ export interface Plan {
   setupUnderLoad: { liveCalls: number; ratePerSecond: number; burstCalls: number };
 }
 
-export function planFor(quick: boolean, gateways: number): Plan {
+export function planFor(quick: boolean, gateways: number, mediaWorkers: number | "auto" = "auto"): Plan {
   if (quick) {
     return {
       mode: "quick",
       gateways,
+      mediaWorkers,
       steps: [25, 50, 75, 100, 150, 200, 300],
       fixedLoads: [50, 100, 200],
       rampConcurrency: 10,
@@ -71,6 +74,7 @@ export function planFor(quick: boolean, gateways: number): Plan {
   return {
     mode: "full",
     gateways,
+    mediaWorkers,
     steps,
     fixedLoads: [50, 100, 200],
     rampConcurrency: 10,

@@ -11,6 +11,9 @@ export interface RunFacts {
   startedAt: string;
   durationS: number;
   gateways: number;
+  /** MEDIA_WORKERS given to each gateway, and the worker threads that means on this machine. */
+  mediaWorkers: number | "auto";
+  mediaWorkerThreads: number;
   windowS: number;
   srtpProfile: string;
   gatewayNodeArgs: string[];
@@ -103,6 +106,9 @@ export function buildResults(f: RunFacts): Record<string, unknown> {
       cpuModel: cpus()[0]?.model ?? "unknown",
       memGiB: round(totalmem() / 2 ** 30, 1),
       node: process.version,
+      gatewayProcesses: f.gateways,
+      mediaWorkers: f.mediaWorkers,
+      mediaWorkerThreads: f.mediaWorkerThreads,
       otherLoadCoresMax: otherCores.length ? round(Math.max(...otherCores), 2) : null,
     },
     srtpProfile: f.srtpProfile,
@@ -285,8 +291,8 @@ export function formatTable(f: RunFacts): string {
       `rtpengine comparison: same consumers, phones, audio, SRTP and Opus bitrate (20 kbit/s); not the same Opus encoder settings, which rtpengine 10.5 cannot set (complexity 10, no FEC; the gateway: complexity 1, FEC)${oc ? `: ${oc.rtpengineLikeUs.toFixed(0)} against ${oc.gatewayUs.toFixed(0)} µs per frame here, ${((50 * (oc.rtpengineLikeUs - oc.gatewayUs)) / 1e6).toFixed(4)} cores per call of rtpengine's figure` : ""}`,
     );
   }
-  for (const [label, w] of stallWindows(f)) out.push(`stalls ${label}: ${describeStalls(w)}`);
-  out.push(`machine: ${cpus().length} cores; ${f.gateways} gateway process(es); SRTP ${f.srtpProfile}${f.gatewayNodeArgs.length ? `; gateway node ${f.gatewayNodeArgs.join(" ")}` : ""}; windows of ${f.windowS} s; run took ${f.durationS.toFixed(0)} s (${f.mode})`);
+  for (const [label, w] of stallWindows(f)) for (const line of describeStalls(w)) out.push(`stalls ${label}, ${line}`);
+  out.push(`machine: ${cpus().length} cores; ${f.gateways} gateway process(es), MEDIA_WORKERS=${f.mediaWorkers} (${f.mediaWorkerThreads} worker thread(s) each); SRTP ${f.srtpProfile}${f.gatewayNodeArgs.length ? `; gateway node ${f.gatewayNodeArgs.join(" ")}` : ""}; windows of ${f.windowS} s; run took ${f.durationS.toFixed(0)} s (${f.mode})`);
   return out.join("\n");
 }
 

@@ -4,7 +4,7 @@ import type { LoadgenClient } from "../orchestrator/loadgen-client.js";
 import type { Plan } from "../orchestrator/plan.js";
 import { sampleProcess, UsageMeter } from "../orchestrator/proc-stats.js";
 import type { DirectionResult, RampResult, StepResult } from "../orchestrator/results.js";
-import { describeStalls, summarizeStalls, type ProbeReport } from "../probe/probe-report.js";
+import { describeStalls, summarizeStalls, type WindowProbeReports } from "../probe/probe-report.js";
 import { Histogram, percentiles } from "../stats/histogram.js";
 import { sleep, split } from "../util/async.js";
 
@@ -34,7 +34,7 @@ export interface SystemUnderTest {
    * function; it costs a few hundredths of a core per process, so windows whose CPU is a figure
    * go without it); the returned function ends it (gateways only).
    */
-  startStallProbe?: (sampled: boolean) => Promise<() => Promise<ProbeReport[]>>;
+  startStallProbe?: (sampled: boolean) => Promise<() => Promise<WindowProbeReports>>;
 }
 
 
@@ -192,7 +192,7 @@ export async function measure(
     setupFailures: added.reduce((a, r) => a + r.failed, 0),
     setupErrors: added.flatMap((a) => a.errors).slice(0, 3),
     attempts: 1,
-    stalls: probeReports && summarizeStalls(probeReports),
+    stalls: probeReports && summarizeStalls(probeReports.reports, probeReports.missing),
   };
   return judge(step, window);
 }
@@ -255,6 +255,6 @@ export function describeStep(name: string, s: StepResult): string {
   const jitter = s.pass === s.passJitter ? "" : `; jitter budget: ${s.passJitter ? "pass" : "fail"}`;
   const errors = s.setupErrors.length ? `; set-up errors: ${s.setupErrors.join(" | ")}` : "";
   const attempts = s.attempts > 1 ? ` (best of ${s.attempts} windows)` : "";
-  const stalls = s.stalls ? `\n    stalls: ${describeStalls(s.stalls)}` : "";
+  const stalls = s.stalls ? describeStalls(s.stalls).map((line) => `\n    stalls, ${line}`).join("") : "";
   return `${name} ${s.calls} calls${attempts}: ${s.cores.toFixed(2)} cores, RSS ${s.rssMB.toFixed(0)} MB, ${lat}; load generators ${s.loadgenCores.toFixed(2)} cores (lag p99 ${s.loadgenLoopDelayP99Ms.toFixed(1)} ms), event-loop max ${s.systemLoopDelayMaxMs === undefined ? "" : `${s.systemLoopDelayMaxMs.toFixed(0)} ms ${name} / `}${s.loadgenLoopDelayMaxMs.toFixed(0)} ms load generators, other ${s.otherCores.toFixed(2)} → ${verdict}${jitter}${errors}${stalls}`;
 }

@@ -1,23 +1,35 @@
 /**
  * Loaded into each gateway process by the bench (`node --import …/stall-probe.js`), never by the
- * gateway itself. During a measurement window it records every event-loop delay over 10 ms and
- * says where the time went: waiting for a CPU (the thread's run-queue delay from
- * /proc/thread-self/schedstat), garbage collection by kind (a `gc` PerformanceObserver), and the
- * functions on the CPU (V8's sampling profiler through an in-process inspector session). The
- * orchestrator drives it over the inspector it already opens: `globalThis.__benchStallProbe`.
+ * gateway itself. Node evaluates `--import` modules again in every worker thread, so each thread
+ * (the main thread and every media worker) has its own probe. During a measurement window each
+ * records every event-loop delay over 10 ms on its thread and says where the time went: waiting
+ * for a CPU (that thread's run-queue delay from its own /proc/thread-self/schedstat), garbage
+ * collection by kind (a `gc` PerformanceObserver, per isolate), and the functions on the CPU
+ * (V8's sampling profiler through an in-process inspector session on that thread).
+ *
+ * The orchestrator drives the main thread's probe over the inspector it already opens
+ * (`globalThis.__benchStallProbe`); that probe passes start, mark and stop on to the workers'
+ * probes over a BroadcastChannel and gathers their reports, so one call returns every thread's.
  *
  * All times are microseconds on CLOCK_MONOTONIC, the clock of process.hrtime and of V8's profiler.
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { constants, monitorEventLoopDelay, PerformanceObserver, performance } from "node:perf_hooks";
-import type { ProbeReport, ProbeStall, SampledFunction } from "./probe-report.js";
+import { BroadcastChannel, isMainThread, threadId, workerData } from "node:worker_threads";
+import type { ProbeReport, ProbeStall, ProcessProbeReport, SampledFunction } from "./probe-report.js";
 
 const TICK_MS = 5;
 /** A delay past this is a stall. */
 const STALL_MS = 10;
 /** Attribution of up to this many stalls is kept per window (the longest). */
 const MAX_STALLS_KEPT = 200;
+/** The channel between the main thread's probe and the workers'. */
+const CHANNEL = "bench-stall-probe";
+/** A worker that has not started its probe by then is left out of the window. */
+const WORKER_START_MS = 5000;
+/** A worker that has not sent its report by then is named as missing (the orchestrator waits 30 s in all). */
+const WORKER_REPORT_MS = 20_000;
 
 interface Span {
   startUs: number;
@@ -42,7 +54,10 @@ const GC_KINDS: Record<number, string> = {
   [constants.NODE_PERFORMANCE_GC_WEAKCB]: "weak callbacks",
 };
 
-/** The main thread's CPU time and run-queue wait, in ns (0 where /proc is not there). */
+/**
+ * This thread's CPU time and run-queue wait, in ns (0 where /proc is not there). Opened by the
+ * thread that reads it: /proc/thread-self is resolved at open.
+ */
 class SchedStat {
   private readonly fd: number | undefined;
   private readonly buf = Buffer.alloc(128);
@@ -88,6 +103,7 @@ class StallProbe {
   /** Profiler samples before this are not the window's. */
   private markedUs = 0;
   private readonly sched = new SchedStat();
+  constructor(private readonly thread: string) {}
   private readonly histogram = monitorEventLoopDelay({ resolution: 1 });
   private readonly observer = new PerformanceObserver((list) => {
     if (!this.running) return;
@@ -170,6 +186,7 @@ class StallProbe {
     const stalls: ProbeStall[] = kept.map((s) => this.attribute(s, samples));
     const h = this.histogram;
     return {
+      thread: this.thread,
       windowS: (endUs - this.startedUs) / 1e6,
       stallCount: this.stalls.length,
       stallsOver20: this.stalls.filter((s) => s.endUs - s.startUs > 20_000).length,
@@ -276,9 +293,92 @@ function label(f: CpuProfileNode["callFrame"]): string {
   return `${f.functionName || "(anonymous)"} ${where}:${f.lineNumber + 1}`;
 }
 
-const probe = new StallProbe();
-(globalThis as { __benchStallProbe?: unknown }).__benchStallProbe = {
-  start: (sampleIntervalUs: number) => probe.start(sampleIntervalUs),
-  mark: () => probe.mark(),
-  stop: async () => JSON.stringify(await probe.stop()),
-};
+/** What the main thread's probe sends the workers' probes, and what they answer. */
+type Command = { t: "start"; id: number; sampleIntervalUs: number } | { t: "mark" } | { t: "stop"; id: number };
+type Answer =
+  | { t: "hello"; thread: string }
+  | { t: "started"; id: number; thread: string }
+  | { t: "report"; id: number; thread: string; report: ProbeReport }
+  | { t: "failed"; id: number; thread: string; error: string };
+
+function threadName(): string {
+  if (isMainThread) return "main";
+  const index = (workerData as { index?: unknown } | null | undefined)?.index;
+  return typeof index === "number" ? `worker-${index}` : `thread-${threadId}`;
+}
+
+const probe = new StallProbe(threadName());
+const channel = new BroadcastChannel(CHANNEL);
+// The channel must not keep a thread alive: workers end when the gateway stops them.
+channel.unref();
+const send = (a: Answer): void => channel.postMessage(a);
+
+if (isMainThread) {
+  /** Workers that announced themselves, those in the current window, and answers awaited. */
+  const workers = new Set<string>();
+  let inWindow = new Set<string>();
+  let nextId = 1;
+  const waiting = new Map<string, (a: Answer) => void>();
+  channel.onmessage = (event: unknown) => {
+    const a = (event as { data: Answer | Command }).data;
+    if (a.t === "hello") workers.add(a.thread);
+    else if (a.t === "started" || a.t === "report" || a.t === "failed") waiting.get(`${a.id}:${a.thread}`)?.(a);
+  };
+  /** The answers of `threads` to command `id`, each within `timeoutMs` (a missing one is left out). */
+  const gather = async (id: number, threads: Iterable<string>, timeoutMs: number): Promise<Answer[]> => {
+    const answers = await Promise.all(
+      [...threads].map(
+        (thread) =>
+          new Promise<Answer | undefined>((resolve) => {
+            const key = `${id}:${thread}`;
+            const timer = setTimeout(() => {
+              waiting.delete(key);
+              resolve(undefined);
+            }, timeoutMs);
+            waiting.set(key, (a) => {
+              clearTimeout(timer);
+              waiting.delete(key);
+              resolve(a);
+            });
+          }),
+      ),
+    );
+    return answers.filter((a): a is Answer => a !== undefined);
+  };
+  (globalThis as { __benchStallProbe?: unknown }).__benchStallProbe = {
+    start: async (sampleIntervalUs: number) => {
+      const id = nextId++;
+      const started = gather(id, workers, WORKER_START_MS);
+      channel.postMessage({ t: "start", id, sampleIntervalUs } satisfies Command);
+      await probe.start(sampleIntervalUs);
+      inWindow = new Set((await started).filter((a) => a.t === "started").map((a) => a.thread));
+    },
+    mark: () => {
+      channel.postMessage({ t: "mark" } satisfies Command);
+      probe.mark();
+    },
+    stop: async () => {
+      const id = nextId++;
+      const reports = gather(id, inWindow, WORKER_REPORT_MS);
+      channel.postMessage({ t: "stop", id } satisfies Command);
+      const own = await probe.stop();
+      const answers = await reports;
+      const threads = answers.flatMap((a) => (a.t === "report" ? [a.report] : [])).sort((x, y) => x.thread.localeCompare(y.thread, "en", { numeric: true }));
+      const reported = new Set(threads.map((r) => r.thread));
+      const failed = answers.flatMap((a) => (a.t === "failed" ? [`${a.thread} (${a.error})`] : []));
+      const missing = [...inWindow].filter((t) => !reported.has(t) && !failed.some((f) => f.startsWith(`${t} `)));
+      inWindow = new Set();
+      return JSON.stringify({ threads: [own, ...threads], missing: [...failed, ...missing] } satisfies ProcessProbeReport);
+    },
+  };
+} else {
+  const thread = threadName();
+  channel.onmessage = (event: unknown) => {
+    const c = (event as { data: Answer | Command }).data;
+    const fail = (id: number, err: unknown): void => send({ t: "failed", id, thread, error: (err as Error).message ?? String(err) });
+    if (c.t === "start") probe.start(c.sampleIntervalUs).then(() => send({ t: "started", id: c.id, thread }), (err: unknown) => fail(c.id, err));
+    else if (c.t === "mark") probe.mark();
+    else if (c.t === "stop") probe.stop().then((report) => send({ t: "report", id: c.id, thread, report }), (err: unknown) => fail(c.id, err));
+  };
+  send({ t: "hello", thread });
+}
