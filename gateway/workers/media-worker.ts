@@ -59,10 +59,15 @@ port.on("message", (m: ToWorker) => {
       admitting = m.value;
       return;
     default:
-      answer(m).then(
-        (value) => post({ t: "reply", req: m.req, ok: true, value }),
-        (err: unknown) => post({ t: "reply", req: m.req, ok: false, error: toWireError(err) }),
-      );
+      answer(m)
+        .then(
+          (value) => post({ t: "reply", req: m.req, ok: true, value }),
+          (err: unknown) => post({ t: "reply", req: m.req, ok: false, error: toWireError(err) }),
+        )
+        .then(() => {
+          // Stopped: the log written out, the port closed; the thread then ends once its sockets are.
+          if (m.t === "stop") log.flush(() => port.close());
+        });
   }
 });
 

@@ -18,6 +18,7 @@ import type {
   SipSignaling,
   SipSignalingEvents,
 } from "../../sip/signaling.js";
+import { SipCallStateError } from "../../sip/errors.js";
 import {
   fromWireError,
   type DialogOp,
@@ -178,16 +179,29 @@ abstract class RemoteDialog<E extends Record<keyof E, unknown[]> = Record<string
     return this.snap.dialogId;
   }
 
+  /** Idempotent, as the stack's own: a call that is over resolves at once. */
   hangup(): Promise<void> {
+    if (this.over) return Promise.resolve();
     return this.sip.op(this.handle, { op: "hangup" }, true) as Promise<void>;
   }
 
   reinvite(sdp: string): Promise<string> {
-    return this.sip.op(this.handle, { op: "reinvite", sdp }, true) as Promise<string>;
+    return this.live("re-INVITE", () => this.sip.op(this.handle, { op: "reinvite", sdp }, true) as Promise<string>);
   }
 
   sendInfo(contentType: string, body: string): Promise<number> {
-    return this.sip.op(this.handle, { op: "sendInfo", contentType, body }, true) as Promise<number>;
+    return this.live("send INFO", () => this.sip.op(this.handle, { op: "sendInfo", contentType, body }, true) as Promise<number>);
+  }
+
+  /** Whether the owner reported the call's end (its handle is released). */
+  protected get over(): boolean {
+    return !this.registry.has(this.handle);
+  }
+
+  /** The operation, or the stack's own refusal once the call is over. */
+  protected live<T>(what: string, run: () => Promise<T>): Promise<T> {
+    if (this.over) return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot ${what}: the call is over`));
+    return run();
   }
 
   /** @internal */
@@ -256,6 +270,7 @@ class RemoteOutgoingCall extends RemoteDialog<OutgoingSipCallEvents> implements 
   }
 
   cancel(): Promise<void> {
+    if (this.over) return Promise.resolve();
     return this.sip.op(this.handle, { op: "cancel" }, true) as Promise<void>;
   }
 }

@@ -20,6 +20,8 @@ import { workerConfig } from "./worker-share.js";
 const CALL_CORE_HEADERS = ["X-Meta-Page-Id", "X-WhatsApp-Phone-Number-Id", "Authorization", "From", "Referred-By", "Refer-Sub"];
 /** A worker that does not come up within this is a fault at start. */
 const WORKER_START_MS = 20_000;
+/** After its stop, how long a worker thread may take to end by itself. */
+const WORKER_EXIT_MS = 2_000;
 /** A request to a worker (metrics, live calls) that takes longer is answered without it. */
 const WORKER_REQUEST_MS = 5_000;
 
@@ -198,7 +200,11 @@ export class WorkerPoolGateway {
         w.state = "stopping";
         // The worker ends its calls and flushes its reports (its own stop, as a single process's).
         await w.request((req) => ({ t: "stop", req, deadlineMs: 0 }), 30_000).catch((err: unknown) => this.log.warn({ err, worker: w.index }, "media worker stop failed"));
-        await w.thread.terminate();
+        // A thread that does not end by itself (a handle left open) is ended here.
+        const exited = new Promise((resolve) => w.thread.once("exit", resolve));
+        const timer = setTimeout(() => void w.thread.terminate(), WORKER_EXIT_MS);
+        await exited;
+        clearTimeout(timer);
       }),
     );
     await this.signaling.stop();

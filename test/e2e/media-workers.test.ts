@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MetaSimulator, type SimCall } from "../../sim/index.js";
+import { buildGatewayOnce, GatewayProcess } from "../support/cluster.js";
+import { graphRequests, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, TEST_VERIFY_TOKEN, waitFor } from "../support/harness.js";
+import { freeTcpPort } from "../support/redis.js";
+import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
+
+const WORKERS = 2;
+
+/** The value of one sample line of a Prometheus exposition, NaN when absent. */
+function sample(text: string, name: string): number {
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN);
+}
+
+/**
+ * One gateway process with two media worker threads (MEDIA_WORKERS=2), as operators run it:
+ * consumers' calls and agents' calls are spread over the workers, each call's audio goes both
+ * ways on its own worker (a SIPp PBX and SIPp agents echo it back), and /metrics, /calls and
+ * /readyz speak for the whole process.
+ */
+describe("one gateway process, calls on media worker threads", () => {
+  let sim: MetaSimulator;
+  let pbx: SippProcess;
+  let gw: GatewayProcess;
+
+  /** The worker whose log says it took this consumer call. */
+  const workerOf = (callId: string): unknown => gw.find("consumer call received", (l) => l.callId === callId)[0]?.worker;
+
+  beforeAll(async () => {
+    requireSipp();
+    buildGatewayOnce();
+    sim = await MetaSimulator.start({ appSecret: TEST_APP_SECRET, pageId: TEST_PAGE_ID, pageAccessToken: TEST_PAGE_TOKEN });
+    const pbxPort = await freePort();
+    pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 50, timeoutS: 120, extraArgs: ["-rtp_echo"] });
+    await pbx.ready;
+    const httpPort = await freeTcpPort();
+    const sipPort = await freePort();
+    gw = new GatewayProcess("gw", httpPort, sipPort, {
+      META_APP_SECRET: TEST_APP_SECRET,
+      META_VERIFY_TOKEN: TEST_VERIFY_TOKEN,
+      META_PAGE_ID: TEST_PAGE_ID,
+      META_PAGE_ACCESS_TOKEN: TEST_PAGE_TOKEN,
+      META_GRAPH_URL: sim.graphUrl,
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: String(httpPort),
+      PUBLIC_IP: "127.0.0.1",
+      MEDIA_BIND_IP: "127.0.0.1",
+      RTP_PORT_MIN: "47000",
+      RTP_PORT_MAX: "47799",
+      SIP_LISTEN: `127.0.0.1:${sipPort}`,
+      SIP_TARGET: `sip:pbx@127.0.0.1:${pbxPort}`,
+      SIP_ALLOW_FROM: "127.0.0.1",
+      CALL_METRICS: "off",
+      LOG_LEVEL: "info",
+      MEDIA_WORKERS: String(WORKERS),
+    });
+    await gw.started();
+    sim.setWebhookUrl(`${gw.url}/webhooks/meta`);
+  }, 120_000);
+
+  afterAll(async () => {
+    await killAllSipp();
+    gw?.kill("SIGKILL");
+    await gw?.exited;
+    await sim?.stop();
+  });
+
+  it("starts the configured number of workers and says so", () => {
+    expect(gw.find("gateway started")[0]?.workers).toBe(WORKERS);
+  });
+
+  it("consumers' calls are spread over the workers; each consumer hears its own tone back, never another call's", async () => {
+    const tones = [440, 620, 820, 1020];
+    const calls: SimCall[] = [];
+    for (const toneHz of tones) calls.push(await sim.placeCall({ toneHz }));
+    await Promise.all(calls.map((c) => c.waitForState("media", 15_000)));
+    await sleep(1500);
+    // Each tone went Opus → worker → PCMU → SIPp echo → worker → Opus: what comes back is that call's.
+    calls.forEach((call, i) => {
+      const heard = call.consumer.detectTone(1);
+      expect(Math.abs(heard.hz - tones[i]!), `${call.id} heard ${heard.hz} Hz`).toBeLessThan(10);
+      expect(heard.snrDb, `${call.id}: a clean tone, not a mix of calls`).toBeGreaterThan(15);
+    });
+    const workers = new Set(calls.map((c) => workerOf(c.id)));
+    expect(workers).toEqual(new Set([0, 1]));
+
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(sample(metrics, "gateway_calls_active")).toBe(tones.length);
+    // Process figures once for the process; the event loop figure is the worst thread's.
+    expect(metrics.match(/^gateway_process_process_cpu_seconds_total /gm)).toHaveLength(1);
+    expect(metrics.match(/^gateway_process_process_resident_memory_bytes /gm)).toHaveLength(1);
+    expect(metrics.match(/^gateway_process_nodejs_eventloop_lag_max_seconds /gm)).toHaveLength(1);
+    expect(Number(/^gateway_webhooks_total\{result="accepted"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(tones.length);
+    const live = (await (await fetch(`${gw.url}/calls`)).json()) as { calls: { callId: string }[] };
+    expect(live.calls.map((c) => c.callId).sort()).toEqual(calls.map((c) => c.id).sort());
+
+    for (const call of calls) {
+      await call.hangup();
+      await waitFor(() => gw.find("call ended", (l) => l.callId === call.id).length > 0, 2000, `${call.id} to end`);
+    }
+    const after = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(sample(after, "gateway_calls_active")).toBe(0);
+    expect(Number(/^gateway_calls_ended_total\{[^}]*outcome="completed-consumer-hangup"[^}]*\} (\d+)/m.exec(after)?.[1])).toBe(tones.length);
+  });
+
+  it("agents' INVITEs are spread over the workers; ringing, answer, audio both ways and the BYE reach the call's worker", async () => {
+    const psids = ["7300001", "7300002"];
+    const agents = await Promise.all(
+      psids.map(async (psid) => {
+        const sipp = startSipp({ scenario: "gw-agent-call.xml", port: await freePort(), remote: `127.0.0.1:${gw.sipPort}`, service: psid, vars: { talk_ms: "2500" }, timeoutS: 25, extraArgs: ["-rtp_echo"] });
+        await sipp.ready;
+        return sipp;
+      }),
+    );
+    const simCalls = await Promise.all(
+      psids.map(async (psid) => {
+        await waitFor(() => gw.find("consumer ringing", (l) => l.psid === psid).length > 0, 8000, `${psid} to ring`);
+        const call = sim.calls().find((c) => c.psid === psid)!;
+        await call.answer();
+        await call.waitForState("media", 10_000);
+        return call;
+      }),
+    );
+    await sleep(1200);
+    for (const call of simCalls) {
+      // The consumer's 440 Hz went to the agent's phone as G.711 and came back as Opus.
+      expect(Math.abs(call.consumer.detectTone(1).hz - 440)).toBeLessThan(10);
+    }
+    const results = await Promise.all(agents.map((a) => finish(a, 25_000)));
+    for (const r of results) expect(r.code, describeSipp(r)).toBe(0);
+    for (const call of simCalls) {
+      await call.waitForState("ended", 5000);
+      expect(graphRequests(sim, "terminate", call.id)).toHaveLength(1);
+    }
+    const workers = new Set(psids.map((psid) => gw.find("agent call received", (l) => l.psid === psid)[0]?.worker));
+    expect(workers).toEqual(new Set([0, 1]));
+  });
+
+  it("SIGTERM: live calls are ended at Meta and at the PBX, the workers stop and the process exits 0", async () => {
+    const call = await sim.placeCall();
+    await call.waitForState("media", 15_000);
+    gw.kill("SIGTERM");
+    // DRAIN_SECONDS (30 s) would let the call go on; end it from the consumer's side meanwhile.
+    await sleep(500);
+    expect(await gw.readyz().catch(() => 503)).toBe(503);
+    await call.hangup();
+    expect(await gw.exited).toBe(0);
+    expect(gw.find("gateway stopped", (l) => l.worker === undefined)).toHaveLength(1);
+    expect(gw.find("gateway stopped", (l) => l.worker !== undefined)).toHaveLength(WORKERS);
+    expect(gw.find("call ended", (l) => l.callId === call.id)).toHaveLength(1);
+  });
+});

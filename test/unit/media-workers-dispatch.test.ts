@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { CallDispatch } from "../../gateway/workers/call-dispatch.js";
+
+interface E {
+  callId: string;
+  event: string;
+  direction?: string;
+}
+interface D {
+  events: E[];
+  rejected: { index: number }[];
+}
+
+function setup(workers = 2) {
+  let now = 0;
+  const sent: { worker: number; delivery: D }[] = [];
+  const dispatch = new CallDispatch<D>({ workers, send: (worker, delivery) => sent.push({ worker, delivery }), now: () => now });
+  return { dispatch, sent, advance: (ms: number) => (now += ms) };
+}
+const connect = (callId: string): E => ({ callId, event: "connect", direction: "user_initiated" });
+const terminate = (callId: string): E => ({ callId, event: "terminate" });
+
+describe("which media worker gets each webhook", () => {
+  it("spreads consumers' new calls over the workers, counting calls handed out but not yet reported", () => {
+    const { dispatch, sent } = setup(2);
+    dispatch.route({ events: [connect("a"), connect("b"), connect("c")], rejected: [] });
+    expect(sent.map((s) => [s.worker, s.delivery.events.map((e) => e.callId)])).toEqual([
+      [0, ["a"]],
+      [1, ["b"]],
+      [0, ["c"]],
+    ]);
+  });
+
+  it("sends a call's later events (and a copy of its connect) to the worker that holds it", () => {
+    const { dispatch, sent } = setup(2);
+    dispatch.route({ events: [connect("a"), connect("b")], rejected: [] });
+    dispatch.callAdded(1, "b");
+    sent.length = 0;
+    dispatch.route({ events: [connect("b"), terminate("b"), terminate("a")], rejected: [] });
+    expect(sent.map((s) => [s.worker, s.delivery.events.map((e) => e.event)])).toEqual([
+      [1, ["connect", "terminate"]],
+      [0, ["terminate"]],
+    ]);
+  });
+
+  it("offers an event for a call nobody has reported to every worker (an agent's call whose id is not known yet)", () => {
+    const { dispatch, sent } = setup(3);
+    dispatch.route({ events: [{ callId: "x", event: "connect", direction: "business_initiated" }], rejected: [] });
+    expect(sent.map((s) => s.worker)).toEqual([0, 1, 2]);
+    dispatch.callAdded(2, "x");
+    sent.length = 0;
+    dispatch.route({ events: [terminate("x")], rejected: [] });
+    expect(sent.map((s) => s.worker)).toEqual([2]);
+  });
+
+  it("keeps what is not a call event with worker 0, once, without the events", () => {
+    const { dispatch, sent } = setup(2);
+    dispatch.route({ events: [connect("a")], rejected: [{ index: 3 }] });
+    expect(sent).toHaveLength(2);
+    expect(sent[0]!.delivery.rejected).toEqual([]);
+    expect(sent[1]).toEqual({ worker: 0, delivery: { events: [], rejected: [{ index: 3 }] } });
+  });
+
+  it("counts live calls per worker and remembers an ended call's worker for late webhooks, then forgets it", () => {
+    const { dispatch, sent, advance } = setup(2);
+    dispatch.route({ events: [connect("a")], rejected: [] });
+    dispatch.callAdded(0, "a");
+    expect(dispatch.liveCalls()).toEqual([1, 0]);
+    expect(dispatch.totalLive).toBe(1);
+    dispatch.callEnded(0, "a");
+    expect(dispatch.liveCalls()).toEqual([0, 0]);
+    sent.length = 0;
+    advance(30_000);
+    dispatch.route({ events: [terminate("a")], rejected: [] });
+    expect(sent.map((s) => s.worker)).toEqual([0]);
+    advance(61_000);
+    dispatch.leastLoaded();
+    sent.length = 0;
+    dispatch.route({ events: [terminate("a")], rejected: [] });
+    expect(sent.map((s) => s.worker)).toEqual([0, 1]);
+  });
+
+  it("stops counting a handed-out call the worker never reported (refused there) after a few seconds", () => {
+    const { dispatch, advance } = setup(2);
+    dispatch.route({ events: [connect("a")], rejected: [] });
+    expect(dispatch.leastLoaded()).toBe(1);
+    advance(6_000);
+    expect(dispatch.leastLoaded()).toBe(0);
+  });
+
+  it("weighs extra load (SIP calls not yet registered) when picking, and forgets a worker that is gone", () => {
+    const { dispatch } = setup(2);
+    expect(dispatch.leastLoaded((w) => (w === 0 ? 2 : 0))).toBe(1);
+    dispatch.callAdded(1, "b");
+    dispatch.callAdded(1, "c");
+    expect(dispatch.leastLoaded()).toBe(0);
+    dispatch.dropWorker(1);
+    expect(dispatch.liveCalls()).toEqual([0, 0]);
+  });
+});
