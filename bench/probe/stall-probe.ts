@@ -262,7 +262,9 @@ function flattenSamples(p: CpuProfile): Sample[] {
 
 /**
  * A label per profile node: the function and its file (or npm package). A native leaf (a binding
- * such as a UDP send or libopus, which has no file) is named with its nearest JavaScript caller.
+ * such as a UDP send, which has no file) is named with its nearest JavaScript caller, and so is
+ * WebAssembly (the media workers' libopus build), whose function numbers say nothing: all of it
+ * under one caller counts as one `wasm ← caller` entry.
  */
 function labelNodes(nodes: CpuProfileNode[]): Map<number, string> {
   const parent = new Map<number, number>();
@@ -274,17 +276,22 @@ function labelNodes(nodes: CpuProfileNode[]): Map<number, string> {
   const labels = new Map<number, string>();
   for (const n of nodes) {
     const f = n.callFrame;
-    if (f.url || f.functionName.startsWith("(")) {
+    if (isScript(f) || f.functionName.startsWith("(")) {
       labels.set(n.id, label(f));
       continue;
     }
     let up = parent.get(n.id);
-    while (up !== undefined && !byId.get(up)?.callFrame.url) up = parent.get(up);
+    while (up !== undefined && !isScript(byId.get(up)?.callFrame)) up = parent.get(up);
     const caller = up === undefined ? undefined : byId.get(up);
-    labels.set(n.id, `${f.functionName || "(native)"}${caller ? ` ← ${label(caller.callFrame)}` : ""}`);
+    const name = isWasm(f) ? "wasm" : f.functionName || "(native)";
+    labels.set(n.id, `${name}${caller ? ` ← ${label(caller.callFrame)}` : ""}`);
   }
   return labels;
 }
+
+const isWasm = (f: CpuProfileNode["callFrame"]): boolean => f.url.startsWith("wasm://");
+/** A JavaScript frame with a file. */
+const isScript = (f: CpuProfileNode["callFrame"] | undefined): boolean => f !== undefined && f.url !== "" && !isWasm(f);
 
 function label(f: CpuProfileNode["callFrame"]): string {
   if (!f.url) return f.functionName || "(anonymous)";
