@@ -158,6 +158,11 @@ export class WorkerPoolGateway {
     });
   }
 
+  /** The worker threads by index, for supervision from outside (e.g. ending one as a crash would). */
+  threads(): readonly Worker[] {
+    return this.workers.map((w) => w.thread);
+  }
+
   get sipAddress(): SipAddress {
     const address = this.signaling.localAddress;
     if (!address) throw new Error("SIP side not listening yet");
