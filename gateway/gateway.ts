@@ -26,7 +26,7 @@ import type { MessengerPage, WhatsAppNumber } from "./call/call-manager.js";
 import { GatewayMetrics } from "./metrics.js";
 import { CallMonitor } from "./observe/call-monitor.js";
 import { CallEventPublisher } from "./observe/event-publisher.js";
-import { MetaLeg } from "./webrtc/meta-leg.js";
+import { MetaLeg, prepareDtlsCertificate } from "./webrtc/meta-leg.js";
 import { SdesMetaLeg } from "./webrtc/sdes-leg.js";
 import { ffmpegTotals } from "../transcode/video/ffmpeg-process.js";
 
@@ -251,6 +251,7 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    await prepareDtlsCertificate();
     await this.sip.start();
     if (!this.http) return;
     this.address = await this.http.listen();

@@ -9,6 +9,7 @@ import {
   RtcpTransportLayerFeedback,
   ReceiverEstimatedMaxBitrate,
   RtpHeader,
+  RTCDtlsTransport,
   RtpPacket,
   useAbsSendTime,
   useAV1X,
@@ -116,6 +117,14 @@ const OPUS_CLOCK_RATE = 48000;
 const MAX_PLAUSIBLE_RTT_MS = 10_000;
 const PSFB_PLI = 1;
 const PSFB_FIR = 4;
+
+/**
+ * Makes the DTLS certificate every leg of this thread uses (werift keeps one per module instance,
+ * as browsers keep one per profile), so that the first call does not wait for its key pair.
+ */
+export async function prepareDtlsCertificate(): Promise<void> {
+  await RTCDtlsTransport.SetupCertificate();
+}
 
 /**
  * The WebRTC leg toward Meta's edge, on werift. Meta is always ice-lite, so we are the full,

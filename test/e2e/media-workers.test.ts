@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetaSimulator, type SimCall } from "../../sim/index.js";
 import { buildGatewayOnce, GatewayProcess } from "../support/cluster.js";
 import { graphRequests, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, TEST_VERIFY_TOKEN, waitFor } from "../support/harness.js";
+import { gatewayBackends, startDrachtio, type DrachtioServer } from "../support/drachtio.js";
 import { freeTcpPort } from "../support/redis.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
 
@@ -148,5 +149,76 @@ describe("one gateway process, calls on media worker threads", () => {
     expect(gw.find("gateway stopped", (l) => l.worker === undefined)).toHaveLength(1);
     expect(gw.find("gateway stopped", (l) => l.worker !== undefined)).toHaveLength(WORKERS);
     expect(gw.find("call ended", (l) => l.callId === call.id)).toHaveLength(1);
+  });
+});
+
+const drachtioBackend = gatewayBackends().find((b) => b.name === "drachtio")!;
+
+/** The same process on drachtio-server: the SIP port between threads in front of drachtio-srf. */
+describe.skipIf(drachtioBackend.skipReason !== undefined)("media worker threads with SIP_BACKEND=drachtio", () => {
+  let sim: MetaSimulator;
+  let pbx: SippProcess;
+  let drachtio: DrachtioServer;
+  let gw: GatewayProcess;
+
+  beforeAll(async () => {
+    requireSipp();
+    buildGatewayOnce();
+    drachtio = await startDrachtio();
+    sim = await MetaSimulator.start({ appSecret: TEST_APP_SECRET, pageId: TEST_PAGE_ID, pageAccessToken: TEST_PAGE_TOKEN });
+    const pbxPort = await freePort();
+    pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 10, timeoutS: 60, extraArgs: ["-rtp_echo"] });
+    await pbx.ready;
+    const httpPort = await freeTcpPort();
+    gw = new GatewayProcess("gw-drachtio", httpPort, 0, {
+      META_APP_SECRET: TEST_APP_SECRET,
+      META_VERIFY_TOKEN: TEST_VERIFY_TOKEN,
+      META_PAGE_ID: TEST_PAGE_ID,
+      META_PAGE_ACCESS_TOKEN: TEST_PAGE_TOKEN,
+      META_GRAPH_URL: sim.graphUrl,
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: String(httpPort),
+      PUBLIC_IP: "127.0.0.1",
+      MEDIA_BIND_IP: "127.0.0.1",
+      RTP_PORT_MIN: "48400",
+      RTP_PORT_MAX: "48999",
+      SIP_BACKEND: "drachtio",
+      DRACHTIO_HOST: drachtio.host,
+      DRACHTIO_PORT: String(drachtio.port),
+      DRACHTIO_SECRET: drachtio.secret,
+      SIP_TARGET: `sip:pbx@127.0.0.1:${pbxPort}`,
+      CALL_METRICS: "off",
+      LOG_LEVEL: "info",
+      MEDIA_WORKERS: String(WORKERS),
+    });
+    await gw.started();
+    sim.setWebhookUrl(`${gw.url}/webhooks/meta`);
+    let ready = 0;
+    await waitFor(() => {
+      void gw.readyz().then((s) => (ready = s));
+      return ready === 200;
+    }, 10_000, "the gateway to be connected to drachtio-server");
+  }, 120_000);
+
+  afterAll(async () => {
+    await killAllSipp();
+    gw?.kill("SIGKILL");
+    await gw?.exited;
+    await sim?.stop();
+    await drachtio?.stop();
+  });
+
+  it("consumers' calls on both workers reach the PBX through drachtio-server, audio both ways, ended by the consumer", async () => {
+    const tones = [540, 900];
+    const calls: SimCall[] = [];
+    for (const toneHz of tones) calls.push(await sim.placeCall({ toneHz }));
+    await Promise.all(calls.map((c) => c.waitForState("media", 15_000)));
+    await sleep(1500);
+    calls.forEach((call, i) => expect(Math.abs(call.consumer.detectTone(1).hz - tones[i]!), call.id).toBeLessThan(10));
+    expect(new Set(calls.map((c) => gw.find("consumer call received", (l) => l.callId === c.id)[0]?.worker))).toEqual(new Set([0, 1]));
+    for (const call of calls) {
+      await call.hangup();
+      await waitFor(() => gw.find("call ended", (l) => l.callId === call.id).length > 0, 3000, `${call.id} to end`);
+    }
   });
 });
