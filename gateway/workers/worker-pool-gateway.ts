@@ -26,6 +26,8 @@ const WORKER_EXIT_MS = 2_000;
 const WORKER_REQUEST_MS = 5_000;
 
 type WorkerState = "starting" | "up" | "stopping" | "gone";
+/** `running` takes calls; `draining` lets live calls end (a worker that dies is not replaced); `stopped` after stop. */
+type PoolState = "created" | "running" | "draining" | "stopped";
 
 /** One media worker thread as its owner sees it. */
 class MediaWorker {
@@ -116,8 +118,7 @@ export class WorkerPoolGateway {
   private readonly registry = new Registry();
   private readonly cluster: Cluster<WebhookDelivery> | undefined;
   private address: AddressInfo | undefined;
-  private draining = false;
-  private stopping = false;
+  private state: PoolState = "created";
   private admitting = true;
   private admittingTimer: NodeJS.Timeout | undefined;
 
@@ -183,6 +184,7 @@ export class WorkerPoolGateway {
     // Redis's verdict on new calls reaches the workers when it changes, not only with a webhook.
     this.admittingTimer = setInterval(() => this.syncAdmitting(), 500);
     this.admittingTimer.unref();
+    this.state = "running";
     this.log.info(
       { http: `${this.address.address}:${this.address.port}`, workers: this.count, stopGraceSeconds: stopGraceSeconds(this.config), config: redactConfig(this.config) },
       "gateway started",
@@ -191,14 +193,14 @@ export class WorkerPoolGateway {
 
   /** Stops taking calls, lets live calls run up to the deadline, then ends the rest; then the threads. */
   async stop(deadlineMs = 0): Promise<void> {
-    this.stopping = true;
-    this.draining = true;
+    this.state = "draining";
     if (this.admittingTimer) clearInterval(this.admittingTimer);
     for (const w of this.workers) w.post({ t: "drain" });
     const until = Date.now() + deadlineMs;
     while (this.dispatch.totalLive > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
     await this.http.close();
     await this.cluster?.stop();
+    this.state = "stopped";
     await Promise.allSettled(
       this.workers.map(async (w) => {
         if (w.state !== "up") return;
@@ -225,6 +227,7 @@ export class WorkerPoolGateway {
     );
     this.workers[index] = worker;
     this.bridge.attach(index, { postMessage: (m) => worker.post(m) });
+    if (!this.admitting) worker.post({ t: "admitting", value: false });
     worker.ready.then(() => this.bridge.announceReadiness(), () => undefined);
   }
 
@@ -246,16 +249,20 @@ export class WorkerPoolGateway {
 
   /**
    * A worker died (a crash, not a stop): its calls' SIP legs are ended here and their Meta legs
-   * through another worker's Graph clients, and a new worker takes its place.
+   * through another worker's Graph clients, and while the process takes calls a new worker takes
+   * its place.
    */
   private async onWorkerExit(index: number, code: number): Promise<void> {
-    if (this.stopping) return;
+    if (this.state === "stopped") return;
+    const replace = this.state === "running";
     const orphans = [...this.calls.entries()].filter(([, c]) => c.worker === index);
-    this.log.error({ worker: index, code, calls: orphans.length }, "media worker exited: ending its calls and starting a new one");
+    this.log.error({ worker: index, code, calls: orphans.length, replaced: replace }, "media worker exited: its calls are ended");
     this.dispatch.dropWorker(index);
     await this.bridge.dropWorker(index);
-    this.spawn(index);
-    await this.workers[index]!.ready.catch((err: unknown) => this.log.error({ err, worker: index }, "media worker could not be restarted"));
+    if (replace) {
+      this.spawn(index);
+      await this.workers[index]!.ready.catch((err: unknown) => this.log.error({ err, worker: index }, "media worker could not be restarted"));
+    }
     for (const [callId, c] of orphans) {
       this.calls.delete(callId);
       this.cluster?.release(callId);
@@ -278,7 +285,7 @@ export class WorkerPoolGateway {
 
   private isReady(): boolean {
     return (
-      !this.draining &&
+      this.state === "running" &&
       this.dispatch.totalLive < this.config.calls.maxConcurrent &&
       this.signaling.ready &&
       this.workers.every((w) => w.state === "up") &&
@@ -315,7 +322,7 @@ export class WorkerPoolGateway {
       log: this.log.child({ subsystem: "cluster" }),
       keyOf: (event) => JSON.stringify(event),
       deliverLocal: (delivery) => this.dispatch.route(delivery),
-      load: () => ({ draining: this.draining, liveCalls: this.dispatch.totalLive, maxCalls: this.config.calls.maxConcurrent }),
+      load: () => ({ draining: this.state !== "running", liveCalls: this.dispatch.totalLive, maxCalls: this.config.calls.maxConcurrent }),
       terminateAtMeta: async (call) => {
         const worker = this.workers.find((w) => w.state === "up");
         if (!worker) throw new Error("no media worker up");

@@ -73,8 +73,8 @@ describe("a media worker that dies", () => {
     expect(await readyz()).toBe(200);
 
     await pool.threads()[0]!.terminate();
-    await waitFor(() => logs.find("media worker exited: ending its calls and starting a new one").length > 0, 5000, "the owner to notice");
-    expect(logs.find("media worker exited: ending its calls and starting a new one")[0]?.calls).toBe(1);
+    await waitFor(() => logs.find("media worker exited: its calls are ended").length > 0, 5000, "the owner to notice");
+    expect(logs.find("media worker exited: its calls are ended")[0]?.calls).toBe(1);
     // One call was on worker 0 (new calls go to the least loaded worker): it is ended at Meta.
     await waitFor(() => calls.some((c) => graphRequests(sim, "terminate", c.id).length === 1), 10_000, "the lost call's terminate at Meta");
     const [lost, kept] = graphRequests(sim, "terminate", calls[0]!.id).length === 1 ? [calls[0]!, calls[1]!] : [calls[1]!, calls[0]!];
