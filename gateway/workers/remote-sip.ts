@@ -41,6 +41,9 @@ interface DialogEntry {
   hangup(): Promise<void>;
 }
 
+/** After `terminated`, how long a call's handle waits for a terminal event that may follow. */
+const TERMINATED_KEPT_MS = 5_000;
+
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
@@ -193,6 +196,12 @@ abstract class RemoteDialog<E extends Record<keyof E, unknown[]> = Record<string
     return this.live("send INFO", () => this.sip.op(this.handle, { op: "sendInfo", contentType, body }, true) as Promise<number>);
   }
 
+  /** The call is over: the owner may forget its handle. Idempotent. */
+  private release(): void {
+    if (!this.registry.delete(this.handle)) return;
+    this.sip.send({ t: "sip.release", h: this.handle });
+  }
+
   /** Whether the owner reported the call's end (its handle is released). */
   protected get over(): boolean {
     return !this.registry.has(this.handle);
@@ -230,8 +239,7 @@ abstract class RemoteDialog<E extends Record<keyof E, unknown[]> = Record<string
         emit("info", e.contentType, e.body);
         return;
       case "ended":
-        this.registry.delete(this.handle);
-        this.sip.send({ t: "sip.release", h: this.handle });
+        this.release();
         emit("ended", e.reason);
         return;
       case "provisional":
@@ -241,16 +249,17 @@ abstract class RemoteDialog<E extends Record<keyof E, unknown[]> = Record<string
         emit("answered", e.remoteSdp);
         return;
       case "failed":
-        this.registry.delete(this.handle);
-        this.sip.send({ t: "sip.release", h: this.handle });
+        this.release();
         emit("failed", e.status, e.reason, e.kind);
         return;
       case "cancel":
-        this.registry.delete(this.handle);
-        this.sip.send({ t: "sip.release", h: this.handle });
+        this.release();
         emit("cancel");
         return;
       case "state":
+        // A call the worker refused (reject) ends with this state alone, no terminal event; one that
+        // has a terminal event gets it right after. Either way its handle is let go.
+        if (e.state === "terminated") setTimeout(() => this.release(), TERMINATED_KEPT_MS).unref();
         emit("state", e.state);
         return;
       case "confirmed":

@@ -157,6 +157,17 @@ describe("SIP port between the owner thread and a media worker", () => {
     expect(kind).toBe("failed");
   });
 
+  it("an INVITE the worker refuses is answered with its status, and the owner lets the call go", async () => {
+    const incoming = next<[IncomingSipCall]>(remote, "incoming");
+    const out = pbx.placeCall({ uri: ownerUri(), sdp: OFFER });
+    const [call] = await incoming;
+    expect(bridge.callsOf(0)).toBe(1);
+    const failed = next<[number]>(out, "failed");
+    call.reject(486, "Busy Here");
+    expect((await failed)[0]).toBe(486);
+    await expect.poll(() => bridge.callsOf(0), { timeout: 8000 }).toBe(0);
+  });
+
   it("an INVITE for a worker that is not there is refused 503", async () => {
     pick = 3;
     try {
