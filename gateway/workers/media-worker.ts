@@ -4,6 +4,7 @@
  * SIP stack stay with the owner; SIP reaches the calls here through the SIP port.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { checkFfmpeg } from "../../transcode/video/ffmpeg-binary.js";
 import { Gateway } from "../gateway.js";
 import { createLogger } from "../log.js";
 import { RemoteSipSignaling } from "./remote-sip.js";
@@ -65,13 +66,27 @@ port.on("message", (m: ToWorker) => {
           (err: unknown) => post({ t: "reply", req: m.req, ok: false, error: toWireError(err) }),
         )
         .then(() => {
-          // Stopped: the log written out, the port closed; the thread then ends once its sockets are.
-          if (m.t === "stop") log.flush(() => port.close());
+          // Stopped: once the log is written out the thread ends (a library's idle timer must not keep it).
+          if (m.t === "stop") log.flush(() => process.exit(0));
         });
   }
 });
 
-gateway.start().then(
+/**
+ * The ffmpeg video calls will start, checked once: the thread's first child process also makes
+ * libuv open a descriptor it keeps for the thread's life, which then belongs to start-up rather
+ * than to the first video call.
+ */
+async function checkVideoTranscoder(): Promise<void> {
+  try {
+    const info = await checkFfmpeg();
+    log.debug({ ffmpeg: info.version }, "ffmpeg for video calls");
+  } catch (err) {
+    log.warn({ err }, "ffmpeg does not run: video calls will carry audio only");
+  }
+}
+
+Promise.all([checkVideoTranscoder(), gateway.start()]).then(
   () => post({ t: "ready" }),
   (err: unknown) => {
     log.error({ err }, "media worker could not start");

@@ -77,9 +77,13 @@ export class RemoteSipSignaling extends EventEmitter<SipSignalingEvents> impleme
   /** The owner's stack is started and stopped by the owner. */
   async start(): Promise<void> {}
 
-  /** Ends what is left of this worker's calls; the stack itself stays with the owner. */
+  /**
+   * Starts ending what is left of this worker's calls (BYE or CANCEL), without waiting for the far
+   * ends to answer: the stack stays with the owner, which finishes them at its own stop, best
+   * effort, as a stack of its own would.
+   */
   async stop(): Promise<void> {
-    await Promise.allSettled([...this.calls.values()].map((c) => c.hangup()));
+    for (const c of this.calls.values()) c.hangup().catch(() => undefined);
   }
 
   placeCall(options: PlaceCallOptions): OutgoingSipCall {

@@ -3,8 +3,8 @@ import type { Worker } from "node:worker_threads";
 import { MetaSimulator, type SimCall } from "../../sim/index.js";
 import { loadConfig } from "../../gateway/config/config.js";
 import { createLogger } from "../../gateway/log.js";
-import { buildGatewayOnce } from "../support/cluster.js";
-import { graphRequests, LogCapture, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, TEST_VERIFY_TOKEN, waitFor } from "../support/harness.js";
+import { buildGatewayOnce, loopbackGatewayEnv } from "../support/cluster.js";
+import { graphRequests, LogCapture, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, waitFor } from "../support/harness.js";
 import { describe as describeSipp, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
 
 /** The worker pool as built (dist/): its workers load dist/gateway/workers/media-worker.js. */
@@ -34,21 +34,7 @@ describe("a media worker that dies", () => {
     pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 10, timeoutS: 60, extraArgs: ["-rtp_echo"] });
     await pbx.ready;
     const config = loadConfig({
-      META_APP_SECRET: TEST_APP_SECRET,
-      META_VERIFY_TOKEN: TEST_VERIFY_TOKEN,
-      META_PAGE_ID: TEST_PAGE_ID,
-      META_PAGE_ACCESS_TOKEN: TEST_PAGE_TOKEN,
-      META_GRAPH_URL: sim.graphUrl,
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: "0",
-      PUBLIC_IP: "127.0.0.1",
-      MEDIA_BIND_IP: "127.0.0.1",
-      RTP_PORT_MIN: "47800",
-      RTP_PORT_MAX: "48399",
-      SIP_LISTEN: "127.0.0.1:0",
-      SIP_TARGET: `sip:pbx@127.0.0.1:${pbxPort}`,
-      CALL_METRICS: "off",
-      LOG_LEVEL: "info",
+      ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort: 0, rtp: [47800, 48399], pbxPort, sipPort: 0 }),
       MEDIA_WORKERS: "2",
     });
     // The built module: its workers start from dist/gateway/workers/media-worker.js beside it.

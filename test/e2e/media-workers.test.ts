@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetaSimulator, type SimCall } from "../../sim/index.js";
-import { buildGatewayOnce, GatewayProcess } from "../support/cluster.js";
-import { graphRequests, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, TEST_VERIFY_TOKEN, waitFor } from "../support/harness.js";
+import { buildGatewayOnce, GatewayProcess, loopbackGatewayEnv } from "../support/cluster.js";
+import { graphRequests, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, waitFor } from "../support/harness.js";
 import { gatewayBackends, startDrachtio, type DrachtioServer } from "../support/drachtio.js";
 import { freeTcpPort } from "../support/redis.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
@@ -37,22 +37,7 @@ describe("one gateway process, calls on media worker threads", () => {
     const httpPort = await freeTcpPort();
     const sipPort = await freePort();
     gw = new GatewayProcess("gw", httpPort, sipPort, {
-      META_APP_SECRET: TEST_APP_SECRET,
-      META_VERIFY_TOKEN: TEST_VERIFY_TOKEN,
-      META_PAGE_ID: TEST_PAGE_ID,
-      META_PAGE_ACCESS_TOKEN: TEST_PAGE_TOKEN,
-      META_GRAPH_URL: sim.graphUrl,
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: String(httpPort),
-      PUBLIC_IP: "127.0.0.1",
-      MEDIA_BIND_IP: "127.0.0.1",
-      RTP_PORT_MIN: "47000",
-      RTP_PORT_MAX: "47799",
-      SIP_LISTEN: `127.0.0.1:${sipPort}`,
-      SIP_TARGET: `sip:pbx@127.0.0.1:${pbxPort}`,
-      SIP_ALLOW_FROM: "127.0.0.1",
-      CALL_METRICS: "off",
-      LOG_LEVEL: "info",
+      ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort, rtp: [47000, 47799], pbxPort, sipPort }),
       MEDIA_WORKERS: String(WORKERS),
     });
     await gw.started();
@@ -171,24 +156,11 @@ describe.skipIf(drachtioBackend.skipReason !== undefined)("media worker threads 
     await pbx.ready;
     const httpPort = await freeTcpPort();
     gw = new GatewayProcess("gw-drachtio", httpPort, 0, {
-      META_APP_SECRET: TEST_APP_SECRET,
-      META_VERIFY_TOKEN: TEST_VERIFY_TOKEN,
-      META_PAGE_ID: TEST_PAGE_ID,
-      META_PAGE_ACCESS_TOKEN: TEST_PAGE_TOKEN,
-      META_GRAPH_URL: sim.graphUrl,
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: String(httpPort),
-      PUBLIC_IP: "127.0.0.1",
-      MEDIA_BIND_IP: "127.0.0.1",
-      RTP_PORT_MIN: "48400",
-      RTP_PORT_MAX: "48999",
+      ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort, rtp: [48400, 48999], pbxPort }),
       SIP_BACKEND: "drachtio",
       DRACHTIO_HOST: drachtio.host,
       DRACHTIO_PORT: String(drachtio.port),
       DRACHTIO_SECRET: drachtio.secret,
-      SIP_TARGET: `sip:pbx@127.0.0.1:${pbxPort}`,
-      CALL_METRICS: "off",
-      LOG_LEVEL: "info",
       MEDIA_WORKERS: String(WORKERS),
     });
     await gw.started();

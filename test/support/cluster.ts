@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { waitFor, type LogLine } from "./harness.js";
+import { TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, TEST_VERIFY_TOKEN, waitFor, type LogLine } from "./harness.js";
 
 export { RandomBalancer } from "../../bench/cluster/balancer.js";
 
@@ -143,6 +143,31 @@ export class GraphHoldingProxy {
 }
 
 /** What every member of a test cluster on loopback is given, beside its Meta settings. */
+/**
+ * A Messenger gateway on loopback: the simulator's Graph API and test Page, HTTP on `httpPort`,
+ * media in `rtp`, a PBX at `pbxPort`, and SIP on `sipPort` (left out for drachtio-server, which
+ * owns the SIP port).
+ */
+export function loopbackGatewayEnv(o: { graphUrl: string; httpPort: number; rtp: [number, number]; pbxPort: number; sipPort?: number }): Record<string, string> {
+  return {
+    META_APP_SECRET: TEST_APP_SECRET,
+    META_VERIFY_TOKEN: TEST_VERIFY_TOKEN,
+    META_PAGE_ID: TEST_PAGE_ID,
+    META_PAGE_ACCESS_TOKEN: TEST_PAGE_TOKEN,
+    META_GRAPH_URL: o.graphUrl,
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: String(o.httpPort),
+    PUBLIC_IP: "127.0.0.1",
+    MEDIA_BIND_IP: "127.0.0.1",
+    RTP_PORT_MIN: String(o.rtp[0]),
+    RTP_PORT_MAX: String(o.rtp[1]),
+    ...(o.sipPort !== undefined ? { SIP_LISTEN: `127.0.0.1:${o.sipPort}`, SIP_ALLOW_FROM: "127.0.0.1" } : {}),
+    SIP_TARGET: `sip:pbx@127.0.0.1:${o.pbxPort}`,
+    CALL_METRICS: "off",
+    LOG_LEVEL: "info",
+  };
+}
+
 export function clusterMemberEnv(o: {
   index: number;
   httpPort: number;
