@@ -159,7 +159,7 @@ export class Gateway {
       ingress: new SipIngressPolicy(
         config.sip.allowFrom,
         config.sip.psidHeader,
-        config.sip.agentAuth && new DigestVerifier(config.sip.agentAuth, { algorithms: config.sip.agentAuth.algorithms }),
+        config.sip.agentAuth && new DigestVerifier(config.sip.agentAuth, { algorithms: config.sip.agentAuth.algorithms, secret: parts.digestSecret }),
         { callsPerSecond: limits.sip.callsPerSecond, maxIdLength: limits.maxIdLength, sdp: limits.sdp, whatsApp: whatsApp.size > 0 },
       ),
       createPbxMedia: (callLog, sendInfo) =>
@@ -364,8 +364,10 @@ export class Gateway {
 export interface GatewayParts {
   signaling?: SipSignaling;
   serveHttp?: boolean;
-  /** Whether new calls are taken, beside draining and capacity (a worker asks its owner's cluster). */
+  /** Whether new calls are taken, beside draining and capacity (in a worker: the owner's decision). */
   admitting?: () => boolean;
+  /** The key agents' digest nonces are signed with, the same in every worker of a process. */
+  digestSecret?: Buffer;
 }
 
 /** Address our SIP-side SDP advertises for media. */

@@ -1,6 +1,11 @@
 import pino, { type Logger } from "pino";
 import type { LogLevel } from "./config/config.js";
 
+/** Where the process's log lines go: stdout, through one writer for every thread (see workers/). */
+export function stdoutDestination(): pino.DestinationStream {
+  return pino.destination(1);
+}
+
 /**
  * JSON logs on stdout, one line per event, with secrets redacted wherever they could appear.
  * Each call gets a child logger carrying its ids, so one grep follows a call through both legs.

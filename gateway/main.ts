@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, readConfigFile } from "./config/config.js";
 import { Gateway } from "./gateway.js";
-import { createLogger } from "./log.js";
+import { createLogger, stdoutDestination } from "./log.js";
 import { WorkerPoolGateway } from "./workers/worker-pool-gateway.js";
 import { workerCount } from "./workers/worker-share.js";
 
@@ -22,7 +22,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
+  const stdout = stdoutDestination();
+  const log = createLogger(config.logLevel, stdout);
   // The video transcoder looks ffmpeg up through FFMPEG_PATH when it starts one; a value given in
   // the YAML file reaches it the same way.
   if (config.media.ffmpegPath !== undefined) process.env.FFMPEG_PATH = config.media.ffmpegPath;
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
 
   // One process per machine: with more than one core the calls go to media workers, one per core.
   const workers = workerCount(config);
-  const gateway = workers > 1 ? new WorkerPoolGateway(config, log, workers) : new Gateway(config, log);
+  const gateway = workers > 1 ? new WorkerPoolGateway(config, log, workers, (line) => stdout.write(line)) : new Gateway(config, log);
   await gateway.start();
   const drainSeconds = config.calls.drainSeconds;
   let stopping = false;

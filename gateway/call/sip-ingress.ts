@@ -88,17 +88,7 @@ export class SipIngressPolicy {
       return { status: 403, reason: "Forbidden", detail: `source ${address} is not in SIP_ALLOW_FROM` };
     }
     // Before the digest check, so a source guessing passwords is slowed down too.
-    if (this.rate && !this.rate.take(address)) {
-      // RFC 3261 §21.4.18: 480 may carry Retry-After. Not 503: a proxy in front would turn it
-      // into a 500 toward the phone (§16.7) or try elsewhere.
-      return {
-        status: 480,
-        reason: "Call Rate Limit Exceeded",
-        detail: `source ${address} sent more INVITEs than SIP_MAX_CALLS_PER_SECOND (${this.rate.perSecond})`,
-        headers: { "Retry-After": "1" },
-        limit: "SIP_MAX_CALLS_PER_SECOND",
-      };
-    }
+    if (this.rate && !this.rate.take(address)) return rateRefusal(address, this.rate.perSecond);
     if (this.digest) {
       const verdict = this.digest.verify(invite.header("Authorization"), "INVITE", invite.requestUri);
       if (!verdict.ok) {
@@ -152,16 +142,29 @@ function userPart(uri: string): { text?: string | undefined; malformed?: true } 
   }
 }
 
+/** The answer to a source over SIP_MAX_CALLS_PER_SECOND. */
+export function rateRefusal(address: string, perSecond: number): IngressRefusal {
+  // RFC 3261 §21.4.18: 480 may carry Retry-After. Not 503: a proxy in front would turn it
+  // into a 500 toward the phone (§16.7) or try elsewhere.
+  return {
+    status: 480,
+    reason: "Call Rate Limit Exceeded",
+    detail: `source ${address} sent more INVITEs than SIP_MAX_CALLS_PER_SECOND (${perSecond})`,
+    headers: { "Retry-After": "1" },
+    limit: "SIP_MAX_CALLS_PER_SECOND",
+  };
+}
+
 /**
  * A token bucket per source address: `perSecond` INVITEs at once, refilled at `perSecond` a
  * second. Memory is bounded by forgetting the sources idle longest.
  */
-class SourceRate {
+export class SourceRate {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
     readonly perSecond: number,
-    private readonly now: () => number,
+    private readonly now: () => number = Date.now,
   ) {}
 
   take(source: string): boolean {

@@ -7,7 +7,10 @@ const ENDED_KEPT_MS = 60_000;
 
 export interface CallDispatchOptions<D extends Delivery> {
   workers: number;
-  send: (worker: number, delivery: D) => void;
+  /** `admit`: whether a call the delivery opens is to be taken (false: the worker refuses it at Meta). */
+  send: (worker: number, delivery: D, admit: boolean) => void;
+  /** Whether one more new call may be taken now, given `committed` calls live or just handed out. */
+  admits: (committed: number) => boolean;
   now?: () => number;
 }
 
@@ -16,7 +19,8 @@ export interface CallDispatchOptions<D extends Delivery> {
  * consumer's new call goes to the least loaded worker; an event for a call no worker has reported
  * yet (an agent's call whose id Meta's connect response has not given its worker yet) goes to every
  * worker, and each keeps it briefly as the call manager keeps early events, so only the call's own
- * worker acts on it. Items that are not call events stay with worker 0, handled once.
+ * worker acts on it. Items that are not call events stay with worker 0, handled once. Whether a new
+ * call is taken is decided here, for the whole process, and travels with its delivery.
  */
 export class CallDispatch<D extends Delivery> {
   private readonly owners = new Map<string, { worker: number; endedAt?: number }>();
@@ -34,17 +38,19 @@ export class CallDispatch<D extends Delivery> {
       const sub = withEvents(delivery, events);
       const owner = this.owners.get(callId);
       if (owner) {
-        this.o.send(owner.worker, sub);
+        this.o.send(owner.worker, sub, true);
       } else if (events.some(opensCall)) {
         const worker = this.leastLoaded();
+        const admit = this.o.admits(this.committed);
         this.owners.set(callId, { worker });
-        this.assigned.set(callId, { worker, at: this.now() });
-        this.o.send(worker, sub);
+        // A refused call still goes to a worker, which rejects it at Meta; it never counts as load.
+        if (admit) this.assigned.set(callId, { worker, at: this.now() });
+        this.o.send(worker, sub, admit);
       } else {
-        for (let w = 0; w < this.o.workers; w++) this.o.send(w, sub);
+        for (let w = 0; w < this.o.workers; w++) this.o.send(w, sub, true);
       }
     }
-    if (hasNonEventItems(delivery)) this.o.send(0, withoutEvents(delivery));
+    if (hasNonEventItems(delivery)) this.o.send(0, withoutEvents(delivery), true);
   }
 
   /** A worker registered a call (a consumer's it was handed, or an agent's it placed). */
@@ -81,6 +87,12 @@ export class CallDispatch<D extends Delivery> {
 
   get totalLive(): number {
     return this.live.reduce((a, b) => a + b, 0);
+  }
+
+  /** Live calls and new calls handed out but not reported yet: what admission counts. */
+  get committed(): number {
+    this.expire();
+    return this.totalLive + this.assigned.size;
   }
 
   /** A worker is gone: its calls are no longer anybody's. */

@@ -13,9 +13,11 @@ import { isSipDown, type FromWorker, type MediaWorkerData, type ToWorker, type W
 
 const port = parentPort;
 if (!port) throw new Error("media-worker.js runs as a worker thread");
-const { index, config } = workerData as MediaWorkerData;
-const log = createLogger(config.logLevel).child({ worker: index });
+const { index, config, digestSecret } = workerData as MediaWorkerData;
 const post = (m: FromWorker): void => port.postMessage(m);
+// Lines go to the owner, which writes every thread's through one writer: two threads writing to
+// stdout themselves can interleave inside a line, and a worker's buffered lines are lost at its exit.
+const log = createLogger(config.logLevel, { write: (line: string) => post({ t: "log", line }) }).child({ worker: index });
 
 // werift's socket layers can throw outside any promise chain (see main.ts): one call's transport
 // failure must not end this worker's other calls.
@@ -23,8 +25,10 @@ process.on("uncaughtException", (err) => log.error({ err }, "uncaught exception 
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (worker continues)"));
 
 const sip = new RemoteSipSignaling({ postMessage: (m) => post(m) });
+// New calls are admitted by the owner, which counts the whole process's calls: its verdict comes
+// with each delivery and holds while that delivery is handled (synchronously).
 let admitting = true;
-const gateway = new Gateway(config, log, { signaling: sip, serveHttp: false, admitting: () => admitting });
+const gateway = new Gateway(config, log, { signaling: sip, serveHttp: false, admitting: () => admitting, digestSecret: Buffer.from(digestSecret) });
 gateway.registry.onCallAdded((callId, call) => {
   post({ t: "call-added", callId, businessId: call.businessId });
   call.whenEnded(() => post({ t: "call-ended", callId }));
@@ -51,13 +55,15 @@ port.on("message", (m: ToWorker) => {
   }
   switch (m.t) {
     case "webhook":
-      gateway.calls.handleWebhook(m.delivery);
+      admitting = m.admit;
+      try {
+        gateway.calls.handleWebhook(m.delivery);
+      } finally {
+        admitting = true;
+      }
       return;
     case "drain":
       gateway.calls.startDraining();
-      return;
-    case "admitting":
-      admitting = m.value;
       return;
     default:
       answer(m)
@@ -66,8 +72,9 @@ port.on("message", (m: ToWorker) => {
           (err: unknown) => post({ t: "reply", req: m.req, ok: false, error: toWireError(err) }),
         )
         .then(() => {
-          // Stopped: once the log is written out the thread ends (a library's idle timer must not keep it).
-          if (m.t === "stop") log.flush(() => process.exit(0));
+          // Stopped: the thread ends (its log lines are with the owner already; a library's idle
+          // timer must not keep it).
+          if (m.t === "stop") process.exit(0);
         });
   }
 });

@@ -32,6 +32,8 @@ export interface SipBridgeOptions {
   log: Logger;
   /** The worker an INVITE from the PBX goes to (an index into the attached workers). */
   pickWorker: (invite: IncomingSipCall) => number;
+  /** False when the owner has answered the INVITE itself (refused it): no worker sees it. */
+  screen?: (invite: IncomingSipCall) => boolean;
   /** Headers of INVITEs and REFERs the workers may read. */
   headers: readonly string[];
 }
@@ -129,6 +131,7 @@ export class SipBridge {
   }
 
   private onIncoming(invite: IncomingSipCall): void {
+    if (this.o.screen && !this.o.screen(invite)) return;
     if (this.workers.length === 0) {
       invite.reject(503, "Service Unavailable");
       return;

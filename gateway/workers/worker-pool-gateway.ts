@@ -1,12 +1,15 @@
 import type { AddressInfo } from "node:net";
+import { randomBytes } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import type { IncomingSipCall, SipAddress, SipSignaling } from "../../sip/signaling.js";
+import { rateRefusal, SipIngressPolicy, SourceRate } from "../call/sip-ingress.js";
 import { Cluster } from "../cluster/cluster.js";
 import { redactConfig, type GatewayConfig } from "../config/config.js";
 import { advertisedHttpHost, mediaAddressFor, sipSignalingFor, stopGraceSeconds } from "../gateway.js";
 import { HttpServer } from "../http/server.js";
+import { LogThrottle } from "../log.js";
 import type { WebhookDelivery } from "../meta/webhook-delivery.js";
 import { runtimeMetrics, webhookCounter } from "../metrics.js";
 import { CallDispatch } from "./call-dispatch.js";
@@ -40,10 +43,11 @@ class MediaWorker {
   constructor(
     readonly index: number,
     config: GatewayConfig,
+    digestSecret: Uint8Array,
     onMessage: (m: FromWorker) => void,
     onExit: (code: number) => void,
   ) {
-    const data: MediaWorkerData = { index, config };
+    const data: MediaWorkerData = { index, config, digestSecret };
     this.thread = new Worker(new URL("./media-worker.js", import.meta.url), {
       workerData: data,
       // @evan/opus's native binding writes every encoded and decoded frame into one buffer shared by
@@ -119,22 +123,40 @@ export class WorkerPoolGateway {
   private readonly cluster: Cluster<WebhookDelivery> | undefined;
   private address: AddressInfo | undefined;
   private state: PoolState = "created";
-  private admitting = true;
-  private admittingTimer: NodeJS.Timeout | undefined;
+  private readonly digestSecret = randomBytes(32);
+  /** SIP_MAX_CALLS_PER_SECOND for the whole process (workers apply none of their own). */
+  private readonly inviteRate: SourceRate | undefined;
+  /** SIP_ALLOW_FROM, read here only to leave a refused source's 403 to the worker. */
+  private readonly sources: SipIngressPolicy;
+  /** Refused INVITEs are logged once a second per reason, as the call manager does. */
+  private readonly refusalLog = new LogThrottle();
 
+  /**
+   * `logSink` takes the workers' log lines, whole: the destination of `log`, so that one writer
+   * writes every thread's lines.
+   */
   constructor(
     readonly config: GatewayConfig,
     private readonly log: Logger,
     private readonly count: number,
+    private readonly logSink: (line: string) => void,
   ) {
     runtimeMetrics(this.registry);
     const webhooks = webhookCounter(this.registry);
     this.signaling = sipSignalingFor(config, log, mediaAddressFor(config));
-    this.dispatch = new CallDispatch<WebhookDelivery>({ workers: count, send: (w, delivery) => this.workers[w]?.post({ t: "webhook", delivery }) });
+    this.dispatch = new CallDispatch<WebhookDelivery>({
+      workers: count,
+      send: (w, delivery, admit) => this.workers[w]?.post({ t: "webhook", delivery, admit }),
+      admits: (committed) => this.admitsNewCall(committed),
+    });
+    const perSecond = config.limits.sip.callsPerSecond;
+    this.inviteRate = perSecond > 0 ? new SourceRate(perSecond) : undefined;
+    this.sources = new SipIngressPolicy(config.sip.allowFrom, undefined, undefined, { callsPerSecond: 0 });
     this.bridge = new SipBridge({
       signaling: this.signaling,
       log: log.child({ subsystem: "sip-bridge" }),
       pickWorker: (invite) => this.workerForInvite(invite),
+      screen: (invite) => this.screenInvite(invite),
       headers: config.sip.psidHeader ? [...CALL_CORE_HEADERS, config.sip.psidHeader] : CALL_CORE_HEADERS,
     });
     for (let i = 0; i < count; i++) this.spawn(i);
@@ -146,11 +168,7 @@ export class WorkerPoolGateway {
       verifyToken: config.meta.verifyToken,
       limits: config.limits,
       log: log.child({ subsystem: "http" }),
-      onWebhook: (parsed) => {
-        this.syncAdmitting();
-        if (this.cluster) this.cluster.route(parsed);
-        else this.dispatch.route(parsed);
-      },
+      onWebhook: (parsed) => (this.cluster ? this.cluster.route(parsed) : this.dispatch.route(parsed)),
       forwarded: this.cluster?.forwardRoute,
       onWebhookResult: (r) => webhooks.inc({ result: r }),
       isReady: () => this.isReady(),
@@ -181,9 +199,6 @@ export class WorkerPoolGateway {
     this.bridge.announceReadiness();
     this.address = await this.http.listen();
     this.cluster?.start(`http://${advertisedHttpHost(this.config.http.host, this.config.media.bindIp)}:${this.address.port}`);
-    // Redis's verdict on new calls reaches the workers when it changes, not only with a webhook.
-    this.admittingTimer = setInterval(() => this.syncAdmitting(), 500);
-    this.admittingTimer.unref();
     this.state = "running";
     this.log.info(
       { http: `${this.address.address}:${this.address.port}`, workers: this.count, stopGraceSeconds: stopGraceSeconds(this.config), config: redactConfig(this.config) },
@@ -194,7 +209,6 @@ export class WorkerPoolGateway {
   /** Stops taking calls, lets live calls run up to the deadline, then ends the rest; then the threads. */
   async stop(deadlineMs = 0): Promise<void> {
     this.state = "draining";
-    if (this.admittingTimer) clearInterval(this.admittingTimer);
     for (const w of this.workers) w.post({ t: "drain" });
     const until = Date.now() + deadlineMs;
     while (this.dispatch.totalLive > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
@@ -222,12 +236,12 @@ export class WorkerPoolGateway {
     const worker = new MediaWorker(
       index,
       workerConfig(this.config, index, this.count),
+      this.digestSecret,
       (m) => this.onWorkerMessage(index, m),
       (code) => void this.onWorkerExit(index, code),
     );
     this.workers[index] = worker;
     this.bridge.attach(index, { postMessage: (m) => worker.post(m) });
-    if (!this.admitting) worker.post({ t: "admitting", value: false });
     worker.ready.then(() => this.bridge.announceReadiness(), () => undefined);
   }
 
@@ -236,7 +250,9 @@ export class WorkerPoolGateway {
       this.bridge.receive(index, m);
       return;
     }
-    if (m.t === "call-added") {
+    if (m.t === "log") {
+      this.logSink(m.line);
+    } else if (m.t === "call-added") {
       this.calls.set(m.callId, { worker: index, businessId: m.businessId });
       this.dispatch.callAdded(index, m.callId);
       this.cluster?.claim(m.callId, m.businessId);
@@ -293,12 +309,39 @@ export class WorkerPoolGateway {
     );
   }
 
-  private syncAdmitting(): void {
-    const now = this.cluster?.admitting() ?? true;
-    if (now === this.admitting) return;
-    this.admitting = now;
-    for (const w of this.workers) w.post({ t: "admitting", value: now });
+  /** Whether one more new call is taken: running, the cluster admitting, and room under MAX_CONCURRENT_CALLS. */
+  private admitsNewCall(committed: number): boolean {
+    return this.state === "running" && (this.cluster?.admitting() ?? true) && committed < this.config.calls.maxConcurrent;
   }
+
+  /**
+   * What the owner answers itself, for the whole process, before an agent's INVITE reaches a
+   * worker: a source over SIP_MAX_CALLS_PER_SECOND (480), and a new call the process cannot take
+   * now (503). An INVITE with Replaces continues a call and is not a new one. Everything else
+   * about the INVITE (allowlist, digest, consumer, SDP) is the worker's call manager's.
+   */
+  private screenInvite(invite: IncomingSipCall): boolean {
+    if (invite.replaces) return true;
+    const address = invite.source.address.replace(/^::ffff:/, "");
+    if (!this.sources.allowsSource(address)) return true;
+    if (this.inviteRate && !this.inviteRate.take(address)) {
+      const r = rateRefusal(address, this.inviteRate.perSecond);
+      this.refusalLog.run(r.limit ?? String(r.status), (suppressed) =>
+        this.log.warn({ sipCallId: invite.sipCallId, source: address, status: r.status, detail: r.detail, limit: r.limit, suppressed }, "agent call refused"),
+      );
+      invite.reject(r.status, r.reason, r.headers);
+      return false;
+    }
+    if (!this.admitsNewCall(this.dispatch.committed)) {
+      this.refusalLog.run("admission", (suppressed) =>
+        this.log.warn({ sipCallId: invite.sipCallId, live: this.dispatch.totalLive, suppressed }, "agent call refused: not admitting calls"),
+      );
+      invite.reject(503, "Service Unavailable");
+      return false;
+    }
+    return true;
+  }
+
 
   private async exposition(): Promise<{ contentType: string; body: string }> {
     const own = (await this.registry.getMetricsAsJSON()) as MetricJson[];

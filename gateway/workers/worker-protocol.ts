@@ -5,8 +5,10 @@ import type { GatewayConfig } from "../config/config.js";
 /** What a media worker is started with. */
 export interface MediaWorkerData {
   index: number;
-  /** The whole configuration with this worker's share of ports and calls. */
+  /** The whole configuration with this worker's share of the media ports. */
   config: GatewayConfig;
+  /** Agents' digest nonces are signed with this in every worker: a challenge answered at another worker is still ours. */
+  digestSecret: Uint8Array;
 }
 
 /** Owner → worker requests that are answered with a `reply`. */
@@ -19,14 +21,15 @@ export type WorkerRequest =
 export type ToWorker =
   | SipDownMessage
   | WorkerRequest
-  | { t: "webhook"; delivery: WebhookDelivery }
-  | { t: "drain" }
-  /** Whether the owner's cluster admits new calls (Redis reachable). */
-  | { t: "admitting"; value: boolean };
+  /** `admit`: whether a call this delivery opens is taken (the owner's count of the process's calls, the cluster's verdict). */
+  | { t: "webhook"; delivery: WebhookDelivery; admit: boolean }
+  | { t: "drain" };
 
 export type FromWorker =
   | SipUpMessage
   | { t: "ready" }
+  /** One log line, written by the owner so that threads never interleave on stdout. */
+  | { t: "log"; line: string }
   | { t: "call-added"; callId: string; businessId: string }
   | { t: "call-ended"; callId: string }
   | { t: "reply"; req: number; ok: true; value: unknown }

@@ -11,9 +11,9 @@ export function workerCount(config: GatewayConfig): number {
 
 /**
  * Worker `index`'s configuration: its own slice of the media port range (so no two threads probe
- * the same ports), its share of MAX_CONCURRENT_CALLS (rounded up; new calls go to the least
- * loaded worker, so the shares fill together), and no cluster of its own (the owner is the
- * instance other machines see).
+ * the same ports), no per-source INVITE rate of its own and no cluster of its own (the owner
+ * applies SIP_MAX_CALLS_PER_SECOND, MAX_CONCURRENT_CALLS and the cluster's verdict to the whole
+ * process, and is the instance other machines see).
  */
 export function workerConfig(config: GatewayConfig, index: number, count: number): GatewayConfig {
   const { rtpPortMin, rtpPortMax } = config.media;
@@ -23,7 +23,7 @@ export function workerConfig(config: GatewayConfig, index: number, count: number
   return {
     ...config,
     media: { ...config.media, rtpPortMin: min, rtpPortMax: max, workers: 1 },
-    calls: { ...config.calls, maxConcurrent: Math.ceil(config.calls.maxConcurrent / count) },
+    limits: { ...config.limits, sip: { ...config.limits.sip, callsPerSecond: 0 } },
     cluster: undefined,
   };
 }

@@ -39,8 +39,8 @@ describe("a media worker that dies", () => {
     });
     // The built module: its workers start from dist/gateway/workers/media-worker.js beside it.
     const built: string = "../../dist/gateway/workers/worker-pool-gateway.js";
-    const { WorkerPoolGateway } = (await import(built)) as { WorkerPoolGateway: new (c: typeof config, l: ReturnType<typeof createLogger>, n: number) => Pool };
-    pool = new WorkerPoolGateway(config, createLogger("info", logs), 2);
+    const { WorkerPoolGateway } = (await import(built)) as { WorkerPoolGateway: new (c: typeof config, l: ReturnType<typeof createLogger>, n: number, sink: (line: string) => void) => Pool };
+    pool = new WorkerPoolGateway(config, createLogger("info", logs), 2, (line) => logs.write(line));
     await pool.start();
     sim.setWebhookUrl(`http://127.0.0.1:${pool.httpAddress.port}/webhooks/meta`);
   }, 60_000);

@@ -7,6 +7,9 @@ import { freeTcpPort } from "../support/redis.js";
 import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
 
 const WORKERS = 2;
+/** For the whole process, not per worker. */
+const MAX_CALLS = 4;
+const AGENT_PASSWORD = "pw-for-agents-0123";
 
 /** The value of one sample line of a Prometheus exposition, NaN when absent. */
 function sample(text: string, name: string): number {
@@ -39,6 +42,11 @@ describe("one gateway process, calls on media worker threads", () => {
     gw = new GatewayProcess("gw", httpPort, sipPort, {
       ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort, rtp: [47000, 47799], pbxPort, sipPort }),
       MEDIA_WORKERS: String(WORKERS),
+      MAX_CONCURRENT_CALLS: String(MAX_CALLS),
+      SIP_AGENT_AUTH_USER: "agent42",
+      SIP_AGENT_AUTH_PASSWORD: AGENT_PASSWORD,
+      // SIPp answers only the topmost challenge, with MD5.
+      SIP_AGENT_AUTH_ALGORITHMS: "MD5,SHA-256",
     });
     await gw.started();
     sim.setWebhookUrl(`${gw.url}/webhooks/meta`);
@@ -69,6 +77,11 @@ describe("one gateway process, calls on media worker threads", () => {
     });
     const workers = new Set(calls.map((c) => workerOf(c.id)));
     expect(workers).toEqual(new Set([0, 1]));
+    // MAX_CONCURRENT_CALLS counts the process's calls: a fifth call is refused at Meta, never rung.
+    const refused = await sim.placeCall();
+    await waitFor(() => graphRequests(sim, "reject", refused.id).length === 1, 5000, "the fifth call to be refused at Meta");
+    expect(graphRequests(sim, "accept", refused.id)).toHaveLength(0);
+    expect(await gw.readyz()).toBe(503);
 
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(sample(metrics, "gateway_calls_active")).toBe(tones.length);
@@ -89,11 +102,19 @@ describe("one gateway process, calls on media worker threads", () => {
     expect(Number(/^gateway_calls_ended_total\{[^}]*outcome="completed-consumer-hangup"[^}]*\} (\d+)/m.exec(after)?.[1])).toBe(tones.length);
   });
 
-  it("agents' INVITEs are spread over the workers; ringing, answer, audio both ways and the BYE reach the call's worker", async () => {
+  it("agents' INVITEs are spread over the workers; a digest challenge from one worker is answered at another; ringing, answer, audio both ways and the BYE reach the call's worker", async () => {
     const psids = ["7300001", "7300002"];
     const agents = await Promise.all(
       psids.map(async (psid) => {
-        const sipp = startSipp({ scenario: "gw-agent-call.xml", port: await freePort(), remote: `127.0.0.1:${gw.sipPort}`, service: psid, vars: { talk_ms: "2500" }, timeoutS: 25, extraArgs: ["-rtp_echo"] });
+        const sipp = startSipp({
+          scenario: "gw-agent-call-auth.xml",
+          port: await freePort(),
+          remote: `127.0.0.1:${gw.sipPort}`,
+          service: psid,
+          vars: { talk_ms: "2500" },
+          timeoutS: 25,
+          extraArgs: ["-rtp_echo", "-au", "agent42", "-ap", AGENT_PASSWORD],
+        });
         await sipp.ready;
         return sipp;
       }),

@@ -31,9 +31,10 @@ describe("each worker's share", () => {
     for (const m of slices) expect(m.workers).toBe(1);
   });
 
-  it("shares MAX_CONCURRENT_CALLS, rounded up, and leaves cluster membership to the owner", () => {
+  it("leaves MAX_CONCURRENT_CALLS, SIP_MAX_CALLS_PER_SECOND and cluster membership to the owner, for the whole process", () => {
     const w = workerConfig({ ...config, cluster: { redisUrl: "redis://127.0.0.1:6379" } as never }, 1, 3);
-    expect(w.calls.maxConcurrent).toBe(34);
+    expect(w.calls.maxConcurrent).toBe(100);
+    expect(w.limits.sip.callsPerSecond).toBe(0);
     expect(w.cluster).toBeUndefined();
     // The rest of the configuration is the owner's, unchanged.
     expect(w.meta).toBe(config.meta);

@@ -11,10 +11,15 @@ interface D {
   rejected: { index: number }[];
 }
 
-function setup(workers = 2) {
+function setup(workers = 2, maxCalls = 100) {
   let now = 0;
-  const sent: { worker: number; delivery: D }[] = [];
-  const dispatch = new CallDispatch<D>({ workers, send: (worker, delivery) => sent.push({ worker, delivery }), now: () => now });
+  const sent: { worker: number; delivery: D; admit: boolean }[] = [];
+  const dispatch = new CallDispatch<D>({
+    workers,
+    send: (worker, delivery, admit) => sent.push({ worker, delivery, admit }),
+    admits: (committed) => committed < maxCalls,
+    now: () => now,
+  });
   return { dispatch, sent, advance: (ms: number) => (now += ms) };
 }
 const connect = (callId: string): E => ({ callId, event: "connect", direction: "user_initiated" });
@@ -58,7 +63,7 @@ describe("which media worker gets each webhook", () => {
     dispatch.route({ events: [connect("a")], rejected: [{ index: 3 }] });
     expect(sent).toHaveLength(2);
     expect(sent[0]!.delivery.rejected).toEqual([]);
-    expect(sent[1]).toEqual({ worker: 0, delivery: { events: [], rejected: [{ index: 3 }] } });
+    expect(sent[1]).toEqual({ worker: 0, delivery: { events: [], rejected: [{ index: 3 }] }, admit: true });
   });
 
   it("counts live calls per worker and remembers an ended call's worker for late webhooks, then forgets it", () => {
@@ -86,6 +91,28 @@ describe("which media worker gets each webhook", () => {
     expect(dispatch.leastLoaded()).toBe(1);
     advance(6_000);
     expect(dispatch.leastLoaded()).toBe(0);
+  });
+
+  it("admits new calls for the whole process: past the limit a new call goes out marked refused, and counts for nothing", () => {
+    const { dispatch, sent } = setup(2, 3);
+    dispatch.route({ events: [connect("a"), connect("b")], rejected: [] });
+    dispatch.callAdded(0, "a");
+    dispatch.route({ events: [connect("c"), connect("d"), connect("e")], rejected: [] });
+    expect(sent.map((s) => [s.delivery.events[0]!.callId, s.admit])).toEqual([
+      ["a", true],
+      ["b", true],
+      ["c", true],
+      ["d", false],
+      ["e", false],
+    ]);
+    expect(dispatch.committed).toBe(3);
+    // A refused call's later events still reach the worker that refused it.
+    sent.length = 0;
+    dispatch.route({ events: [terminate("d")], rejected: [] });
+    expect(sent).toHaveLength(1);
+    dispatch.callEnded(0, "a");
+    dispatch.route({ events: [connect("f")], rejected: [] });
+    expect(sent.at(-1)!.admit).toBe(true);
   });
 
   it("weighs extra load (SIP calls not yet registered) when picking, and forgets a worker that is gone", () => {
