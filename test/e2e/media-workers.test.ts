@@ -1,3 +1,4 @@
+import { createSocket, type Socket } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetaSimulator, type SimCall } from "../../sim/index.js";
 import { buildGatewayOnce, GatewayProcess, loopbackGatewayEnv } from "../support/cluster.js";
@@ -214,4 +215,66 @@ describe.skipIf(drachtioBackend.skipReason !== undefined)("media worker threads 
       await waitFor(() => gw.find("call ended", (l) => l.callId === call.id).length > 0, 3000, `${call.id} to end`);
     }
   });
+});
+
+/** A transfer from the PBX (REFER) reaches the call's worker through the SIP port, and its NOTIFYs go back out. */
+describe("a blind transfer of a call on a media worker", () => {
+  let sim: MetaSimulator;
+  let gw: GatewayProcess;
+  let pbxPort: number;
+  const sockets: Socket[] = [];
+
+  async function phone(): Promise<number> {
+    const sock = createSocket("udp4");
+    sockets.push(sock);
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    return sock.address().port;
+  }
+
+  beforeAll(async () => {
+    requireSipp();
+    buildGatewayOnce();
+    sim = await MetaSimulator.start({ appSecret: TEST_APP_SECRET, pageId: TEST_PAGE_ID, pageAccessToken: TEST_PAGE_TOKEN });
+    pbxPort = await freePort();
+    const httpPort = await freeTcpPort();
+    const sipPort = await freePort();
+    gw = new GatewayProcess("gw-transfer", httpPort, sipPort, {
+      ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort, rtp: [49000, 49599], pbxPort, sipPort }),
+      MEDIA_WORKERS: String(WORKERS),
+    });
+    await gw.started();
+    sim.setWebhookUrl(`${gw.url}/webhooks/meta`);
+  }, 120_000);
+
+  afterAll(async () => {
+    await killAllSipp();
+    gw?.kill("SIGKILL");
+    await gw?.exited;
+    await sim?.stop();
+    for (const s of sockets) s.close();
+  });
+
+  it("202, NOTIFY 100 then 200, the new party answers and the consumer's call goes on; nothing ended at Meta", async () => {
+    const newPartyPort = await freePort();
+    const a = startSipp({
+      scenario: "gw-refer.xml",
+      port: pbxPort,
+      vars: { audio_port: String(await phone()), refer_after_ms: "1000", refer_to: `sip:b@127.0.0.1:${newPartyPort}` },
+      timeoutS: 30,
+    });
+    const b = startSipp({ scenario: "gw-transfer-target.xml", port: newPartyPort, vars: { audio_port: String(await phone()), answer_after_ms: "0" }, timeoutS: 30 });
+    await Promise.all([a.ready, b.ready]);
+    const call = await sim.placeCall();
+    await call.waitForState("media", 10_000);
+    await waitFor(() => gw.find("transfer complete: the consumer is with the new party", (l) => l.callId === call.id).length > 0, 10_000, "the transfer");
+    const resultA = await finish(a);
+    expect(resultA.code, describeSipp(resultA)).toBe(0);
+    expect(resultA.logs).toContain("NOTIFY SIP/2.0 100 Trying");
+    expect(resultA.logs).toContain("NOTIFY SIP/2.0 200 OK");
+    expect(graphRequests(sim, "terminate", call.id)).toHaveLength(0);
+    await call.hangup();
+    const resultB = await finish(b);
+    expect(resultB.code, describeSipp(resultB)).toBe(0);
+    expect(resultB.logs).toMatch(/transfer INVITE Referred-By: <sip:agent@127\.0\.0\.1:\d+> X-Meta-PSID: \d+/);
+  }, 40_000);
 });
