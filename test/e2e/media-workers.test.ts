@@ -5,7 +5,7 @@ import { buildGatewayOnce, GatewayProcess, loopbackGatewayEnv } from "../support
 import { graphRequests, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, waitFor } from "../support/harness.js";
 import { gatewayBackends, startDrachtio, type DrachtioServer } from "../support/drachtio.js";
 import { freeTcpPort } from "../support/redis.js";
-import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
+import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
 
 const WORKERS = 2;
 /** For the whole process, not per worker. */
@@ -17,6 +17,38 @@ function sample(text: string, name: string): number {
   return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN);
 }
 
+/** The simulator and one gateway process with WORKERS media workers, Meta's webhooks pointed at it. */
+interface WorkerRig {
+  sim: MetaSimulator;
+  gw: GatewayProcess;
+  stop(): Promise<void>;
+}
+
+async function startRig(name: string, o: { pbxPort: number; rtp: [number, number]; listenSip: boolean; env?: Record<string, string> }): Promise<WorkerRig> {
+  requireSipp();
+  buildGatewayOnce();
+  const sim = await MetaSimulator.start({ appSecret: TEST_APP_SECRET, pageId: TEST_PAGE_ID, pageAccessToken: TEST_PAGE_TOKEN });
+  const httpPort = await freeTcpPort();
+  const sipPort = o.listenSip ? await freePort() : undefined;
+  const gw = new GatewayProcess(name, httpPort, sipPort ?? 0, {
+    ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort, rtp: o.rtp, pbxPort: o.pbxPort, sipPort }),
+    MEDIA_WORKERS: String(WORKERS),
+    ...o.env,
+  });
+  await gw.started();
+  sim.setWebhookUrl(`${gw.url}/webhooks/meta`);
+  return {
+    sim,
+    gw,
+    stop: async () => {
+      await killAllSipp();
+      gw.kill("SIGKILL");
+      await gw.exited;
+      await sim.stop();
+    },
+  };
+}
+
 /**
  * One gateway process with two media worker threads (MEDIA_WORKERS=2), as operators run it:
  * consumers' calls and agents' calls are spread over the workers, each call's audio goes both
@@ -24,8 +56,8 @@ function sample(text: string, name: string): number {
  * /readyz speak for the whole process.
  */
 describe("one gateway process, calls on media worker threads", () => {
+  let rig: WorkerRig;
   let sim: MetaSimulator;
-  let pbx: SippProcess;
   let gw: GatewayProcess;
 
   /** The worker whose log says it took this consumer call. */
@@ -33,31 +65,26 @@ describe("one gateway process, calls on media worker threads", () => {
 
   beforeAll(async () => {
     requireSipp();
-    buildGatewayOnce();
-    sim = await MetaSimulator.start({ appSecret: TEST_APP_SECRET, pageId: TEST_PAGE_ID, pageAccessToken: TEST_PAGE_TOKEN });
     const pbxPort = await freePort();
-    pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 50, timeoutS: 120, extraArgs: ["-rtp_echo"] });
+    const pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 50, timeoutS: 120, extraArgs: ["-rtp_echo"] });
     await pbx.ready;
-    const httpPort = await freeTcpPort();
-    const sipPort = await freePort();
-    gw = new GatewayProcess("gw", httpPort, sipPort, {
-      ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort, rtp: [47000, 47799], pbxPort, sipPort }),
-      MEDIA_WORKERS: String(WORKERS),
-      MAX_CONCURRENT_CALLS: String(MAX_CALLS),
-      SIP_AGENT_AUTH_USER: "agent42",
-      SIP_AGENT_AUTH_PASSWORD: AGENT_PASSWORD,
-      // SIPp answers only the topmost challenge, with MD5.
-      SIP_AGENT_AUTH_ALGORITHMS: "MD5,SHA-256",
+    rig = await startRig("gw", {
+      pbxPort,
+      rtp: [47000, 47799],
+      listenSip: true,
+      env: {
+        MAX_CONCURRENT_CALLS: String(MAX_CALLS),
+        SIP_AGENT_AUTH_USER: "agent42",
+        SIP_AGENT_AUTH_PASSWORD: AGENT_PASSWORD,
+        // SIPp answers only the topmost challenge, with MD5.
+        SIP_AGENT_AUTH_ALGORITHMS: "MD5,SHA-256",
+      },
     });
-    await gw.started();
-    sim.setWebhookUrl(`${gw.url}/webhooks/meta`);
+    ({ sim, gw } = rig);
   }, 120_000);
 
   afterAll(async () => {
-    await killAllSipp();
-    gw?.kill("SIGKILL");
-    await gw?.exited;
-    await sim?.stop();
+    await rig?.stop();
   });
 
   it("starts the configured number of workers and says so", () => {
@@ -163,30 +190,24 @@ const drachtioBackend = gatewayBackends().find((b) => b.name === "drachtio")!;
 
 /** The same process on drachtio-server: the SIP port between threads in front of drachtio-srf. */
 describe.skipIf(drachtioBackend.skipReason !== undefined)("media worker threads with SIP_BACKEND=drachtio", () => {
+  let rig: WorkerRig;
   let sim: MetaSimulator;
-  let pbx: SippProcess;
-  let drachtio: DrachtioServer;
   let gw: GatewayProcess;
+  let drachtio: DrachtioServer;
 
   beforeAll(async () => {
     requireSipp();
-    buildGatewayOnce();
     drachtio = await startDrachtio();
-    sim = await MetaSimulator.start({ appSecret: TEST_APP_SECRET, pageId: TEST_PAGE_ID, pageAccessToken: TEST_PAGE_TOKEN });
     const pbxPort = await freePort();
-    pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 10, timeoutS: 60, extraArgs: ["-rtp_echo"] });
+    const pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 10, timeoutS: 60, extraArgs: ["-rtp_echo"] });
     await pbx.ready;
-    const httpPort = await freeTcpPort();
-    gw = new GatewayProcess("gw-drachtio", httpPort, 0, {
-      ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort, rtp: [48400, 48999], pbxPort }),
-      SIP_BACKEND: "drachtio",
-      DRACHTIO_HOST: drachtio.host,
-      DRACHTIO_PORT: String(drachtio.port),
-      DRACHTIO_SECRET: drachtio.secret,
-      MEDIA_WORKERS: String(WORKERS),
+    rig = await startRig("gw-drachtio", {
+      pbxPort,
+      rtp: [48400, 48999],
+      listenSip: false,
+      env: { SIP_BACKEND: "drachtio", DRACHTIO_HOST: drachtio.host, DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET: drachtio.secret },
     });
-    await gw.started();
-    sim.setWebhookUrl(`${gw.url}/webhooks/meta`);
+    ({ sim, gw } = rig);
     let ready = 0;
     await waitFor(() => {
       void gw.readyz().then((s) => (ready = s));
@@ -195,10 +216,7 @@ describe.skipIf(drachtioBackend.skipReason !== undefined)("media worker threads 
   }, 120_000);
 
   afterAll(async () => {
-    await killAllSipp();
-    gw?.kill("SIGKILL");
-    await gw?.exited;
-    await sim?.stop();
+    await rig?.stop();
     await drachtio?.stop();
   });
 
@@ -219,8 +237,7 @@ describe.skipIf(drachtioBackend.skipReason !== undefined)("media worker threads 
 
 /** A transfer from the PBX (REFER) reaches the call's worker through the SIP port, and its NOTIFYs go back out. */
 describe("a blind transfer of a call on a media worker", () => {
-  let sim: MetaSimulator;
-  let gw: GatewayProcess;
+  let rig: WorkerRig;
   let pbxPort: number;
   const sockets: Socket[] = [];
 
@@ -232,25 +249,12 @@ describe("a blind transfer of a call on a media worker", () => {
   }
 
   beforeAll(async () => {
-    requireSipp();
-    buildGatewayOnce();
-    sim = await MetaSimulator.start({ appSecret: TEST_APP_SECRET, pageId: TEST_PAGE_ID, pageAccessToken: TEST_PAGE_TOKEN });
     pbxPort = await freePort();
-    const httpPort = await freeTcpPort();
-    const sipPort = await freePort();
-    gw = new GatewayProcess("gw-transfer", httpPort, sipPort, {
-      ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort, rtp: [49000, 49599], pbxPort, sipPort }),
-      MEDIA_WORKERS: String(WORKERS),
-    });
-    await gw.started();
-    sim.setWebhookUrl(`${gw.url}/webhooks/meta`);
+    rig = await startRig("gw-transfer", { pbxPort, rtp: [49000, 49599], listenSip: true });
   }, 120_000);
 
   afterAll(async () => {
-    await killAllSipp();
-    gw?.kill("SIGKILL");
-    await gw?.exited;
-    await sim?.stop();
+    await rig?.stop();
     for (const s of sockets) s.close();
   });
 
@@ -264,14 +268,14 @@ describe("a blind transfer of a call on a media worker", () => {
     });
     const b = startSipp({ scenario: "gw-transfer-target.xml", port: newPartyPort, vars: { audio_port: String(await phone()), answer_after_ms: "0" }, timeoutS: 30 });
     await Promise.all([a.ready, b.ready]);
-    const call = await sim.placeCall();
+    const call = await rig.sim.placeCall();
     await call.waitForState("media", 10_000);
-    await waitFor(() => gw.find("transfer complete: the consumer is with the new party", (l) => l.callId === call.id).length > 0, 10_000, "the transfer");
+    await waitFor(() => rig.gw.find("transfer complete: the consumer is with the new party", (l) => l.callId === call.id).length > 0, 10_000, "the transfer");
     const resultA = await finish(a);
     expect(resultA.code, describeSipp(resultA)).toBe(0);
     expect(resultA.logs).toContain("NOTIFY SIP/2.0 100 Trying");
     expect(resultA.logs).toContain("NOTIFY SIP/2.0 200 OK");
-    expect(graphRequests(sim, "terminate", call.id)).toHaveLength(0);
+    expect(graphRequests(rig.sim, "terminate", call.id)).toHaveLength(0);
     await call.hangup();
     const resultB = await finish(b);
     expect(resultB.code, describeSipp(resultB)).toBe(0);
