@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import type { IncomingSipCall, SipAddress, SipSignaling } from "../../sip/signaling.js";
@@ -13,97 +13,19 @@ import { LogThrottle } from "../log.js";
 import type { WebhookDelivery } from "../meta/webhook-delivery.js";
 import { runtimeMetrics, webhookCounter } from "../metrics.js";
 import { CallDispatch } from "./call-dispatch.js";
+import { MediaWorker } from "./media-worker-thread.js";
 import { mergedExposition, type MetricJson } from "./metrics-merge.js";
 import { SipBridge } from "./sip-bridge.js";
-import { fromWireError } from "./sip-protocol.js";
-import { isSipUp, type FromWorker, type MediaWorkerData, type ToWorker, type WorkerRequest } from "./worker-protocol.js";
+import { isSipUp, type FromWorker } from "./worker-protocol.js";
 import { workerConfig } from "./worker-share.js";
 
 /** Headers of INVITEs and REFERs the call core reads (besides the configured PSID header). */
 const CALL_CORE_HEADERS = ["X-Meta-Page-Id", "X-WhatsApp-Phone-Number-Id", "Authorization", "From", "Referred-By", "Refer-Sub"];
-/** A worker that does not come up within this is a fault at start. */
-const WORKER_START_MS = 20_000;
 /** After its stop, how long a worker thread may take to end by itself. */
 const WORKER_EXIT_MS = 2_000;
-/** A request to a worker (metrics, live calls) that takes longer is answered without it. */
-const WORKER_REQUEST_MS = 5_000;
 
-type WorkerState = "starting" | "up" | "stopping" | "gone";
 /** `running` takes calls; `draining` lets live calls end (a worker that dies is not replaced); `stopped` after stop. */
 type PoolState = "created" | "running" | "draining" | "stopped";
-
-/** One media worker thread as its owner sees it. */
-class MediaWorker {
-  state: WorkerState = "starting";
-  readonly thread: Worker;
-  readonly ready: Promise<void>;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  private nextReq = 1;
-
-  constructor(
-    readonly index: number,
-    config: GatewayConfig,
-    digestSecret: Uint8Array,
-    onMessage: (m: FromWorker) => void,
-    onExit: (code: number) => void,
-  ) {
-    const data: MediaWorkerData = { index, config, digestSecret };
-    this.thread = new Worker(new URL("./media-worker.js", import.meta.url), {
-      workerData: data,
-      // @evan/opus's native binding writes every encoded and decoded frame into one buffer shared by
-      // the whole process, so threads coding at once overwrite each other's audio. Its WebAssembly
-      // build (libopus with SIMD) keeps one instance per thread, at about 20 % more per frame.
-      env: { ...process.env, OPUS_FORCE_WASM: "1" },
-    });
-    this.ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`media worker ${index} did not start within ${WORKER_START_MS} ms`)), WORKER_START_MS);
-      this.thread.on("message", (m: FromWorker) => {
-        if (m.t === "ready") {
-          clearTimeout(timer);
-          this.state = "up";
-          resolve();
-        } else if (m.t === "reply") {
-          const p = this.pending.get(m.req);
-          if (!p) return;
-          this.pending.delete(m.req);
-          clearTimeout(p.timer);
-          if (m.ok) p.resolve(m.value);
-          else p.reject(fromWireError(m.error));
-        } else onMessage(m);
-      });
-      this.thread.on("exit", (code) => {
-        clearTimeout(timer);
-        this.state = "gone";
-        for (const p of this.pending.values()) {
-          clearTimeout(p.timer);
-          p.reject(new Error(`media worker ${index} exited`));
-        }
-        this.pending.clear();
-        reject(new Error(`media worker ${index} exited with code ${code}`));
-        onExit(code);
-      });
-    });
-    this.ready.catch(() => undefined);
-  }
-
-  /** Messages to a starting worker wait in its port until it listens. */
-  post(m: ToWorker): void {
-    if (this.state !== "gone") this.thread.postMessage(m);
-  }
-
-  request(build: (req: number) => WorkerRequest, timeoutMs = WORKER_REQUEST_MS): Promise<unknown> {
-    if (this.state === "gone") return Promise.reject(new Error(`media worker ${this.index} is gone`));
-    const req = this.nextReq++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(req);
-        reject(new Error(`media worker ${this.index} did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(req, { resolve, reject, timer });
-      this.thread.postMessage(build(req));
-    });
-  }
-}
 
 /**
  * One gateway process using every core: HTTP (webhooks, health, metrics), the SIP stack and the
