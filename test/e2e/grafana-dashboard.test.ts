@@ -70,6 +70,8 @@ describe("Grafana dashboard", () => {
     const call = await h.sim.placeCall();
     await call.waitForState("media", 10_000);
     await sleep(2500);
+    // The round-trip histogram needs an SR of ours answered by Meta's RR: wait for one, not for luck.
+    await waitFor(() => h.gateway.monitor.live().some((v) => v.quality.meta.roundTripMs !== undefined), 10_000, "an RTCP round trip on the Meta leg");
     duringCall = await (await fetch(`http://127.0.0.1:${h.gateway.httpAddress.port}/metrics`)).text();
     await call.hangup();
     await waitFor(() => call.metricsReport !== undefined, 5000, "the call's report to Meta");
