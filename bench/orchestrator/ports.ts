@@ -1,6 +1,7 @@
 import dgram from "node:dgram";
 import net from "node:net";
-import { availableParallelism } from "node:os";
+import { autoMediaWorkers } from "../../gateway/config/config.js";
+import { MIN_PORTS_PER_WORKER } from "../../gateway/workers/worker-share.js";
 import type { Plan } from "./plan.js";
 
 /** A TCP port free on 127.0.0.1 right now (the kernel picks it; a race with others is possible but rare). */
@@ -32,8 +33,6 @@ export async function freeUdpPort(): Promise<number> {
 /** The gateways' media ports: above rtpengine's (10000–19999), below the kernel's ephemeral range (32768 on). */
 const GATEWAY_RTP_MIN = 20000;
 const GATEWAY_RTP_MAX = 32767;
-/** The gateway's own floor per worker (worker-share.ts). */
-const MIN_PORTS_PER_WORKER = 16;
 /**
  * Ports a worker's call may hold: the worker's range is halved, one half for ICE toward Meta (a
  * port per call), the other for RTP/RTCP pairs toward the PBX (two per call), so four per call.
@@ -42,9 +41,9 @@ const PORTS_PER_CALL = 4;
 /** Calls go to the least loaded worker; room for an uneven spread and ports not yet released. */
 const SPREAD_MARGIN = 1.25;
 
-/** The media worker threads each gateway runs: MEDIA_WORKERS as the gateway resolves it (auto = one per core, at most 64). */
+/** The media worker threads each gateway runs: MEDIA_WORKERS as the gateway resolves it. */
 export function mediaWorkerThreads(plan: Pick<Plan, "mediaWorkers">): number {
-  return plan.mediaWorkers === "auto" ? Math.min(64, availableParallelism()) : plan.mediaWorkers;
+  return plan.mediaWorkers === "auto" ? autoMediaWorkers() : plan.mediaWorkers;
 }
 
 /**

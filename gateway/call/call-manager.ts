@@ -25,6 +25,7 @@ import { PbxLeg } from "./pbx-leg.js";
 import type { ReferPolicy } from "./refer-policy.js";
 import type { CallTarget, RingInfo } from "./target.js";
 import type { KeyExchange } from "../meta/platform.js";
+import { READ_HEADERS } from "./read-headers.js";
 
 /** How long a webhook for a not-yet-known call id is kept (connect's response may be slower). */
 const EARLY_EVENT_MS = 10_000;
@@ -386,10 +387,10 @@ export class CallManager {
    */
   private outboundSignalling(decision: { psid: string; whatsapp?: { phone?: string; userId?: string } }, invite: IncomingSipCall): OutboundSignalling | undefined {
     if (!decision.whatsapp) {
-      const page = pick(this.o.pages, invite.header("X-Meta-Page-Id"));
+      const page = pick(this.o.pages, invite.header(READ_HEADERS.pageId));
       return page && new MessengerOutbound(decision.psid, page.pageId, page.meta);
     }
-    const number = pick(this.o.whatsApp ?? new Map<string, WhatsAppNumber>(), invite.header("X-WhatsApp-Phone-Number-Id"));
+    const number = pick(this.o.whatsApp ?? new Map<string, WhatsAppNumber>(), invite.header(READ_HEADERS.phoneNumberId));
     return number && new WhatsAppOutbound(decision.whatsapp, number.client, number.keyExchange);
   }
 

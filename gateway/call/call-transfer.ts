@@ -4,6 +4,7 @@ import { sipfragStatusLine } from "../../sip/sipfrag.js";
 import type { FarMedia } from "./far-media.js";
 import { checkReferTarget, type ReferPolicy } from "./refer-policy.js";
 import type { CallTarget, RingInfo } from "./target.js";
+import { READ_HEADERS } from "./read-headers.js";
 
 export interface TransferOptions {
   policy: ReferPolicy;
@@ -50,7 +51,7 @@ export async function followRefer(refer: SipReferRequest, o: TransferOptions): P
   };
   notify(100, "Trying", false);
   const headers: Record<string, string> = {};
-  const referredBy = refer.referredBy ?? refer.header("from");
+  const referredBy = refer.referredBy ?? refer.header(READ_HEADERS.from);
   if (referredBy) headers["Referred-By"] = referredBy;
   for (const [name, value] of Object.entries(refer.referTo.headers)) {
     if (CARRIED_HEADERS.has(name.toLowerCase())) headers[name] = value;

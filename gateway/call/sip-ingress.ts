@@ -1,6 +1,7 @@
 import { BlockList, isIP } from "node:net";
 import type { DigestVerifier } from "../../sip/index.js";
 import { DEFAULT_LIMITS, ID_PATTERNS, sdpOverLimit, type Limits } from "../config/limits.js";
+import { READ_HEADERS } from "./read-headers.js";
 
 /**
  * Why an agent's INVITE is refused before anything reaches Meta. `challenge` marks a 401 that asks
@@ -90,7 +91,7 @@ export class SipIngressPolicy {
     // Before the digest check, so a source guessing passwords is slowed down too.
     if (this.rate && !this.rate.take(address)) return rateRefusal(address, this.rate.perSecond);
     if (this.digest) {
-      const verdict = this.digest.verify(invite.header("Authorization"), "INVITE", invite.requestUri);
+      const verdict = this.digest.verify(invite.header(READ_HEADERS.authorization), "INVITE", invite.requestUri);
       if (!verdict.ok) {
         return {
           status: 401,

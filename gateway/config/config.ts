@@ -389,9 +389,14 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
   };
 }
 
+/** MEDIA_WORKERS=auto: one per core the process may run on, at most 64. */
+export function autoMediaWorkers(): number {
+  return Math.min(64, availableParallelism());
+}
+
 /** MEDIA_WORKERS: `auto` (one per core, the default) or 1–64. */
 function parseWorkers(raw: string | undefined): number {
-  if (raw === undefined || raw.toLowerCase() === "auto") return Math.min(64, availableParallelism());
+  if (raw === undefined || raw.toLowerCase() === "auto") return autoMediaWorkers();
   if (!/^\d+$/.test(raw)) throw new ConfigError("MEDIA_WORKERS", `must be auto or a whole number, got "${raw}"`);
   const n = Number(raw);
   if (n < 1 || n > 64) throw new ConfigError("MEDIA_WORKERS", `must be between 1 and 64, got ${n}`);

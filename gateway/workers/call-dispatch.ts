@@ -23,7 +23,8 @@ export interface CallDispatchOptions<D extends Delivery> {
  * call is taken is decided here, for the whole process, and travels with its delivery.
  */
 export class CallDispatch<D extends Delivery> {
-  private readonly owners = new Map<string, { worker: number; endedAt?: number }>();
+  /** Each call's worker; `businessId` (its Page or number) once the worker registered it. */
+  private readonly owners = new Map<string, { worker: number; businessId?: string; endedAt?: number }>();
   private readonly live: number[];
   private readonly assigned = new Map<string, { worker: number; at: number }>();
   private readonly now: () => number;
@@ -54,8 +55,8 @@ export class CallDispatch<D extends Delivery> {
   }
 
   /** A worker registered a call (a consumer's it was handed, or an agent's it placed). */
-  callAdded(worker: number, callId: string): void {
-    this.owners.set(callId, { worker });
+  callAdded(worker: number, callId: string, businessId: string): void {
+    this.owners.set(callId, { worker, businessId });
     this.assigned.delete(callId);
     this.live[worker] = (this.live[worker] ?? 0) + 1;
   }
@@ -95,11 +96,17 @@ export class CallDispatch<D extends Delivery> {
     return this.totalLive + this.assigned.size;
   }
 
-  /** A worker is gone: its calls are no longer anybody's. */
-  dropWorker(worker: number): void {
-    for (const [id, o] of this.owners) if (o.worker === worker) this.owners.delete(id);
+  /** A worker is gone: its calls are no longer anybody's. Returns the live calls it held. */
+  dropWorker(worker: number): { callId: string; businessId: string }[] {
+    const held: { callId: string; businessId: string }[] = [];
+    for (const [callId, o] of this.owners) {
+      if (o.worker !== worker) continue;
+      if (o.businessId !== undefined && o.endedAt === undefined) held.push({ callId, businessId: o.businessId });
+      this.owners.delete(callId);
+    }
     for (const [id, a] of this.assigned) if (a.worker === worker) this.assigned.delete(id);
     this.live[worker] = 0;
+    return held;
   }
 
   private expire(): void {

@@ -29,18 +29,12 @@ export function perThreadAggregator(name: string): Aggregator | undefined {
  * worker's calls, summed across workers; per-thread loop delays are the worst thread's.
  */
 export async function mergedExposition(owner: MetricJson[], workers: MetricJson[][]): Promise<{ contentType: string; body: string }> {
-  const ownerNames = new Set(owner.map((m) => m.name));
-  const fromWorkers = workers.map((list) =>
-    list.flatMap((m): MetricJson[] => {
-      if (!m.name.startsWith(PROCESS_PREFIX)) return [m];
-      const aggregator = perThreadAggregator(m.name);
-      return aggregator ? [{ ...m, aggregator }] : [];
-    }),
-  );
-  const ownerAdjusted = owner.map((m) => {
+  // A runtime figure merges the same way from every thread, the owner's included.
+  const perThread = (m: MetricJson): MetricJson => {
     const aggregator = perThreadAggregator(m.name);
-    return aggregator && ownerNames.has(m.name) ? { ...m, aggregator } : m;
-  });
-  const registry = AggregatorRegistry.aggregate([ownerAdjusted, ...fromWorkers]);
+    return aggregator ? { ...m, aggregator } : m;
+  };
+  const fromWorkers = workers.map((list) => list.filter((m) => !m.name.startsWith(PROCESS_PREFIX) || perThreadAggregator(m.name) !== undefined).map(perThread));
+  const registry = AggregatorRegistry.aggregate([owner.map(perThread), ...fromWorkers]);
   return { contentType: registry.contentType, body: await registry.metrics() };
 }

@@ -90,14 +90,14 @@ export class RemoteSipSignaling extends EventEmitter<SipSignalingEvents> impleme
     const h = `o${this.nextHandle++}`;
     // The Call-ID is chosen here so that it is known the moment the call is placed, as with the stack itself.
     const sipCallId = options.sipCallId ?? randomUUID();
-    const call = new RemoteOutgoingCall(this, h, sipCallId, options.callId ?? sipCallId, this.calls);
+    const call = new RemoteOutgoingCall(this, h, { sipCallId, callId: options.callId ?? sipCallId, localSdp: options.sdp }, this.calls);
     this.calls.set(h, call);
     this.port.postMessage({ t: "sip.place", h, options: { ...options, sipCallId } });
     return call;
   }
 
   options(uri: string): Promise<number> {
-    return this.request((req) => ({ t: "sip.options", req, uri })) as Promise<number>;
+    return this.request<number>((req) => ({ t: "sip.options", req, uri }));
   }
 
   /** Feeds one message from the owner. */
@@ -137,22 +137,23 @@ export class RemoteSipSignaling extends EventEmitter<SipSignalingEvents> impleme
     this.port.postMessage(m);
   }
 
-  /** @internal */
-  request(build: (req: number) => SipUpMessage): Promise<unknown> {
+  /** @internal A request answered with a `sip.reply`; `T` is what the stack's own method resolves with. */
+  request<T>(build: (req: number) => SipUpMessage): Promise<T> {
     const req = this.nextReq++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(req, { resolve, reject });
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(req, { resolve: resolve as (value: unknown) => void, reject });
       this.port.postMessage(build(req));
     });
   }
 
-  /** @internal */
-  op(h: string, op: DialogOp, wantReply: boolean): Promise<unknown> | undefined {
-    if (!wantReply) {
-      this.port.postMessage({ t: "sip.op", req: undefined, h, op });
-      return undefined;
-    }
-    return this.request((req) => ({ t: "sip.op", req, h, op }));
+  /** @internal An operation on call `h` whose outcome the caller waits for. */
+  ask<T>(h: string, op: DialogOp): Promise<T> {
+    return this.request<T>((req) => ({ t: "sip.op", req, h, op }));
+  }
+
+  /** @internal An operation on call `h` that the stack's own method does not report on (void). */
+  tell(h: string, op: DialogOp): void {
+    this.port.postMessage({ t: "sip.op", req: undefined, h, op });
   }
 }
 
@@ -189,15 +190,15 @@ abstract class RemoteDialog<E extends Record<keyof E, unknown[]> = Record<string
   /** Idempotent, as the stack's own: a call that is over resolves at once. */
   hangup(): Promise<void> {
     if (this.over) return Promise.resolve();
-    return this.sip.op(this.handle, { op: "hangup" }, true) as Promise<void>;
+    return this.sip.ask<void>(this.handle, { op: "hangup" });
   }
 
   reinvite(sdp: string): Promise<string> {
-    return this.live("re-INVITE", () => this.sip.op(this.handle, { op: "reinvite", sdp }, true) as Promise<string>);
+    return this.live("re-INVITE", () => this.sip.ask<string>(this.handle, { op: "reinvite", sdp }));
   }
 
   sendInfo(contentType: string, body: string): Promise<number> {
-    return this.live("send INFO", () => this.sip.op(this.handle, { op: "sendInfo", contentType, body }, true) as Promise<number>);
+    return this.live("send INFO", () => this.sip.ask<number>(this.handle, { op: "sendInfo", contentType, body }));
   }
 
   /** The call is over: the owner may forget its handle. Idempotent. */
@@ -274,8 +275,9 @@ abstract class RemoteDialog<E extends Record<keyof E, unknown[]> = Record<string
 }
 
 class RemoteOutgoingCall extends RemoteDialog<OutgoingSipCallEvents> implements OutgoingSipCall {
-  constructor(sip: RemoteSipSignaling, handle: string, sipCallId: string, callId: string, registry: Map<string, DialogEntry>) {
-    super(sip, handle, { sipCallId, callId, state: "calling", localSdp: "", remoteSdp: undefined, dialogId: undefined }, registry);
+  /** Until the owner reports the INVITE it sent, the call is `calling` with the offer it was placed with. */
+  constructor(sip: RemoteSipSignaling, handle: string, ids: { sipCallId: string; callId: string; localSdp: string }, registry: Map<string, DialogEntry>) {
+    super(sip, handle, { ...ids, state: "calling", remoteSdp: undefined, dialogId: undefined }, registry);
   }
 
   get state(): OutgoingCallState {
@@ -284,7 +286,7 @@ class RemoteOutgoingCall extends RemoteDialog<OutgoingSipCallEvents> implements 
 
   cancel(): Promise<void> {
     if (this.over) return Promise.resolve();
-    return this.sip.op(this.handle, { op: "cancel" }, true) as Promise<void>;
+    return this.sip.ask<void>(this.handle, { op: "cancel" });
   }
 }
 
@@ -315,15 +317,15 @@ class RemoteIncomingCall extends RemoteDialog<IncomingSipCallEvents> implements 
   }
 
   ringing(sdp?: string): void {
-    void this.sip.op(this.handle, { op: "ringing", sdp }, false);
+    this.sip.tell(this.handle, { op: "ringing", sdp });
   }
 
   accept(sdp: string): Promise<boolean> {
-    return this.sip.op(this.handle, { op: "accept", sdp }, true) as Promise<boolean>;
+    return this.sip.ask<boolean>(this.handle, { op: "accept", sdp });
   }
 
   reject(status: number, reason?: string, headers?: Record<string, string | readonly string[]>): void {
-    void this.sip.op(this.handle, { op: "reject", status, reason, headers }, false);
+    this.sip.tell(this.handle, { op: "reject", status, reason, headers });
   }
 }
 
@@ -347,15 +349,15 @@ class RemoteReferRequest implements SipReferRequest {
   }
 
   accept(): void {
-    void this.sip.op(this.handle, { op: "refer.accept", referId: this.snap.id }, false);
+    this.sip.tell(this.handle, { op: "refer.accept", referId: this.snap.id });
   }
 
   reject(status: number, reason?: string): void {
-    void this.sip.op(this.handle, { op: "refer.reject", referId: this.snap.id, status, reason }, false);
+    this.sip.tell(this.handle, { op: "refer.reject", referId: this.snap.id, status, reason });
   }
 
   notify(sipfrag: string, final: boolean): Promise<void> {
-    return this.sip.op(this.handle, { op: "refer.notify", referId: this.snap.id, sipfrag, final }, true) as Promise<void>;
+    return this.sip.ask<void>(this.handle, { op: "refer.notify", referId: this.snap.id, sipfrag, final });
   }
 }
 

@@ -4,6 +4,7 @@ import type { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import type { IncomingSipCall, SipAddress, SipSignaling } from "../../sip/signaling.js";
+import { readHeaderNames } from "../call/read-headers.js";
 import { rateRefusal, SipIngressPolicy, SourceRate } from "../call/sip-ingress.js";
 import { Cluster } from "../cluster/cluster.js";
 import { redactConfig, type GatewayConfig } from "../config/config.js";
@@ -19,8 +20,6 @@ import { SipBridge } from "./sip-bridge.js";
 import { isSipUp, type FromWorker } from "./worker-protocol.js";
 import { workerConfig } from "./worker-share.js";
 
-/** Headers of INVITEs and REFERs the call core reads (besides the configured PSID header). */
-const CALL_CORE_HEADERS = ["X-Meta-Page-Id", "X-WhatsApp-Phone-Number-Id", "Authorization", "From", "Referred-By", "Refer-Sub"];
 /** After its stop, how long a worker thread may take to end by itself. */
 const WORKER_EXIT_MS = 2_000;
 
@@ -39,7 +38,6 @@ export class WorkerPoolGateway {
   private readonly bridge: SipBridge;
   private readonly dispatch: CallDispatch<WebhookDelivery>;
   private readonly workers: MediaWorker[] = [];
-  private readonly calls = new Map<string, { worker: number; businessId: string }>();
   private readonly http: HttpServer;
   private readonly registry = new Registry();
   private readonly cluster: Cluster<WebhookDelivery> | undefined;
@@ -79,7 +77,7 @@ export class WorkerPoolGateway {
       log: log.child({ subsystem: "sip-bridge" }),
       pickWorker: (invite) => this.workerForInvite(invite),
       screen: (invite) => this.screenInvite(invite),
-      headers: config.sip.psidHeader ? [...CALL_CORE_HEADERS, config.sip.psidHeader] : CALL_CORE_HEADERS,
+      headers: readHeaderNames(config.sip.psidHeader),
     });
     for (let i = 0; i < count; i++) this.spawn(i);
     this.cluster = this.createCluster();
@@ -175,11 +173,9 @@ export class WorkerPoolGateway {
     if (m.t === "log") {
       this.logSink(m.line);
     } else if (m.t === "call-added") {
-      this.calls.set(m.callId, { worker: index, businessId: m.businessId });
-      this.dispatch.callAdded(index, m.callId);
+      this.dispatch.callAdded(index, m.callId, m.businessId);
       this.cluster?.claim(m.callId, m.businessId);
     } else if (m.t === "call-ended") {
-      this.calls.delete(m.callId);
       this.dispatch.callEnded(index, m.callId);
       this.cluster?.release(m.callId);
     }
@@ -193,21 +189,19 @@ export class WorkerPoolGateway {
   private async onWorkerExit(index: number, code: number): Promise<void> {
     if (this.state === "stopped") return;
     const replace = this.state === "running";
-    const orphans = [...this.calls.entries()].filter(([, c]) => c.worker === index);
+    const orphans = this.dispatch.dropWorker(index);
     this.log.error({ worker: index, code, calls: orphans.length, replaced: replace }, "media worker exited: its calls are ended");
-    this.dispatch.dropWorker(index);
     await this.bridge.dropWorker(index);
     if (replace) {
       this.spawn(index);
       await this.workers[index]!.ready.catch((err: unknown) => this.log.error({ err, worker: index }, "media worker could not be restarted"));
     }
-    for (const [callId, c] of orphans) {
-      this.calls.delete(callId);
+    for (const { callId, businessId } of orphans) {
       this.cluster?.release(callId);
       const other = this.workers.find((w) => w.state === "up");
       if (!other) break;
       await other
-        .request((req) => ({ t: "terminate", req, callId, businessId: c.businessId }))
+        .request((req) => ({ t: "terminate", req, callId, businessId }))
         .catch((err: unknown) => this.log.warn({ err, callId }, "could not end a lost worker's call at Meta"));
     }
   }

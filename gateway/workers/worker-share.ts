@@ -1,7 +1,7 @@
 import type { GatewayConfig } from "../config/config.js";
 
 /** Fewest media ports a worker is given: ICE and RTP pairs each need a few. */
-const MIN_PORTS_PER_WORKER = 16;
+export const MIN_PORTS_PER_WORKER = 16;
 
 /** How many workers the port range allows, at most the configured number. */
 export function workerCount(config: GatewayConfig): number {

@@ -39,7 +39,7 @@ describe("which media worker gets each webhook", () => {
   it("sends a call's later events (and a copy of its connect) to the worker that holds it", () => {
     const { dispatch, sent } = setup(2);
     dispatch.route({ events: [connect("a"), connect("b")], rejected: [] });
-    dispatch.callAdded(1, "b");
+    dispatch.callAdded(1, "b", "page");
     sent.length = 0;
     dispatch.route({ events: [connect("b"), terminate("b"), terminate("a")], rejected: [] });
     expect(sent.map((s) => [s.worker, s.delivery.events.map((e) => e.event)])).toEqual([
@@ -52,7 +52,7 @@ describe("which media worker gets each webhook", () => {
     const { dispatch, sent } = setup(3);
     dispatch.route({ events: [{ callId: "x", event: "connect", direction: "business_initiated" }], rejected: [] });
     expect(sent.map((s) => s.worker)).toEqual([0, 1, 2]);
-    dispatch.callAdded(2, "x");
+    dispatch.callAdded(2, "x", "page");
     sent.length = 0;
     dispatch.route({ events: [terminate("x")], rejected: [] });
     expect(sent.map((s) => s.worker)).toEqual([2]);
@@ -69,7 +69,7 @@ describe("which media worker gets each webhook", () => {
   it("counts live calls per worker and remembers an ended call's worker for late webhooks, then forgets it", () => {
     const { dispatch, sent, advance } = setup(2);
     dispatch.route({ events: [connect("a")], rejected: [] });
-    dispatch.callAdded(0, "a");
+    dispatch.callAdded(0, "a", "page");
     expect(dispatch.liveCalls()).toEqual([1, 0]);
     expect(dispatch.totalLive).toBe(1);
     dispatch.callEnded(0, "a");
@@ -96,7 +96,7 @@ describe("which media worker gets each webhook", () => {
   it("admits new calls for the whole process: past the limit a new call goes out marked refused, and counts for nothing", () => {
     const { dispatch, sent } = setup(2, 3);
     dispatch.route({ events: [connect("a"), connect("b")], rejected: [] });
-    dispatch.callAdded(0, "a");
+    dispatch.callAdded(0, "a", "page");
     dispatch.route({ events: [connect("c"), connect("d"), connect("e")], rejected: [] });
     expect(sent.map((s) => [s.delivery.events[0]!.callId, s.admit])).toEqual([
       ["a", true],
@@ -118,10 +118,13 @@ describe("which media worker gets each webhook", () => {
   it("weighs extra load (SIP calls not yet registered) when picking, and forgets a worker that is gone", () => {
     const { dispatch } = setup(2);
     expect(dispatch.leastLoaded((w) => (w === 0 ? 2 : 0))).toBe(1);
-    dispatch.callAdded(1, "b");
-    dispatch.callAdded(1, "c");
+    dispatch.callAdded(1, "b", "page");
+    dispatch.callAdded(1, "c", "page");
     expect(dispatch.leastLoaded()).toBe(0);
-    dispatch.dropWorker(1);
+    expect(dispatch.dropWorker(1)).toEqual([
+      { callId: "b", businessId: "page" },
+      { callId: "c", businessId: "page" },
+    ]);
     expect(dispatch.liveCalls()).toEqual([0, 0]);
   });
 });
