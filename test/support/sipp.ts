@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import dgram from "node:dgram";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -145,41 +145,113 @@ export function startSipp(o: SippOptions): SippProcess {
     ...(o.service ? ["-s", o.service] : []),
     ...(o.extraArgs ?? []),
   ];
-  const child = spawn("sipp", args, { cwd: work, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString("utf8")).slice(-20000)));
-  child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString("utf8")).slice(-20000)));
   const read = (f: string): string => (existsSync(f) ? readFileSync(f, "utf8") : "");
-  const done = new Promise<SippResult>((resolveDone) => {
-    child.once("exit", (code, signal) => {
-      const result = { code, signal, output, messages: read(files.messages), errors: read(files.errors), logs: read(files.logs) };
-      rmSync(work, { recursive: true, force: true });
-      resolveDone(result);
-    });
-  });
+  const launch = (): { child: ChildProcess; output: () => string; exited: Promise<void> } => {
+    const child = spawn("sipp", args, { cwd: work, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString("utf8")).slice(-20000)));
+    child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString("utf8")).slice(-20000)));
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    return { child, output: () => output, exited };
+  };
+  let attempt = launch();
+  let killed = false;
+  let settled = false;
+  let resolveDone!: (r: SippResult) => void;
+  const done = new Promise<SippResult>((r) => (resolveDone = r));
+  const settle = (): void => {
+    if (settled) return;
+    settled = true;
+    const { child } = attempt;
+    resolveDone({ code: child.exitCode, signal: child.signalCode, output: attempt.output(), messages: read(files.messages), errors: read(files.errors), logs: read(files.logs) });
+    rmSync(work, { recursive: true, force: true });
+  };
   const ready = (async () => {
     const isTcp = (o.transport ?? "u1") === "t1";
+    let binds = 0;
     for (let i = 0; i < 150; i++) {
-      if (child.exitCode !== null) throw new Error(`sipp exited early (${child.exitCode}): ${output.slice(-2000)}`);
-      const free = isTcp ? await tcpFree(address, o.port) : await udpFree(address, o.port);
-      if (!free) return;
+      const { child } = attempt;
+      if (child.exitCode !== null || child.signalCode !== null) {
+        const output = attempt.output();
+        // A port found free can be taken by another program before SIPp binds it: say who holds
+        // it, and start again a few times before failing the test.
+        if (!killed && /Unable to bind .*errno = 98/.test(output) && ++binds <= 5) {
+          process.stderr.write(`sipp could not bind ${address}:${o.port}; starting it again${portHolders(o.port)}\n`);
+          await new Promise((r) => setTimeout(r, 200));
+          if (!killed) attempt = launch();
+          continue;
+        }
+        settle();
+        throw new Error(`sipp exited early (${child.exitCode ?? child.signalCode}): ${output.slice(-2000)}${portHolders(o.port)}`);
+      }
+      if (child.pid !== undefined && ownsPort(child.pid, o.port, isTcp)) {
+        void attempt.exited.then(settle);
+        return;
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
+    void attempt.exited.then(settle);
     throw new Error("sipp did not bind its port in 3 s");
   })();
   const proc: SippProcess = {
-    child,
+    get child() {
+      return attempt.child;
+    },
     ready,
     done,
     kill: async () => {
+      killed = true;
+      const { child, exited } = attempt;
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await done;
+      await exited;
+      settle();
       running.delete(proc);
     },
   };
   running.add(proc);
   void done.then(() => running.delete(proc));
   return proc;
+}
+
+/**
+ * Whether process `pid` holds a socket bound to local `port` (Linux /proc): a busy port alone
+ * could be another program's.
+ */
+function ownsPort(pid: number, port: number, tcp: boolean): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const inodes = new Set<string>();
+  for (const table of tcp ? ["tcp", "tcp6"] : ["udp", "udp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/net/${table}`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[1]!.endsWith(hex)) inodes.add(f[9]!);
+    }
+  }
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  return fds.some((fd) => {
+    try {
+      return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? "");
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Who holds a port SIPp could not bind, for the error message. */
+function portHolders(port: number): string {
+  const r = spawnSync("ss", ["-uatnpH", `( sport = :${port} or sport = :${port + 1} or sport = :${port + 2} )`], { encoding: "utf8" });
+  return `\n--- sockets on ${port}..${port + 2} ---\n${r.error ? String(r.error) : r.stdout || "(none)"}`;
 }
 
 /** Kills every SIPp still running (for afterEach/afterAll). */
