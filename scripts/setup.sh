@@ -53,6 +53,9 @@ install_npm_dependencies() {
   # Native addons build against the running node's own headers, shipped in the same package.
   local nodedir; nodedir=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
   if [ -d "$nodedir/include/node" ]; then export npm_config_nodedir="$nodedir"; fi
+  # @discordjs/opus compiles the libopus source inside its npm package; without this its installer
+  # first asks GitHub for a prebuilt binary.
+  export npm_config_build_from_source=true
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 }

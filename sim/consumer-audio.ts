@@ -1,4 +1,4 @@
-import { Decoder, Encoder } from "@evan/opus";
+import { OpusDecoder, OpusEncoder } from "../transcode/opus-codec.js";
 import { detectTone, generateTone, type ToneDetection } from "../transcode/tone.js";
 
 export const OPUS_SAMPLE_RATE = 48000;
@@ -7,7 +7,7 @@ export const SAMPLES_PER_FRAME = (OPUS_SAMPLE_RATE * FRAME_MS) / 1000;
 
 /** Produces consecutive 20 ms Opus frames of a sine tone at 48 kHz mono. */
 export class OpusToneEncoder {
-  private readonly encoder: Encoder;
+  private readonly encoder: OpusEncoder;
   private frameIndex = 0;
 
   constructor(
@@ -15,8 +15,7 @@ export class OpusToneEncoder {
     private readonly amplitude: number,
     bitrate = 20000,
   ) {
-    this.encoder = new Encoder({ channels: 1, sample_rate: OPUS_SAMPLE_RATE, application: "voip" });
-    this.encoder.bitrate = bitrate;
+    this.encoder = new OpusEncoder({ rate: OPUS_SAMPLE_RATE, application: "voip", bitrate });
   }
 
   /** The next frame and its RTP timestamp offset (samples since the first frame). */
@@ -30,8 +29,7 @@ export class OpusToneEncoder {
       samples: SAMPLES_PER_FRAME,
     });
     this.frameIndex++;
-    // The binding may reuse its output memory between calls: copy before handing it on.
-    return { payload: Buffer.from(this.encoder.encode(pcm)), timestampOffset: startSample };
+    return { payload: this.encoder.encode(pcm), timestampOffset: startSample };
   }
 }
 
@@ -48,7 +46,7 @@ export interface TelephoneEvent {
  * minus silence for lost packets, which is enough for tone detection.
  */
 export class OpusPcmRecorder {
-  private readonly decoder = new Decoder({ channels: 1, sample_rate: OPUS_SAMPLE_RATE });
+  private readonly decoder = new OpusDecoder(OPUS_SAMPLE_RATE);
   private readonly chunks: Int16Array[] = [];
   private storedSamples = 0;
   private readonly maxSamples: number;
@@ -59,17 +57,15 @@ export class OpusPcmRecorder {
   }
 
   push(opusPayload: Buffer): void {
-    let decoded: Uint8Array;
+    let decoded: Int16Array;
     try {
       decoded = this.decoder.decode(opusPayload);
     } catch {
       this.decodeErrors++;
       return;
     }
-    const copy = new Int16Array(decoded.byteLength / 2);
-    new Uint8Array(copy.buffer).set(decoded.subarray(0, copy.byteLength));
-    this.chunks.push(copy);
-    this.storedSamples += copy.length;
+    this.chunks.push(decoded);
+    this.storedSamples += decoded.length;
     while (this.chunks.length > 1 && this.storedSamples - (this.chunks[0]?.length ?? 0) >= this.maxSamples) {
       this.storedSamples -= this.chunks.shift()?.length ?? 0;
     }

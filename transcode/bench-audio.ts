@@ -2,9 +2,9 @@
  * CPU cost of the audio pipelines per 20 ms frame, printed, never asserted (timings on a shared 2-core machine
  * are noise-prone). Run: `npm run build && node dist/transcode/bench-audio.js`.
  */
-import { Encoder } from "@evan/opus";
 import { MetaToPbxAudio, PbxToMetaAudio, type OpusRtpInput } from "./audio-pipeline.js";
 import { decodeMulaw, encodeMulaw } from "./g711.js";
+import { OpusEncoder } from "./opus-codec.js";
 import { OpusDecoder8k, OpusEncoder8k } from "./opus.js";
 import { generateTone } from "./tone.js";
 
@@ -41,10 +41,7 @@ function measure(label: string, perRun: () => number): void {
 }
 
 const pcm48k = speech48k(FRAMES);
-const metaEncoder = new Encoder({ channels: 1, sample_rate: 48000, application: "voip" });
-metaEncoder.bitrate = 32000;
-metaEncoder.inband_fec = true;
-metaEncoder.packet_loss = 10;
+const metaEncoder = new OpusEncoder({ rate: 48000, application: "voip", bitrate: 32000, inbandFec: true, packetLossPercent: 10 });
 const opusPackets: OpusRtpInput[] = Array.from({ length: FRAMES }, (_, n) => ({
   payload: metaEncoder.encode(pcm48k.subarray(n * 960, (n + 1) * 960)),
   seq: n & 0xffff,

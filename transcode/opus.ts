@@ -2,18 +2,16 @@
  * Opus at 8 kHz mono, the rate G.711 runs at. libopus resamples and band-limits inside the codec when the
  * decoder or encoder is opened at 8 kHz, so the telephone leg needs no separate resampler.
  *
- * `@evan/opus` (1.0.3) is native libopus on the main thread and its WebAssembly build in media workers
- * (the native binding returns every frame in one process-wide buffer; see gateway/workers/). What it
- * allows, and therefore how losses are handled:
- * - Its `decode(buf)` always calls libopus with `decode_fec = 0` (a second argument is ignored) and rejects an
- *   empty buffer, so in-band FEC (LBRR) cannot be decoded: a lost frame is always filled by libopus PLC.
+ * The binding (opus-codec.ts) decides how losses are handled:
+ * - Its decode always calls libopus with `decode_fec = 0`, so in-band FEC (LBRR) cannot be decoded: a lost
+ *   frame is always filled by libopus PLC.
  * - PLC is reached through a packet that carries a TOC byte and zero-length frames: libopus treats a frame of
  *   length ≤ 1 exactly like a missing packet and conceals the duration the TOC states (opus_decoder.c,
  *   "don't conceal more than what the ToC says"). {@link OpusDecoder8k.conceal} sends such packets.
- * - The encoder exposes every CTL needed here (application, bitrate, complexity, in-band FEC, expected loss,
+ * - The encoder takes every CTL needed here (application, bitrate, complexity, in-band FEC, expected loss,
  *   DTX), so the packets we send carry LBRR that Meta's decoder can use.
  */
-import { Decoder, Encoder } from "@evan/opus";
+import { checkEncoderSettings, OpusDecoder, OpusEncoder } from "./opus-codec.js";
 import { OPUS_RTP_CLOCK_RATE, opusConcealmentPacket } from "./opus-toc.js";
 
 export const TELEPHONE_RATE = 8000;
@@ -40,19 +38,13 @@ const CONCEAL_GRANULE_8K = 20;
 const DEFAULT_TOC = 0x08;
 const SAMPLES_48K_PER_8K = OPUS_RTP_CLOCK_RATE / TELEPHONE_RATE;
 
-function asInt16(bytes: Uint8Array): Int16Array {
-  // The binding returns a fresh copy, so the view is aligned; copy only if that ever stops being true.
-  if (bytes.byteOffset % 2 === 0) return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
-  return new Int16Array(bytes.slice().buffer, 0, bytes.byteLength >> 1);
-}
-
 export class OpusDecoder8k {
-  readonly #decoder: Decoder;
+  readonly #decoder: OpusDecoder;
   #lastToc = DEFAULT_TOC;
 
   constructor() {
     try {
-      this.#decoder = new Decoder({ channels: 1, sample_rate: TELEPHONE_RATE });
+      this.#decoder = new OpusDecoder(TELEPHONE_RATE);
     } catch (error) {
       throw new OpusCodecError("configure", error);
     }
@@ -60,14 +52,14 @@ export class OpusDecoder8k {
 
   /** Decodes one packet (any frame size, any bandwidth) to 8 kHz mono. */
   decode(packet: Uint8Array): Int16Array {
-    let pcm: Uint8Array;
+    let pcm: Int16Array;
     try {
       pcm = this.#decoder.decode(packet);
     } catch (error) {
       throw new OpusCodecError("decode", error);
     }
     this.#lastToc = packet[0] ?? this.#lastToc;
-    return asInt16(pcm);
+    return pcm;
   }
 
   /**
@@ -84,7 +76,7 @@ export class OpusDecoder8k {
       const packet = opusConcealmentPacket(this.#lastToc, (samples - filled) * SAMPLES_48K_PER_8K);
       let pcm: Int16Array;
       try {
-        pcm = asInt16(this.#decoder.decode(packet));
+        pcm = this.#decoder.decode(packet);
       } catch (error) {
         throw new OpusCodecError("conceal", error);
       }
@@ -114,35 +106,18 @@ export interface OpusEncoderOptions {
   expectedLossPercent?: number;
 }
 
-type Complexity = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10;
-
-function checkedComplexity(value: number): Complexity {
-  if (!Number.isInteger(value) || value < 0 || value > 10) {
-    throw new RangeError(`Opus complexity must be an integer 0..10, got ${value}`);
-  }
-  return value as Complexity;
-}
-
 /**
  * Encodes 20 ms frames of 8 kHz mono PCM for the Meta leg. DTX stays off: Meta (and WhatsApp) treat a leg
  * without packets as dead, and the PBX side already decides what silence sounds like.
  */
 export class OpusEncoder8k {
-  readonly #encoder: Encoder;
+  readonly #encoder: OpusEncoder;
 
   constructor(options: OpusEncoderOptions = {}) {
-    const bitrate = options.bitrate ?? 20_000;
-    const complexity = checkedComplexity(options.complexity ?? 5);
-    const loss = options.expectedLossPercent ?? 10;
-    if (!(bitrate >= 6000 && bitrate <= 510_000)) throw new RangeError(`Opus bitrate out of range: ${bitrate}`);
-    if (!(loss >= 0 && loss <= 100)) throw new RangeError(`expected loss must be 0..100 %, got ${loss}`);
+    const settings = { rate: TELEPHONE_RATE, application: "voip", bitrate: options.bitrate ?? 20_000, complexity: options.complexity ?? 5, inbandFec: true, packetLossPercent: options.expectedLossPercent ?? 10, dtx: false } as const;
+    checkEncoderSettings(settings);
     try {
-      this.#encoder = new Encoder({ channels: 1, sample_rate: TELEPHONE_RATE, application: "voip" });
-      this.#encoder.bitrate = bitrate;
-      this.#encoder.complexity = complexity;
-      this.#encoder.inband_fec = true;
-      this.#encoder.packet_loss = Math.round(loss);
-      this.#encoder.dtx = false;
+      this.#encoder = new OpusEncoder(settings);
     } catch (error) {
       throw new OpusCodecError("configure", error);
     }

@@ -1,4 +1,4 @@
-import { Encoder } from "@evan/opus";
+import { OpusEncoder } from "../../transcode/opus-codec.js";
 import { decodeMulaw, encodeMulaw } from "../../transcode/g711.js";
 import { FRAME_MS, PERIOD_FRAMES, speechPattern } from "./speech.js";
 
@@ -17,13 +17,11 @@ export interface FrameLoop {
 export function opusLoop(): FrameLoop {
   const rate = 48000;
   const perFrame = (rate * FRAME_MS) / 1000;
-  const encoder = new Encoder({ channels: 1, sample_rate: rate, application: "voip" });
-  encoder.bitrate = 20000;
+  const encoder = new OpusEncoder({ rate, application: "voip", bitrate: 20000 });
   const pcm = speechPattern(rate, PERIOD_FRAMES * 3);
   const payloads: Buffer[] = [];
   for (let f = 0; f < PERIOD_FRAMES * 3; f++) {
-    // The binding may reuse its output memory: copy.
-    const packet = Buffer.from(encoder.encode(pcm.subarray(f * perFrame, (f + 1) * perFrame)));
+    const packet = encoder.encode(pcm.subarray(f * perFrame, (f + 1) * perFrame));
     if (f >= PERIOD_FRAMES * 2) payloads.push(packet);
   }
   return { payloads, tsStep: perFrame };

@@ -1,4 +1,4 @@
-import { Encoder } from "@evan/opus";
+import { OpusEncoder } from "../../transcode/opus-codec.js";
 import { speechPattern } from "../audio/speech.js";
 
 /** CPU per 20 ms frame of two Opus encoder set-ups, measured on this machine in this run. */
@@ -23,11 +23,7 @@ export function measureOpusEncoderCost(): OpusEncoderCost {
 function perFrameUs(rate: 8000 | 48000, complexity: 1 | 10, fec: boolean, application: "voip" | "audio"): number {
   const samples = (rate / 1000) * 20;
   const pcm = speechPattern(rate, FRAMES);
-  const e = new Encoder({ channels: 1, sample_rate: rate, application });
-  e.bitrate = 20_000;
-  e.complexity = complexity;
-  e.inband_fec = fec;
-  e.packet_loss = fec ? 10 : 0;
+  const e = new OpusEncoder({ rate, application, bitrate: 20_000, complexity, inbandFec: fec, packetLossPercent: fec ? 10 : 0 });
   const best: number[] = [];
   for (let run = 0; run < 3; run++) {
     const t0 = performance.now();

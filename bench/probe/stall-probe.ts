@@ -263,8 +263,8 @@ function flattenSamples(p: CpuProfile): Sample[] {
 /**
  * A label per profile node: the function and its file (or npm package). A native leaf (a binding
  * such as a UDP send, which has no file) is named with its nearest JavaScript caller, and so is
- * WebAssembly (the media workers' libopus build), whose function numbers say nothing: all of it
- * under one caller counts as one `wasm ← caller` entry.
+ * WebAssembly, whose function numbers say nothing: all of it under one caller counts as one
+ * `wasm ← caller` entry.
  */
 function labelNodes(nodes: CpuProfileNode[]): Map<number, string> {
   const parent = new Map<number, number>();

@@ -26,13 +26,7 @@ export class MediaWorker {
     onExit: (code: number) => void,
   ) {
     const data: MediaWorkerData = { index, config, digestSecret };
-    this.thread = new Worker(new URL("./media-worker.js", import.meta.url), {
-      workerData: data,
-      // @evan/opus's native binding writes every encoded and decoded frame into one buffer shared by
-      // the whole process, so threads coding at once overwrite each other's audio. Its WebAssembly
-      // build (libopus with SIMD) keeps one instance per thread, at about 20 % more per frame.
-      env: { ...process.env, OPUS_FORCE_WASM: "1" },
-    });
+    this.thread = new Worker(new URL("./media-worker.js", import.meta.url), { workerData: data });
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`media worker ${index} did not start within ${WORKER_START_MS} ms`)), WORKER_START_MS);
       this.thread.on("message", (m: FromWorker) => {

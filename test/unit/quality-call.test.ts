@@ -1,4 +1,4 @@
-import { Encoder } from "@evan/opus";
+import { OpusEncoder } from "../../transcode/opus-codec.js";
 import { describe, expect, it } from "vitest";
 import { assessCallQuality, type LegFigures, type QualityInputs } from "../../gateway/quality/call-quality.js";
 import { StreamReception } from "../../gateway/quality/reception.js";
@@ -93,7 +93,7 @@ describe("call quality assessment", () => {
 
 describe("jitter-buffer delay toward the PBX", () => {
   function opusPackets(frames: number): OpusRtpInput[] {
-    const encoder = new Encoder({ channels: 1, sample_rate: 48000, application: "voip" });
+    const encoder = new OpusEncoder({ rate: 48000, application: "voip", bitrate: 32000 });
     const pcm = generateTone({ hz: 440, sampleRate: 48000, amplitude: 0.5, startSample: 0, samples: frames * 960 });
     return Array.from({ length: frames }, (_, n) => ({
       payload: encoder.encode(pcm.subarray(n * 960, (n + 1) * 960)),

@@ -1,4 +1,4 @@
-import { Decoder, Encoder } from "@evan/opus";
+import { OpusDecoder, OpusEncoder } from "../../transcode/opus-codec.js";
 import { describe, expect, it } from "vitest";
 import {
   MetaToPbxAudio,
@@ -13,8 +13,7 @@ import { detectTone, generateTone, rmsDbfs } from "../../transcode/tone.js";
 
 /** What Meta sends: a 48 kHz Opus stream with 20 ms packets (or `frameMs`), sequence and timestamps from 0. */
 function opusStream(hz: number, frames: number, frameMs = 20): OpusRtpInput[] {
-  const encoder = new Encoder({ channels: 1, sample_rate: 48000, application: "voip" });
-  encoder.bitrate = 32000;
+  const encoder = new OpusEncoder({ rate: 48000, application: "voip", bitrate: 32000 });
   const frameSamples = 48 * frameMs;
   const pcm = generateTone({ hz, sampleRate: 48000, amplitude: 0.5, startSample: 0, samples: frames * frameSamples });
   return Array.from({ length: frames }, (_, n) => ({
@@ -183,11 +182,8 @@ describe("PbxToMetaAudio", () => {
   }
 
   function decode48k(frames: OpusFrameOutput[]): Int16Array {
-    const decoder = new Decoder({ channels: 1, sample_rate: 48000 });
-    const chunks = frames.map((f) => {
-      const bytes = decoder.decode(f.payload);
-      return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-    });
+    const decoder = new OpusDecoder(48000);
+    const chunks = frames.map((f) => decoder.decode(f.payload));
     const out = new Int16Array(chunks.reduce((n, c) => n + c.length, 0));
     let offset = 0;
     for (const c of chunks) {
