@@ -88,7 +88,10 @@ describe("three gateways behind one webhook URL", () => {
     await redis?.stop();
   });
 
-  beforeEach(async () => {
+  beforeEach(async ({ onTestFailed }) => {
+    onTestFailed(() => {
+      process.stdout.write(`${gateways.map((g) => g.report()).join("\n")}\n`);
+    });
     requireSipp();
     await pbx?.kill();
     pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 50, timeoutS: 60, extraArgs: ["-rtp_echo"] });

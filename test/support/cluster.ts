@@ -50,6 +50,13 @@ export class GatewayProcess {
     return `http://127.0.0.1:${this.httpPort}`;
   }
 
+  /** What a failed test prints of this process: its state and its last lines at `level` or above. */
+  report(count = 40, levels: readonly string[] = ["warn", "error", "fatal"]): string {
+    const kept = this.lines.filter((l) => levels.includes(l.level)).slice(-count);
+    const head = `--- ${this.name} (http ${this.httpPort}, sip ${this.sipPort}, ${this.alive ? "running" : `exited ${this.child.exitCode ?? this.child.signalCode}`}, ${this.lines.length} lines) ---`;
+    return [head, ...kept.map((l) => JSON.stringify(l).slice(0, 600))].join("\n");
+  }
+
   get alive(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
