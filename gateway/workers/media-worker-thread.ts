@@ -15,6 +15,11 @@ export class MediaWorker {
   state: WorkerState = "starting";
   readonly thread: Worker;
   readonly ready: Promise<void>;
+  /**
+   * Settles when the thread has ended. Kept from the start: a thread that ends right after its last
+   * reply emits "exit" in the same turn as that reply, before anyone awaiting the reply could listen.
+   */
+  readonly exited: Promise<number>;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private nextReq = 1;
 
@@ -27,6 +32,7 @@ export class MediaWorker {
   ) {
     const data: MediaWorkerData = { index, config, digestSecret };
     this.thread = new Worker(new URL("./media-worker.js", import.meta.url), { workerData: data });
+    this.exited = new Promise((resolve) => this.thread.once("exit", resolve));
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`media worker ${index} did not start within ${WORKER_START_MS} ms`)), WORKER_START_MS);
       this.thread.on("message", (m: FromWorker) => {

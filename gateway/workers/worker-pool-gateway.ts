@@ -142,9 +142,8 @@ export class WorkerPoolGateway {
         // The worker ends its calls and flushes its reports (its own stop, as a single process's).
         await w.request((req) => ({ t: "stop", req, deadlineMs: 0 }), 30_000).catch((err: unknown) => this.log.warn({ err, worker: w.index }, "media worker stop failed"));
         // A thread that does not end by itself (a handle left open) is ended here.
-        const exited = new Promise((resolve) => w.thread.once("exit", resolve));
         const timer = setTimeout(() => void w.thread.terminate(), WORKER_EXIT_MS);
-        await exited;
+        await w.exited;
         clearTimeout(timer);
       }),
     );
