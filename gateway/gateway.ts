@@ -16,6 +16,7 @@ import { sipUriHost } from "./call/refer-policy.js";
 import { SipTarget } from "./call/sip-target.js";
 import type { CallTarget } from "./call/target.js";
 import { redactConfig, type GatewayConfig } from "./config/config.js";
+import { notReadyReason } from "./http/readiness.js";
 import { HttpServer } from "./http/server.js";
 import { EventDeduper } from "./meta/dedupe.js";
 import { CallMetricsReporter } from "./meta/call-metrics.js";
@@ -201,7 +202,15 @@ export class Gateway {
       onWebhook: (parsed) => (this.cluster ? this.cluster.route(parsed) : this.calls.handleWebhook(parsed)),
       forwarded: this.cluster?.forwardRoute,
       onWebhookResult: (r) => this.metrics.webhook(r),
-      isReady: () => !this.calls.isDraining && !this.calls.atCapacity && this.signaling.ready && (this.cluster?.healthy ?? true),
+      notReady: () =>
+        notReadyReason({
+          draining: this.calls.isDraining,
+          liveCalls: this.registry.size,
+          maxCalls: this.config.calls.maxConcurrent,
+          sipReady: this.signaling.ready,
+          clusterHealthy: this.cluster?.healthy ?? true,
+          workersDown: [],
+        }),
       metrics: async () => {
         const m = await this.metrics.exposition();
         return this.cluster ? { contentType: m.contentType, body: m.body + (await this.cluster.metricsText()) } : m;

@@ -17,7 +17,8 @@ export interface HttpServerOptions {
   /** Receives each verified, parsed delivery after the 200 has been sent. */
   onWebhook: (parsed: WebhookDelivery) => void;
   /** Ready to take calls (false while draining or full). */
-  isReady: () => boolean;
+  /** Why no new call is taken now (`/readyz` 503 with it), undefined when ready. */
+  notReady: () => string | undefined;
   /** Prometheus exposition text. */
   metrics: () => Promise<{ contentType: string; body: string }>;
   /** Live calls with their quality figures, for GET /calls. */
@@ -78,7 +79,8 @@ export class HttpServer {
     if (this.o.forwarded && url.pathname === this.o.forwarded.path && req.method === "POST") return this.handleForwarded(req, res);
     if (url.pathname === "/healthz" && req.method === "GET") return send(res, 200, "ok\n");
     if (url.pathname === "/readyz" && req.method === "GET") {
-      return this.o.isReady() ? send(res, 200, "ready\n") : send(res, 503, "not ready\n");
+      const reason = this.o.notReady();
+      return reason === undefined ? send(res, 200, "ready\n") : send(res, 503, `not ready: ${reason}\n`);
     }
     if (url.pathname === "/calls" && req.method === "GET" && this.o.liveCalls) {
       const body = JSON.stringify({ calls: await this.o.liveCalls() });

@@ -9,6 +9,7 @@ import { rateRefusal, SipIngressPolicy, SourceRate } from "../call/sip-ingress.j
 import { Cluster } from "../cluster/cluster.js";
 import { redactConfig, type GatewayConfig } from "../config/config.js";
 import { advertisedHttpHost, mediaAddressFor, sipSignalingFor, stopGraceSeconds } from "../gateway.js";
+import { notReadyReason } from "../http/readiness.js";
 import { HttpServer } from "../http/server.js";
 import { LogThrottle } from "../log.js";
 import type { WebhookDelivery } from "../meta/webhook-delivery.js";
@@ -91,7 +92,7 @@ export class WorkerPoolGateway {
       onWebhook: (parsed) => (this.cluster ? this.cluster.route(parsed) : this.dispatch.route(parsed)),
       forwarded: this.cluster?.forwardRoute,
       onWebhookResult: (r) => webhooks.inc({ result: r }),
-      isReady: () => this.isReady(),
+      notReady: () => this.notReady(),
       metrics: () => this.exposition(),
       liveCalls: () => this.liveCalls(),
     });
@@ -214,14 +215,15 @@ export class WorkerPoolGateway {
     return this.dispatch.leastLoaded((w) => this.bridge.callsOf(w));
   }
 
-  private isReady(): boolean {
-    return (
-      this.state === "running" &&
-      this.dispatch.totalLive < this.config.calls.maxConcurrent &&
-      this.signaling.ready &&
-      this.workers.every((w) => w.state === "up") &&
-      (this.cluster?.healthy ?? true)
-    );
+  private notReady(): string | undefined {
+    return notReadyReason({
+      draining: this.state !== "running",
+      liveCalls: this.dispatch.totalLive,
+      maxCalls: this.config.calls.maxConcurrent,
+      sipReady: this.signaling.ready,
+      clusterHealthy: this.cluster?.healthy ?? true,
+      workersDown: this.workers.filter((w) => w.state !== "up").map((w) => w.index),
+    });
   }
 
   /** Whether one more new call is taken: running, the cluster admitting, and room under MAX_CONCURRENT_CALLS. */

@@ -184,6 +184,7 @@ describe("three gateways behind one webhook URL", () => {
     await redis.halt();
     await waitFor(() => gateways.every((g) => g.find("Redis unreachable: serving the calls this instance owns, refusing new ones").length > 0), 5000, "every instance to notice");
     expect(await Promise.all(gateways.map((g) => g.readyz()))).toEqual([503, 503, 503]);
+    expect(await gateways[1]!.readyzText()).toBe("not ready: Redis unreachable\n");
     // A terminate landing anywhere still reaches the call's owner (offered to every instance).
     await hungUpMeanwhile!.hangup();
     await waitFor(() => endedAt(ownerOf(hungUpMeanwhile!.id)!, hungUpMeanwhile!.id), 2000, "the owner to end the call without Redis");

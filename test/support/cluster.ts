@@ -74,6 +74,11 @@ export class GatewayProcess {
     return (await fetch(`${this.url}/readyz`)).status;
   }
 
+  /** `/readyz`'s body: why the instance is not ready, when it is not. */
+  async readyzText(): Promise<string> {
+    return (await fetch(`${this.url}/readyz`)).text();
+  }
+
   kill(signal: NodeJS.Signals): void {
     if (this.alive) this.child.kill(signal);
   }

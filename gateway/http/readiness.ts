@@ -1,0 +1,25 @@
+/** What `/readyz` is decided from, the same for a single-thread gateway and one with media workers. */
+export interface ReadinessFacts {
+  draining: boolean;
+  liveCalls: number;
+  maxCalls: number;
+  /** The SIP side listens (and, with a registrar, is registered). */
+  sipReady: boolean;
+  /** Redis answers, when the instance is in a cluster. */
+  clusterHealthy: boolean;
+  /** Media worker threads not up (starting again after a crash); empty without workers. */
+  workersDown: readonly number[];
+}
+
+/**
+ * Why the instance takes no new calls now, or undefined when it does. The reason is `/readyz`'s
+ * body, so an operator (or a balancer's log) sees which condition holds without reading metrics.
+ */
+export function notReadyReason(f: ReadinessFacts): string | undefined {
+  if (f.draining) return "draining";
+  if (f.workersDown.length > 0) return `media worker ${f.workersDown.join(", ")} not up`;
+  if (!f.sipReady) return "SIP side not ready (not listening, or not registered)";
+  if (!f.clusterHealthy) return "Redis unreachable";
+  if (f.liveCalls >= f.maxCalls) return `full: ${f.liveCalls} of ${f.maxCalls} calls`;
+  return undefined;
+}
