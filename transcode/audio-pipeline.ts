@@ -9,7 +9,8 @@
 import { ComfortNoise } from "./comfort-noise.js";
 import { g711Codec, g711ForPayloadType, type G711Codec, type G711Variant } from "./g711.js";
 import { JitterBuffer, type JitterBufferOptions, type JitterEvent, type JitterStats } from "./jitter-buffer.js";
-import { FRAME_SAMPLES_8K, OpusCodecError, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from "./opus.js";
+import { OpusCodecError } from "./opus-codec.js";
+import { FRAME_SAMPLES_8K, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from "./opus.js";
 import { OPUS_RTP_CLOCK_RATE, opusPacketSamples } from "./opus-toc.js";
 import { PcmReframer } from "./pcm-reframer.js";
 

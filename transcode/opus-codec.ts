@@ -30,6 +30,22 @@ const CTL = {
 } as const;
 const APPLICATION = { voip: 2048, audio: 2049 } as const;
 
+/** libopus refused an operation (a native error, or a packet it cannot take). */
+export class OpusCodecError extends Error {
+  constructor(operation: "decode" | "encode" | "conceal" | "configure", cause: unknown) {
+    super(`libopus ${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "OpusCodecError";
+  }
+}
+
+function configured<T>(make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    throw new OpusCodecError("configure", error);
+  }
+}
+
 export type OpusRate = 8000 | 12000 | 16000 | 24000 | 48000;
 
 export interface OpusEncoderSettings {
@@ -55,33 +71,39 @@ function int16View(bytes: Buffer): Int16Array {
   return new Int16Array(Uint8Array.prototype.slice.call(bytes).buffer, 0, bytes.byteLength >> 1);
 }
 
-/** Throws a RangeError naming the first setting libopus would refuse. */
-export function checkEncoderSettings(settings: OpusEncoderSettings): void {
-  const { bitrate, complexity = 5, packetLossPercent = 0 } = settings;
-  if (!Number.isInteger(bitrate) || bitrate < 6000 || bitrate > 510_000) throw new RangeError(`Opus bitrate out of range: ${bitrate}`);
-  if (!Number.isInteger(complexity) || complexity < 0 || complexity > 10) throw new RangeError(`Opus complexity must be an integer 0..10, got ${complexity}`);
-  if (!(packetLossPercent >= 0 && packetLossPercent <= 100)) throw new RangeError(`expected loss must be 0..100 %, got ${packetLossPercent}`);
-}
-
+/**
+ * Settings out of range are a RangeError (the caller's mistake); what libopus itself refuses is an
+ * OpusCodecError.
+ */
 export class OpusEncoder {
   readonly #native: NativeOpus;
 
   constructor(settings: OpusEncoderSettings) {
-    checkEncoderSettings(settings);
     const { bitrate, complexity = 5, packetLossPercent = 0 } = settings;
-    this.#native = new native.OpusEncoder(settings.rate, 1);
-    // The application can only be set before the first frame (libopus), which is now.
-    this.#native.applyEncoderCTL(CTL.setApplication, APPLICATION[settings.application]);
-    this.#native.applyEncoderCTL(CTL.setBitrate, bitrate);
-    this.#native.applyEncoderCTL(CTL.setComplexity, complexity);
-    this.#native.applyEncoderCTL(CTL.setInbandFec, settings.inbandFec ? 1 : 0);
-    this.#native.applyEncoderCTL(CTL.setPacketLossPercent, Math.round(packetLossPercent));
-    this.#native.applyEncoderCTL(CTL.setDtx, settings.dtx ? 1 : 0);
+    if (!Number.isInteger(bitrate) || bitrate < 6000 || bitrate > 510_000) throw new RangeError(`Opus bitrate out of range: ${bitrate}`);
+    if (!Number.isInteger(complexity) || complexity < 0 || complexity > 10) throw new RangeError(`Opus complexity must be an integer 0..10, got ${complexity}`);
+    if (!(packetLossPercent >= 0 && packetLossPercent <= 100)) throw new RangeError(`expected loss must be 0..100 %, got ${packetLossPercent}`);
+    this.#native = configured(() => {
+      const n = new native.OpusEncoder(settings.rate, 1);
+      // The application can only be set before the first frame (libopus), which is now.
+      n.applyEncoderCTL(CTL.setApplication, APPLICATION[settings.application]);
+      n.applyEncoderCTL(CTL.setBitrate, bitrate);
+      n.applyEncoderCTL(CTL.setComplexity, complexity);
+      n.applyEncoderCTL(CTL.setInbandFec, settings.inbandFec ? 1 : 0);
+      n.applyEncoderCTL(CTL.setPacketLossPercent, Math.round(packetLossPercent));
+      n.applyEncoderCTL(CTL.setDtx, settings.dtx ? 1 : 0);
+      return n;
+    });
   }
 
   /** One frame of mono PCM (2.5 … 60 ms at the encoder's rate) in, one Opus packet out. */
   encode(pcm: Int16Array): Buffer {
-    return this.#native.encode(pcmBytes(pcm));
+    // A try here rather than a helper taking a closure: this runs for every frame.
+    try {
+      return this.#native.encode(pcmBytes(pcm));
+    } catch (error) {
+      throw new OpusCodecError("encode", error);
+    }
   }
 
   reset(): void {
@@ -93,7 +115,7 @@ export class OpusDecoder {
   readonly #native: NativeOpus;
 
   constructor(rate: OpusRate) {
-    this.#native = new native.OpusEncoder(rate, 1);
+    this.#native = configured(() => new native.OpusEncoder(rate, 1));
   }
 
   /**
@@ -101,9 +123,13 @@ export class OpusDecoder {
    * take it for a loss of up to 120 ms, not of the packet's own duration.
    */
   decode(packet: Uint8Array): Int16Array {
-    if (packet.length === 0) throw new RangeError("an empty Opus packet carries no TOC byte");
+    if (packet.length === 0) throw new OpusCodecError("decode", new Error("an empty Opus packet carries no TOC byte"));
     const bytes = Buffer.isBuffer(packet) ? packet : Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength);
-    return int16View(this.#native.decode(bytes));
+    try {
+      return int16View(this.#native.decode(bytes));
+    } catch (error) {
+      throw new OpusCodecError("decode", error);
+    }
   }
 
   reset(): void {

@@ -11,19 +11,12 @@
  * - The encoder takes every CTL needed here (application, bitrate, complexity, in-band FEC, expected loss,
  *   DTX), so the packets we send carry LBRR that Meta's decoder can use.
  */
-import { checkEncoderSettings, OpusDecoder, OpusEncoder } from "./opus-codec.js";
+import { OpusCodecError, OpusDecoder, OpusEncoder } from "./opus-codec.js";
 import { OPUS_RTP_CLOCK_RATE, opusConcealmentPacket } from "./opus-toc.js";
 
 export const TELEPHONE_RATE = 8000;
 /** 20 ms at 8 kHz: the frame both G.711 (ptime 20) and our Opus encoder use. */
 export const FRAME_SAMPLES_8K = 160;
-
-export class OpusCodecError extends Error {
-  constructor(operation: "decode" | "encode" | "conceal" | "configure", cause: unknown) {
-    super(`libopus ${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = "OpusCodecError";
-  }
-}
 
 export class OpusFrameSizeError extends RangeError {
   constructor(message: string) {
@@ -39,25 +32,12 @@ const DEFAULT_TOC = 0x08;
 const SAMPLES_48K_PER_8K = OPUS_RTP_CLOCK_RATE / TELEPHONE_RATE;
 
 export class OpusDecoder8k {
-  readonly #decoder: OpusDecoder;
+  readonly #decoder = new OpusDecoder(TELEPHONE_RATE);
   #lastToc = DEFAULT_TOC;
-
-  constructor() {
-    try {
-      this.#decoder = new OpusDecoder(TELEPHONE_RATE);
-    } catch (error) {
-      throw new OpusCodecError("configure", error);
-    }
-  }
 
   /** Decodes one packet (any frame size, any bandwidth) to 8 kHz mono. */
   decode(packet: Uint8Array): Int16Array {
-    let pcm: Int16Array;
-    try {
-      pcm = this.#decoder.decode(packet);
-    } catch (error) {
-      throw new OpusCodecError("decode", error);
-    }
+    const pcm = this.#decoder.decode(packet);
     this.#lastToc = packet[0] ?? this.#lastToc;
     return pcm;
   }
@@ -114,13 +94,15 @@ export class OpusEncoder8k {
   readonly #encoder: OpusEncoder;
 
   constructor(options: OpusEncoderOptions = {}) {
-    const settings = { rate: TELEPHONE_RATE, application: "voip", bitrate: options.bitrate ?? 20_000, complexity: options.complexity ?? 5, inbandFec: true, packetLossPercent: options.expectedLossPercent ?? 10, dtx: false } as const;
-    checkEncoderSettings(settings);
-    try {
-      this.#encoder = new OpusEncoder(settings);
-    } catch (error) {
-      throw new OpusCodecError("configure", error);
-    }
+    this.#encoder = new OpusEncoder({
+      rate: TELEPHONE_RATE,
+      application: "voip",
+      bitrate: options.bitrate ?? 20_000,
+      complexity: options.complexity ?? 5,
+      inbandFec: true,
+      packetLossPercent: options.expectedLossPercent ?? 10,
+      dtx: false,
+    });
   }
 
   /** One 20 ms frame (160 samples) in, one Opus packet (48 kHz RTP clock: 960 ticks) out. */
@@ -128,11 +110,7 @@ export class OpusEncoder8k {
     if (frame.length !== FRAME_SAMPLES_8K) {
       throw new OpusFrameSizeError(`Opus encoder takes ${FRAME_SAMPLES_8K} samples per frame, got ${frame.length}`);
     }
-    try {
-      return this.#encoder.encode(frame);
-    } catch (error) {
-      throw new OpusCodecError("encode", error);
-    }
+    return this.#encoder.encode(frame);
   }
 
   reset(): void {

@@ -3,7 +3,7 @@ import { MetaSimulator, type SimCall } from "../../sim/index.js";
 import { buildGatewayOnce, GatewayProcess, invitesPerCall, RandomBalancer } from "../support/cluster.js";
 import { graphRequests, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, TEST_VERIFY_TOKEN, waitFor } from "../support/harness.js";
 import { RedisServer, freeTcpPort, requireRedis } from "../support/redis.js";
-import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
+import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startEchoPbx, startSipp, type SippProcess } from "../support/sipp.js";
 
 const LEASE_MS = 3_000;
 const CLUSTER_SECRET = "cluster-test-secret-0123456789";
@@ -94,8 +94,7 @@ describe("three gateways behind one webhook URL", () => {
     });
     requireSipp();
     await pbx?.kill();
-    pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 50, timeoutS: 60, extraArgs: ["-rtp_echo"] });
-    await pbx.ready;
+    pbx = await startEchoPbx(pbxPort, 50);
   });
 
   async function forwardedTotal(): Promise<number> {

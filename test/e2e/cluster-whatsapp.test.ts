@@ -4,7 +4,7 @@ import { MetaSimulator, type WhatsAppCall } from "../../sim/index.js";
 import { buildGatewayOnce, clusterCounter, clusterMemberEnv, clusterUp, killCluster, GatewayProcess, GraphHoldingProxy, invitesPerCall, RandomBalancer } from "../support/cluster.js";
 import { graphRequests, sleep, TEST_APP_SECRET, TEST_VERIFY_TOKEN, waitFor } from "../support/harness.js";
 import { RedisServer, freeTcpPort, requireRedis } from "../support/redis.js";
-import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp, type SippProcess, type SippResult } from "../support/sipp.js";
+import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startEchoPbx, startSipp, type SippProcess, type SippResult } from "../support/sipp.js";
 
 const LEASE_MS = 3_000;
 const CLUSTER_SECRET = "cluster-test-secret-0123456789";
@@ -99,9 +99,9 @@ describe("WhatsApp calls through three gateways behind one webhook URL", () => {
   /** A fresh SIPp PBX answering the users' calls (and echoing their audio). */
   async function startPbx(): Promise<SippProcess> {
     await pbx?.kill();
-    pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 50, timeoutS: 60, extraArgs: ["-rtp_echo"] });
-    await pbx.ready;
-    return pbx;
+    const started = await startEchoPbx(pbxPort, 50);
+    pbx = started;
+    return started;
   }
 
   const forwardedTotal = (): Promise<number> => clusterCounter(live(), /^gateway_cluster_forwards_total\{result="ok"\} (\d+)/m);

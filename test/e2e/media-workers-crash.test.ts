@@ -5,7 +5,7 @@ import { loadConfig } from "../../gateway/config/config.js";
 import { createLogger } from "../../gateway/log.js";
 import { buildGatewayOnce, loopbackGatewayEnv } from "../support/cluster.js";
 import { graphRequests, LogCapture, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, waitFor } from "../support/harness.js";
-import { describe as describeSipp, freePort, killAllSipp, requireSipp, startSipp, type SippProcess } from "../support/sipp.js";
+import { describe as describeSipp, freePort, killAllSipp, requireSipp, startEchoPbx, type SippProcess } from "../support/sipp.js";
 
 /** The worker pool as built (dist/): its workers load dist/gateway/workers/media-worker.js. */
 interface Pool {
@@ -31,8 +31,7 @@ describe("a media worker that dies", () => {
     buildGatewayOnce();
     sim = await MetaSimulator.start({ appSecret: TEST_APP_SECRET, pageId: TEST_PAGE_ID, pageAccessToken: TEST_PAGE_TOKEN });
     const pbxPort = await freePort();
-    pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 10, timeoutS: 60, extraArgs: ["-rtp_echo"] });
-    await pbx.ready;
+    pbx = await startEchoPbx(pbxPort, 10);
     const config = loadConfig({
       ...loopbackGatewayEnv({ graphUrl: sim.graphUrl, httpPort: 0, rtp: [47800, 48399], pbxPort, sipPort: 0 }),
       MEDIA_WORKERS: "2",

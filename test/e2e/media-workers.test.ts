@@ -5,7 +5,7 @@ import { buildGatewayOnce, GatewayProcess, loopbackGatewayEnv } from "../support
 import { graphRequests, sleep, TEST_APP_SECRET, TEST_PAGE_ID, TEST_PAGE_TOKEN, waitFor } from "../support/harness.js";
 import { gatewayBackends, startDrachtio, type DrachtioServer } from "../support/drachtio.js";
 import { freeTcpPort } from "../support/redis.js";
-import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startSipp } from "../support/sipp.js";
+import { describe as describeSipp, finish, freePort, killAllSipp, requireSipp, startEchoPbx, startSipp } from "../support/sipp.js";
 
 const WORKERS = 2;
 /** For the whole process, not per worker. */
@@ -66,8 +66,7 @@ describe("one gateway process, calls on media worker threads", () => {
   beforeAll(async () => {
     requireSipp();
     const pbxPort = await freePort();
-    const pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 50, timeoutS: 120, extraArgs: ["-rtp_echo"] });
-    await pbx.ready;
+    await startEchoPbx(pbxPort, 50, 120);
     rig = await startRig("gw", {
       pbxPort,
       rtp: [47000, 47799],
@@ -199,8 +198,7 @@ describe.skipIf(drachtioBackend.skipReason !== undefined)("media worker threads 
     requireSipp();
     drachtio = await startDrachtio();
     const pbxPort = await freePort();
-    const pbx = startSipp({ scenario: "cluster-pbx.xml", port: pbxPort, calls: 10, timeoutS: 60, extraArgs: ["-rtp_echo"] });
-    await pbx.ready;
+    await startEchoPbx(pbxPort, 10);
     rig = await startRig("gw-drachtio", {
       pbxPort,
       rtp: [48400, 48999],

@@ -254,6 +254,16 @@ function portHolders(port: number): string {
   return `\n--- sockets on ${port}..${port + 2} ---\n${r.error ? String(r.error) : r.stdout || "(none)"}`;
 }
 
+/**
+ * A PBX that answers up to `calls` calls and echoes their audio (cluster-pbx.xml with -rtp_echo),
+ * bound and ready; the gateway hangs up.
+ */
+export async function startEchoPbx(port: number, calls: number, timeoutS = 60): Promise<SippProcess> {
+  const pbx = startSipp({ scenario: "cluster-pbx.xml", port, calls, timeoutS, extraArgs: ["-rtp_echo"] });
+  await pbx.ready;
+  return pbx;
+}
+
 /** Kills every SIPp still running (for afterEach/afterAll). */
 export async function killAllSipp(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill()));
