@@ -19,6 +19,8 @@ import {
   type RTCRtpSender,
   type RtcpPacket,
 } from "werift";
+import pino from "pino";
+import { MetaLeg } from "../../gateway/webrtc/meta-leg.js";
 import { TRANSPORT_CC_URI, TransportFeedbackRecorder, transportSequenceNumber } from "../../gateway/webrtc/transport-cc.js";
 import { loopbackIceConfig } from "../../sim/loopback-ice.js";
 import { waitFor } from "../support/harness.js";
@@ -33,7 +35,9 @@ import { waitFor } from "../support/harness.js";
  * keeps transport-cc negotiated but stops werift's own (malformed) transport-cc feedback, so that
  * ours (gateway/webrtc/transport-cc.ts) is the only one. On every packet, it reads RTP header bit
  * fields with shifts instead of string round trips, and takes RFC 3550 NTP timestamps
- * arithmetically (with a binary fraction, not decimal digits). These tests fail when `npm ci` did not
+ * arithmetically (with a binary fraction, not decimal digits). Within `icePortRange`, a port search
+ * goes round the range instead of scanning it from its first port (one probe per call instead of
+ * one per port in use), and a certificate's fingerprint is hashed once. These tests fail when `npm ci` did not
  * apply it, or when the keystream or the key exchange is wrong.
  */
 
@@ -323,4 +327,52 @@ describe("werift per-packet header work, as patched", () => {
     expect(ms).toBeGreaterThan(before - 50);
     expect(ms).toBeLessThan(after + 50);
   });
+});
+
+describe("werift ICE ports in a range, as patched", () => {
+  const quiet = pino({ level: "silent" });
+  const legs: MetaLeg[] = [];
+  afterEach(async () => {
+    await Promise.all(legs.splice(0).map((l) => l.close()));
+  });
+
+  // A range of its own, so that no other search has moved its cursor.
+  const min = 41000 + Math.floor(Math.random() * 2000) * 4;
+  const range: [number, number] = [min, min + 59];
+  async function offeredPort(): Promise<number> {
+    const leg = new MetaLeg(`c${legs.length}`, { portRange: range, publicIp: "127.0.0.1", bindIp: "127.0.0.1", stunUrls: [] }, quiet);
+    legs.push(leg);
+    const sdp = await leg.createOffer();
+    const port = /a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host/.exec(sdp)?.[1];
+    expect(port, sdp).toBeDefined();
+    return Number(port);
+  }
+
+  it("hands the range out round-robin: a port just released is not taken again at once", async () => {
+    const a = await offeredPort();
+    const b = await offeredPort();
+    const c = await offeredPort();
+    expect(b).toBeGreaterThan(a);
+    expect(c).toBeGreaterThan(b);
+    // Unpatched, the search starts at the range's first port and finds the one just freed.
+    await legs[0]!.close();
+    const next = await offeredPort();
+    expect(next).toBeGreaterThan(c);
+    for (const p of [a, b, c, next]) {
+      expect(p).toBeGreaterThanOrEqual(range[0]);
+      expect(p).toBeLessThanOrEqual(range[1]);
+    }
+  }, 20_000);
+
+  it("gives calls set up at the same time different ports", async () => {
+    const ports = await Promise.all(Array.from({ length: 12 }, () => offeredPort()));
+    expect(new Set(ports).size).toBe(12);
+  }, 20_000);
+
+  it("hashes the certificate's fingerprint once", async () => {
+    await offeredPort();
+    const { RTCDtlsTransport } = await import("werift");
+    const cert = (RTCDtlsTransport as unknown as { localCertificate: { getFingerprints(): unknown[] } }).localCertificate;
+    expect(cert.getFingerprints()).toBe(cert.getFingerprints());
+  }, 20_000);
 });
