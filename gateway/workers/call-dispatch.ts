@@ -26,7 +26,11 @@ export class CallDispatch<D extends Delivery> {
   /** Each call's worker; `businessId` (its Page or number) once the worker registered it. */
   private readonly owners = new Map<string, { worker: number; businessId?: string; endedAt?: number }>();
   private readonly live: number[];
+  /** In the order handed out, so the oldest are first. */
   private readonly assigned = new Map<string, { worker: number; at: number }>();
+  /** Ended calls in the order they ended: expiry reads only the head, not every call remembered. */
+  private readonly ended: { callId: string; at: number }[] = [];
+  private endedHead = 0;
   private readonly now: () => number;
 
   constructor(private readonly o: CallDispatchOptions<D>) {
@@ -64,7 +68,7 @@ export class CallDispatch<D extends Delivery> {
   callEnded(worker: number, callId: string): void {
     this.live[worker] = Math.max(0, (this.live[worker] ?? 0) - 1);
     const owner = this.owners.get(callId);
-    if (owner) owner.endedAt = this.now();
+    if (owner) this.markEnded(callId, owner);
     this.expire();
   }
 
@@ -109,15 +113,31 @@ export class CallDispatch<D extends Delivery> {
     return held;
   }
 
+  private markEnded(callId: string, owner: { endedAt?: number }): void {
+    owner.endedAt = this.now();
+    this.ended.push({ callId, at: owner.endedAt });
+  }
+
+  /** Amortised O(1) per call: both lists are in time order, so only expired heads are read. */
   private expire(): void {
     const now = this.now();
     for (const [id, a] of this.assigned) {
-      if (now - a.at > ASSIGNED_COUNTS_MS) {
-        this.assigned.delete(id);
-        // Never reported: the worker refused it (full, draining) or it failed before it was registered.
-        if (this.owners.get(id)?.worker === a.worker && this.owners.get(id)?.endedAt === undefined) this.owners.get(id)!.endedAt = now;
-      }
+      if (now - a.at <= ASSIGNED_COUNTS_MS) break;
+      this.assigned.delete(id);
+      // Never reported: the worker refused it (full, draining) or it failed before it was registered.
+      const owner = this.owners.get(id);
+      if (owner?.worker === a.worker && owner.endedAt === undefined) this.markEnded(id, owner);
     }
-    for (const [id, o] of this.owners) if (o.endedAt !== undefined && now - o.endedAt > ENDED_KEPT_MS) this.owners.delete(id);
+    while (this.endedHead < this.ended.length) {
+      const e = this.ended[this.endedHead]!;
+      if (now - e.at <= ENDED_KEPT_MS) break;
+      this.endedHead++;
+      // Unless the id was seen again since (a later end is further down the list).
+      if (this.owners.get(e.callId)?.endedAt === e.at) this.owners.delete(e.callId);
+    }
+    if (this.endedHead > 1024 && this.endedHead * 2 > this.ended.length) {
+      this.ended.splice(0, this.endedHead);
+      this.endedHead = 0;
+    }
   }
 }

@@ -85,6 +85,31 @@ describe("which media worker gets each webhook", () => {
     expect(sent.map((s) => s.worker)).toEqual([0, 1]);
   });
 
+  it("forgets ended calls oldest first, however many it remembers, and keeps a call that ended again", () => {
+    const { dispatch, sent, advance } = setup(2);
+    for (let i = 0; i < 3000; i++) {
+      dispatch.callAdded(1, `c${i}`, "page");
+      dispatch.callEnded(1, `c${i}`);
+      advance(20);
+    }
+    // c0 was seen again and ended once more, late: its first end no longer counts.
+    dispatch.callAdded(1, "c0", "page");
+    dispatch.callEnded(1, "c0");
+    // Now 60 s after c0's first end plus 30 s: c0…c1499 ended more than 60 s ago.
+    advance(30_000);
+    dispatch.leastLoaded();
+    const workersFor = (callId: string): number[] => {
+      sent.length = 0;
+      dispatch.route({ events: [terminate(callId)], rejected: [] });
+      return sent.map((s) => s.worker);
+    };
+    expect(workersFor("c1")).toEqual([0, 1]);
+    expect(workersFor("c1498")).toEqual([0, 1]);
+    expect(workersFor("c1501")).toEqual([1]);
+    expect(workersFor("c2999")).toEqual([1]);
+    expect(workersFor("c0")).toEqual([1]);
+  });
+
   it("stops counting a handed-out call the worker never reported (refused there) after a few seconds", () => {
     const { dispatch, advance } = setup(2);
     dispatch.route({ events: [connect("a")], rejected: [] });
