@@ -68,7 +68,8 @@ export async function startGateway(group: ProcessGroup, o: GatewayStartOptions):
     PUBLIC_IP: "127.0.0.1",
     MEDIA_BIND_IP: "127.0.0.1",
     MAX_CONCURRENT_CALLS: "5000",
-    LOG_LEVEL: "warn",
+    // BENCH_GATEWAY_LOG_LEVEL=info (with BENCH_LOG_DIR) keeps the calls' set-up steps in the logs.
+    LOG_LEVEL: process.env.BENCH_GATEWAY_LOG_LEVEL ?? "warn",
     DRAIN_SECONDS: "0",
   };
   const nodeArgs = o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=gateway-${o.index}.cpuprofile`] : [];
