@@ -9,6 +9,7 @@ import { connectEvent, terminateEvent } from "../../sim/webhook-events.js";
 import { WebhookSender } from "../../sim/webhook-sender.js";
 import type { BenchCall } from "./bench-call.js";
 import type { CallDriver } from "./driver.js";
+import { GraphFront } from "./graph-front.js";
 
 export interface GatewayDriverOptions {
   pageId: string;
@@ -29,6 +30,7 @@ const BYE_WAIT_MS = 10_000;
 export class GatewayDriver implements CallDriver {
   private readonly calls = new Map<string, BenchCall>();
   private graph: GraphServer | undefined;
+  private front: GraphFront | undefined;
   private sip: EmbeddedSipSignaling | undefined;
   private webhooks: WebhookSender | undefined;
   private readonly pbxLegs = new Map<string, IncomingSipCall>();
@@ -46,10 +48,11 @@ export class GatewayDriver implements CallDriver {
       callMetrics: () => ({ success: true }),
     };
     this.graph = await GraphServer.start({ host: "127.0.0.1", port: 0, pageId: this.o.pageId, pageAccessToken: this.o.pageAccessToken }, backend);
+    this.front = await GraphFront.start(this.graph.url, ["accept"]);
     this.sip = new EmbeddedSipSignaling({ address: "127.0.0.1", port: 0, transports: ["udp"], host: "127.0.0.1", userAgent: "bench-pbx" });
     this.sip.on("incoming", (call) => void this.onInvite(call));
     await this.sip.start();
-    return { graphUrl: this.graph.url, sipPort: this.sip.port };
+    return { graphUrl: this.front.url, sipPort: this.sip.port };
   }
 
   setWebhookUrl(url: string): void {
@@ -116,6 +119,7 @@ export class GatewayDriver implements CallDriver {
   async close(): Promise<void> {
     await this.webhooks?.close();
     await this.sip?.stop();
+    await this.front?.close();
     await this.graph?.close();
   }
 
@@ -131,7 +135,7 @@ export class GatewayDriver implements CallDriver {
       call.fail(`gateway sent ${request.action}`);
       return { success: true };
     }
-    call.times.acceptArrivedAt = performance.now();
+    call.times.acceptArrivedAt = this.front?.takeArrival("accept", request.callId) ?? performance.now();
     const consumer = call.createConsumer("server");
     const answer = shapeMetaAnswer(await consumer.answerOffer(request.session.sdp));
     const reoffer = shapeMetaReoffer(await consumer.createSplitReoffer());
