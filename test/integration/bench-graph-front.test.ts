@@ -29,11 +29,14 @@ describe("the bench's Graph front", () => {
   async function start(): Promise<Front> {
     const backend: GraphBackend = {
       handleCalls: (request) => {
-        if (request.callId !== "known") throw graphErrors.invalidCallId(request.callId);
+        const callId = "callId" in request ? request.callId : "";
+        if (callId !== "known") throw graphErrors.invalidCallId(callId);
         return { success: true };
       },
       callPermissions: () => ({ permission: { status: "has_permission" }, actions: [] }),
-      sendMessage: () => ({ success: true }),
+      sendMessage: () => {
+        throw graphErrors.invalidParameter("no messages here");
+      },
       callMetrics: () => ({ success: true }),
     };
     const graph = await GraphServer.start({ host: "127.0.0.1", port: 0, pageId: PAGE, pageAccessToken: TOKEN }, backend);
