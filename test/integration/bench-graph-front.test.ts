@@ -28,7 +28,7 @@ describe("the bench's Graph front", () => {
 
   async function start(): Promise<Front> {
     const backend: GraphBackend = {
-      handleCalls: (request) => {
+      handleCalls: async (request) => {
         const callId = "callId" in request ? request.callId : "";
         if (callId !== "known") throw graphErrors.invalidCallId(callId);
         return { success: true };
