@@ -22,6 +22,7 @@ import { EventDeduper } from "./meta/dedupe.js";
 import { CallMetricsReporter } from "./meta/call-metrics.js";
 import { GraphClient } from "./meta/graph-client.js";
 import { GraphHttp } from "./meta/graph-http.js";
+import type { HttpSend } from "./meta/http-send.js";
 import { WhatsAppGraphClient } from "./meta/whatsapp-client.js";
 import type { MessengerPage, WhatsAppNumber } from "./call/call-manager.js";
 import { GatewayMetrics } from "./metrics.js";
@@ -110,6 +111,7 @@ export class Gateway {
       timeoutMs: meta.graphTimeoutMs,
       logger: log.child({ subsystem: "graph" }),
       onRequest: (action, seconds, ok) => this.metrics.graphRequest(action, seconds, ok),
+      send: parts.graphSend,
     });
     this.graphHttp = graphHttp;
     const pages = new Map<string, MessengerPage & { meta: GraphClient }>();
@@ -377,6 +379,8 @@ export interface GatewayParts {
   admitting?: () => boolean;
   /** The key agents' digest nonces are signed with, the same in every worker of a process. */
   digestSecret?: Buffer;
+  /** How Graph API requests are sent (in a media worker: by the owner thread). */
+  graphSend?: HttpSend;
 }
 
 /** Address our SIP-side SDP advertises for media. */

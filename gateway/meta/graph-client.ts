@@ -3,6 +3,7 @@ import { parseCallPermission, type CallPermission } from "./call-permission.js";
 import type { GraphApiError, GraphAction } from "./graph-errors.js";
 import { GraphHttp, requireNonEmpty, type GraphClientStats, type GraphRequest } from "./graph-http.js";
 import { DEFAULT_LIMITS, ID_PATTERNS } from "../config/limits.js";
+import type { HttpSend } from "./http-send.js";
 import { isRecord, readId, readSdpField, type JsonRecord } from "./wire-values.js";
 
 export type TrackLabel = "default_audio" | "default_video" | "screen_audio" | "screen_video";
@@ -23,7 +24,7 @@ export interface GraphClientOptions {
   accessToken: string;
   timeoutMs?: number;
   logger?: Logger;
-  fetchImpl?: typeof fetch;
+  send?: HttpSend;
   /** Every HTTP attempt, when it is over: its action, latency and whether it succeeded. */
   onRequest?: (action: GraphAction, seconds: number, ok: boolean) => void;
   /** The process's shared Graph transport; one of its own (from the options above) when absent. */

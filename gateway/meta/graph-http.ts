@@ -1,6 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { GRAPH_ACTIONS, GraphApiError, type GraphAction } from "./graph-errors.js";
+import { sendHttp, type HttpSend } from "./http-send.js";
 import { isRecord, readNumber, readString, type JsonRecord } from "./wire-values.js";
 
 export interface GraphHttpOptions {
@@ -10,7 +11,8 @@ export interface GraphHttpOptions {
   graphVersion: string;
   timeoutMs?: number;
   logger?: Logger;
-  fetchImpl?: typeof fetch;
+  /** How requests are sent (in a media worker: by the owner thread). */
+  send?: HttpSend;
   /** Every HTTP attempt, when it is over: its action, latency and whether it succeeded. */
   onRequest?: (action: GraphAction, seconds: number, ok: boolean) => void;
 }
@@ -57,7 +59,7 @@ export class GraphHttp {
   private readonly base: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
-  private readonly fetchImpl: typeof fetch;
+  private readonly send: HttpSend;
   private readonly onRequest: GraphHttpOptions["onRequest"];
   private readonly counters: GraphClientStats = {
     requests: perAction(() => 0),
@@ -72,7 +74,7 @@ export class GraphHttp {
     if (!(this.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${this.timeoutMs}`);
     this.base = `${options.graphUrl.replace(/\/+$/, "")}/${version}`;
     this.logger = options.logger;
-    this.fetchImpl = options.fetchImpl ?? fetch;
+    this.send = options.send ?? sendHttp;
     this.onRequest = options.onRequest;
   }
 
@@ -154,20 +156,20 @@ export class GraphHttp {
     const { action, callId } = request;
     const signal = AbortSignal.timeout(this.timeoutMs);
     const headers: Record<string, string> = { Authorization: `Bearer ${request.accessToken}`, Accept: "application/json" };
-    const init: RequestInit = { method: request.method, headers, signal };
+    let body: string | undefined;
     if (request.body !== undefined) {
       headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(request.body);
+      body = JSON.stringify(request.body);
     }
 
     let status: number;
     let text: string;
     let traceHeader: string | undefined;
     try {
-      const response = await this.fetchImpl(`${this.base}${request.path}`, init);
+      const response = await this.send({ url: `${this.base}${request.path}`, method: request.method, headers, body, signal });
       status = response.status;
-      traceHeader = response.headers.get("x-fb-trace-id") ?? undefined;
-      text = await response.text();
+      traceHeader = response.headers["x-fb-trace-id"];
+      text = response.body;
     } catch (err) {
       const timedOut = signal.aborted;
       throw new GraphApiError({

@@ -7,9 +7,10 @@ import { parentPort, workerData } from "node:worker_threads";
 import { checkFfmpeg } from "../../transcode/video/ffmpeg-binary.js";
 import { Gateway } from "../gateway.js";
 import { createLogger } from "../log.js";
+import { OwnerHttp } from "./http-relay.js";
 import { RemoteSipSignaling } from "./remote-sip.js";
 import { toWireError } from "./sip-protocol.js";
-import { isSipDown, type FromWorker, type MediaWorkerData, type ToWorker, type WorkerRequest } from "./worker-protocol.js";
+import { isHttpDown, isSipDown, type FromWorker, type MediaWorkerData, type ToWorker, type WorkerRequest } from "./worker-protocol.js";
 
 const port = parentPort;
 if (!port) throw new Error("media-worker.js runs as a worker thread");
@@ -25,10 +26,18 @@ process.on("uncaughtException", (err) => log.error({ err }, "uncaught exception 
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (worker continues)"));
 
 const sip = new RemoteSipSignaling({ postMessage: (m) => post(m) });
+// Graph API requests leave from the owner's loop, which carries no media (http-relay.ts).
+const graphHttp = new OwnerHttp((m) => post(m));
 // New calls are admitted by the owner, which counts the whole process's calls: its verdict comes
 // with each delivery and holds while that delivery is handled (synchronously).
 let admitting = true;
-const gateway = new Gateway(config, log, { signaling: sip, serveHttp: false, admitting: () => admitting, digestSecret: Buffer.from(digestSecret) });
+const gateway = new Gateway(config, log, {
+  signaling: sip,
+  serveHttp: false,
+  admitting: () => admitting,
+  digestSecret: Buffer.from(digestSecret),
+  graphSend: graphHttp.send,
+});
 gateway.registry.onCallAdded((callId, call) => {
   post({ t: "call-added", callId, businessId: call.businessId });
   call.whenEnded(() => post({ t: "call-ended", callId }));
@@ -51,6 +60,10 @@ async function answer(m: WorkerRequest): Promise<unknown> {
 port.on("message", (m: ToWorker) => {
   if (isSipDown(m)) {
     sip.receive(m);
+    return;
+  }
+  if (isHttpDown(m)) {
+    graphHttp.receive(m);
     return;
   }
   switch (m.t) {

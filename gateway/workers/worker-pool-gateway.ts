@@ -15,10 +15,11 @@ import { LogThrottle } from "../log.js";
 import type { WebhookDelivery } from "../meta/webhook-delivery.js";
 import { runtimeMetrics, webhookCounter } from "../metrics.js";
 import { CallDispatch } from "./call-dispatch.js";
+import { HttpRelay } from "./http-relay.js";
 import { MediaWorker } from "./media-worker-thread.js";
 import { mergedExposition, type MetricJson } from "./metrics-merge.js";
 import { SipBridge } from "./sip-bridge.js";
-import { isSipUp, type FromWorker } from "./worker-protocol.js";
+import { isHttpUp, isSipUp, type FromWorker } from "./worker-protocol.js";
 import { workerConfig } from "./worker-share.js";
 
 /** After its stop, how long a worker thread may take to end by itself. */
@@ -39,6 +40,8 @@ export class WorkerPoolGateway {
   private readonly bridge: SipBridge;
   private readonly dispatch: CallDispatch<WebhookDelivery>;
   private readonly workers: MediaWorker[] = [];
+  /** Each worker's Graph API requests, sent from this thread. */
+  private readonly relays: HttpRelay[] = [];
   private readonly http: HttpServer;
   private readonly registry = new Registry();
   private readonly cluster: Cluster<WebhookDelivery> | undefined;
@@ -153,6 +156,7 @@ export class WorkerPoolGateway {
   }
 
   private spawn(index: number): void {
+    this.relays[index]?.close();
     const worker = new MediaWorker(
       index,
       workerConfig(this.config, index, this.count),
@@ -161,6 +165,7 @@ export class WorkerPoolGateway {
       (code) => void this.onWorkerExit(index, code),
     );
     this.workers[index] = worker;
+    this.relays[index] = new HttpRelay((m) => worker.post(m));
     this.bridge.attach(index, { postMessage: (m) => worker.post(m) });
     worker.ready.then(() => this.bridge.announceReadiness(), () => undefined);
   }
@@ -168,6 +173,10 @@ export class WorkerPoolGateway {
   private onWorkerMessage(index: number, m: FromWorker): void {
     if (isSipUp(m)) {
       this.bridge.receive(index, m);
+      return;
+    }
+    if (isHttpUp(m)) {
+      this.relays[index]?.receive(m);
       return;
     }
     if (m.t === "log") {
@@ -189,6 +198,7 @@ export class WorkerPoolGateway {
   private async onWorkerExit(index: number, code: number): Promise<void> {
     if (this.state === "stopped") return;
     const replace = this.state === "running";
+    this.relays[index]?.close();
     const orphans = this.dispatch.dropWorker(index);
     this.log.error({ worker: index, code, calls: orphans.length, replaced: replace }, "media worker exited: its calls are ended");
     await this.bridge.dropWorker(index);

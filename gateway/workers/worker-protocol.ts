@@ -1,6 +1,7 @@
 import type { WebhookDelivery } from "../meta/webhook-delivery.js";
 import type { SipDownMessage, SipUpMessage, WireError } from "./sip-protocol.js";
 import type { GatewayConfig } from "../config/config.js";
+import type { HttpDownMessage, HttpUpMessage } from "./http-relay.js";
 
 /** What a media worker is started with. */
 export interface MediaWorkerData {
@@ -20,6 +21,7 @@ export type WorkerRequest =
 
 export type ToWorker =
   | SipDownMessage
+  | HttpDownMessage
   | WorkerRequest
   /** `admit`: whether a call this delivery opens is taken (the owner's count of the process's calls, the cluster's verdict). */
   | { t: "webhook"; delivery: WebhookDelivery; admit: boolean }
@@ -27,6 +29,7 @@ export type ToWorker =
 
 export type FromWorker =
   | SipUpMessage
+  | HttpUpMessage
   | { t: "ready" }
   /** One log line, written by the owner so that threads never interleave on stdout. */
   | { t: "log"; line: string }
@@ -41,4 +44,12 @@ export function isSipUp(m: FromWorker): m is SipUpMessage {
 
 export function isSipDown(m: ToWorker): m is SipDownMessage {
   return m.t.startsWith("sip.");
+}
+
+export function isHttpUp(m: FromWorker): m is HttpUpMessage {
+  return m.t.startsWith("http.");
+}
+
+export function isHttpDown(m: ToWorker): m is HttpDownMessage {
+  return m.t.startsWith("http.");
 }
