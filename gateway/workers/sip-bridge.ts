@@ -58,9 +58,15 @@ export class SipBridge {
     this.workers[index] = { end, calls: new Map() };
   }
 
-  /** Live SIP calls held for a worker. */
+  /**
+   * SIP calls held for a worker that are not ending. A dialog whose BYE is still in flight (or one
+   * kept a few seconds after it ended) is no load: counted, a worker that just ended calls would be
+   * passed over for new ones.
+   */
   callsOf(worker: number): number {
-    return this.workers[worker]?.calls.size ?? 0;
+    let n = 0;
+    for (const held of this.workers[worker]?.calls.values() ?? []) if (held.call.state !== "terminating" && held.call.state !== "terminated") n++;
+    return n;
   }
 
   /** The worker holding the SIP dialog with this Call-ID (an INVITE with Replaces goes there). */
