@@ -264,7 +264,9 @@ function flattenSamples(p: CpuProfile): Sample[] {
  * A label per profile node: the function and its file (or npm package). A native leaf (a binding
  * such as a UDP send, which has no file) is named with its nearest JavaScript caller, and so is
  * WebAssembly, whose function numbers say nothing: all of it under one caller counts as one
- * `wasm ← caller` entry.
+ * `wasm ← caller` entry. A native addon's methods share one C++ entry point (node-addon-api), so
+ * V8 names them after whichever method it met first: one called from outside Node's own modules
+ * is `native ← caller`.
  */
 function labelNodes(nodes: CpuProfileNode[]): Map<number, string> {
   const parent = new Map<number, number>();
@@ -283,7 +285,7 @@ function labelNodes(nodes: CpuProfileNode[]): Map<number, string> {
     let up = parent.get(n.id);
     while (up !== undefined && !isScript(byId.get(up)?.callFrame)) up = parent.get(up);
     const caller = up === undefined ? undefined : byId.get(up);
-    const name = isWasm(f) ? "wasm" : f.functionName || "(native)";
+    const name = isWasm(f) ? "wasm" : caller && !caller.callFrame.url.startsWith("node:") ? "native" : f.functionName || "(native)";
     labels.set(n.id, `${name}${caller ? ` ← ${label(caller.callFrame)}` : ""}`);
   }
   return labels;
