@@ -87,7 +87,7 @@ export class Gateway {
       eventLog: config.events.log,
       url: config.events.url,
       secret: config.events.secret,
-      delivery: { onResult: (result) => this.metrics.eventDelivery(result) },
+      delivery: { onResult: (result) => this.metrics.eventDelivery(result), send: parts.httpSend },
     });
     this.monitor = new CallMonitor({
       pageId: meta.pageId,
@@ -111,7 +111,7 @@ export class Gateway {
       timeoutMs: meta.graphTimeoutMs,
       logger: log.child({ subsystem: "graph" }),
       onRequest: (action, seconds, ok) => this.metrics.graphRequest(action, seconds, ok),
-      send: parts.graphSend,
+      send: parts.httpSend,
     });
     this.graphHttp = graphHttp;
     const pages = new Map<string, MessengerPage & { meta: GraphClient }>();
@@ -379,8 +379,8 @@ export interface GatewayParts {
   admitting?: () => boolean;
   /** The key agents' digest nonces are signed with, the same in every worker of a process. */
   digestSecret?: Buffer;
-  /** How Graph API requests are sent (in a media worker: by the owner thread). */
-  graphSend?: HttpSend;
+  /** How outgoing HTTP (the Graph API, call events) is sent (in a media worker: by the owner thread). */
+  httpSend?: HttpSend;
 }
 
 /** Address our SIP-side SDP advertises for media. */

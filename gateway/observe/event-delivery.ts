@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import type { Logger } from "pino";
+import { sendHttp, type HttpSend } from "../meta/http-send.js";
 
 /** Header carrying `sha256=<hex HMAC-SHA256 of the body>`, as Meta signs its own webhooks. */
 export const EVENT_SIGNATURE_HEADER = "x-gateway-signature-256";
@@ -25,6 +26,8 @@ export interface EventDeliveryOptions {
   concurrency?: number;
   /** Each outcome, for metrics. */
   onResult?: (result: "delivered" | "retried" | "failed" | "dropped") => void;
+  /** How the POSTs are sent (in a media worker: by the owner thread). */
+  send?: HttpSend;
 }
 
 export interface EventDeliveryStats {
@@ -141,7 +144,8 @@ export class EventDelivery {
 
   private async post(p: Pending): Promise<{ ok: true } | { ok: false; transient: boolean; retryAfterMs: number | undefined; why: string }> {
     try {
-      const res = await fetch(this.o.url, {
+      const res = await (this.o.send ?? sendHttp)({
+        url: this.o.url,
         method: "POST",
         headers: {
           "content-type": "application/json",
@@ -152,10 +156,8 @@ export class EventDelivery {
         body: p.body,
         signal: AbortSignal.timeout(this.timeoutMs),
       });
-      // The body is not needed; reading it lets the connection be reused.
-      await res.arrayBuffer().catch(() => undefined);
       if (res.status >= 200 && res.status < 300) return { ok: true };
-      return { ok: false, transient: transientStatus(res.status), retryAfterMs: retryAfterMs(res.headers.get("retry-after")), why: `HTTP ${res.status}` };
+      return { ok: false, transient: transientStatus(res.status), retryAfterMs: retryAfterMs(res.headers["retry-after"]), why: `HTTP ${res.status}` };
     } catch (err) {
       return { ok: false, transient: true, retryAfterMs: undefined, why: err instanceof Error ? err.message : String(err) };
     }
@@ -225,7 +227,7 @@ export class EventDelivery {
 }
 
 /** Retry-After as seconds (RFC 9110 §10.2.3; an HTTP date is rare from webhook receivers and ignored). */
-function retryAfterMs(value: string | null): number | undefined {
-  if (value === null || !/^\d+$/.test(value.trim())) return undefined;
+function retryAfterMs(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value.trim())) return undefined;
   return Number(value.trim()) * 1000;
 }

@@ -26,8 +26,8 @@ process.on("uncaughtException", (err) => log.error({ err }, "uncaught exception 
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection (worker continues)"));
 
 const sip = new RemoteSipSignaling({ postMessage: (m) => post(m) });
-// Graph API requests leave from the owner's loop, which carries no media (http-relay.ts).
-const graphHttp = new OwnerHttp((m) => post(m));
+// Outgoing HTTP (the Graph API, call events) leaves from the owner's loop, which carries no media.
+const ownerHttp = new OwnerHttp((m) => post(m));
 // New calls are admitted by the owner, which counts the whole process's calls: its verdict comes
 // with each delivery and holds while that delivery is handled (synchronously).
 let admitting = true;
@@ -36,7 +36,7 @@ const gateway = new Gateway(config, log, {
   serveHttp: false,
   admitting: () => admitting,
   digestSecret: Buffer.from(digestSecret),
-  graphSend: graphHttp.send,
+  httpSend: ownerHttp.send,
 });
 gateway.registry.onCallAdded((callId, call) => {
   post({ t: "call-added", callId, businessId: call.businessId });
@@ -63,7 +63,7 @@ port.on("message", (m: ToWorker) => {
     return;
   }
   if (isHttpDown(m)) {
-    graphHttp.receive(m);
+    ownerHttp.receive(m);
     return;
   }
   switch (m.t) {
