@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Logger } from "pino";
+import { sendHttp, type HttpResponse } from "../meta/http-send.js";
 import type { Delivery, RoutableEvent } from "./delivery.js";
 import { ForwardError } from "./errors.js";
 import { signForward, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyForward } from "./forward-auth.js";
@@ -28,9 +29,10 @@ export async function forward<D extends Delivery>(
 ): Promise<void> {
   const text = JSON.stringify(body);
   const ts = Date.now();
-  let res: Response;
+  let res: HttpResponse;
   try {
-    res = await fetch(`${target.url}${FORWARD_PATH}`, {
+    res = await sendHttp({
+      url: `${target.url}${FORWARD_PATH}`,
       method: "POST",
       headers: { "content-type": "application/json", [TIMESTAMP_HEADER]: String(ts), [SIGNATURE_HEADER]: signForward(o.secret, ts, text) },
       body: text,
@@ -39,7 +41,6 @@ export async function forward<D extends Delivery>(
   } catch (err) {
     throw new ForwardError(callId, target.id, (err as Error).message, { cause: err });
   }
-  await res.body?.cancel();
   if (res.status !== 200) throw new ForwardError(callId, target.id, `answered ${res.status}`);
 }
 
