@@ -1,8 +1,9 @@
 /**
- * HTTP requests a media worker makes (the Graph API) are sent by the owner thread. A worker's loop
- * carries its calls' media and set-up: under load each step of a request (connect, write, read)
- * waits behind that work, and a burst's accepts reached Meta 100–300 ms after the worker sent them.
- * The owner's loop has no media, so a request leaves at once; the worker only waits for the answer.
+ * HTTP requests a media worker makes (the Graph API, call events) are sent by the owner thread. A
+ * worker's loop carries its calls' media and set-up: under load each step of a request (connect,
+ * write, read) waits behind that work, and a burst's accepts reached Meta 100–300 ms after the
+ * worker sent them. The owner's loop has no media, so a request leaves at once; the worker only
+ * waits for the answer.
  */
 import { sendHttp, type HttpRequest, type HttpResponse, type HttpSend } from "../meta/http-send.js";
 
