@@ -37,8 +37,8 @@ import { waitFor } from "../support/harness.js";
  * fields with shifts instead of string round trips, and takes RFC 3550 NTP timestamps
  * arithmetically (with a binary fraction, not decimal digits). Within `icePortRange`, a port search
  * goes round the range instead of scanning it from its first port (one probe per call instead of
- * one per port in use), and a certificate's fingerprint is hashed once. These tests fail when `npm ci` did not
- * apply it, or when the keystream or the key exchange is wrong.
+ * one per port in use), and a certificate's fingerprint is hashed once. These tests fail when
+ * `npm ci` did not apply it, or when the keystream or the key exchange is wrong.
  */
 
 const OPUS = () => new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 });
