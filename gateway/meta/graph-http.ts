@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { GRAPH_ACTIONS, GraphApiError, type GraphAction } from "./graph-errors.js";
-import { sendHttp, type HttpSend } from "./http-send.js";
+import { describeHttpError, sendHttp, type HttpSend } from "./http-send.js";
 import { isRecord, readNumber, readString, type JsonRecord } from "./wire-values.js";
 
 export interface GraphHttpOptions {
@@ -176,7 +176,7 @@ export class GraphHttp {
         kind: timedOut ? "timeout" : "network",
         action,
         callId,
-        message: timedOut ? `graph ${action} got no response within ${this.timeoutMs} ms` : `graph ${action} failed: ${describeCause(err)}`,
+        message: timedOut ? `graph ${action} got no response within ${this.timeoutMs} ms` : `graph ${action} failed: ${describeHttpError(err)}`,
         cause: err,
       });
     }
@@ -244,12 +244,6 @@ function parseJson(text: string): unknown {
 function sdpLength(body: JsonRecord | undefined): number | undefined {
   const session = body?.session;
   return isRecord(session) && typeof session.sdp === "string" ? session.sdp.length : undefined;
-}
-
-function describeCause(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-  return `${err.message}${cause}`;
 }
 
 export function requireNonEmpty(name: string, value: string): void {

@@ -63,3 +63,15 @@ function flatHeaders(headers: Record<string, string | string[] | undefined>): Re
   }
   return out;
 }
+
+/**
+ * An HTTP failure for a log line or an error message: the message, the error code when the message
+ * lacks it, and the cause (undici and fetch report ECONNREFUSED and the like there).
+ */
+export function describeHttpError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  const withCode = typeof code === "string" && !err.message.includes(code) ? ` (${code})` : "";
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+  return `${err.message}${withCode}${cause}`;
+}

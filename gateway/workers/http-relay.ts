@@ -5,7 +5,7 @@
  * worker sent them. The owner's loop has no media, so a request leaves at once; the worker only
  * waits for the answer.
  */
-import { sendHttp, type HttpRequest, type HttpResponse, type HttpSend } from "../meta/http-send.js";
+import { describeHttpError, sendHttp, type HttpRequest, type HttpResponse, type HttpSend } from "../meta/http-send.js";
 
 /** Worker → owner. */
 export type HttpUpMessage = { t: "http.request"; id: number; request: Omit<HttpRequest, "signal"> } | { t: "http.abort"; id: number };
@@ -93,15 +93,8 @@ export class HttpRelay {
     try {
       return { t: "http.response", id, response: await this.send(request) };
     } catch (err) {
-      return { t: "http.failed", id, message: describe(err) };
+      return { t: "http.failed", id, message: describeHttpError(err) };
     }
   }
 }
 
-/** The error with its code and cause (a refused connection says ECONNREFUSED there). */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as { code?: unknown }).code;
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-  return `${err.message}${typeof code === "string" && !err.message.includes(code) ? ` (${code})` : ""}${cause}`;
-}

@@ -40,7 +40,7 @@ export class WorkerPoolGateway {
   private readonly bridge: SipBridge;
   private readonly dispatch: CallDispatch<WebhookDelivery>;
   private readonly workers: MediaWorker[] = [];
-  /** Each worker's Graph API requests, sent from this thread. */
+  /** Each worker's outgoing HTTP (the Graph API, call events), sent from this thread. */
   private readonly relays: HttpRelay[] = [];
   private readonly http: HttpServer;
   private readonly registry = new Registry();
@@ -156,7 +156,6 @@ export class WorkerPoolGateway {
   }
 
   private spawn(index: number): void {
-    this.relays[index]?.close();
     const worker = new MediaWorker(
       index,
       workerConfig(this.config, index, this.count),
