@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ProcessProbeReport, WindowProbeReports } from "../probe/probe-report.js";
 import { inspectorUrl } from "./heap.js";
@@ -72,8 +73,11 @@ export async function startGateway(group: ProcessGroup, o: GatewayStartOptions):
     LOG_LEVEL: process.env.BENCH_GATEWAY_LOG_LEVEL ?? "warn",
     DRAIN_SECONDS: "0",
   };
-  const nodeArgs = o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=gateway-${o.index}.cpuprofile`] : [];
-  const proc = group.spawn(`gateway-${o.index}`, process.execPath, [...(o.nodeArgs ?? []), ...nodeArgs, "--inspect=127.0.0.1:0", `--import=${STALL_PROBE}`, GATEWAY_MAIN], { env });
+  // Profiled, every thread writes its own profile (Node's default names carry the thread id; a fixed
+  // --cpu-prof-name has each thread overwrite the last one's file). Node writes none for a worker
+  // thread while the inspector is open, and the stall probes it drives are off in a profiled run.
+  const nodeArgs = o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${join(o.profileDir, `gateway-${o.index}`)}`] : ["--inspect=127.0.0.1:0"];
+  const proc = group.spawn(`gateway-${o.index}`, process.execPath, [...(o.nodeArgs ?? []), ...nodeArgs, `--import=${STALL_PROBE}`, GATEWAY_MAIN], { env });
   const webhookUrl = `http://127.0.0.1:${httpPort}/webhooks/meta`;
   const deadline = Date.now() + 15_000;
   for (;;) {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
 /** The parts of a V8 .cpuprofile this summary reads. */
@@ -8,20 +8,45 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
+/** One thread's profile: `name.cpuprofile`, or Node's `CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile` in a process's folder. */
+interface ProfileFile {
+  path: string;
+  label: string;
+}
+
+function profileFiles(dir: string, prefix: string): ProfileFile[] {
+  const found: ProfileFile[] = [];
+  for (const entry of readdirSync(dir).filter((f) => f.startsWith(prefix)).sort()) {
+    const path = join(dir, entry);
+    if (entry.endsWith(".cpuprofile")) {
+      found.push({ path, label: entry.slice(0, -".cpuprofile".length) });
+    } else if (statSync(path).isDirectory()) {
+      for (const file of readdirSync(path).filter((f) => f.endsWith(".cpuprofile")).sort()) {
+        const tid = /^CPU\.\d+\.\d+\.\d+\.(\d+)\./.exec(file)?.[1];
+        found.push({ path: join(path, file), label: `${entry} ${tid === undefined ? file : tid === "0" ? "main" : `thread ${tid}`}` });
+      }
+    }
+  }
+  return found;
+}
+
 /**
- * Self time per function over every .cpuprofile in `dir` (one per gateway process), busiest
- * first, as shares of the busy (non-idle) time. Functions are keyed by name, file and line so
- * the same werift function in two processes adds up.
+ * Self time per function over every thread's .cpuprofile under `dir` (gateways profile every
+ * thread: the main one and each media worker), busiest first, as shares of the busy (non-idle)
+ * time, after each thread's busy time. Functions are keyed by name, file and line so the same
+ * werift function in two threads or processes adds up.
  */
 export function summarizeProfiles(dir: string, prefix: string, top: number): string {
   if (!existsSync(dir)) return "  (no profiles written)";
   const selfUs = new Map<string, number>();
   const byArea = new Map<string, number>();
+  const perThread: string[] = [];
   let busyUs = 0;
   let idleUs = 0;
-  const files = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith(".cpuprofile"));
+  const files = profileFiles(dir, prefix);
   for (const file of files) {
-    const profile = JSON.parse(readFileSync(join(dir, file), "utf8")) as CpuProfile;
+    const profile = JSON.parse(readFileSync(file.path, "utf8")) as CpuProfile;
+    const busyBefore = busyUs;
     const keyOf = new Map<number, string>();
     const areaOf = new Map<number, string>();
     for (const n of profile.nodes) {
@@ -42,6 +67,7 @@ export function summarizeProfiles(dir: string, prefix: string, top: number): str
       const area = areaOf.get(id) ?? "?";
       byArea.set(area, (byArea.get(area) ?? 0) + dt);
     });
+    perThread.push(`${file.label} ${((busyUs - busyBefore) / 1e6).toFixed(1)} s`);
   }
   if (busyUs === 0) return "  (empty profiles)";
   const rows = [...selfUs.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
@@ -49,6 +75,7 @@ export function summarizeProfiles(dir: string, prefix: string, top: number): str
   const areas = [...byArea.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([area, us]) => `${area} ${((100 * us) / busyUs).toFixed(1)}%`);
   lines.unshift(
     `  ${files.length} profile(s), busy ${(busyUs / 1e6).toFixed(1)} s, idle ${(idleUs / 1e6).toFixed(1)} s`,
+    `  busy per thread: ${perThread.join(", ")}`,
     `  by area: ${areas.join(", ")}`,
     "  self time, share of busy:",
   );
