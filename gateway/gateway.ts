@@ -25,8 +25,9 @@ import { GraphHttp } from "./meta/graph-http.js";
 import type { HttpSend } from "./meta/http-send.js";
 import { WhatsAppGraphClient } from "./meta/whatsapp-client.js";
 import type { MessengerPage, WhatsAppNumber } from "./call/call-manager.js";
-import { GatewayMetrics } from "./metrics.js";
+import { GatewayMetrics, loadMetrics } from "./metrics.js";
 import { CallMonitor } from "./observe/call-monitor.js";
+import { LoadMonitor, LoopDelayMeter } from "./observe/load-monitor.js";
 import { CallEventPublisher } from "./observe/event-publisher.js";
 import { MetaLeg, prepareDtlsCertificate } from "./webrtc/meta-leg.js";
 import { SdesMetaLeg } from "./webrtc/sdes-leg.js";
@@ -75,6 +76,8 @@ export class Gateway {
   private address: AddressInfo | undefined;
   /** This instance's membership of a cluster (REDIS_URL); undefined when it runs on its own. */
   readonly cluster: Cluster<Parameters<CallManager["handleWebhook"]>[0]> | undefined;
+  /** The machine's load and the admission verdict from it; undefined in a media worker (its owner keeps them). */
+  private readonly load: LoadMonitor | undefined;
 
   constructor(
     readonly config: GatewayConfig,
@@ -82,6 +85,10 @@ export class Gateway {
     parts: GatewayParts = {},
   ) {
     const { meta, media, calls, limits } = config;
+    this.load =
+      parts.serveHttp === false
+        ? undefined
+        : new LoadMonitor({ limits: calls.overload, log: log.child({ subsystem: "load" }), ownMeter: new LoopDelayMeter() });
     this.events = new CallEventPublisher({
       log: log.child({ subsystem: "events" }),
       eventLog: config.events.log,
@@ -178,7 +185,7 @@ export class Gateway {
       requestPermission: config.sip.requestPermission,
       srtp: config.sip.srtp,
       onCallCreated: (call, birth) => this.monitor.watch(call, birth),
-      admitting: () => (parts.admitting?.() ?? true) && (this.cluster?.admitting() ?? true),
+      admitting: () => (parts.admitting?.() ?? true) && (this.cluster?.admitting() ?? true) && !this.load?.overloaded,
     });
     this.cluster = this.createCluster(log);
     this.signaling.on("incoming", (invite) => this.calls.handleSipInvite(invite));
@@ -190,6 +197,8 @@ export class Gateway {
       eventsQueued: () => this.events.stats().delivery?.queued ?? 0,
       transcoders: () => ffmpegTotals(),
     });
+    const load = this.load;
+    if (load) loadMetrics(this.metrics.registry, () => load.snapshot());
     this.registry.onCallEnded((info) => {
       this.metrics.callEnded(info);
       this.callMetrics?.report(info);
@@ -212,6 +221,7 @@ export class Gateway {
           sipReady: this.signaling.ready,
           clusterHealthy: this.cluster?.healthy ?? true,
           workersDown: [],
+          overload: this.load?.reason,
         }),
       metrics: async () => {
         const m = await this.metrics.exposition();
@@ -264,6 +274,7 @@ export class Gateway {
   async start(): Promise<void> {
     await prepareDtlsCertificate();
     await this.sip.start();
+    this.load?.start();
     if (!this.http) return;
     this.address = await this.http.listen();
     this.cluster?.start(`http://${advertisedHttpHost(this.config.http.host, this.config.media.bindIp)}:${this.address.port}`);
@@ -289,6 +300,7 @@ export class Gateway {
     await this.http?.close();
     await this.cluster?.stop();
     await this.sip.stop();
+    this.load?.stop();
     // The last calls' reports get a moment to reach Meta and the integrator; what is left is logged.
     await Promise.all([this.events.close(EVENTS_FLUSH_MS), this.callMetrics?.close(EVENTS_FLUSH_MS)]);
     this.log.info("gateway stopped");
@@ -308,7 +320,12 @@ export class Gateway {
       // An event's identity is its whole parsed content: a retry or duplicate carries the same.
       keyOf: (event) => JSON.stringify(event),
       deliverLocal: (delivery) => this.calls.handleWebhook(delivery),
-      load: () => ({ draining: this.calls.isDraining, liveCalls: this.registry.size, maxCalls: this.config.calls.maxConcurrent }),
+      load: () => ({
+        draining: this.calls.isDraining,
+        liveCalls: this.registry.size,
+        maxCalls: this.config.calls.maxConcurrent,
+        overloaded: this.load?.overloaded ?? false,
+      }),
       terminateAtMeta: (call) => this.terminateAtMeta(call.callId, call.tag),
     });
     this.registry.onCallAdded((callId, call) => {

@@ -6,6 +6,7 @@ import type { WebhookResult } from "./http/server.js";
 import type { GraphAction } from "./meta/graph-errors.js";
 import type { GraphClientStats } from "./meta/graph-client.js";
 import type { SetupPhase } from "./observe/call-monitor.js";
+import type { LoadSnapshot } from "./observe/load-monitor.js";
 
 export interface MetricsSources {
   registry: () => RegistryStats;
@@ -32,6 +33,45 @@ export function webhookCounter(r: Registry): Counter<"result"> {
 /** The runtime's own figures (CPU, memory, event loop, GC), under the gateway's prefix. */
 export function runtimeMetrics(r: Registry): void {
   collectDefaultMetrics({ register: r, prefix: PROCESS_PREFIX });
+}
+
+/** The machine's load as the process owner samples it each second, and the admission verdict from it. */
+export function loadMetrics(r: Registry, load: () => LoadSnapshot): void {
+  new Gauge({
+    name: "gateway_media_loop_delay_seconds",
+    help: "How late the media threads' event loops ran a 10 ms timer: p99 over the last second, worst thread",
+    registers: [r],
+    collect() {
+      this.set(load().loopDelayMs / 1000);
+    },
+  });
+  new Gauge({
+    name: "gateway_idle_cpu_ratio",
+    help: "Idle share of all cores' time over the last second",
+    registers: [r],
+    collect() {
+      this.set(load().idleCpuPercent / 100);
+    },
+  });
+  new Gauge({
+    name: "gateway_overloaded",
+    help: "1 while new calls are refused for load (OVERLOAD_LOOP_DELAY_MS, OVERLOAD_MIN_IDLE_CPU), else 0",
+    registers: [r],
+    collect() {
+      this.set(load().state === "overloaded" ? 1 : 0);
+    },
+  });
+  let reported = 0;
+  new Counter({
+    name: "gateway_overloads_total",
+    help: "Times the load went over a limit and new calls began to be refused",
+    registers: [r],
+    collect() {
+      const n = load().overloads;
+      if (n > reported) this.inc(n - reported);
+      reported = Math.max(reported, n);
+    },
+  });
 }
 
 const MOS_BUCKETS = [1, 1.5, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.3, 4.4, 4.5];

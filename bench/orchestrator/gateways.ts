@@ -111,6 +111,17 @@ export async function gatewaysLoopDelayMaxMs(gateways: GatewayInstance[]): Promi
   return Math.max(...maxima);
 }
 
+/** The gateways' admission measure now (`gateway_media_loop_delay_seconds`), the worst gateway's, in ms. */
+export async function gatewaysMediaLoopDelayMs(gateways: GatewayInstance[]): Promise<number> {
+  const values = await Promise.all(
+    gateways.map(async (g) => {
+      const text = await fetch(`http://127.0.0.1:${g.httpPort}/metrics`).then((r) => r.text());
+      return Number(/^gateway_media_loop_delay_seconds ([0-9.e+-]+)$/m.exec(text)?.[1] ?? NaN) * 1000;
+    }),
+  );
+  return Math.max(...values);
+}
+
 /** Waits until every gateway reports no active call. */
 export async function waitGatewaysIdle(gateways: GatewayInstance[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

@@ -47,6 +47,11 @@ export interface StepResult {
    * outside the system: in the load generator, or the kernel.
    */
   systemLoopDelayMaxMs: number | undefined;
+  /**
+   * The gateway's own admission measure over the window (`gateway_media_loop_delay_seconds`, read
+   * each second: the worst media thread's p99 lateness of a 10 ms timer), its median and maximum.
+   */
+  mediaLoopDelayMs: { p50: number; max: number } | undefined;
   /** Call set-up (placed → media mapped both ways) of the calls added for this step. */
   mediaUpMsP50: number;
   setupFailures: number;

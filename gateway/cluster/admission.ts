@@ -8,12 +8,24 @@ export interface InstanceSnapshot {
   state: InstanceState;
 }
 
-/** `ready`: takes calls; `full`: at its call limit; `draining`: finishing its calls before it stops. */
-export type InstanceState = "ready" | "full" | "draining";
+/**
+ * `ready`: takes calls; `full`: at its call limit; `overloaded`: its machine has no room for more
+ * media (OVERLOAD_*); `draining`: finishing its calls before it stops.
+ */
+export type InstanceState = "ready" | "full" | "overloaded" | "draining";
 
-export function stateOf(draining: boolean, liveCalls: number, maxCalls: number): InstanceState {
-  if (draining) return "draining";
-  return liveCalls >= maxCalls ? "full" : "ready";
+/** What an instance publishes about its own load. */
+export interface InstanceLoad {
+  draining: boolean;
+  liveCalls: number;
+  maxCalls: number;
+  overloaded: boolean;
+}
+
+export function stateOf(l: InstanceLoad): InstanceState {
+  if (l.draining) return "draining";
+  if (l.liveCalls >= l.maxCalls) return "full";
+  return l.overloaded ? "overloaded" : "ready";
 }
 
 /**

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { stateOf } from "./admission.js";
+import { stateOf, type InstanceLoad } from "./admission.js";
 import { ClusterMetrics } from "./cluster-metrics.js";
 import type { ClusterConfig } from "./config.js";
 import type { Delivery } from "./delivery.js";
@@ -23,7 +23,7 @@ export interface ClusterOptions<D extends Delivery> {
   /** This instance's call manager. */
   deliverLocal: (delivery: D) => void;
   /** This instance's load, published for admission elsewhere. */
-  load: () => { draining: boolean; liveCalls: number; maxCalls: number };
+  load: () => InstanceLoad;
   /** Ends at Meta a call whose owner is gone. */
   terminateAtMeta: (call: OrphanCall) => Promise<void>;
   /** How long a forward to another instance may take. */
@@ -80,7 +80,7 @@ export class Cluster<D extends Delivery> {
       log,
       report: () => {
         const l = o.load();
-        return { url: this.advertiseUrl, liveCalls: l.liveCalls, maxCalls: l.maxCalls, state: stateOf(l.draining, l.liveCalls, l.maxCalls) };
+        return { url: this.advertiseUrl, liveCalls: l.liveCalls, maxCalls: l.maxCalls, state: stateOf(l) };
       },
     });
     const dedupe = new SharedDedupe<D["events"][number]>({ keys: this.keys, link: this.link, keyOf: o.keyOf });
@@ -90,10 +90,7 @@ export class Cluster<D extends Delivery> {
       log,
       metrics: this.metrics,
       deliverLocal: o.deliverLocal,
-      localReady: () => {
-        const l = o.load();
-        return stateOf(l.draining, l.liveCalls, l.maxCalls) === "ready";
-      },
+      localReady: () => stateOf(o.load()) === "ready",
       redisUp: () => this.link.isUp,
       isLocal: (callId) => this.ownership.isLocal(callId),
       fresh: (events) => dedupe.fresh(events),

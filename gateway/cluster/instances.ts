@@ -11,7 +11,7 @@ export interface SelfReport {
   state: InstanceState;
 }
 
-const STATES: readonly InstanceState[] = ["ready", "full", "draining"];
+const STATES: readonly InstanceState[] = ["ready", "full", "overloaded", "draining"];
 
 /**
  * The instances of the cluster: this one's published address, load and state (its liveness key,

@@ -9,6 +9,7 @@ import type { ReferPolicy } from "../call/refer-policy.js";
 import { LIMIT_KEYS, readLimits, type Limits } from "./limits.js";
 import { CLUSTER_KEYS, readClusterConfig, redactClusterConfig, type ClusterConfig } from "../cluster/config.js";
 import type { KeyExchange } from "../meta/platform.js";
+import type { OverloadLimits } from "../observe/load-guard.js";
 
 /** Every setting the gateway reads, after validation. One struct, validated in one place. */
 export interface GatewayConfig {
@@ -96,6 +97,8 @@ export interface GatewayConfig {
     maxConcurrent: number;
     /** After SIGTERM, how long live calls may go on before they are ended. */
     drainSeconds: number;
+    /** Load over which new calls are refused (OVERLOAD_LOOP_DELAY_MS, OVERLOAD_MIN_IDLE_CPU; 0 = off). */
+    overload: OverloadLimits;
   };
   /** Bounds on everything that arrives from outside. */
   limits: Limits;
@@ -208,6 +211,8 @@ export const CONFIG_KEYS = [
   "MEDIA_TIMEOUT_MS",
   "MAX_CONCURRENT_CALLS",
   "DRAIN_SECONDS",
+  "OVERLOAD_LOOP_DELAY_MS",
+  "OVERLOAD_MIN_IDLE_CPU",
   "FFMPEG_PATH",
   "MEDIA_WORKERS",
   "LOG_LEVEL",
@@ -376,6 +381,10 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
       mediaTimeoutMs: int("MEDIA_TIMEOUT_MS", 30_000, 1_000, 600_000),
       maxConcurrent: int("MAX_CONCURRENT_CALLS", 500, 1, 100_000),
       drainSeconds: int("DRAIN_SECONDS", 30, 0, 86_400),
+      overload: {
+        maxLoopDelayMs: int("OVERLOAD_LOOP_DELAY_MS", 0, 0, 1_000),
+        minIdleCpuPercent: int("OVERLOAD_MIN_IDLE_CPU", 0, 0, 90),
+      },
     },
     limits: readLimits(int),
     logLevel,

@@ -9,6 +9,8 @@ export interface ReadinessFacts {
   clusterHealthy: boolean;
   /** Media worker threads not up (starting again after a crash); empty without workers. */
   workersDown: readonly number[];
+  /** Why the machine has no room for another call's media (OVERLOAD_*), while it has none. */
+  overload: string | undefined;
 }
 
 /**
@@ -21,5 +23,6 @@ export function notReadyReason(f: ReadinessFacts): string | undefined {
   if (!f.sipReady) return "SIP side not ready (not listening, or not registered)";
   if (!f.clusterHealthy) return "Redis unreachable";
   if (f.liveCalls >= f.maxCalls) return `full: ${f.liveCalls} of ${f.maxCalls} calls`;
+  if (f.overload !== undefined) return `overloaded: ${f.overload}`;
   return undefined;
 }

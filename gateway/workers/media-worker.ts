@@ -7,6 +7,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { checkFfmpeg } from "../../transcode/video/ffmpeg-binary.js";
 import { Gateway } from "../gateway.js";
 import { createLogger } from "../log.js";
+import { LOAD_SAMPLE_MS, LoopDelayMeter } from "../observe/load-monitor.js";
 import { OwnerHttp } from "./http-relay.js";
 import { RemoteSipSignaling } from "./remote-sip.js";
 import { toWireError } from "./sip-protocol.js";
@@ -38,6 +39,10 @@ const gateway = new Gateway(config, log, {
   digestSecret: Buffer.from(digestSecret),
   httpSend: ownerHttp.send,
 });
+// The owner decides admission for the whole process from every worker's lateness.
+const loopDelay = new LoopDelayMeter();
+setInterval(() => post({ t: "load", loopDelayMs: loopDelay.take() }), LOAD_SAMPLE_MS).unref();
+
 gateway.registry.onCallAdded((callId, call) => {
   post({ t: "call-added", callId, businessId: call.businessId });
   call.whenEnded(() => post({ t: "call-ended", callId }));

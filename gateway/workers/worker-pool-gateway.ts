@@ -13,7 +13,8 @@ import { notReadyReason } from "../http/readiness.js";
 import { HttpServer } from "../http/server.js";
 import { LogThrottle } from "../log.js";
 import type { WebhookDelivery } from "../meta/webhook-delivery.js";
-import { runtimeMetrics, webhookCounter } from "../metrics.js";
+import { loadMetrics, runtimeMetrics, webhookCounter } from "../metrics.js";
+import { LoadMonitor } from "../observe/load-monitor.js";
 import { CallDispatch } from "./call-dispatch.js";
 import { HttpRelay } from "./http-relay.js";
 import { MediaWorker } from "./media-worker-thread.js";
@@ -54,6 +55,8 @@ export class WorkerPoolGateway {
   private readonly sources: SipIngressPolicy;
   /** Refused INVITEs are logged once a second per reason, as the call manager does. */
   private readonly refusalLog = new LogThrottle();
+  /** The machine's load (each worker reports its loop's lateness) and the admission verdict from it. */
+  private readonly load: LoadMonitor;
 
   /**
    * `logSink` takes the workers' log lines, whole: the destination of `log`, so that one writer
@@ -67,6 +70,8 @@ export class WorkerPoolGateway {
   ) {
     runtimeMetrics(this.registry);
     const webhooks = webhookCounter(this.registry);
+    this.load = new LoadMonitor({ limits: config.calls.overload, log: log.child({ subsystem: "load" }) });
+    loadMetrics(this.registry, () => this.load.snapshot());
     this.signaling = sipSignalingFor(config, log, mediaAddressFor(config));
     this.dispatch = new CallDispatch<WebhookDelivery>({
       workers: count,
@@ -123,6 +128,7 @@ export class WorkerPoolGateway {
     this.bridge.announceReadiness();
     this.address = await this.http.listen();
     this.cluster?.start(`http://${advertisedHttpHost(this.config.http.host, this.config.media.bindIp)}:${this.address.port}`);
+    this.load.start();
     this.state = "running";
     this.log.info(
       { http: `${this.address.address}:${this.address.port}`, workers: this.count, stopGraceSeconds: stopGraceSeconds(this.config), config: redactConfig(this.config) },
@@ -152,6 +158,7 @@ export class WorkerPoolGateway {
       }),
     );
     await this.signaling.stop();
+    this.load.stop();
     this.log.info("gateway stopped");
   }
 
@@ -180,6 +187,8 @@ export class WorkerPoolGateway {
     }
     if (m.t === "log") {
       this.logSink(m.line);
+    } else if (m.t === "load") {
+      this.load.report(`worker-${index}`, m.loopDelayMs);
     } else if (m.t === "call-added") {
       this.dispatch.callAdded(index, m.callId, m.businessId);
       this.cluster?.claim(m.callId, m.businessId);
@@ -198,6 +207,7 @@ export class WorkerPoolGateway {
     if (this.state === "stopped") return;
     const replace = this.state === "running";
     this.relays[index]?.close();
+    this.load.forget(`worker-${index}`);
     const orphans = this.dispatch.dropWorker(index);
     this.log.error({ worker: index, code, calls: orphans.length, replaced: replace }, "media worker exited: its calls are ended");
     await this.bridge.dropWorker(index);
@@ -232,12 +242,13 @@ export class WorkerPoolGateway {
       sipReady: this.signaling.ready,
       clusterHealthy: this.cluster?.healthy ?? true,
       workersDown: this.workers.filter((w) => w.state !== "up").map((w) => w.index),
+      overload: this.load.reason,
     });
   }
 
-  /** Whether one more new call is taken: running, the cluster admitting, and room under MAX_CONCURRENT_CALLS. */
+  /** Whether one more new call is taken: running, the cluster admitting, room under MAX_CONCURRENT_CALLS, and the machine not overloaded. */
   private admitsNewCall(committed: number): boolean {
-    return this.state === "running" && (this.cluster?.admitting() ?? true) && committed < this.config.calls.maxConcurrent;
+    return this.state === "running" && (this.cluster?.admitting() ?? true) && committed < this.config.calls.maxConcurrent && !this.load.overloaded;
   }
 
   /**
@@ -291,7 +302,12 @@ export class WorkerPoolGateway {
       log: this.log.child({ subsystem: "cluster" }),
       keyOf: (event) => JSON.stringify(event),
       deliverLocal: (delivery) => this.dispatch.route(delivery),
-      load: () => ({ draining: this.state !== "running", liveCalls: this.dispatch.totalLive, maxCalls: this.config.calls.maxConcurrent }),
+      load: () => ({
+        draining: this.state !== "running",
+        liveCalls: this.dispatch.totalLive,
+        maxCalls: this.config.calls.maxConcurrent,
+        overloaded: this.load.overloaded,
+      }),
       terminateAtMeta: async (call) => {
         const worker = this.workers.find((w) => w.state === "up");
         if (!worker) throw new Error("no media worker up");

@@ -33,6 +33,8 @@ export type FromWorker =
   | { t: "ready" }
   /** One log line, written by the owner so that threads never interleave on stdout. */
   | { t: "log"; line: string }
+  /** Once a second: how late this worker's event loop ran (LoopDelayMeter), for the owner's admission. */
+  | { t: "load"; loopDelayMs: number }
   | { t: "call-added"; callId: string; businessId: string }
   | { t: "call-ended"; callId: string }
   | { t: "reply"; req: number; ok: true; value: unknown }

@@ -117,6 +117,12 @@ describe("one gateway process, calls on media worker threads", () => {
     expect(metrics.match(/^gateway_process_process_resident_memory_bytes /gm)).toHaveLength(1);
     expect(metrics.match(/^gateway_process_nodejs_eventloop_lag_max_seconds /gm)).toHaveLength(1);
     expect(Number(/^gateway_webhooks_total\{result="accepted"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(tones.length);
+    // The machine's load, from the workers' reports, once for the process (no OVERLOAD_* limit set: measured, never refusing).
+    expect(metrics.match(/^gateway_media_loop_delay_seconds /gm)).toHaveLength(1);
+    expect(sample(metrics, "gateway_media_loop_delay_seconds")).toBeGreaterThanOrEqual(0);
+    expect(sample(metrics, "gateway_media_loop_delay_seconds")).toBeLessThan(1);
+    expect(sample(metrics, "gateway_idle_cpu_ratio")).toBeLessThanOrEqual(1);
+    expect(sample(metrics, "gateway_overloaded")).toBe(0);
     const live = (await (await fetch(`${gw.url}/calls`)).json()) as { calls: { callId: string }[] };
     expect(live.calls.map((c) => c.callId).sort()).toEqual(calls.map((c) => c.id).sort());
 

@@ -60,11 +60,15 @@ describe("admission across instances", () => {
     expect(pickInstanceWithRoom([snap("a", 0, 10), snap("b", 1, 10), snap("c", 0, 3)], "a")?.id).toBe("b");
     expect(pickInstanceWithRoom([snap("b", 10, 10), snap("c", 0, 10, "draining"), snap("d", 2, 2, "full")], "a")).toBeUndefined();
     expect(pickInstanceWithRoom([snap("c", 5, 10), snap("b", 5, 10)], "a")?.id).toBe("b");
+    expect(pickInstanceWithRoom([snap("b", 0, 10, "overloaded"), snap("c", 9, 10)], "a")?.id).toBe("c");
   });
 
   it("names an instance's state from its load", () => {
-    expect(stateOf(false, 2, 3)).toBe("ready");
-    expect(stateOf(false, 3, 3)).toBe("full");
-    expect(stateOf(true, 0, 3)).toBe("draining");
+    const load = { draining: false, liveCalls: 2, maxCalls: 3, overloaded: false };
+    expect(stateOf(load)).toBe("ready");
+    expect(stateOf({ ...load, liveCalls: 3 })).toBe("full");
+    expect(stateOf({ ...load, overloaded: true })).toBe("overloaded");
+    expect(stateOf({ ...load, draining: true, overloaded: true })).toBe("draining");
+    expect(stateOf({ ...load, liveCalls: 3, overloaded: true })).toBe("full");
   });
 });

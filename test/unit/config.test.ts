@@ -115,6 +115,14 @@ describe("configuration", () => {
     expect(loadConfig(base, readConfigFile(file)).calls.drainSeconds).toBe(90);
   });
 
+  it("turns admission under load off by default and bounds its limits", () => {
+    expect(loadConfig(base).calls.overload).toEqual({ maxLoopDelayMs: 0, minIdleCpuPercent: 0 });
+    expect(loadConfig({ ...base, OVERLOAD_LOOP_DELAY_MS: "20", OVERLOAD_MIN_IDLE_CPU: "10" }).calls.overload).toEqual({ maxLoopDelayMs: 20, minIdleCpuPercent: 10 });
+    for (const [key, bad] of [["OVERLOAD_LOOP_DELAY_MS", "1001"], ["OVERLOAD_LOOP_DELAY_MS", "-1"], ["OVERLOAD_LOOP_DELAY_MS", "soon"], ["OVERLOAD_MIN_IDLE_CPU", "95"], ["OVERLOAD_MIN_IDLE_CPU", "2.5"]] as const) {
+      expect(configError(() => loadConfig({ ...base, [key]: bad })).setting).toBe(key);
+    }
+  });
+
   it("validates FFMPEG_PATH: an executable file, or a name found on PATH", () => {
     const dir = mkdtempSync(join(tmpdir(), "gwcfg-"));
     const exe = join(dir, "my-ffmpeg");
