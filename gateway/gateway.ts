@@ -54,6 +54,19 @@ export function stopGraceSeconds(config: GatewayConfig): number {
  * The composition root: builds every subsystem from the configuration and owns their lifetimes.
  * Nothing else constructs subsystems, so what the process runs is readable here in one place.
  */
+/** Where a gateway's SIP side listens; throws until it does. */
+export function listeningSipAddress(signaling: SipSignaling): SipAddress {
+  const address = signaling.localAddress;
+  if (!address) throw new Error("SIP side not listening yet");
+  return address;
+}
+
+/** Where a gateway's HTTP side is bound; throws before it is. */
+export function boundHttpAddress(address: AddressInfo | undefined): AddressInfo {
+  if (!address) throw new Error("gateway not started");
+  return address;
+}
+
 export class Gateway {
   readonly registry = new CallRegistry();
   /** Each Page with its Graph client (none on a WhatsApp-only gateway). */
@@ -260,15 +273,12 @@ export class Gateway {
 
   /** Where SIP reaches the gateway (useful with port 0); throws until the SIP side knows it. */
   get sipAddress(): SipAddress {
-    const address = this.signaling.localAddress;
-    if (!address) throw new Error("SIP side not listening yet");
-    return address;
+    return listeningSipAddress(this.signaling);
   }
 
   /** The HTTP address actually bound (useful with port 0). */
   get httpAddress(): AddressInfo {
-    if (!this.address) throw new Error("gateway not started");
-    return this.address;
+    return boundHttpAddress(this.address);
   }
 
   async start(): Promise<void> {

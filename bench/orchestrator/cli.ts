@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { parseWorkers } from "../../gateway/config/config.js";
 import type { SrtpProfileName } from "../loadgen/consumer-peer.js";
 import { planFor, type Plan } from "./plan.js";
 import { gatewayRtpRanges } from "./ports.js";
@@ -39,8 +40,12 @@ export function parseCli(argv: string[]): BenchOptions {
   const gateways = Number(values.gateways);
   if (!/^\d+$/.test(values.gateways ?? "") || gateways < 1 || gateways > 16) throw new Error(`--gateways takes 1–16, not ${values.gateways}`);
   const workers = values["media-workers"] ?? "auto";
-  // The gateway's own bounds for MEDIA_WORKERS.
-  if (workers !== "auto" && (!/^\d+$/.test(workers) || Number(workers) < 1 || Number(workers) > 64)) throw new Error(`--media-workers takes auto or 1–64, not ${workers}`);
+  // Checked as the gateway checks MEDIA_WORKERS; `auto` is passed on as it is, for the gateway to resolve.
+  try {
+    parseWorkers(workers);
+  } catch (err) {
+    throw new Error(`--media-workers: ${(err as Error).message}`);
+  }
   const plan = planFor(values.quick ?? false, gateways, workers === "auto" ? "auto" : Number(workers));
   if (values.steps !== undefined) {
     const steps = values.steps.split(",").map(Number);

@@ -398,17 +398,19 @@ export function loadConfig(env: Source, file: Source = {}): GatewayConfig {
   };
 }
 
+const MAX_MEDIA_WORKERS = 64;
+
 /** MEDIA_WORKERS=auto: one per core the process may run on, at most 64. */
 export function autoMediaWorkers(): number {
-  return Math.min(64, availableParallelism());
+  return Math.min(MAX_MEDIA_WORKERS, availableParallelism());
 }
 
 /** MEDIA_WORKERS: `auto` (one per core, the default) or 1–64. */
-function parseWorkers(raw: string | undefined): number {
+export function parseWorkers(raw: string | undefined): number {
   if (raw === undefined || raw.toLowerCase() === "auto") return autoMediaWorkers();
   if (!/^\d+$/.test(raw)) throw new ConfigError("MEDIA_WORKERS", `must be auto or a whole number, got "${raw}"`);
   const n = Number(raw);
-  if (n < 1 || n > 64) throw new ConfigError("MEDIA_WORKERS", `must be between 1 and 64, got ${n}`);
+  if (n < 1 || n > MAX_MEDIA_WORKERS) throw new ConfigError("MEDIA_WORKERS", `must be between 1 and ${MAX_MEDIA_WORKERS}, got ${n}`);
   return n;
 }
 

@@ -1,3 +1,5 @@
+import { stateOf } from "../cluster/admission.js";
+
 /** What `/readyz` is decided from, the same for a single-thread gateway and one with media workers. */
 export interface ReadinessFacts {
   draining: boolean;
@@ -18,11 +20,13 @@ export interface ReadinessFacts {
  * body, so an operator (or a balancer's log) sees which condition holds without reading metrics.
  */
 export function notReadyReason(f: ReadinessFacts): string | undefined {
-  if (f.draining) return "draining";
+  // The load's part of the verdict is the one the cluster publishes for this instance.
+  const load = stateOf({ draining: f.draining, liveCalls: f.liveCalls, maxCalls: f.maxCalls, overloaded: f.overload !== undefined });
+  if (load === "draining") return "draining";
   if (f.workersDown.length > 0) return `media worker ${f.workersDown.join(", ")} not up`;
   if (!f.sipReady) return "SIP side not ready (not listening, or not registered)";
   if (!f.clusterHealthy) return "Redis unreachable";
-  if (f.liveCalls >= f.maxCalls) return `full: ${f.liveCalls} of ${f.maxCalls} calls`;
-  if (f.overload !== undefined) return `overloaded: ${f.overload}`;
+  if (load === "full") return `full: ${f.liveCalls} of ${f.maxCalls} calls`;
+  if (load === "overloaded") return `overloaded: ${f.overload}`;
   return undefined;
 }

@@ -8,7 +8,7 @@ import { readHeaderNames } from "../call/read-headers.js";
 import { rateRefusal, SipIngressPolicy, SourceRate } from "../call/sip-ingress.js";
 import { Cluster } from "../cluster/cluster.js";
 import { redactConfig, type GatewayConfig } from "../config/config.js";
-import { advertisedHttpHost, mediaAddressFor, sipSignalingFor, stopGraceSeconds } from "../gateway.js";
+import { advertisedHttpHost, boundHttpAddress, listeningSipAddress, mediaAddressFor, sipSignalingFor, stopGraceSeconds } from "../gateway.js";
 import { notReadyReason } from "../http/readiness.js";
 import { HttpServer } from "../http/server.js";
 import { LogThrottle } from "../log.js";
@@ -112,14 +112,11 @@ export class WorkerPoolGateway {
   }
 
   get sipAddress(): SipAddress {
-    const address = this.signaling.localAddress;
-    if (!address) throw new Error("SIP side not listening yet");
-    return address;
+    return listeningSipAddress(this.signaling);
   }
 
   get httpAddress(): AddressInfo {
-    if (!this.address) throw new Error("gateway not started");
-    return this.address;
+    return boundHttpAddress(this.address);
   }
 
   async start(): Promise<void> {
