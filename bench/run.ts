@@ -57,6 +57,7 @@ async function main(): Promise<number> {
     windowS: plan.windowMs / 1000,
     srtpProfile,
     gatewayNodeArgs: plan.gatewayNodeArgs,
+    overloadLoopDelayMs: plan.overloadLoopDelayMs,
     setup: undefined,
     setupUnderLoad: undefined,
     opusEncoderCost: undefined,
@@ -67,7 +68,7 @@ async function main(): Promise<number> {
     rtpengineError: undefined,
     notes: [],
   };
-  log(`${plan.mode} run: ${plan.gateways} gateway process(es) with MEDIA_WORKERS=${plan.mediaWorkers} (${facts.mediaWorkerThreads} media worker thread(s) each), ${cpus().length} cores, SRTP ${srtpProfile}${profileDir ? `, CPU profiles in ${profileDir}` : ""}`);
+  log(`${plan.mode} run: ${plan.gateways} gateway process(es) with MEDIA_WORKERS=${plan.mediaWorkers} (${facts.mediaWorkerThreads} media worker thread(s) each), ${cpus().length} cores, SRTP ${srtpProfile}${plan.overloadLoopDelayMs > 0 ? `, OVERLOAD_LOOP_DELAY_MS=${plan.overloadLoopDelayMs}` : ""}${profileDir ? `, CPU profiles in ${profileDir}` : ""}`);
 
   if (only !== "rtpengine") facts.gateway = await gatewayPhases(plan, deadline, facts, srtpProfile, profileDir);
   if (profileDir) {
@@ -124,7 +125,7 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
       if (!r.graphUrl || r.sipPort === undefined) throw new Error("load generator did not report its Graph URL and SIP port");
       const rtpRange = rtpRanges[i];
       if (!rtpRange) throw new Error(`no RTP range for gateway ${i}`);
-      gateways.push(await startGateway(group, { index: i, graphUrl: r.graphUrl, pbxSipPort: r.sipPort, rtpRange, profileDir, nodeArgs: plan.gatewayNodeArgs, mediaWorkers: plan.mediaWorkers }));
+      gateways.push(await startGateway(group, { index: i, graphUrl: r.graphUrl, pbxSipPort: r.sipPort, rtpRange, profileDir, nodeArgs: plan.gatewayNodeArgs, mediaWorkers: plan.mediaWorkers, overloadLoopDelayMs: plan.overloadLoopDelayMs }));
     }
     await Promise.all(loadgens.map((lg, i) => lg.request("setWebhookUrl", { url: gateways[i]!.webhookUrl })));
     log(`gateways up: ${gateways.map((g) => `pid ${g.process.pid} http ${g.httpPort} sip ${g.sipPort} rtp ${g.rtpRange.join("–")}`).join("; ")}`);
@@ -164,7 +165,11 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
       await sleep(plan.settleMs);
       facts.setup = await runSetup(loadgens, plan.setupSequentialCalls, plan.setupBurstCalls);
       const s = facts.setup;
-      log(`setup: webhook→INVITE p50 ${s.sequential.inviteMs.p50.toFixed(1)} ms, 200 OK→accept p50 ${s.sequential.acceptMs.p50.toFixed(1)} ms; ${s.burst.calls} at once: ${s.burst.inviteMs.p50.toFixed(1)} / ${s.burst.acceptMs.p50.toFixed(1)} ms`);
+      const failed = (n: number): string => (n > 0 ? ` (${n} failed)` : "");
+      log(
+        `setup: webhook→INVITE p50 ${s.sequential.inviteMs.p50.toFixed(1)} ms, 200 OK→accept p50 ${s.sequential.acceptMs.p50.toFixed(1)} ms${failed(s.sequential.failed)}; ` +
+          `${s.burst.calls} at once: ${s.burst.inviteMs.p50.toFixed(1)} / ${s.burst.acceptMs.p50.toFixed(1)} ms${failed(s.burst.failed)}`,
+      );
       facts.churn = await runChurn(gateways, loadgens, plan, plan.churnCalls);
       const c = facts.churn;
       log(`churn: ${c.completed}/${c.calls} calls in ${c.durationS.toFixed(0)} s, fds ${signed(c.leakedFds)}, UDP sockets ${signed(c.leakedUdpSockets)}, RSS ${signed(c.rssGrowthMB)} MB${c.errors.length ? `; errors: ${c.errors.join(" | ")}` : ""}`);

@@ -16,7 +16,7 @@ export interface BenchOptions {
 }
 
 export const USAGE =
-  "npm run bench [-- --quick] [--profile] [--only gateway|rtpengine] [--steps 50,100,150] [--window SECONDS] [--gateways N] [--media-workers N|auto] [--srtp cm|gcm] [--stall-sample-us N] [--no-video] [--gateway-node-option=--FLAG ...]";
+  "npm run bench [-- --quick] [--profile] [--only gateway|rtpengine] [--steps 50,100,150] [--window SECONDS] [--gateways N] [--media-workers N|auto] [--srtp cm|gcm] [--stall-sample-us N] [--no-video] [--overload-delay-ms N] [--gateway-node-option=--FLAG ...]";
 
 /** The bench's command line; throws with a message naming the bad option. */
 export function parseCli(argv: string[]): BenchOptions {
@@ -33,6 +33,7 @@ export function parseCli(argv: string[]): BenchOptions {
       srtp: { type: "string", default: "cm" },
       "stall-sample-us": { type: "string" },
       "no-video": { type: "boolean", default: false },
+      "overload-delay-ms": { type: "string" },
       "gateway-node-option": { type: "string", multiple: true },
     },
   });
@@ -63,6 +64,11 @@ export function parseCli(argv: string[]): BenchOptions {
   for (const flag of values["gateway-node-option"] ?? []) {
     if (!/^--[a-z][a-z0-9-]*(=\S+)?$/.test(flag)) throw new Error(`--gateway-node-option takes one Node flag like --max-semi-space-size=32, not ${flag}`);
     plan.gatewayNodeArgs.push(flag);
+  }
+  if (values["overload-delay-ms"] !== undefined) {
+    const ms = Number(values["overload-delay-ms"]);
+    if (!Number.isInteger(ms) || ms < 0 || ms > 1000) throw new Error(`--overload-delay-ms takes 0–1000 (OVERLOAD_LOOP_DELAY_MS), not ${values["overload-delay-ms"]}`);
+    plan.overloadLoopDelayMs = ms;
   }
   if (values["stall-sample-us"] !== undefined) {
     const us = Number(values["stall-sample-us"]);

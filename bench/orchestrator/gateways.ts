@@ -43,6 +43,8 @@ export interface GatewayStartOptions {
   nodeArgs?: string[];
   /** MEDIA_WORKERS: media worker threads, `auto` for one per core. */
   mediaWorkers: number | "auto";
+  /** OVERLOAD_LOOP_DELAY_MS (0: off). */
+  overloadLoopDelayMs: number;
 }
 
 /** Starts `node dist/gateway/main.js` configured by environment, and waits for /healthz. */
@@ -69,6 +71,7 @@ export async function startGateway(group: ProcessGroup, o: GatewayStartOptions):
     PUBLIC_IP: "127.0.0.1",
     MEDIA_BIND_IP: "127.0.0.1",
     MAX_CONCURRENT_CALLS: "5000",
+    OVERLOAD_LOOP_DELAY_MS: String(o.overloadLoopDelayMs),
     // BENCH_GATEWAY_LOG_LEVEL=info (with BENCH_LOG_DIR) keeps the calls' set-up steps in the logs.
     LOG_LEVEL: process.env.BENCH_GATEWAY_LOG_LEVEL ?? "warn",
     DRAIN_SECONDS: "0",

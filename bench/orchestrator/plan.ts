@@ -32,6 +32,8 @@ export interface Plan {
   rtpengineSteps: number[];
   /** Extra Node flags for the gateway processes, to compare runtime settings. */
   gatewayNodeArgs: string[];
+  /** OVERLOAD_LOOP_DELAY_MS for the gateways (0: off, as by default): shows admission under load at the steps past capacity. */
+  overloadLoopDelayMs: number;
   /**
    * CPU sampling interval of the stall probe during windows, µs (0: GC and CPU-wait attribution
    * only). 1 ms resolves a 10 ms stall into ten samples at a cost of about 1 % of a core.
@@ -66,6 +68,7 @@ export function planFor(quick: boolean, gateways: number, mediaWorkers: number |
       // Coarser than the gateway's, so its limit fits in what is left of the budget.
       rtpengineSteps: [50, 100, 150, 200, 300],
       gatewayNodeArgs: [],
+      overloadLoopDelayMs: 0,
       stallSampleUs: 1000,
       setupUnderLoad: { liveCalls: 50, ratePerSecond: 5, burstCalls: 50 },
     };
@@ -92,6 +95,7 @@ export function planFor(quick: boolean, gateways: number, mediaWorkers: number |
     reserveAfterGatewayRampMs: 35 * 60_000,
     rtpengineSteps: steps,
     gatewayNodeArgs: [],
+    overloadLoopDelayMs: 0,
     stallSampleUs: 1000,
     setupUnderLoad: { liveCalls: 50, ratePerSecond: 5, burstCalls: 50 },
   };

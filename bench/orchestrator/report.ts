@@ -17,6 +17,8 @@ export interface RunFacts {
   windowS: number;
   srtpProfile: string;
   gatewayNodeArgs: string[];
+  /** OVERLOAD_LOOP_DELAY_MS the gateways ran with (0: off). */
+  overloadLoopDelayMs: number;
   setup: SetupResult | undefined;
   setupUnderLoad: SetupUnderLoadResult | undefined;
   /** What rtpengine's Opus encoder settings cost next to the gateway's (they cannot be made equal). */
@@ -113,6 +115,7 @@ export function buildResults(f: RunFacts): Record<string, unknown> {
     },
     srtpProfile: f.srtpProfile,
     gatewayNodeArgs: f.gatewayNodeArgs,
+    overloadLoopDelayMs: f.overloadLoopDelayMs,
     criterion: `>= ${REQUIRED_SHARE * 100}% of packets each way within ${DEADLINE_MS} ms of arrival, none lost, every call up`,
     jitterBudgetCriterion: `the same with ${DEADLINE_MS} ms on top of each stream's own median latency (delay variation)`,
     audio: {
@@ -292,7 +295,7 @@ export function formatTable(f: RunFacts): string {
     );
   }
   for (const [label, w] of stallWindows(f)) for (const line of describeStalls(w)) out.push(`stalls ${label}, ${line}`);
-  out.push(`machine: ${cpus().length} cores; ${f.gateways} gateway process(es), MEDIA_WORKERS=${f.mediaWorkers} (${f.mediaWorkerThreads} worker thread(s) each); SRTP ${f.srtpProfile}${f.gatewayNodeArgs.length ? `; gateway node ${f.gatewayNodeArgs.join(" ")}` : ""}; windows of ${f.windowS} s; run took ${f.durationS.toFixed(0)} s (${f.mode})`);
+  out.push(`machine: ${cpus().length} cores; ${f.gateways} gateway process(es), MEDIA_WORKERS=${f.mediaWorkers} (${f.mediaWorkerThreads} worker thread(s) each); SRTP ${f.srtpProfile}${f.gatewayNodeArgs.length ? `; gateway node ${f.gatewayNodeArgs.join(" ")}` : ""}${f.overloadLoopDelayMs > 0 ? `; OVERLOAD_LOOP_DELAY_MS=${f.overloadLoopDelayMs}` : ""}; windows of ${f.windowS} s; run took ${f.durationS.toFixed(0)} s (${f.mode})`);
   return out.join("\n");
 }
 

@@ -55,6 +55,9 @@ export interface LoadVerdict {
 /**
  * The admission state machine. One sample over a limit starts an overload at once (the next
  * call would already hurt the live ones); RECOVERY_SAMPLES within limits in a row end it.
+ * Waiting for two seconds over was measured (bench, 2 cores, limit 20 ms): calls arriving ten at a
+ * time past capacity all got in before the second one, and every live call was late by then. The
+ * limit itself is what keeps the spike of a few calls set up at once from refusing the next ones.
  */
 export class LoadGuard {
   #state: LoadState = "accepting";
