@@ -118,8 +118,10 @@ describe("one gateway process, calls on media worker threads", () => {
     expect(metrics.match(/^gateway_process_nodejs_eventloop_lag_max_seconds /gm)).toHaveLength(1);
     expect(Number(/^gateway_webhooks_total\{result="accepted"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(tones.length);
     // The machine's load, from the workers' reports, once for the process (no OVERLOAD_* limit set: measured, never refusing).
+    // The owner carries no media and measures no loop of its own: a figure above 0 is a worker's
+    // report (a timer never runs exactly on time).
     expect(metrics.match(/^gateway_media_loop_delay_seconds /gm)).toHaveLength(1);
-    expect(sample(metrics, "gateway_media_loop_delay_seconds")).toBeGreaterThanOrEqual(0);
+    expect(sample(metrics, "gateway_media_loop_delay_seconds")).toBeGreaterThan(0);
     expect(sample(metrics, "gateway_media_loop_delay_seconds")).toBeLessThan(1);
     expect(sample(metrics, "gateway_idle_cpu_ratio")).toBeLessThanOrEqual(1);
     expect(sample(metrics, "gateway_overloaded")).toBe(0);
