@@ -50,10 +50,6 @@ export function stopGraceSeconds(config: GatewayConfig): number {
   return config.calls.drainSeconds + Math.ceil((2 * config.meta.graphTimeoutMs) / 1000) + EVENTS_FLUSH_MS / 1000 + SHUTDOWN_SLACK_S;
 }
 
-/**
- * The composition root: builds every subsystem from the configuration and owns their lifetimes.
- * Nothing else constructs subsystems, so what the process runs is readable here in one place.
- */
 /** Where a gateway's SIP side listens; throws until it does. */
 export function listeningSipAddress(signaling: SipSignaling): SipAddress {
   const address = signaling.localAddress;
@@ -67,6 +63,10 @@ export function boundHttpAddress(address: AddressInfo | undefined): AddressInfo 
   return address;
 }
 
+/**
+ * The composition root: builds every subsystem from the configuration and owns their lifetimes.
+ * Nothing else constructs subsystems, so what the process runs is readable here in one place.
+ */
 export class Gateway {
   readonly registry = new CallRegistry();
   /** Each Page with its Graph client (none on a WhatsApp-only gateway). */

@@ -14,7 +14,7 @@ export interface OverloadLimits {
   minIdleCpuPercent: number;
 }
 
-/** One second of load: the latest media thread's lateness and the machine's idle CPU. */
+/** One second of load: the worst media thread's lateness and the machine's idle CPU. */
 export interface LoadSample {
   /** p99 of how late the loop ran a 10 ms timer, worst media thread, ms. */
   loopDelayMs: number;

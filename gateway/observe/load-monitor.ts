@@ -13,8 +13,6 @@ import { LoadGuard, overloadLimitsOn, type LoadSample, type LoadState, type Over
 const RESOLUTION_MS = 10;
 /** How often the monitor samples, and workers report. */
 export const LOAD_SAMPLE_MS = 1_000;
-/** A thread's report older than this no longer counts (a worker that stopped reporting is supervised elsewhere). */
-const REPORT_FRESH_MS = 3 * LOAD_SAMPLE_MS;
 
 /** How late this thread's event loop runs a 10 ms timer. */
 export class LoopDelayMeter {
@@ -113,7 +111,7 @@ export class LoadMonitor {
     this.#reports.set(thread, { delayMs: loopDelayMs, at: Date.now() });
   }
 
-  /** A thread that is gone reports no more. */
+  /** A thread that is gone reports no more (until then, a thread that falls silent counts as late). */
   forget(thread: string): void {
     this.#reports.delete(thread);
   }
@@ -136,7 +134,8 @@ export class LoadMonitor {
   sample(): void {
     const now = Date.now();
     let delay = this.o.ownMeter?.take() ?? 0;
-    for (const r of this.#reports.values()) if (now - r.at <= REPORT_FRESH_MS) delay = Math.max(delay, r.delayMs);
+    // A worker too busy to report is at least as late as its report is overdue.
+    for (const r of this.#reports.values()) delay = Math.max(delay, r.delayMs, now - r.at - LOAD_SAMPLE_MS);
     this.#latest = { loopDelayMs: delay, idleCpuPercent: this.#idle.take() };
     if (!this.#limitsOn) return;
     const v = this.#guard.observe(this.#latest);

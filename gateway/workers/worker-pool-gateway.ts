@@ -146,6 +146,8 @@ export class WorkerPoolGateway {
       this.workers.map(async (w) => {
         if (w.state !== "up") return;
         w.state = "stopping";
+        // A worker that is stopping reports no more, and is not a late one.
+        this.load.forget(`worker-${w.index}`);
         // The worker ends its calls and flushes its reports (its own stop, as a single process's).
         await w.request((req) => ({ t: "stop", req, deadlineMs: 0 }), 30_000).catch((err: unknown) => this.log.warn({ err, worker: w.index }, "media worker stop failed"));
         // A thread that does not end by itself (a handle left open) is ended here.
@@ -185,7 +187,8 @@ export class WorkerPoolGateway {
     if (m.t === "log") {
       this.logSink(m.line);
     } else if (m.t === "load") {
-      this.load.report(`worker-${index}`, m.loopDelayMs);
+      // A stopping worker's last report would go stale once it is gone.
+      if (this.workers[index]?.state === "up") this.load.report(`worker-${index}`, m.loopDelayMs);
     } else if (m.t === "call-added") {
       this.dispatch.callAdded(index, m.callId, m.businessId);
       this.cluster?.claim(m.callId, m.businessId);

@@ -1,5 +1,5 @@
 import pino from "pino";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { LoadGuard, overloadReason, RECOVERY_SAMPLES, type LoadSample, type OverloadLimits } from "../../gateway/observe/load-guard.js";
 import { LoadMonitor, LoopDelayMeter } from "../../gateway/observe/load-monitor.js";
 
@@ -40,6 +40,25 @@ describe("overload admission (LoadGuard)", () => {
 });
 
 describe("load measurement (LoopDelayMeter, LoadMonitor)", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("counts a worker that stops reporting as late as its report is overdue", () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const m = new LoadMonitor({ limits: { maxLoopDelayMs: 20, minIdleCpuPercent: 0 }, log: pino({ level: "silent" }) });
+    m.report("worker-0", 2);
+    m.report("worker-1", 3);
+    m.sample();
+    expect(m.snapshot()).toMatchObject({ state: "accepting", loopDelayMs: 3 });
+    // worker-1 goes on reporting; worker-0's loop is held and says nothing for 2.5 s.
+    vi.advanceTimersByTime(2_500);
+    m.report("worker-1", 3);
+    m.sample();
+    expect(m.snapshot().loopDelayMs).toBe(1_500);
+    expect(m.overloaded).toBe(true);
+  });
+
   it("measures a loop kept busy, and forgets it once taken", async () => {
     const meter = new LoopDelayMeter();
     try {
