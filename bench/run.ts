@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCli, USAGE } from "./orchestrator/cli.js";
 import { Deadline } from "./orchestrator/deadline.js";
-import { BENCH_META, gatewaysLoopDelayMaxMs, gatewaysMediaLoopDelayMs, startGateway, startStallProbes, waitGatewaysIdle, type GatewayInstance } from "./orchestrator/gateways.js";
+import { BENCH_META, gatewaysDelays, startGateway, startStallProbes, waitGatewaysIdle, type GatewayInstance } from "./orchestrator/gateways.js";
 import { LoadgenClient } from "./orchestrator/loadgen-client.js";
 import type { Plan } from "./orchestrator/plan.js";
 import { measureOpusEncoderCost } from "./orchestrator/opus-cost.js";
@@ -141,8 +141,7 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
       pids: () => gateways.map((g) => g.process.pid),
       loadgens,
       logTail: () => gateways.flatMap((g) => g.process.tail.map(logMessage)),
-      loopDelayMaxMs: () => gatewaysLoopDelayMaxMs(gateways),
-      mediaLoopDelayMs: () => gatewaysMediaLoopDelayMs(gateways),
+      delays: () => gatewaysDelays(gateways),
       // Under --profile the whole ramp is profiled already; a second profiler would only add noise.
       startStallProbe: profileDir ? undefined : (sampled) => startStallProbes(gateways, sampled ? plan.stallSampleUs : 0),
     };

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { SystemDelays } from "../phases/density.js";
 import type { ProcessProbeReport, WindowProbeReports } from "../probe/probe-report.js";
 import { inspectorUrl } from "./heap.js";
 import { InspectorClient } from "./inspector.js";
@@ -93,36 +94,35 @@ export async function startGateway(group: ProcessGroup, o: GatewayStartOptions):
   return { index: o.index, process: proc, httpPort, sipPort, webhookUrl, rtpRange: o.rtpRange, inspectorUrl: inspectorUrl(proc.tail) };
 }
 
+/** A metric's first sample in a Prometheus exposition, NaN when it is absent. */
+function metricValue(text: string, name: string): number {
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN);
+}
+
 /** A few figures from the gateway's Prometheus endpoint. */
 export async function scrapeGateway(g: GatewayInstance): Promise<{ activeCalls: number; heapUsedMB: number }> {
   const text = await fetch(`http://127.0.0.1:${g.httpPort}/metrics`).then((r) => r.text());
-  const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN);
-  return { activeCalls: value("gateway_calls_active"), heapUsedMB: value("gateway_process_nodejs_heap_size_used_bytes") / 2 ** 20 };
+  return { activeCalls: metricValue(text, "gateway_calls_active"), heapUsedMB: metricValue(text, "gateway_process_nodejs_heap_size_used_bytes") / 2 ** 20 };
 }
 
 /**
- * The longest event-loop delay of any gateway since the previous call, in ms: prom-client's default
- * metrics measure it with perf_hooks and start afresh on every scrape.
+ * From one scrape of each gateway, the worst gateway's: the longest event-loop delay since the
+ * previous scrape (prom-client's default metrics measure it with perf_hooks and start afresh on
+ * every scrape), and the admission measure of the last second (`gateway_media_loop_delay_seconds`).
+ * One scrape, not one a second: a scrape gathers every media worker's registry (about 10 ms of
+ * CPU), which would weigh on what the window measures.
  */
-export async function gatewaysLoopDelayMaxMs(gateways: GatewayInstance[]): Promise<number> {
-  const maxima = await Promise.all(
+export async function gatewaysDelays(gateways: GatewayInstance[]): Promise<SystemDelays> {
+  const each = await Promise.all(
     gateways.map(async (g) => {
       const text = await fetch(`http://127.0.0.1:${g.httpPort}/metrics`).then((r) => r.text());
-      return Number(/^gateway_process_nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text)?.[1] ?? NaN) * 1000;
+      return {
+        loopMaxMs: metricValue(text, "gateway_process_nodejs_eventloop_lag_max_seconds") * 1000,
+        mediaLoopLateMs: metricValue(text, "gateway_media_loop_delay_seconds") * 1000,
+      };
     }),
   );
-  return Math.max(...maxima);
-}
-
-/** The gateways' admission measure now (`gateway_media_loop_delay_seconds`), the worst gateway's, in ms. */
-export async function gatewaysMediaLoopDelayMs(gateways: GatewayInstance[]): Promise<number> {
-  const values = await Promise.all(
-    gateways.map(async (g) => {
-      const text = await fetch(`http://127.0.0.1:${g.httpPort}/metrics`).then((r) => r.text());
-      return Number(/^gateway_media_loop_delay_seconds ([0-9.e+-]+)$/m.exec(text)?.[1] ?? NaN) * 1000;
-    }),
-  );
-  return Math.max(...values);
+  return { loopMaxMs: Math.max(...each.map((e) => e.loopMaxMs)), mediaLoopLateMs: Math.max(...each.map((e) => e.mediaLoopLateMs)) };
 }
 
 /** Waits until every gateway reports no active call. */

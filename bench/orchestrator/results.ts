@@ -48,10 +48,10 @@ export interface StepResult {
    */
   systemLoopDelayMaxMs: number | undefined;
   /**
-   * The gateway's own admission measure over the window (`gateway_media_loop_delay_seconds`, read
-   * each second: the worst media thread's p99 lateness of a 10 ms timer), its median and maximum.
+   * The gateway's own admission measure in the window's last second (`gateway_media_loop_delay_seconds`:
+   * the worst media thread's p99 lateness of a 10 ms timer); undefined for rtpengine.
    */
-  mediaLoopDelayMs: { p50: number; max: number } | undefined;
+  mediaLoopLateMs: number | undefined;
   /** Call set-up (placed → media mapped both ways) of the calls added for this step. */
   mediaUpMsP50: number;
   setupFailures: number;

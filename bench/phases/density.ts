@@ -21,16 +21,22 @@ const NOISY_OTHER_CORES = 0.25;
 const MARGINAL_SHARE = 0.99;
 const MAX_ATTEMPTS = 3;
 
+/** What a gateway says of its own event loops, in ms. */
+export interface SystemDelays {
+  /** The longest event-loop delay since the previous reading. */
+  loopMaxMs: number;
+  /** The admission measure (OVERLOAD_LOOP_DELAY_MS compares it with its limit) over the last second. */
+  mediaLoopLateMs: number;
+}
+
 export interface SystemUnderTest {
   name: "gateway" | "rtpengine";
   pids: () => number[];
   loadgens: LoadgenClient[];
   /** Recent log lines of the system's processes, shown when calls fail. */
   logTail: () => string[];
-  /** The system's longest event-loop delay since the last call, in ms, where it reports one. */
-  loopDelayMaxMs?: () => Promise<number>;
-  /** The gateway's admission measure now (OVERLOAD_LOOP_DELAY_MS compares it with its limit), in ms. */
-  mediaLoopDelayMs?: () => Promise<number>;
+  /** The system's own delay figures, where it reports them (the loop maximum since the last call). */
+  delays?: () => Promise<SystemDelays>;
   /**
    * Starts stall attribution for one window, with V8's sampling profiler when `sampled` (by
    * function; it costs a few hundredths of a core per process, so windows whose CPU is a figure
@@ -143,14 +149,12 @@ export async function measure(
   // the event loop for tens of ms, which must not fall into the window.
   const stopProbe = await sut.startStallProbe?.(sampled);
   const meter = new UsageMeter([...sutPids, ...loadgenPids, process.pid]);
-  await sut.loopDelayMaxMs?.(); // starts the system's delay figures afresh
+  await sut.delays?.(); // starts the system's delay figures afresh
   await Promise.all(sut.loadgens.map((l) => l.request("windowStart", { jitterBudgetMs: DEADLINE_MS })));
-  const admission = sut.mediaLoopDelayMs && sampleEverySecond(sut.mediaLoopDelayMs, plan.windowMs);
   await Promise.all([sleep(plan.windowMs), during?.()]);
-  const admissionSamples = (await admission) ?? [];
   const reports = await Promise.all(sut.loadgens.map((l) => l.request("windowEnd", null)));
   // The system's own figure first: stopping the profiler serialises its profile on the event loop.
-  const systemLoopDelayMaxMs = await sut.loopDelayMaxMs?.();
+  const delays = await sut.delays?.();
   const probeReports = await stopProbe?.();
   const usage = meter.finish();
   const sum = (pids: number[], m: Map<number, number>): number => pids.reduce((a, p) => a + (m.get(p) ?? 0), 0);
@@ -191,8 +195,8 @@ export async function measure(
     both: both.summary(DEADLINE_MS),
     loadgenLoopDelayP99Ms: Math.max(...reports.map((r) => r.loopDelayP99Ms)),
     loadgenLoopDelayMaxMs: Math.max(...reports.map((r) => r.loopDelayMaxMs)),
-    systemLoopDelayMaxMs,
-    mediaLoopDelayMs: admissionSamples.length > 0 ? { p50: percentiles(admissionSamples).p50, max: Math.max(...admissionSamples) } : undefined,
+    systemLoopDelayMaxMs: delays?.loopMaxMs,
+    mediaLoopLateMs: delays?.mediaLoopLateMs,
     mediaUpMsP50: percentiles(added.flatMap((a) => a.setup.flatMap((s) => (s.mediaUpMs === undefined ? [] : [s.mediaUpMs])))).p50,
     setupFailures: added.reduce((a, r) => a + r.failed, 0),
     setupErrors: added.flatMap((a) => a.errors).slice(0, 3),
@@ -200,18 +204,6 @@ export async function measure(
     stalls: probeReports && summarizeStalls(probeReports.reports, probeReports.missing),
   };
   return judge(step, window);
-}
-
-/** `read()` once a second over `windowMs` (a failed read is skipped). */
-async function sampleEverySecond(read: () => Promise<number>, windowMs: number): Promise<number[]> {
-  const samples: number[] = [];
-  const end = Date.now() + windowMs;
-  while (Date.now() + 1000 <= end) {
-    await sleep(1000);
-    const v = await read().catch(() => NaN);
-    if (Number.isFinite(v)) samples.push(v);
-  }
-  return samples;
 }
 
 /** Failed on latency alone, and only just. */
@@ -273,5 +265,5 @@ export function describeStep(name: string, s: StepResult): string {
   const errors = s.setupErrors.length ? `; set-up errors: ${s.setupErrors.join(" | ")}` : "";
   const attempts = s.attempts > 1 ? ` (best of ${s.attempts} windows)` : "";
   const stalls = s.stalls ? describeStalls(s.stalls).map((line) => `\n    stalls, ${line}`).join("") : "";
-  return `${name} ${s.calls} calls${attempts}: ${s.cores.toFixed(2)} cores, RSS ${s.rssMB.toFixed(0)} MB, ${lat}; load generators ${s.loadgenCores.toFixed(2)} cores (lag p99 ${s.loadgenLoopDelayP99Ms.toFixed(1)} ms), event-loop max ${s.systemLoopDelayMaxMs === undefined ? "" : `${s.systemLoopDelayMaxMs.toFixed(0)} ms ${name} / `}${s.loadgenLoopDelayMaxMs.toFixed(0)} ms load generators${s.mediaLoopDelayMs ? ` (media loop late p99 ${s.mediaLoopDelayMs.p50.toFixed(1)}/${s.mediaLoopDelayMs.max.toFixed(1)} ms median/max of seconds)` : ""}, other ${s.otherCores.toFixed(2)} → ${verdict}${jitter}${errors}${stalls}`;
+  return `${name} ${s.calls} calls${attempts}: ${s.cores.toFixed(2)} cores, RSS ${s.rssMB.toFixed(0)} MB, ${lat}; load generators ${s.loadgenCores.toFixed(2)} cores (lag p99 ${s.loadgenLoopDelayP99Ms.toFixed(1)} ms), event-loop max ${s.systemLoopDelayMaxMs === undefined ? "" : `${s.systemLoopDelayMaxMs.toFixed(0)} ms ${name} / `}${s.loadgenLoopDelayMaxMs.toFixed(0)} ms load generators${s.mediaLoopLateMs === undefined ? "" : ` (media loop late p99 ${s.mediaLoopLateMs.toFixed(1)} ms, last second)`}, other ${s.otherCores.toFixed(2)} → ${verdict}${jitter}${errors}${stalls}`;
 }
