@@ -6,6 +6,7 @@ import { createSipSignaling } from "../sip/backend.js";
 import { PortAllocator } from "../sip/rtp/port-allocator.js";
 import type { PlaceCallOptions, SipAddress, SipSignaling } from "../sip/signaling.js";
 import { CallManager } from "./call/call-manager.js";
+import type { InstanceLoad } from "./cluster/admission.js";
 import { Cluster } from "./cluster/cluster.js";
 import { EchoTarget } from "./call/echo-target.js";
 import { CallRegistry } from "./call/registry.js";
@@ -22,7 +23,7 @@ import { EventDeduper } from "./meta/dedupe.js";
 import { CallMetricsReporter } from "./meta/call-metrics.js";
 import { GraphClient } from "./meta/graph-client.js";
 import { GraphHttp } from "./meta/graph-http.js";
-import type { HttpSend } from "./meta/http-send.js";
+import type { HttpSend } from "./http/http-send.js";
 import { WhatsAppGraphClient } from "./meta/whatsapp-client.js";
 import type { MessengerPage, WhatsAppNumber } from "./call/call-manager.js";
 import { GatewayMetrics, loadMetrics } from "./metrics.js";
@@ -228,13 +229,11 @@ export class Gateway {
       onWebhookResult: (r) => this.metrics.webhook(r),
       notReady: () =>
         notReadyReason({
-          draining: this.calls.isDraining,
-          liveCalls: this.registry.size,
-          maxCalls: this.config.calls.maxConcurrent,
+          ...this.instanceLoad(),
           sipReady: this.signaling.ready,
           clusterHealthy: this.cluster?.healthy ?? true,
           workersDown: [],
-          overload: this.load?.reason,
+          overloadReason: this.load?.reason,
         }),
       metrics: async () => {
         const m = await this.metrics.exposition();
@@ -316,6 +315,16 @@ export class Gateway {
     this.log.info("gateway stopped");
   }
 
+  /** This instance's load as `/readyz` and the cluster read it. */
+  private instanceLoad(): InstanceLoad {
+    return {
+      draining: this.calls.isDraining,
+      liveCalls: this.registry.size,
+      maxCalls: this.config.calls.maxConcurrent,
+      overloaded: this.load?.overloaded ?? false,
+    };
+  }
+
   /**
    * Several instances behind one webhook URL: webhooks go through the cluster's router to the
    * instance that owns each call, and every call registered here is claimed for this instance
@@ -330,12 +339,7 @@ export class Gateway {
       // An event's identity is its whole parsed content: a retry or duplicate carries the same.
       keyOf: (event) => JSON.stringify(event),
       deliverLocal: (delivery) => this.calls.handleWebhook(delivery),
-      load: () => ({
-        draining: this.calls.isDraining,
-        liveCalls: this.registry.size,
-        maxCalls: this.config.calls.maxConcurrent,
-        overloaded: this.load?.overloaded ?? false,
-      }),
+      load: () => this.instanceLoad(),
       terminateAtMeta: (call) => this.terminateAtMeta(call.callId, call.tag),
     });
     this.registry.onCallAdded((callId, call) => {

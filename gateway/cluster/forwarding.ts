@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Logger } from "pino";
-import { sendHttp, type HttpResponse } from "../meta/http-send.js";
+import { sendHttp, type HttpResponse } from "../http/http-send.js";
 import type { Delivery, RoutableEvent } from "./delivery.js";
 import { ForwardError } from "./errors.js";
 import { signForward, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyForward } from "./forward-auth.js";

@@ -3,7 +3,7 @@ import { parseCallPermission, type CallPermission } from "./call-permission.js";
 import type { GraphApiError, GraphAction } from "./graph-errors.js";
 import { GraphHttp, requireNonEmpty, type GraphClientStats, type GraphRequest } from "./graph-http.js";
 import { DEFAULT_LIMITS, ID_PATTERNS } from "../config/limits.js";
-import type { HttpSend } from "./http-send.js";
+import type { HttpSend } from "../http/http-send.js";
 import { isRecord, readId, readSdpField, type JsonRecord } from "./wire-values.js";
 
 export type TrackLabel = "default_audio" | "default_video" | "screen_audio" | "screen_video";

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { GRAPH_ACTIONS, GraphApiError, type GraphAction } from "./graph-errors.js";
-import { describeHttpError, sendHttp, type HttpSend } from "./http-send.js";
+import { describeHttpError, sendHttp, type HttpSend } from "../http/http-send.js";
 import { isRecord, readNumber, readString, type JsonRecord } from "./wire-values.js";
 
 export interface GraphHttpOptions {

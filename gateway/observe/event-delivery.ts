@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import type { Logger } from "pino";
-import { sendHttp, type HttpSend } from "../meta/http-send.js";
+import { sendHttp, type HttpSend } from "../http/http-send.js";
 
 /** Header carrying `sha256=<hex HMAC-SHA256 of the body>`, as Meta signs its own webhooks. */
 export const EVENT_SIGNATURE_HEADER = "x-gateway-signature-256";

@@ -28,10 +28,6 @@ export type LoadState = "accepting" | "overloaded";
 /** Samples within limits in a row that end an overload: a few seconds, so a call refused is not retried into the same overload. */
 export const RECOVERY_SAMPLES = 3;
 
-export function overloadLimitsOn(limits: OverloadLimits): boolean {
-  return limits.maxLoopDelayMs > 0 || limits.minIdleCpuPercent > 0;
-}
-
 /** Which limit a sample breaks, in words for `/readyz` and the log; undefined when it breaks none. */
 export function overloadReason(limits: OverloadLimits, s: LoadSample): string | undefined {
   if (limits.maxLoopDelayMs > 0 && s.loopDelayMs > limits.maxLoopDelayMs) {

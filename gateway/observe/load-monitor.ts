@@ -7,7 +7,7 @@
 import { cpus } from "node:os";
 import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { LoadGuard, overloadLimitsOn, type LoadSample, type LoadState, type OverloadLimits } from "./load-guard.js";
+import { LoadGuard, type LoadSample, type LoadState, type OverloadLimits } from "./load-guard.js";
 
 /** The meter's timer period; what it records beyond this is lateness. */
 const RESOLUTION_MS = 10;
@@ -86,14 +86,12 @@ export class LoadMonitor {
   readonly #guard: LoadGuard;
   readonly #idle = new IdleCpuMeter();
   readonly #reports = new Map<string, { delayMs: number; at: number }>();
-  readonly #limitsOn: boolean;
   #latest: LoadSample = { loopDelayMs: 0, idleCpuPercent: 100 };
   #overloads = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: LoadMonitorOptions) {
     this.#guard = new LoadGuard(o.limits);
-    this.#limitsOn = overloadLimitsOn(o.limits);
   }
 
   start(): void {
@@ -137,7 +135,7 @@ export class LoadMonitor {
     // A worker too busy to report is at least as late as its report is overdue.
     for (const r of this.#reports.values()) delay = Math.max(delay, r.delayMs, now - r.at - LOAD_SAMPLE_MS);
     this.#latest = { loopDelayMs: delay, idleCpuPercent: this.#idle.take() };
-    if (!this.#limitsOn) return;
+    // Without limits the guard never leaves `accepting`.
     const v = this.#guard.observe(this.#latest);
     if (!v.changed) return;
     if (v.state === "overloaded") {

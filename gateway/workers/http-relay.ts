@@ -5,7 +5,7 @@
  * worker sent them. The owner's loop has no media, so a request leaves at once; the worker only
  * waits for the answer.
  */
-import { describeHttpError, sendHttp, type HttpRequest, type HttpResponse, type HttpSend } from "../meta/http-send.js";
+import { describeHttpError, sendHttp, type HttpRequest, type HttpResponse, type HttpSend } from "../http/http-send.js";
 
 /** Worker → owner. */
 export type HttpUpMessage = { t: "http.request"; id: number; request: Omit<HttpRequest, "signal"> } | { t: "http.abort"; id: number };

@@ -6,6 +6,7 @@ import { Registry } from "prom-client";
 import type { IncomingSipCall, SipAddress, SipSignaling } from "../../sip/signaling.js";
 import { readHeaderNames } from "../call/read-headers.js";
 import { rateRefusal, SipIngressPolicy, SourceRate } from "../call/sip-ingress.js";
+import type { InstanceLoad } from "../cluster/admission.js";
 import { Cluster } from "../cluster/cluster.js";
 import { redactConfig, type GatewayConfig } from "../config/config.js";
 import { advertisedHttpHost, boundHttpAddress, listeningSipAddress, mediaAddressFor, sipSignalingFor, stopGraceSeconds } from "../gateway.js";
@@ -236,14 +237,22 @@ export class WorkerPoolGateway {
 
   private notReady(): string | undefined {
     return notReadyReason({
-      draining: this.state !== "running",
-      liveCalls: this.dispatch.totalLive,
-      maxCalls: this.config.calls.maxConcurrent,
+      ...this.instanceLoad(),
       sipReady: this.signaling.ready,
       clusterHealthy: this.cluster?.healthy ?? true,
       workersDown: this.workers.filter((w) => w.state !== "up").map((w) => w.index),
-      overload: this.load.reason,
+      overloadReason: this.load.reason,
     });
+  }
+
+  /** This process's load as `/readyz` and the cluster read it. */
+  private instanceLoad(): InstanceLoad {
+    return {
+      draining: this.state !== "running",
+      liveCalls: this.dispatch.totalLive,
+      maxCalls: this.config.calls.maxConcurrent,
+      overloaded: this.load.overloaded,
+    };
   }
 
   /** Whether one more new call is taken: running, the cluster admitting, room under MAX_CONCURRENT_CALLS, and the machine not overloaded. */
@@ -302,12 +311,7 @@ export class WorkerPoolGateway {
       log: this.log.child({ subsystem: "cluster" }),
       keyOf: (event) => JSON.stringify(event),
       deliverLocal: (delivery) => this.dispatch.route(delivery),
-      load: () => ({
-        draining: this.state !== "running",
-        liveCalls: this.dispatch.totalLive,
-        maxCalls: this.config.calls.maxConcurrent,
-        overloaded: this.load.overloaded,
-      }),
+      load: () => this.instanceLoad(),
       terminateAtMeta: async (call) => {
         const worker = this.workers.find((w) => w.state === "up");
         if (!worker) throw new Error("no media worker up");

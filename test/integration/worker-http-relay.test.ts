@@ -2,11 +2,11 @@ import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { MessageChannel } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
-import { HttpResponseTooLargeError, MAX_RESPONSE_BYTES, sendHttp, type HttpSend } from "../../gateway/meta/http-send.js";
+import { HttpResponseTooLargeError, MAX_RESPONSE_BYTES, sendHttp, type HttpSend } from "../../gateway/http/http-send.js";
 import { HttpRelay, OwnerHttp, RelayedHttpError, type HttpDownMessage, type HttpUpMessage } from "../../gateway/workers/http-relay.js";
 
 /**
- * gateway/meta/http-send.ts (the Graph clients' HTTP) and gateway/workers/http-relay.ts (a media
+ * gateway/http/http-send.ts (the gateway's outgoing HTTP) and gateway/workers/http-relay.ts (a media
  * worker's requests sent by the owner thread). The two relay sides talk over a real MessageChannel,
  * as a worker and its owner do, to a real HTTP server.
  */

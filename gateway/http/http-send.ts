@@ -1,6 +1,10 @@
+/**
+ * The gateway's outgoing HTTP (the Graph API, call events, forwards between instances): one
+ * client for all of them, with plain-data requests and answers so they can cross threads.
+ */
 import { Agent, request, type Dispatcher } from "undici";
 
-/** One HTTP exchange as the Graph clients make it: plain data, so it can cross threads. */
+/** One HTTP exchange: plain data, so it can cross threads. */
 export interface HttpRequest {
   url: string;
   method: "GET" | "POST";
@@ -18,7 +22,7 @@ export interface HttpResponse {
 
 export type HttpSend = (request: HttpRequest) => Promise<HttpResponse>;
 
-/** Graph answers are small JSON; anything past this is not one, and is not read into memory. */
+/** Every answer the gateway reads is small JSON; anything past this is not one, and is not read into memory. */
 export const MAX_RESPONSE_BYTES = 1 << 20;
 
 export class HttpResponseTooLargeError extends Error {
@@ -26,8 +30,8 @@ export class HttpResponseTooLargeError extends Error {
 }
 
 /**
- * The Graph API's connections, kept alive between requests (undici's default idle time) and as
- * many at once as requests in flight.
+ * Connections kept alive between requests (undici's default idle time), as many at once as
+ * requests in flight.
  */
 const agent = new Agent();
 
