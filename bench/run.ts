@@ -171,7 +171,7 @@ async function gatewayPhases(plan: Plan, deadline: Deadline, facts: RunFacts, sr
       );
       facts.churn = await runChurn(gateways, loadgens, plan, plan.churnCalls);
       const c = facts.churn;
-      log(`churn: ${c.completed}/${c.calls} calls in ${c.durationS.toFixed(0)} s, fds ${signed(c.leakedFds)}, UDP sockets ${signed(c.leakedUdpSockets)}, RSS ${signed(c.rssGrowthMB)} MB${c.errors.length ? `; errors: ${c.errors.join(" | ")}` : ""}`);
+      log(`churn: ${c.completed}/${c.calls} calls in ${c.durationS.toFixed(0)} s, fds ${signed(c.leakedFds)}, UDP sockets ${signed(c.leakedUdpSockets)}, RSS ${signed(c.rssGrowthMB)} MB, CPU per call ${c.cpuMsPerCall.gateway.toFixed(1)} ms gateway / ${c.cpuMsPerCall.loadgen.toFixed(1)} ms load generators${c.errors.length ? `; errors: ${c.errors.join(" | ")}` : ""}`);
     }
     return ramp;
   } finally {

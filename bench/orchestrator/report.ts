@@ -2,6 +2,7 @@ import { cpus, totalmem } from "node:os";
 import type { LatencySummary } from "../stats/histogram.js";
 import { DEADLINE_MS, REQUIRED_SHARE } from "../phases/density.js";
 import { describeStalls } from "../probe/probe-report.js";
+import { burstDemand, type BurstDemand } from "./burst-demand.js";
 import type { OpusEncoderCost } from "./opus-cost.js";
 import type { ChurnResultSummary, RampResult, SetupResult, SetupStats, SetupUnderLoadResult, StepResult } from "./results.js";
 
@@ -39,6 +40,13 @@ interface LatencyAt {
   max: number;
   toPbx: Pick<LatencySummary, "p50" | "p99" | "p999" | "max">;
   toMeta: Pick<LatencySummary, "p50" | "p99" | "p999" | "max">;
+}
+
+/** The burst's CPU (churn's per-call cost) against what the live calls alone left spare. */
+function demandOf(f: RunFacts): BurstDemand | undefined {
+  const u = f.setupUnderLoad;
+  if (!u || !f.churn || f.churn.completed === 0) return undefined;
+  return burstDemand(u.burst.calls, f.churn.cpuMsPerCall, u.profiled, cpus().length);
 }
 
 /** The load the headline figures are read at: the gateway's density, or its first step when none passed. */
@@ -159,6 +167,7 @@ export function buildResults(f: RunFacts): Record<string, unknown> {
           },
           steady: underLoadJson(f.setupUnderLoad.steady),
           burst: underLoadJson(f.setupUnderLoad.burst),
+          burstDemand: demandOf(f) ?? null,
         }
       : null,
     churn: f.churn ?? null,
@@ -276,11 +285,17 @@ export function formatTable(f: RunFacts): string {
     rows.push([`  new calls' 200 OK→accept p50/p99 ms`, `${n(u.steady.acceptMs.p50)} / ${n(u.steady.acceptMs.p99)}`, "–", ""]);
     rows.push([`${u.liveCalls} live + ${u.burst.calls} at once: live ≤20 ms / loop max`, `${live(u.burst.window)} / ${n(u.burst.window.systemLoopDelayMaxMs, 0)} ms`, "–", ""]);
     rows.push([`  burst 200 OK→accept p50/p99 ms`, `${n(u.burst.acceptMs.p50)} / ${n(u.burst.acceptMs.p99)}`, "–", ""]);
+    const d = demandOf(f);
+    if (d) {
+      const flatOut = d.saturatedS === null ? "no core spare" : `the machine flat out ≥ ${n(d.saturatedS)} s`;
+      rows.push([`  burst CPU asked / spare beside live calls`, `${n(d.askedCoreSeconds, 2)} core·s / ${n(d.spareCores, 2)} cores: ${flatOut}`, "–", ""]);
+    }
   }
   const c = f.churn;
   if (c) {
     rows.push([`churn ${c.completed}/${c.calls} calls: fds / UDP sockets`, `${signed(c.leakedFds)} / ${signed(c.leakedUdpSockets)}`, "–", ""]);
     rows.push([`churn: RSS / heap growth MB`, `${signed(c.rssGrowthMB, 1)} / ${signed(c.heapGrowthMB, 1)}`, "–", ""]);
+    rows.push([`churn: CPU ms per call, gateway / load generators`, `${n(c.cpuMsPerCall.gateway)} / ${n(c.cpuMsPerCall.loadgen)}`, "–", ""]);
     rows.push([`churn: calls → heap after GC / RSS MB`, c.heapCurveMB.map((p) => `${p.calls}→${p.heapMB.toFixed(0)}/${p.rssMB.toFixed(0)}`).join(" "), "–", ""]);
   }
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[["", "gateway", "rtpengine", "gw/rtpengine"], ...rows].map((row) => (row[i] ?? "").length)));

@@ -120,4 +120,9 @@ export interface ChurnResultSummary {
   heapGrowthMB: number;
   /** Heap in use (after a full collection) and RSS, summed over the gateways, as the churn went on. */
   heapCurveMB: { calls: number; heapMB: number; rssMB: number }[];
+  /**
+   * CPU time per churn call (set-up, a few packets each way, hang-up), summed over all threads of the
+   * gateways and of the load generators: what a burst of new calls asks of the machine.
+   */
+  cpuMsPerCall: { gateway: number; loadgen: number };
 }

@@ -3,7 +3,7 @@ import { scrapeGateway, waitGatewaysIdle } from "../orchestrator/gateways.js";
 import { heapAfterGc } from "../orchestrator/heap.js";
 import type { LoadgenClient } from "../orchestrator/loadgen-client.js";
 import type { Plan } from "../orchestrator/plan.js";
-import { readUdpTable, sampleProcess } from "../orchestrator/proc-stats.js";
+import { readUdpTable, sampleProcess, UsageMeter } from "../orchestrator/proc-stats.js";
 import type { ChurnResultSummary, ResourceSnapshot } from "../orchestrator/results.js";
 import { sleep, split } from "../util/async.js";
 
@@ -23,9 +23,12 @@ export async function runChurn(gateways: GatewayInstance[], loadgens: LoadgenCli
   const results: { completed: number; failed: number; errors: string[] }[] = [];
   const lanes = split(plan.churnLanes, loadgens.length);
   let done = 0;
+  // CPU is summed over the rounds only: the waits and heap collections between them are not calls.
+  const cpu = { gatewayS: 0, loadgenS: 0 };
   const started = performance.now();
   for (const roundCalls of split(calls, rounds)) {
     const counts = split(roundCalls, loadgens.length);
+    const meter = new UsageMeter([...gateways.map((g) => g.process.pid), ...loadgens.map((lg) => lg.pid)]);
     results.push(
       ...(await Promise.all(
         loadgens.map((lg, i) =>
@@ -33,6 +36,9 @@ export async function runChurn(gateways: GatewayInstance[], loadgens: LoadgenCli
         ),
       )),
     );
+    const used = meter.finish();
+    for (const g of gateways) cpu.gatewayS += (used.cores.get(g.process.pid) ?? 0) * used.seconds;
+    for (const lg of loadgens) cpu.loadgenS += (used.cores.get(lg.pid) ?? 0) * used.seconds;
     done += roundCalls;
     if (done < calls) {
       await waitGatewaysIdle(gateways, 30_000);
@@ -59,6 +65,7 @@ export async function runChurn(gateways: GatewayInstance[], loadgens: LoadgenCli
     rssGrowthMB: after.rssMB - before.rssMB,
     heapGrowthMB: after.heapUsedMB - before.heapUsedMB,
     heapCurveMB,
+    cpuMsPerCall: { gateway: (1000 * cpu.gatewayS) / calls, loadgen: (1000 * cpu.loadgenS) / calls },
   };
 }
 
