@@ -1,18 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { EventEmitter } from "node:events";
-import { SipArgumentError, SipCallStateError } from "../errors.js";
+import { SipArgumentError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
-import {
-  chosenSipCallId,
-  failureKindForStatus,
-  type OutgoingCallState,
-  type OutgoingSipCall,
-  type OutgoingSipCallEvents,
-  type PlaceCallOptions,
-  type SipDialogId,
-  type SipEndReason,
-  type SipFailureKind,
-} from "../signaling.js";
+import { OutgoingCallCore } from "../outgoing-call-core.js";
+import { chosenSipCallId, failureKindForStatus, type OutgoingSipCall, type PlaceCallOptions, type SipDialogId } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers, checkExtraHeaders, checkSipUri, checkUserPart, quoteDisplayName } from "./message.js";
 import { DrachtioSession } from "./session.js";
 import { isSrfSipError, type Srf, type SrfDialog, type SrfRequest, type SrfResponse } from "./srf.js";
@@ -52,41 +42,28 @@ export interface DrachtioLiveCall {
  * our own digest answers (SHA-256 and MD5, as the embedded backend), CANCEL only after a
  * provisional (RFC 3261 §9.1), a BYE for a 2xx that crosses our CANCEL.
  */
-export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> implements OutgoingSipCall, DrachtioLiveCall {
-  readonly sipCallId: string;
-  readonly callId: string;
-  private currentState: OutgoingCallState = "calling";
+export class DrachtioOutgoingCall extends OutgoingCallCore<DrachtioSession> implements OutgoingSipCall, DrachtioLiveCall {
   private readonly headers: Record<string, string>;
   private readonly auth: DigestAnswers;
   /** Bumped for each INVITE sent: a late answer to an INVITE we replaced is not this call's. */
   private attempt = 0;
   private authRounds = 0;
   private request: SrfRequest | undefined;
-  private session: DrachtioSession | undefined;
-  private provisionalSeen = false;
-  private cancelRequested = false;
-  private cancelSent = false;
-  private cancelCause: { status: number; reason: string; kind: SipFailureKind } | undefined;
-  private ringTimer: NodeJS.Timeout | undefined;
-  private finishedResolve!: () => void;
-  private readonly finished: Promise<void>;
-  private remote: string | undefined;
   /** The PBX's To tag from a provisional: the early dialog. */
   private earlyRemoteTag: string | undefined;
 
   constructor(
     private readonly ctx: DrachtioCallContext,
-    private readonly o: PlaceCallOptions,
+    o: PlaceCallOptions,
     defaultFromUser: string,
   ) {
-    super();
     checkSipUri(o.uri);
     const user = o.from?.user ?? defaultFromUser;
     checkUserPart(user);
     const extra = checkExtraHeaders(o.headers);
     if (typeof o.sdp !== "string" || o.sdp.trim() === "") throw new SipArgumentError("placeCall needs an SDP offer");
-    this.sipCallId = chosenSipCallId(o, () => randomUUID());
-    this.callId = o.callId ?? this.sipCallId;
+    const sipCallId = chosenSipCallId(o, () => randomUUID());
+    super(sipCallId, o.callId ?? sipCallId, o, ctx.logger, ctx.defaultRingTimeoutMs);
     const display = o.from?.displayName;
     // drachtio-server writes its own address where a From or Contact names `localhost`.
     const local = `<sip:${user}@localhost>`;
@@ -99,13 +76,8 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       ...extra,
     };
     this.auth = new DigestAnswers(o.auth);
-    this.finished = new Promise((resolve) => (this.finishedResolve = resolve));
-    process.nextTick(() => this.start());
   }
 
-  get state(): OutgoingCallState {
-    return this.currentState;
-  }
   get dialogId(): SipDialogId | undefined {
     if (this.session) return this.session.dialogId;
     const localTag = /;\s*tag=([^;>\s]+)/i.exec(this.headers.From ?? "")?.[1];
@@ -118,27 +90,8 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     const phase = this.currentState === "confirmed" ? "confirmed" : this.currentState === "terminating" || this.currentState === "cancelling" ? "ending" : "early";
     return { id, phase, weAreUac: true };
   }
-  get localSdp(): string {
-    return this.session?.localSdp ?? this.o.sdp;
-  }
-  get remoteSdp(): string | undefined {
-    return this.session?.remoteSdp ?? this.remote;
-  }
 
-  private setState(s: OutgoingCallState): void {
-    if (this.currentState === s) return;
-    this.currentState = s;
-    this.emit("state", s);
-  }
-
-  private start(): void {
-    if (this.currentState === "terminated") return;
-    const ringMs = this.o.timeoutMs ?? this.ctx.defaultRingTimeoutMs;
-    this.ringTimer = setTimeout(() => {
-      this.ringTimer = undefined;
-      this.cancelCause = { status: 408, reason: `No Answer within ${ringMs} ms`, kind: "no-answer" };
-      void this.cancel();
-    }, ringMs);
+  protected sendInitialInvite(): void {
     this.sendInvite({});
   }
 
@@ -214,8 +167,7 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       }
     }
     if (this.cancelRequested) {
-      const cause = this.cancelCause;
-      this.fail(cause?.status ?? status, cause?.reason ?? reason, cause?.kind ?? "cancelled");
+      this.failCancelled(status, reason);
     } else {
       this.fail(status, reason, failureKindForStatus(status));
     }
@@ -227,10 +179,7 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       // An answer that crossed our CANCEL (or came after we gave up): the call exists at the PBX
       // now and must be ended with BYE (§9.1).
       this.byeAndForget(dialog);
-      if (!stale && this.currentState !== "terminated") {
-        const cause = this.cancelCause;
-        this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
-      }
+      if (!stale && this.currentState !== "terminated") this.failCancelled();
       return;
     }
     const body = dialog.remote.sdp;
@@ -284,41 +233,12 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     }
   }
 
-  private onSessionEnded(reason: SipEndReason): void {
-    if (this.currentState === "confirmed" || this.currentState === "terminating") {
-      this.setState("terminated");
-      this.emit("ended", reason);
-      this.done();
-    }
+  /** A CANCEL needs the INVITE's request, which drachtio-server hands over once it has sent it. */
+  protected override canCancelNow(): boolean {
+    return this.provisionalSeen && this.request !== undefined;
   }
 
-  cancel(): Promise<void> {
-    switch (this.currentState) {
-      case "calling":
-      case "proceeding":
-      case "early": {
-        this.cancelRequested = true;
-        this.setState("cancelling");
-        if (this.ringTimer) clearTimeout(this.ringTimer);
-        this.ringTimer = undefined;
-        if (this.provisionalSeen && this.request) {
-          this.sendCancel();
-        } else {
-          // §9.1: no CANCEL before a provisional. The caller learns now; a late provisional
-          // still gets its CANCEL, a late 2xx its BYE.
-          const cause = this.cancelCause;
-          this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
-        }
-        return this.finished;
-      }
-      case "confirmed":
-        return this.hangup();
-      default:
-        return this.finished;
-    }
-  }
-
-  private sendCancel(): void {
+  protected sendCancel(): void {
     const req = this.request;
     if (!req || this.cancelSent) return;
     this.cancelSent = true;
@@ -331,40 +251,9 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     }
   }
 
-  hangup(): Promise<void> {
-    if (this.currentState === "confirmed" && this.session) {
-      this.setState("terminating");
-      return this.session.hangup().then(() => this.finished);
-    }
-    if (this.currentState === "terminating") return this.finished;
-    return this.cancel();
-  }
-
-  reinvite(sdp: string): Promise<string> {
-    if (this.currentState !== "confirmed" || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot re-INVITE in state ${this.currentState}`));
-    }
-    return this.session.reinvite(sdp);
-  }
-
-  sendInfo(contentType: string, body: string): Promise<number> {
-    if (this.currentState !== "confirmed" || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot send INFO in state ${this.currentState}`));
-    }
-    return this.session.sendInfo(contentType, body);
-  }
-
-  shutdown(): void {
-    switch (this.currentState) {
-      case "confirmed":
-      case "terminating":
-        this.setState("terminating");
-        this.session?.shutdown();
-        return;
-      default:
-        if (this.currentState !== "terminated" && this.provisionalSeen) this.sendCancel();
-        this.fail(503, "Signalling Stopped", "failed");
-    }
+  protected stopUnanswered(): void {
+    if (this.currentState !== "terminated" && this.provisionalSeen) this.sendCancel();
+    this.fail(503, "Signalling Stopped", "failed");
   }
 
   connectionLost(): string | undefined {
@@ -380,22 +269,7 @@ export class DrachtioOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     return undefined;
   }
 
-  private fail(status: number, reason: string, kind: SipFailureKind): void {
-    if (this.currentState === "terminated") return;
-    this.ctx.logger.info({ callId: this.callId, sipCallId: this.sipCallId, status, reason, kind }, "SIP call failed");
-    this.setState("terminated");
-    this.emit("failed", status, reason, kind);
-    this.done();
-  }
-
-  private clearTimers(): void {
-    if (this.ringTimer) clearTimeout(this.ringTimer);
-    this.ringTimer = undefined;
-  }
-
-  private done(): void {
-    this.clearTimers();
+  protected released(): void {
     this.ctx.callEnded(this);
-    this.finishedResolve();
   }
 }

@@ -1,20 +1,9 @@
-import { EventEmitter } from "node:events";
-import { SipArgumentError, SipCallStateError, SipHeaderError } from "../errors.js";
+import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags } from "../option-tags.js";
+import { OutgoingCallCore } from "../outgoing-call-core.js";
 import { classifyRSeq, formatRAck, parseRSeq } from "../reliable-provisional.js";
 import { retryAfter422, timerFromUacResponse } from "../session-timer.js";
-import {
-  chosenSipCallId,
-  failureKindForStatus,
-  type OutgoingCallState,
-  type OutgoingSipCall,
-  type OutgoingSipCallEvents,
-  type PlaceCallOptions,
-  type ReinviteAnswer,
-  type SipDialogId,
-  type SipEndReason,
-  type SipFailureKind,
-} from "../signaling.js";
+import { chosenSipCallId, failureKindForStatus, type OutgoingSipCall, type PlaceCallOptions, type ReinviteAnswer, type SipDialogId } from "../signaling.js";
 import { DigestAuthenticator } from "./authenticator.js";
 import type { CallContext, DialogOwner, LiveCall } from "./call-context.js";
 import { DialogSession } from "./dialog-session.js";
@@ -65,10 +54,7 @@ interface EarlyDialog {
  * route set, and a BYE for any extra 2xx from a forking proxy. Early dialogs take UPDATE and INFO.
  * Once answered, a DialogSession carries the call.
  */
-export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> implements OutgoingSipCall, LiveCall {
-  readonly sipCallId: string;
-  readonly callId: string;
-  private currentState: OutgoingCallState = "calling";
+export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implements OutgoingSipCall, LiveCall {
   private readonly uri: string;
   private readonly localTag = randomToken();
   private readonly localAddr: string;
@@ -86,33 +72,23 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
   private lastEarly: EarlyDialog | undefined;
   private invite: OutgoingRequest | undefined;
   private inviteHandle: ClientTransactionHandle | undefined;
-  private session: DialogSession | undefined;
-  private provisionalSeen = false;
-  private cancelRequested = false;
-  private cancelSent = false;
-  /** Why we are cancelling when it is not the caller's cancel() (ring timeout, stop). */
-  private cancelCause: { status: number; reason: string; kind: SipFailureKind } | undefined;
-  private ringTimer: NodeJS.Timeout | undefined;
   /** Bounds the INVITE transaction after our CANCEL; outlives done() since the CANCEL may still be answered. */
   private giveUpTimer: NodeJS.Timeout | undefined;
-  private finishedResolve!: () => void;
-  private readonly finished: Promise<void>;
-  private remote: string | undefined;
 
   constructor(
     private readonly ctx: CallContext,
-    private readonly o: PlaceCallOptions,
+    o: PlaceCallOptions,
     defaultFromUser: string,
   ) {
-    super();
     const target = checkSipUri(o.uri, { tls: ctx.stack.supports("TLS") });
     const user = o.from?.user ?? defaultFromUser;
     checkUserPart(user);
-    this.extraHeaders = checkExtraHeaders(o.headers);
+    const extraHeaders = checkExtraHeaders(o.headers);
     if (typeof o.sdp !== "string" || o.sdp.trim() === "") throw new SipArgumentError("placeCall needs an SDP offer");
+    const sipCallId = chosenSipCallId(o, () => `${randomToken(12)}@${ctx.stack.host}`);
+    super(sipCallId, o.callId ?? sipCallId, o, ctx.logger, ctx.timers.defaultRingTimeoutMs);
+    this.extraHeaders = extraHeaders;
     this.uri = o.uri;
-    this.sipCallId = chosenSipCallId(o, () => `${randomToken(12)}@${ctx.stack.host}`);
-    this.callId = o.callId ?? this.sipCallId;
     const display = o.from?.displayName;
     this.localAddr = `${display ? `${quoteDisplayName(display)} ` : ""}<sip:${user}@${ctx.stack.host}>`;
     // To carries the target without URI parameters such as transport (they belong to the R-URI).
@@ -121,39 +97,15 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     this.contact = ctx.stack.contact(user, ctx.stack.protocolFor(o.uri), target.schema === "sips");
     this.sessionExpiresS = ctx.timers.sessionExpiresS;
     this.minSeS = ctx.timers.minSeS;
-    this.finished = new Promise((resolve) => (this.finishedResolve = resolve));
     ctx.callStarted(this);
-    process.nextTick(() => this.start());
   }
 
-  get state(): OutgoingCallState {
-    return this.currentState;
-  }
-  get localSdp(): string {
-    return this.session?.localSdp ?? this.o.sdp;
-  }
-  get remoteSdp(): string | undefined {
-    return this.session?.remoteSdp ?? this.remote;
-  }
   get dialogId(): SipDialogId | undefined {
     const d = this.session?.dialog ?? this.lastEarly?.dialog;
     return d && { callId: d.callId, localTag: d.localTag, remoteTag: d.remoteTag };
   }
 
-  private setState(s: OutgoingCallState): void {
-    if (this.currentState === s) return;
-    this.currentState = s;
-    this.emit("state", s);
-  }
-
-  private start(): void {
-    if (this.currentState === "terminated") return;
-    const ringMs = this.o.timeoutMs ?? this.ctx.timers.defaultRingTimeoutMs;
-    this.ringTimer = setTimeout(() => {
-      this.ringTimer = undefined;
-      this.cancelCause = { status: 408, reason: `No Answer within ${ringMs} ms`, kind: "no-answer" };
-      void this.cancel();
-    }, ringMs);
+  protected sendInitialInvite(): void {
     this.sendInvite();
   }
 
@@ -226,8 +178,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
       return;
     }
     if (this.cancelRequested) {
-      const cause = this.cancelCause;
-      this.fail(cause?.status ?? status, cause?.reason ?? rs.reason, cause?.kind ?? "cancelled");
+      this.failCancelled(status, rs.reason);
     } else if (!fromNetwork) {
       // Timer B or a transport error: nothing (more) came back from the PBX.
       this.fail(status, rs.reason || "No Response", "unreachable");
@@ -304,9 +255,8 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     this.clearTimers();
     if (this.cancelRequested) {
       // The answer crossed our CANCEL: the call exists now and must be ended with BYE (§9.1).
-      const cause = this.cancelCause;
       void this.session.hangup();
-      this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
+      this.failCancelled();
       return;
     }
     if (!body) {
@@ -512,42 +462,7 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     this.ctx.stack.sendRequest(inDialogRequest(dialog, "BYE"), () => {});
   }
 
-  private onSessionEnded(reason: SipEndReason): void {
-    if (this.currentState === "confirmed" || this.currentState === "terminating") {
-      this.setState("terminated");
-      this.emit("ended", reason);
-      this.done();
-    }
-    // Otherwise the call already reported `failed` (a 2xx we are tearing down).
-  }
-
-  cancel(): Promise<void> {
-    switch (this.currentState) {
-      case "calling":
-      case "proceeding":
-      case "early": {
-        this.cancelRequested = true;
-        this.setState("cancelling");
-        if (this.ringTimer) clearTimeout(this.ringTimer);
-        this.ringTimer = undefined;
-        if (this.provisionalSeen) {
-          this.sendCancel();
-        } else {
-          // §9.1: no CANCEL before a provisional. The caller learns now; the transaction lives on
-          // to CANCEL on a late provisional, or ACK and BYE a late 2xx, until Timer B ends it.
-          const cause = this.cancelCause;
-          this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
-        }
-        return this.finished;
-      }
-      case "confirmed":
-        return this.hangup();
-      default:
-        return this.finished;
-    }
-  }
-
-  private sendCancel(): void {
+  protected sendCancel(): void {
     const invite = this.invite;
     const topVia = invite?.headers.via?.[0];
     if (!invite || !topVia) return;
@@ -570,72 +485,25 @@ export class EmbeddedOutgoingCall extends EventEmitter<OutgoingSipCallEvents> im
     this.giveUpTimer = setTimeout(() => {
       this.giveUpTimer = undefined;
       this.inviteHandle?.shutdown();
-      const cause = this.cancelCause;
-      this.fail(cause?.status ?? 487, cause?.reason ?? "Request Terminated", cause?.kind ?? "cancelled");
+      this.failCancelled();
       this.ctx.callEnded(this);
     }, 64 * this.ctx.timers.t1Ms);
     // Stays known to the stack (so stop() clears the timer) until the INVITE settles.
     this.ctx.callStarted(this);
   }
 
-  hangup(): Promise<void> {
-    if (this.currentState === "confirmed" && this.session) {
-      this.setState("terminating");
-      return this.session.hangup().then(() => this.finished);
-    }
-    if (this.currentState === "terminating") return this.finished;
-    return this.cancel();
+  protected stopUnanswered(): void {
+    if (this.currentState !== "terminated" && this.provisionalSeen && !this.cancelSent) this.sendCancel();
+    if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
+    this.giveUpTimer = undefined;
+    this.inviteHandle?.shutdown();
+    this.fail(503, "Signalling Stopped", "failed");
+    this.ctx.callEnded(this);
   }
 
-  reinvite(sdp: string): Promise<string> {
-    if (this.currentState !== "confirmed" || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot re-INVITE in state ${this.currentState}`));
-    }
-    return this.session.reinvite(sdp);
-  }
-
-  sendInfo(contentType: string, body: string): Promise<number> {
-    if (this.currentState !== "confirmed" || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot send INFO in state ${this.currentState}`));
-    }
-    return this.session.sendInfo(contentType, body);
-  }
-
-  shutdown(): void {
-    switch (this.currentState) {
-      case "confirmed":
-      case "terminating":
-        this.setState("terminating");
-        this.session?.shutdown();
-        return;
-      default:
-        if (this.currentState !== "terminated" && this.provisionalSeen && !this.cancelSent) this.sendCancel();
-        if (this.giveUpTimer) clearTimeout(this.giveUpTimer);
-        this.giveUpTimer = undefined;
-        this.inviteHandle?.shutdown();
-        this.fail(503, "Signalling Stopped", "failed");
-        this.ctx.callEnded(this);
-    }
-  }
-
-  private fail(status: number, reason: string, kind: SipFailureKind): void {
-    if (this.currentState === "terminated") return;
-    this.ctx.logger.info({ callId: this.callId, sipCallId: this.sipCallId, status, reason, kind }, "SIP call failed");
-    this.setState("terminated");
-    this.emit("failed", status, reason, kind);
-    this.done();
-  }
-
-  private clearTimers(): void {
-    if (this.ringTimer) clearTimeout(this.ringTimer);
-    this.ringTimer = undefined;
-  }
-
-  private done(): void {
-    this.clearTimers();
+  protected released(): void {
     this.closeEarlyDialogs();
     // A CANCELled INVITE still waiting for its 487 stays known to the stack until it settles.
     if (!this.giveUpTimer) this.ctx.callEnded(this);
-    this.finishedResolve();
   }
 }
