@@ -1,17 +1,8 @@
 import { EventEmitter } from "node:events";
+import type { AnsweredSession } from "./answered-session.js";
 import { SipCallStateError } from "./errors.js";
 import type { SipLogger } from "./logger.js";
 import type { OutgoingCallState, OutgoingSipCallEvents, PlaceCallOptions, SipEndReason, SipFailureKind } from "./signaling.js";
-
-/** What the session of an answered call does for it, on either backend. */
-export interface AnsweredSession {
-  readonly localSdp: string;
-  readonly remoteSdp: string | undefined;
-  hangup(): Promise<void>;
-  reinvite(sdp: string): Promise<string>;
-  sendInfo(contentType: string, body: string): Promise<number>;
-  shutdown(): void;
-}
 
 /**
  * A call we place, as both SIP backends run it around their own wire work: the named states, the

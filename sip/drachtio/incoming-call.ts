@@ -1,6 +1,6 @@
-import { EventEmitter } from "node:events";
 import { SipCallStateError } from "../errors.js";
-import type { IncomingCallState, IncomingSipCall, IncomingSipCallEvents, SipDialogId, SipEndReason, SipParty, SipReplaces } from "../signaling.js";
+import { IncomingCallCore } from "../incoming-call-core.js";
+import type { IncomingSipCall, SipDialogId, SipParty, SipReplaces } from "../signaling.js";
 import { ALLOWED_METHODS, joinHeaderLines, readParty, tlsContactFor } from "./message.js";
 import type { DrachtioCallContext, DrachtioLiveCall } from "./outgoing-call.js";
 import { DrachtioSession } from "./session.js";
@@ -11,18 +11,11 @@ import type { SrfRequest, SrfServerResponse } from "./srf.js";
  * a 2xx through createUAS, or a rejection; a CANCEL before our final answer has been answered
  * 200 + 487 by drachtio-server and is reported here.
  */
-export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> implements IncomingSipCall, DrachtioLiveCall {
-  readonly sipCallId: string;
-  readonly callId: string;
+export class DrachtioIncomingCall extends IncomingCallCore<DrachtioSession> implements IncomingSipCall, DrachtioLiveCall {
   readonly from: SipParty;
   readonly to: SipParty;
   readonly requestUri: string;
   readonly source: { address: string; port: number; transport: "udp" | "tcp" | "tls" };
-  private currentState: IncomingCallState = "offered";
-  private session: DrachtioSession | undefined;
-  private answerTimer: NodeJS.Timeout | undefined;
-  private readonly offered: string | undefined;
-  private localAnswer = "";
 
   constructor(
     private readonly ctx: DrachtioCallContext,
@@ -32,29 +25,21 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     /** A Replaces header naming a live dialog of ours (checked by the signalling). */
     readonly replaces: SipReplaces | undefined = undefined,
   ) {
-    super();
+    const sipCallId = req.get("call-id") ?? "";
+    super(sipCallId, sipCallId, ctx.logger);
     this.source = {
       address: req.source_address,
       port: req.source_port,
       transport: sourceTransport(req.protocol),
     };
-    this.sipCallId = req.get("call-id") ?? "";
-    this.callId = this.sipCallId;
     this.requestUri = req.uri;
     this.from = readParty(req.get("from"));
     this.to = readParty(req.get("to"));
     this.offered = req.body || undefined;
     req.on("cancel", () => this.onCancel());
-    this.answerTimer = setTimeout(() => {
-      this.answerTimer = undefined;
-      this.ctx.logger.warn({ sipCallId: this.sipCallId }, "incoming call neither accepted nor rejected; answering 480");
-      this.reject(480, "Temporarily Unavailable");
-    }, incomingAnswerTimeoutMs);
+    this.armAnswerTimer(incomingAnswerTimeoutMs);
   }
 
-  get state(): IncomingCallState {
-    return this.currentState;
-  }
   /** Known once answered: drachtio-server chooses our tag. */
   get dialogId(): SipDialogId | undefined {
     return this.session?.dialogId;
@@ -65,25 +50,9 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     if (!id || this.currentState === "terminated") return undefined;
     return { id, phase: this.currentState === "terminating" ? "ending" : "confirmed", weAreUac: false };
   }
-  get localSdp(): string {
-    return this.session?.localSdp ?? this.localAnswer;
-  }
-  get remoteSdp(): string | undefined {
-    return this.session?.remoteSdp ?? this.offered;
-  }
 
   header(name: string): string | undefined {
     return this.req.get(name);
-  }
-
-  private setState(s: IncomingCallState): void {
-    if (this.currentState === s) return;
-    this.currentState = s;
-    this.emit("state", s);
-  }
-
-  private get answerable(): boolean {
-    return this.currentState === "offered" || this.currentState === "early";
   }
 
   ringing(sdp?: string): void {
@@ -177,14 +146,10 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     resolve(false);
   }
 
-  reject(status: number, reason?: string, headers?: Record<string, string | readonly string[]>): void {
-    if (!this.answerable) return;
-    const code = status >= 300 && status <= 699 ? status : 603;
+  protected sendRejection(status: number, reason: string, headers: Record<string, string | readonly string[]> | undefined): void {
     const all: Record<string, string> = { "User-Agent": this.ctx.userAgent };
     for (const [name, value] of Object.entries(headers ?? {})) all[name] = joinHeaderLines(name, value);
-    this.send(code, reason ?? "Decline", { headers: all });
-    this.setState("terminated");
-    this.done();
+    this.send(status, reason, { headers: all });
   }
 
   private onCancel(): void {
@@ -192,44 +157,6 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     this.setState("terminated");
     this.emit("cancel");
     this.done();
-  }
-
-  hangup(): Promise<void> {
-    if (this.answerable) {
-      this.reject(603, "Decline");
-      return Promise.resolve();
-    }
-    if (this.session && (this.currentState === "accepted" || this.currentState === "confirmed")) {
-      this.setState("terminating");
-      return this.session.hangup();
-    }
-    return Promise.resolve();
-  }
-
-  reinvite(sdp: string): Promise<string> {
-    if (this.currentState !== "confirmed" || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot re-INVITE in state ${this.currentState}`));
-    }
-    return this.session.reinvite(sdp);
-  }
-
-  sendInfo(contentType: string, body: string): Promise<number> {
-    if ((this.currentState !== "confirmed" && this.currentState !== "accepted") || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot send INFO in state ${this.currentState}`));
-    }
-    return this.session.sendInfo(contentType, body);
-  }
-
-  shutdown(): void {
-    if (this.answerable) {
-      this.reject(503, "Service Unavailable");
-      return;
-    }
-    if (this.session) this.session.shutdown();
-    else if (this.currentState === "accepted") {
-      this.setState("terminated");
-      this.done();
-    }
   }
 
   connectionLost(): string | undefined {
@@ -254,13 +181,6 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     return id;
   }
 
-  private onSessionEnded(reason: SipEndReason): void {
-    if (this.currentState === "terminated") return;
-    this.setState("terminated");
-    this.emit("ended", reason);
-    this.done();
-  }
-
   private send(status: number, reason: string, opts: { headers: Record<string, string>; body?: string }): void {
     try {
       this.res.send(status, reason, opts);
@@ -269,13 +189,7 @@ export class DrachtioIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     }
   }
 
-  private clearAnswerTimer(): void {
-    if (this.answerTimer) clearTimeout(this.answerTimer);
-    this.answerTimer = undefined;
-  }
-
-  private done(): void {
-    this.clearAnswerTimer();
+  protected released(): void {
     this.ctx.callEnded(this);
   }
 }

@@ -1,18 +1,9 @@
-import { EventEmitter } from "node:events";
 import sip from "sip";
 import { SipCallStateError, SipHeaderError } from "../errors.js";
+import { IncomingCallCore } from "../incoming-call-core.js";
 import { parseRAck } from "../reliable-provisional.js";
 import type { UasTimerDecision } from "../session-timer.js";
-import type {
-  IncomingCallState,
-  IncomingSipCall,
-  IncomingSipCallEvents,
-  ReinviteAnswer,
-  SipDialogId,
-  SipEndReason,
-  SipParty,
-  SipReplaces,
-} from "../signaling.js";
+import type { IncomingSipCall, ReinviteAnswer, SipDialogId, SipParty, SipReplaces } from "../signaling.js";
 import type { CallContext, DialogOwner, LiveCall } from "./call-context.js";
 import { DialogSession } from "./dialog-session.js";
 import { acceptRemoteCSeq, dialogFromUasRequest, dialogKey, type Dialog } from "./dialog.js";
@@ -47,21 +38,14 @@ export interface IncomingCallExtensions {
  * a BYE on the early dialog, before our final answer is met with 200 + 487. The early dialog takes
  * PRACK, UPDATE and INFO. Once accepted, a DialogSession carries the call.
  */
-export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> implements IncomingSipCall, LiveCall {
-  readonly sipCallId: string;
-  readonly callId: string;
+export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implements IncomingSipCall, LiveCall {
   readonly from: SipParty;
   readonly to: SipParty;
   readonly requestUri: string;
   readonly source: { address: string; port: number; transport: "udp" | "tcp" | "tls" };
   readonly replaces: SipReplaces | undefined;
-  private currentState: IncomingCallState = "offered";
   private readonly localTag = randomToken();
   private readonly contact: string;
-  private session: DialogSession | undefined;
-  private answerTimer: NodeJS.Timeout | undefined;
-  private offered: string | undefined;
-  private localAnswer = "";
   private accepting = false;
   private readonly reliable: ReliableProvisionalSender | undefined;
   private early: { dialog: Dialog; key: string; owner: DialogOwner } | undefined;
@@ -76,10 +60,8 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     private readonly onFinished: () => void,
     private readonly ext: IncomingCallExtensions,
   ) {
-    super();
+    super(invite.headers["call-id"], invite.headers["call-id"], ctx.logger);
     this.source = { address: remote.address, port: remote.port, transport: remote.protocol === "TLS" ? "tls" : remote.protocol === "TCP" ? "tcp" : "udp" };
-    this.sipCallId = invite.headers["call-id"];
-    this.callId = this.sipCallId;
     this.requestUri = invite.uri;
     this.from = party(invite.headers.from);
     this.to = party(invite.headers.to);
@@ -97,22 +79,9 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     }
     ctx.callStarted(this);
     ctx.stack.respond(invite, 100, "Trying");
-    this.answerTimer = setTimeout(() => {
-      this.answerTimer = undefined;
-      this.ctx.logger.warn({ sipCallId: this.sipCallId }, "incoming call neither accepted nor rejected; answering 480");
-      this.reject(480, "Temporarily Unavailable");
-    }, ctx.timers.incomingAnswerTimeoutMs);
+    this.armAnswerTimer(ctx.timers.incomingAnswerTimeoutMs);
   }
 
-  get state(): IncomingCallState {
-    return this.currentState;
-  }
-  get localSdp(): string {
-    return this.session?.localSdp ?? this.localAnswer;
-  }
-  get remoteSdp(): string | undefined {
-    return this.session?.remoteSdp ?? this.offered;
-  }
   get dialogId(): SipDialogId | undefined {
     const d = this.session?.dialog ?? this.early?.dialog;
     return d && { callId: d.callId, localTag: d.localTag, remoteTag: d.remoteTag };
@@ -121,16 +90,6 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
   header(name: string): string | undefined {
     const v = headerText(this.invite, name);
     return v === undefined ? undefined : fromWire(v);
-  }
-
-  private setState(s: IncomingCallState): void {
-    if (this.currentState === s) return;
-    this.currentState = s;
-    this.emit("state", s);
-  }
-
-  private get answerable(): boolean {
-    return this.currentState === "offered" || this.currentState === "early";
   }
 
   ringing(sdp?: string): void {
@@ -213,13 +172,9 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     );
   }
 
-  reject(status: number, reason?: string, headers?: Record<string, string | readonly string[]>): void {
-    if (!this.answerable) return;
-    const code = status >= 300 && status <= 699 ? status : 603;
+  protected sendRejection(status: number, reason: string, headers: Record<string, string | readonly string[]> | undefined): void {
     this.reliable?.stop();
-    this.ctx.stack.respond(this.invite, code, reason ?? "Decline", { toTag: this.localTag, headers });
-    this.setState("terminated");
-    this.done();
+    this.ctx.stack.respond(this.invite, status, reason, { toTag: this.localTag, headers });
   }
 
   /** A CANCEL matching our INVITE transaction (already known to match by the caller). */
@@ -236,40 +191,6 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     this.setState("terminated");
     this.emit("cancel");
     this.done();
-  }
-
-  hangup(): Promise<void> {
-    if (this.answerable) {
-      this.reject(603, "Decline");
-      return Promise.resolve();
-    }
-    if (this.session && (this.currentState === "accepted" || this.currentState === "confirmed")) {
-      this.setState("terminating");
-      return this.session.hangup();
-    }
-    return Promise.resolve();
-  }
-
-  reinvite(sdp: string): Promise<string> {
-    if (this.currentState !== "confirmed" || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot re-INVITE in state ${this.currentState}`));
-    }
-    return this.session.reinvite(sdp);
-  }
-
-  sendInfo(contentType: string, body: string): Promise<number> {
-    if ((this.currentState !== "confirmed" && this.currentState !== "accepted") || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot send INFO in state ${this.currentState}`));
-    }
-    return this.session.sendInfo(contentType, body);
-  }
-
-  shutdown(): void {
-    if (this.answerable) {
-      this.reject(503, "Service Unavailable");
-      return;
-    }
-    this.session?.shutdown();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -405,20 +326,7 @@ export class EmbeddedIncomingCall extends EventEmitter<IncomingSipCallEvents> im
     return true;
   }
 
-  private onSessionEnded(reason: SipEndReason): void {
-    if (this.currentState === "terminated") return;
-    this.setState("terminated");
-    this.emit("ended", reason);
-    this.done();
-  }
-
-  private clearAnswerTimer(): void {
-    if (this.answerTimer) clearTimeout(this.answerTimer);
-    this.answerTimer = undefined;
-  }
-
-  private done(): void {
-    this.clearAnswerTimer();
+  protected released(): void {
     clearTimeout(this.earlyUpdateGuard);
     if (this.early) this.ctx.unregisterDialog(this.early.key, this.early.owner);
     this.ctx.callEnded(this);
