@@ -1,3 +1,4 @@
+import { dialogListeners } from "../dialog-events.js";
 import { SipCallStateError } from "../errors.js";
 import { IncomingCallCore } from "../incoming-call-core.js";
 import type { IncomingSipCall, SipDialogId, SipParty, SipReplaces } from "../signaling.js";
@@ -102,25 +103,7 @@ export class DrachtioIncomingCall extends IncomingCallCore<DrachtioSession> impl
             logger: this.ctx.logger,
             reinviteAnswerTimeoutMs: this.ctx.reinviteAnswerTimeoutMs,
             referSubscriptionS: this.ctx.referSubscriptionS,
-            hooks: {
-              onReinvite: (offer, respond) => {
-                if (this.listenerCount("reinvite") === 0) return false;
-                this.emit("reinvite", offer, respond);
-                return true;
-              },
-              onInfo: (contentType, body) => this.emit("info", contentType, body),
-              onUpdate: (offer, respond) => {
-                if (this.listenerCount("update") === 0) return false;
-                this.emit("update", offer, respond, false);
-                return true;
-              },
-              onRefer: (request) => {
-                if (this.listenerCount("refer") === 0) return false;
-                this.emit("refer", request);
-                return true;
-              },
-              onEnded: (reason) => this.onSessionEnded(reason),
-            },
+            hooks: dialogListeners(this, (reason) => this.onSessionEnded(reason)),
           });
           void this.session.awaitAck().then((acked) => {
             if (acked && this.currentState === "accepted") {

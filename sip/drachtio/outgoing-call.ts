@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { dialogListeners } from "../dialog-events.js";
 import { SipArgumentError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import { OutgoingCallCore } from "../outgoing-call-core.js";
@@ -195,25 +196,7 @@ export class DrachtioOutgoingCall extends OutgoingCallCore<DrachtioSession> impl
       logger: this.ctx.logger,
       reinviteAnswerTimeoutMs: this.ctx.reinviteAnswerTimeoutMs,
       referSubscriptionS: this.ctx.referSubscriptionS,
-      hooks: {
-        onReinvite: (offer, respond) => {
-          if (this.listenerCount("reinvite") === 0) return false;
-          this.emit("reinvite", offer, respond);
-          return true;
-        },
-        onInfo: (contentType, text) => this.emit("info", contentType, text),
-        onUpdate: (offer, respond) => {
-          if (this.listenerCount("update") === 0) return false;
-          this.emit("update", offer, respond, false);
-          return true;
-        },
-        onRefer: (request) => {
-          if (this.listenerCount("refer") === 0) return false;
-          this.emit("refer", request);
-          return true;
-        },
-        onEnded: (reason) => this.onSessionEnded(reason),
-      },
+      hooks: dialogListeners(this, (reason) => this.onSessionEnded(reason)),
     });
     if (!body) {
       void this.session.hangup();

@@ -1,21 +1,14 @@
+import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import { parseReferTo } from "../refer.js";
-import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferRequest, SipReferTarget } from "../signaling.js";
+import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferTarget } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
 import { ReferSubscription, type ReferHost } from "../refer-subscription.js";
 import { requestInDialog, type SrfDialog, type SrfRequest, type SrfResponse, type SrfServerResponse } from "./srf.js";
 
-export interface SessionHooks {
-  /** Returns false when nobody listens (the session then answers with the current local SDP). */
-  onReinvite(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
-  onInfo(contentType: string, body: string): void;
-  /** An UPDATE's offer; false when nobody listens for UPDATEs (the offer then goes to onReinvite). */
-  onUpdate(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
-  /** A REFER; false when nobody listens (answered 603). */
-  onRefer(request: SipReferRequest): boolean;
-  onEnded(reason: SipEndReason): void;
-}
+/** drachtio-server runs session timers itself: no refresh is reported. */
+export type SessionHooks = Omit<DialogListeners, "onRefreshed">;
 
 export interface SessionOptions {
   callId: string;

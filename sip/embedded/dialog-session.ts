@@ -1,3 +1,4 @@
+import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
 import { parseReferTo } from "../refer.js";
 import {
@@ -11,7 +12,7 @@ import {
   type SessionTimer,
   type UasTimerDecision,
 } from "../session-timer.js";
-import type { ReinviteAnswer, SipDialogCall, SipEndReason, SipReferRequest, SipReferTarget } from "../signaling.js";
+import type { ReinviteAnswer, SipDialogCall, SipEndReason, SipReferTarget } from "../signaling.js";
 import { AnswerRetransmitter } from "./answer-retransmitter.js";
 import { DigestAuthenticator } from "./authenticator.js";
 import type { CallContext, DialogInfo, DialogOwner } from "./call-context.js";
@@ -28,18 +29,9 @@ const SIPFRAG = "message/sipfrag;version=2.0";
 const KNOWN_METHODS: ReadonlySet<string> = new Set(["MESSAGE", "SUBSCRIBE", "PUBLISH", "REGISTER"]);
 
 /** What a session reports to the call object that owns it. */
-export interface SessionHooks {
-  /** Returns false when nobody listens (the session then answers with the current local SDP). */
-  onReinvite(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
-  /** An UPDATE with an offer; false when nobody listens (answered with the current local SDP). */
-  onUpdate(offerSdp: string, respond: (answer: ReinviteAnswer) => void): boolean;
-  /** A REFER; false when nobody listens (answered 603). */
-  onRefer(request: SipReferRequest): boolean;
-  onRefreshed(by: "local" | "remote"): void;
-  onInfo(contentType: string, body: string): void;
+export interface SessionHooks extends DialogListeners {
   /** A PRACK that reached the confirmed dialog (late, for a reliable 1xx we sent); false: not ours (481). */
   onPrack?(rq: SipRequest): boolean;
-  onEnded(reason: SipEndReason): void;
 }
 
 export interface SessionOptions {

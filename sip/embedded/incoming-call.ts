@@ -1,4 +1,5 @@
 import sip from "sip";
+import { deliverUpdate, dialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError } from "../errors.js";
 import { IncomingCallCore } from "../incoming-call-core.js";
 import { parseRAck } from "../reliable-provisional.js";
@@ -137,23 +138,7 @@ export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implem
       minSeS: this.ext.minSeS,
       peerAllowsUpdate: allowsUpdate(this.invite) ?? false,
       origin: this.invite,
-      hooks: {
-        onReinvite: (offer, respond) => {
-          if (this.listenerCount("reinvite") === 0) return false;
-          this.emit("reinvite", offer, respond);
-          return true;
-        },
-        onUpdate: (offer, respond) => this.deliverUpdate(offer, respond, false),
-        onRefer: (request) => {
-          if (this.listenerCount("refer") === 0) return false;
-          this.emit("refer", request);
-          return true;
-        },
-        onRefreshed: (by) => this.emit("refreshed", by),
-        onInfo: (contentType, body) => this.emit("info", contentType, body),
-        onPrack: (rq) => this.onPrack(rq),
-        onEnded: (reason) => this.onSessionEnded(reason),
-      },
+      hooks: { ...dialogListeners(this, (reason) => this.onSessionEnded(reason)), onPrack: (rq) => this.onPrack(rq) },
     });
     const headers: Record<string, string> = { contact: this.contact, allow: ALLOWED_METHODS, supported: SUPPORTED, ...timerAnswerHeaders(this.ext.timer) };
     const rr = recordRoutes(this.invite);
@@ -282,28 +267,11 @@ export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implem
       stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
     };
     try {
-      this.deliverUpdate(offer, respond, true);
+      deliverUpdate(this, offer, respond, true);
     } catch (err) {
       this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw");
       respond({ status: 500 });
     }
-  }
-
-  /** `update` listeners first; in a confirmed dialog the `reinvite` ones stand in. False: nobody listens. */
-  private deliverUpdate(offer: string, respond: (a: ReinviteAnswer) => void, early: boolean): boolean {
-    if (this.listenerCount("update") > 0) {
-      this.emit("update", offer, respond, early);
-      return true;
-    }
-    if (!early && this.listenerCount("reinvite") > 0) {
-      this.emit("reinvite", offer, respond);
-      return true;
-    }
-    if (early) {
-      respond({ status: 488, reason: "Not Acceptable Here" });
-      return true;
-    }
-    return false;
   }
 
   /** A PRACK for one of our reliable provisionals: true when answered here, false when it matches none. */

@@ -1,3 +1,4 @@
+import { deliverUpdate, dialogListeners } from "../dialog-events.js";
 import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags } from "../option-tags.js";
 import { OutgoingCallCore } from "../outgoing-call-core.js";
@@ -232,22 +233,7 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
       minSeS: this.minSeS,
       peerAllowsUpdate: allowsUpdate(rs) ?? false,
       origin: rs,
-      hooks: {
-        onReinvite: (offer, respond) => {
-          if (this.listenerCount("reinvite") === 0) return false;
-          this.emit("reinvite", offer, respond);
-          return true;
-        },
-        onUpdate: (offer, respond) => this.deliverUpdate(offer, respond, false),
-        onRefer: (request) => {
-          if (this.listenerCount("refer") === 0) return false;
-          this.emit("refer", request);
-          return true;
-        },
-        onRefreshed: (by) => this.emit("refreshed", by),
-        onInfo: (contentType, text) => this.emit("info", contentType, text),
-        onEnded: (reason) => this.onSessionEnded(reason),
-      },
+      hooks: dialogListeners(this, (reason) => this.onSessionEnded(reason)),
     });
     this.closeEarlyDialogs();
     this.session.rememberAck(rq.headers.cseq.seq, ack);
@@ -421,28 +407,11 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
       stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
     };
     try {
-      this.deliverUpdate(offer, respond, true);
+      deliverUpdate(this, offer, respond, true);
     } catch (err) {
       this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw");
       respond({ status: 500 });
     }
-  }
-
-  /** `update` listeners first; in a confirmed dialog the `reinvite` ones stand in. False: nobody listens. */
-  private deliverUpdate(offer: string, respond: (a: ReinviteAnswer) => void, early: boolean): boolean {
-    if (this.listenerCount("update") > 0) {
-      this.emit("update", offer, respond, early);
-      return true;
-    }
-    if (!early && this.listenerCount("reinvite") > 0) {
-      this.emit("reinvite", offer, respond);
-      return true;
-    }
-    if (early) {
-      respond({ status: 488, reason: "Not Acceptable Here" });
-      return true;
-    }
-    return false;
   }
 
   private buildAck(rq: OutgoingRequest, dialog: ReturnType<typeof dialogFromUacResponse>): OutgoingRequest {
