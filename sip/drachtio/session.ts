@@ -2,6 +2,7 @@ import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import { parseReferTo } from "../refer.js";
+import { glareDelayMs, SessionTimeouts } from "../session-timeouts.js";
 import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferTarget } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
 import { ReferSubscription, type ReferHost } from "../refer-subscription.js";
@@ -49,7 +50,7 @@ export class DrachtioSession {
   private idleWaiters: (() => void)[] = [];
   private reinviteChain: Promise<unknown> = Promise.resolve();
   private hangupPromise: Promise<void> | undefined;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timeouts: SessionTimeouts;
   private readonly refers = new Set<ReferSubscription>();
   private endedResolve!: (reason: SipEndReason) => void;
   private readonly ended: Promise<SipEndReason>;
@@ -63,6 +64,7 @@ export class DrachtioSession {
     this.acked = !o.awaitingAck;
     this.auth = new DigestAnswers(o.credentials);
     this.ended = new Promise((resolve) => (this.endedResolve = resolve));
+    this.timeouts = new SessionTimeouts(this.ended);
     dialog.on("ack", (req) => this.onAck(req));
     dialog.on("destroy", (req) => this.onRemoteBye(req));
     dialog.on("modify", (req, res) => this.onReinvite(req, res));
@@ -146,11 +148,11 @@ export class DrachtioSession {
     }
     const offer = req.body ?? "";
     let answered = false;
-    const guard = this.timer(() => respond({ status: 500, reason: "No Answer From Application" }), this.o.reinviteAnswerTimeoutMs);
+    const guard = this.timeouts.start(() => respond({ status: 500, reason: "No Answer From Application" }), this.o.reinviteAnswerTimeoutMs);
     const respond = (answer: ReinviteAnswer): void => {
       if (answered) return;
       answered = true;
-      this.clearTimer(guard);
+      this.timeouts.clear(guard);
       this.incomingInvite = undefined;
       this.notifyIdle();
       if (this.state === "terminated") return;
@@ -291,7 +293,7 @@ export class DrachtioSession {
         return rs.body ?? "";
       }
       if (rs.status === 491 && attempt < maxAttempts) {
-        await this.sleep(glareDelayMs(this.o.ownsCallId));
+        await this.timeouts.sleep(glareDelayMs(this.o.ownsCallId));
         continue;
       }
       throw new SipRequestError(...this.ids, "INVITE", rs.status, rs.reason);
@@ -348,8 +350,7 @@ export class DrachtioSession {
   terminate(reason: SipEndReason): void {
     if (this.state === "terminated") return;
     this.state = "terminated";
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.timeouts.clearAll();
     this.settleAck(false);
     for (const r of this.refers) r.dialogEnded();
     this.refers.clear();
@@ -371,36 +372,6 @@ export class DrachtioSession {
       this.o.logger.debug({ err, sipCallId: this.sipCallId, status }, "response could not be sent");
     }
   }
-
-  private timer(fn: () => void, ms: number): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, ms);
-    this.timers.add(t);
-    return t;
-  }
-
-  private clearTimer(t: NodeJS.Timeout): void {
-    clearTimeout(t);
-    this.timers.delete(t);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.timer(resolve, ms);
-      void this.ended.then(() => resolve());
-    });
-  }
-}
-
-/**
- * RFC 3261 §14.1: after a 491, the Call-ID owner waits 2.1–4 s, the other side 0–2 s, both in
- * 10 ms steps, so the two retries do not collide again.
- */
-function glareDelayMs(ownsCallId: boolean): number {
-  const steps = ownsCallId ? 210 + Math.floor(Math.random() * 191) : Math.floor(Math.random() * 201);
-  return steps * 10;
 }
 
 /** A final response made up here for a request that got none. */

@@ -1,6 +1,7 @@
 import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
 import { parseReferTo } from "../refer.js";
+import { glareDelayMs, SessionTimeouts } from "../session-timeouts.js";
 import {
   decideAsUas,
   expiryDelayMs,
@@ -102,7 +103,7 @@ export class DialogSession implements DialogOwner {
   private readonly sentAcks = new Map<number, OutgoingRequest>();
   private reinviteChain: Promise<unknown> = Promise.resolve();
   private hangupPromise: Promise<void> | undefined;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timeouts: SessionTimeouts;
   private endedResolve!: (reason: SipEndReason) => void;
   /** Settles when the session ends; lets in-flight requests give up at once. */
   private readonly ended: Promise<SipEndReason>;
@@ -119,6 +120,7 @@ export class DialogSession implements DialogOwner {
     this.auth = new DigestAuthenticator(options.credentials);
     this.key = dialogKey(dialog.callId, dialog.localTag, dialog.remoteTag);
     this.ended = new Promise((resolve) => (this.endedResolve = resolve));
+    this.timeouts = new SessionTimeouts(this.ended);
     this.minSeS = options.minSeS;
     this.peerAllowsUpdate = options.peerAllowsUpdate;
     ctx.registerDialog(this.key, this);
@@ -263,11 +265,11 @@ export class DialogSession implements DialogOwner {
     this.notePeerAllow(rq);
     const offer = fromWire(rq.content);
     let answered = false;
-    const guard = this.timer(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
+    const guard = this.timeouts.start(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
     const respond = (answer: ReinviteAnswer): void => {
       if (answered) return;
       answered = true;
-      this.clearTimer(guard);
+      this.timeouts.clear(guard);
       this.incomingInvite = undefined;
       if (this.state === "terminated") return;
       if (typeof answer !== "string") {
@@ -326,11 +328,11 @@ export class DialogSession implements DialogOwner {
       return;
     }
     let answered = false;
-    const guard = this.timer(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
+    const guard = this.timeouts.start(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
     const respond = (answer: ReinviteAnswer): void => {
       if (answered) return;
       answered = true;
-      this.clearTimer(guard);
+      this.timeouts.clear(guard);
       this.incomingUpdate = undefined;
       if (this.state === "terminated") return;
       if (typeof answer !== "string") {
@@ -446,13 +448,13 @@ export class DialogSession implements DialogOwner {
   private applyTimer(timer: SessionTimer | undefined, by: "local" | "remote" | undefined): void {
     this.sessionTimer = timer;
     const generation = ++this.timerGeneration;
-    if (this.sessionTimerHandle) this.clearTimer(this.sessionTimerHandle);
+    if (this.sessionTimerHandle) this.timeouts.clear(this.sessionTimerHandle);
     this.sessionTimerHandle = undefined;
     if (!timer || this.state !== "active") return;
     if (timer.intervalS >= this.minSeS) this.demandedIntervalS = undefined;
     this.sessionTimerHandle = timer.weRefresh
-      ? this.timer(() => this.refreshSession(generation), refreshDelayMs(timer.intervalS))
-      : this.timer(() => this.expire(generation), expiryDelayMs(timer.intervalS));
+      ? this.timeouts.start(() => this.refreshSession(generation), refreshDelayMs(timer.intervalS))
+      : this.timeouts.start(() => this.expire(generation), expiryDelayMs(timer.intervalS));
     if (by) {
       try {
         this.options.hooks.onRefreshed(by);
@@ -520,7 +522,7 @@ export class DialogSession implements DialogOwner {
       }
       if (rs.status === 422 && this.raiseFor422(rs)) continue;
       if (rs.status === 491 && attempt < maxAttempts) {
-        await this.sleep(this.refreshRetryDelayMs());
+        await this.timeouts.sleep(this.refreshRetryDelayMs());
         continue;
       }
       this.ctx.logger.warn({ sipCallId: this.dialog.callId, status: rs.status, reason: rs.reason }, "session refresh (UPDATE) refused");
@@ -632,7 +634,7 @@ export class DialogSession implements DialogOwner {
         continue;
       }
       if (rs.status === 491 && attempt < maxAttempts) {
-        await this.sleep(refresh ? this.refreshRetryDelayMs() : glareDelayMs(this.options.ownsCallId));
+        await this.timeouts.sleep(refresh ? this.refreshRetryDelayMs() : glareDelayMs(this.options.ownsCallId));
         continue;
       }
       throw new SipRequestError(...this.ids, "INVITE", rs.status, rs.reason);
@@ -724,8 +726,7 @@ export class DialogSession implements DialogOwner {
   terminate(reason: SipEndReason): void {
     if (this.state === "terminated") return;
     this.state = "terminated";
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.timeouts.clearAll();
     if (this.pendingAck) {
       this.pendingAck.retransmitter.stop();
       this.pendingAck.reject(new SipCallStateError(...this.ids, `call ended (${reason}) before the ACK`));
@@ -746,36 +747,6 @@ export class DialogSession implements DialogOwner {
   private isTerminated(): boolean {
     return this.state === "terminated";
   }
-
-  private timer(fn: () => void, ms: number): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, ms);
-    this.timers.add(t);
-    return t;
-  }
-
-  private clearTimer(t: NodeJS.Timeout): void {
-    clearTimeout(t);
-    this.timers.delete(t);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.timer(resolve, ms);
-      void this.ended.then(() => resolve());
-    });
-  }
-}
-
-/**
- * RFC 3261 §14.1: after a 491, the Call-ID owner waits 2.1–4 s, the other side 0–2 s, both in
- * 10 ms steps, so the two retries do not collide again.
- */
-export function glareDelayMs(ownsCallId: boolean): number {
-  const steps = ownsCallId ? 210 + Math.floor(Math.random() * 191) : Math.floor(Math.random() * 201);
-  return steps * 10;
 }
 
 function copyAuth(from: OutgoingRequest, to: OutgoingRequest): void {

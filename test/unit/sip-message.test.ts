@@ -1,6 +1,6 @@
 import sip from "sip";
 import { describe, expect, it } from "vitest";
-import { glareDelayMs } from "../../sip/embedded/dialog-session.js";
+import { glareDelayMs } from "../../sip/session-timeouts.js";
 import {
   checkExtraHeaders,
   checkSipUri,
