@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { checkCallerHeaders, escapeDisplayName, STACK_HEADERS } from "../caller-input.js";
 import { SipArgumentError } from "../errors.js";
 import type { SipParty } from "../signaling.js";
 import { authorizationHeader, readChallenge, type DigestChallenge } from "../embedded/digest.js";
@@ -12,9 +12,6 @@ import { parseDigestParams } from "../digest-verifier.js";
 
 export const ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
-export function randomToken(bytes = 8): string {
-  return randomBytes(bytes).toString("hex");
-}
 
 /**
  * Every value of a header in a raw message, one per line (continuation lines joined). drachtio-srf
@@ -61,45 +58,11 @@ export function readParty(text: string | undefined): SipParty {
   return { uri, user, displayName };
 }
 
-const USER_PART = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$/;
-const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 /** Headers drachtio-server or this backend sets; a caller may not replace them. */
-const RESERVED_HEADERS = new Set([
-  "via",
-  "v",
-  "from",
-  "f",
-  "to",
-  "t",
-  "call-id",
-  "i",
-  "cseq",
-  "contact",
-  "m",
-  "max-forwards",
-  "content-length",
-  "l",
-  "content-type",
-  "c",
-  "route",
-  "record-route",
-  "authorization",
-  "proxy-authorization",
-]);
-
-export function checkUserPart(user: string): void {
-  if (!USER_PART.test(user)) throw new SipArgumentError(`invalid SIP user part ${JSON.stringify(user)}`);
-}
+const RESERVED_HEADERS = new Set(STACK_HEADERS);
 
 export function checkExtraHeaders(headers: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    if (!TOKEN.test(name)) throw new SipArgumentError(`invalid header name ${JSON.stringify(name)}`);
-    if (RESERVED_HEADERS.has(name.toLowerCase())) throw new SipArgumentError(`header ${name} is set by the stack`);
-    if (typeof value !== "string" || /[\r\n\0]/.test(value)) throw new SipArgumentError(`invalid value for header ${name}`);
-    out[name] = value;
-  }
-  return out;
+  return checkCallerHeaders(headers, RESERVED_HEADERS);
 }
 
 /**
@@ -128,7 +91,7 @@ export function tlsContactFor(req: { protocol: string; uri: string; receivedOn?:
 
 /** Display name as a quoted-string (RFC 3261 §25.1). */
 export function quoteDisplayName(name: string): string {
-  return `"${name.replace(/[\r\n\0]/g, " ").replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return `"${escapeDisplayName(name)}"`;
 }
 
 /**

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
+import { checkUserPart } from "../caller-input.js";
 import { dialogListeners } from "../dialog-events.js";
 import { SipArgumentError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import { OutgoingCallCore } from "../outgoing-call-core.js";
 import { chosenSipCallId, failureKindForStatus, type OutgoingSipCall, type PlaceCallOptions, type SipDialogId } from "../signaling.js";
-import { ALLOWED_METHODS, DigestAnswers, checkExtraHeaders, checkSipUri, checkUserPart, quoteDisplayName } from "./message.js";
+import { ALLOWED_METHODS, DigestAnswers, checkExtraHeaders, checkSipUri, quoteDisplayName } from "./message.js";
 import { DrachtioSession } from "./session.js";
 import { isSrfSipError, type Srf, type SrfDialog, type SrfRequest, type SrfResponse } from "./srf.js";
 

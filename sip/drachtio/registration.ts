@@ -1,7 +1,8 @@
+import { checkUserPart, randomToken } from "../caller-input.js";
 import type { SipLogger } from "../logger.js";
 import { RegistrationMachine, type RegisterAttempt, type RegisterOutcome, type RegistrationTransport } from "../registration-machine.js";
 import { SipArgumentError } from "../errors.js";
-import { StandingDigest, checkSipUri, checkUserPart, headerValues, randomToken } from "./message.js";
+import { StandingDigest, checkSipUri, headerValues } from "./message.js";
 import type { Srf, SrfRequest, SrfResponse } from "./srf.js";
 
 export interface DrachtioRegistrationOptions {

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { randomToken } from "../caller-input.js";
 import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags, unsupportedTags } from "../option-tags.js";
 import { parseReplaces } from "../refer.js";
@@ -23,7 +24,6 @@ import {
   contactUri,
   fromWire,
   headerText,
-  randomToken,
   SUPPORTED,
   tagOf,
   type RemoteInfo,

@@ -1,4 +1,5 @@
 import sip from "sip";
+import { randomToken } from "../caller-input.js";
 import { deliverUpdate, dialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError } from "../errors.js";
 import { IncomingCallCore } from "../incoming-call-core.js";
@@ -12,7 +13,6 @@ import {
   ALLOWED_METHODS,
   fromWire,
   headerText,
-  randomToken,
   readDisplayName,
   recordRoutes,
   SUPPORTED,

@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
 import sip from "sip";
+import { checkCallerHeaders, escapeDisplayName, randomToken, STACK_HEADERS } from "../caller-input.js";
 import { SipArgumentError } from "../errors.js";
 import { SUPPORTED_OPTION_TAGS } from "../option-tags.js";
 
@@ -66,9 +66,6 @@ export function fromWire(text: string | undefined): string {
   return text === undefined ? "" : Buffer.from(text, "latin1").toString("utf8");
 }
 
-export function randomToken(bytes = 8): string {
-  return randomBytes(bytes).toString("hex");
-}
 
 /** RFC 3261 §8.1.1.7: branches start with the magic cookie. */
 export function newBranch(): string {
@@ -170,8 +167,7 @@ export function stringifyNameAddr(a: sip.NameAddr): string {
 
 /** Display name as a quoted-string on the wire (RFC 3261 §25.1), UTF-8 encoded. */
 export function quoteDisplayName(name: string): string {
-  const clean = name.replace(/[\r\n\0]/g, " ").replace(/[\\"]/g, (c) => `\\${c}`);
-  return `"${toWire(clean)}"`;
+  return `"${toWire(escapeDisplayName(name))}"`;
 }
 
 /** A received display name back to Unicode. */
@@ -182,53 +178,12 @@ export function readDisplayName(raw: string | undefined): string | undefined {
   return fromWire(s);
 }
 
-const USER_PART = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$/;
-const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
-const RESERVED_HEADERS = new Set([
-  "via",
-  "v",
-  "from",
-  "f",
-  "to",
-  "t",
-  "call-id",
-  "i",
-  "cseq",
-  "contact",
-  "m",
-  "max-forwards",
-  "content-length",
-  "l",
-  "content-type",
-  "c",
-  "route",
-  "record-route",
-  "authorization",
-  "proxy-authorization",
-  "supported",
-  "k",
-  "session-expires",
-  "x",
-  "min-se",
-  "rseq",
-  "rack",
-]);
-
-export function checkUserPart(user: string): void {
-  if (!USER_PART.test(user)) throw new SipArgumentError(`invalid SIP user part ${JSON.stringify(user)}`);
-}
+/** Headers this stack sets on a call's requests (with RFC 4028's and RFC 3262's); a caller may not replace them. */
+const RESERVED_HEADERS = new Set([...STACK_HEADERS, "supported", "k", "session-expires", "x", "min-se", "rseq", "rack"]);
 
 /** Validates caller-supplied extra headers; returns them with wire-encoded values. */
 export function checkExtraHeaders(headers: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!headers) return out;
-  for (const [name, value] of Object.entries(headers)) {
-    if (!TOKEN.test(name)) throw new SipArgumentError(`invalid header name ${JSON.stringify(name)}`);
-    if (RESERVED_HEADERS.has(name.toLowerCase())) throw new SipArgumentError(`header ${name} is set by the stack`);
-    if (typeof value !== "string" || /[\r\n\0]/.test(value)) throw new SipArgumentError(`invalid value for header ${name}`);
-    out[name] = toWire(value);
-  }
-  return out;
+  return checkCallerHeaders(headers, RESERVED_HEADERS, toWire);
 }
 
 /** Parses a SIP URI or throws SipArgumentError. */

@@ -1,3 +1,4 @@
+import { checkUserPart, randomToken } from "../caller-input.js";
 import { deliverUpdate, dialogListeners } from "../dialog-events.js";
 import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags } from "../option-tags.js";
@@ -13,11 +14,9 @@ import {
   ALLOWED_METHODS,
   checkExtraHeaders,
   checkSipUri,
-  checkUserPart,
   fromWire,
   headerText,
   quoteDisplayName,
-  randomToken,
   SUPPORTED,
   tagOf,
   toWire,

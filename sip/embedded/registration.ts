@@ -1,8 +1,9 @@
 import sip from "sip";
+import { randomToken } from "../caller-input.js";
 import type { SipLogger } from "../logger.js";
 import { RegistrationMachine, type RegisterAttempt, type RegisterOutcome, type RegistrationTransport } from "../registration-machine.js";
 import { DigestAuthenticator } from "./authenticator.js";
-import { checkSipUri, randomToken, type SipResponse } from "./message.js";
+import { checkSipUri, type SipResponse } from "./message.js";
 import type { OutgoingRequest, SipStack } from "./stack.js";
 
 export type { RegistrationState } from "../registration-machine.js";

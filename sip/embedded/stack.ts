@@ -1,5 +1,6 @@
 import net from "node:net";
 import sip from "sip";
+import { randomToken } from "../caller-input.js";
 import { SipArgumentError, SipTransportError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import {
@@ -7,7 +8,6 @@ import {
   isValidMessage,
   MAX_FORWARDS,
   newBranch,
-  randomToken,
   firstRouteUri,
   tagOf,
   toWire,
