@@ -3,6 +3,7 @@ import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js
 import type { SipLogger } from "../logger.js";
 import { parseReferTo } from "../refer.js";
 import { glareDelayMs, SessionTimeouts } from "../session-timeouts.js";
+import { answerOnce, offerToListeners } from "../listener-answer.js";
 import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferTarget } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
 import { ReferSubscription, type ReferHost } from "../refer-subscription.js";
@@ -147,38 +148,32 @@ export class DrachtioSession {
       return;
     }
     const offer = req.body ?? "";
-    let answered = false;
-    const guard = this.timeouts.start(() => respond({ status: 500, reason: "No Answer From Application" }), this.o.reinviteAnswerTimeoutMs);
-    const respond = (answer: ReinviteAnswer): void => {
-      if (answered) return;
-      answered = true;
-      this.timeouts.clear(guard);
-      this.incomingInvite = undefined;
-      this.notifyIdle();
-      if (this.state === "terminated") return;
-      if (typeof answer !== "string") {
-        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
-        this.send(res, status, answer.reason ?? defaultReason(status));
-        return;
-      }
-      this.localSdp = answer;
-      if (offer) this.remoteSdp = offer;
-      else this.answerInAck = true;
-      this.send(res, 200, {
-        headers: { "Content-Type": "application/sdp", Contact: this.dialog.local.contact, Allow: ALLOWED_METHODS },
-        body: answer,
-      });
-    };
+    const respond = answerOnce({
+      timeoutMs: this.o.reinviteAnswerTimeoutMs,
+      timers: this.timeouts,
+      settle: () => {
+        this.incomingInvite = undefined;
+        this.notifyIdle();
+        return this.state !== "terminated";
+      },
+      refuse: (status, reason) => this.send(res, status, reason ?? defaultReason(status)),
+      accept: (answer) => {
+        this.localSdp = answer;
+        if (offer) this.remoteSdp = offer;
+        else this.answerInAck = true;
+        this.send(res, 200, {
+          headers: { "Content-Type": "application/sdp", Contact: this.dialog.local.contact, Allow: ALLOWED_METHODS },
+          body: answer,
+        });
+      },
+    });
     this.incomingInvite = { respond };
-    let listened = false;
-    try {
-      listened = (kind === "update" && this.o.hooks.onUpdate(offer, respond)) || this.o.hooks.onReinvite(offer, respond);
-    } catch (err) {
-      this.o.logger.error({ err, callId: this.o.callId, sipCallId: this.sipCallId }, `${kind === "update" ? "UPDATE" : "re-INVITE"} listener threw`);
-      respond({ status: 500 });
-      return;
-    }
-    if (!listened) respond(this.localSdp);
+    offerToListeners(
+      respond,
+      () => (kind === "update" ? this.o.hooks.onUpdate(offer, respond) : this.o.hooks.onReinvite(offer, respond)),
+      (err) => this.o.logger.error({ err, callId: this.o.callId, sipCallId: this.sipCallId }, `${kind === "update" ? "UPDATE" : "re-INVITE"} listener threw`),
+      () => this.localSdp,
+    );
   }
 
   private onRefer(req: SrfRequest, res: SrfServerResponse): void {

@@ -2,6 +2,7 @@ import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
 import { parseReferTo } from "../refer.js";
 import { glareDelayMs, SessionTimeouts } from "../session-timeouts.js";
+import { answerOnce, offerToListeners } from "../listener-answer.js";
 import {
   decideAsUas,
   expiryDelayMs,
@@ -264,40 +265,36 @@ export class DialogSession implements DialogOwner {
     refreshTarget(this.dialog, rq);
     this.notePeerAllow(rq);
     const offer = fromWire(rq.content);
-    let answered = false;
-    const guard = this.timeouts.start(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
-    const respond = (answer: ReinviteAnswer): void => {
-      if (answered) return;
-      answered = true;
-      this.timeouts.clear(guard);
-      this.incomingInvite = undefined;
-      if (this.state === "terminated") return;
-      if (typeof answer !== "string") {
-        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
-        stack.respond(rq, status, answer.reason ?? defaultReason(status));
+    const respond = answerOnce({
+      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
+      timers: this.timeouts,
+      settle: () => {
+        this.incomingInvite = undefined;
+        return this.state !== "terminated";
+      },
+      refuse: (status, reason) => {
+        stack.respond(rq, status, reason ?? defaultReason(status));
         this.notifyIdle();
-        return;
-      }
-      this.localSdp = answer;
-      if (offer) this.remoteSdp = offer;
-      const rs = stack.respond(rq, 200, "OK", {
-        headers: this.answerHeaders(decision),
-        body: answer,
-        contentType: "application/sdp",
-      });
-      this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
-      this.awaitAck(rq.headers.cseq.seq, () => stack.sendResponse(rs), offer === "").catch(() => {});
-    };
+      },
+      accept: (answer) => {
+        this.localSdp = answer;
+        if (offer) this.remoteSdp = offer;
+        const rs = stack.respond(rq, 200, "OK", {
+          headers: this.answerHeaders(decision),
+          body: answer,
+          contentType: "application/sdp",
+        });
+        this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
+        this.awaitAck(rq.headers.cseq.seq, () => stack.sendResponse(rs), offer === "").catch(() => {});
+      },
+    });
     this.incomingInvite = { rq, respond };
-    let listened = false;
-    try {
-      listened = this.options.hooks.onReinvite(offer, respond);
-    } catch (err) {
-      this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "re-INVITE listener threw");
-      respond({ status: 500 });
-      return;
-    }
-    if (!listened) respond(this.localSdp);
+    offerToListeners(
+      respond,
+      () => this.options.hooks.onReinvite(offer, respond),
+      (err) => this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "re-INVITE listener threw"),
+      () => this.localSdp,
+    );
   }
 
   /**
@@ -327,34 +324,28 @@ export class DialogSession implements DialogOwner {
       this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
       return;
     }
-    let answered = false;
-    const guard = this.timeouts.start(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
-    const respond = (answer: ReinviteAnswer): void => {
-      if (answered) return;
-      answered = true;
-      this.timeouts.clear(guard);
-      this.incomingUpdate = undefined;
-      if (this.state === "terminated") return;
-      if (typeof answer !== "string") {
-        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
-        stack.respond(rq, status, answer.reason ?? defaultReason(status));
-        return;
-      }
-      this.localSdp = answer;
-      this.remoteSdp = offer;
-      stack.respond(rq, 200, "OK", { headers: this.answerHeaders(decision), body: answer, contentType: "application/sdp" });
-      this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
-    };
+    const respond = answerOnce({
+      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
+      timers: this.timeouts,
+      settle: () => {
+        this.incomingUpdate = undefined;
+        return this.state !== "terminated";
+      },
+      refuse: (status, reason) => stack.respond(rq, status, reason ?? defaultReason(status)),
+      accept: (answer) => {
+        this.localSdp = answer;
+        this.remoteSdp = offer;
+        stack.respond(rq, 200, "OK", { headers: this.answerHeaders(decision), body: answer, contentType: "application/sdp" });
+        this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
+      },
+    });
     this.incomingUpdate = { respond };
-    let listened = false;
-    try {
-      listened = this.options.hooks.onUpdate(offer, respond);
-    } catch (err) {
-      this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "UPDATE listener threw");
-      respond({ status: 500 });
-      return;
-    }
-    if (!listened) respond(this.localSdp);
+    offerToListeners(
+      respond,
+      () => this.options.hooks.onUpdate(offer, respond),
+      (err) => this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "UPDATE listener threw"),
+      () => this.localSdp,
+    );
   }
 
   private onRefer(rq: SipRequest): void {

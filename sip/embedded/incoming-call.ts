@@ -3,9 +3,10 @@ import { randomToken } from "../caller-input.js";
 import { deliverUpdate, dialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError } from "../errors.js";
 import { IncomingCallCore } from "../incoming-call-core.js";
+import { answerOnce, offerToListeners } from "../listener-answer.js";
 import { parseRAck } from "../reliable-provisional.js";
 import type { UasTimerDecision } from "../session-timer.js";
-import type { IncomingSipCall, ReinviteAnswer, SipDialogId, SipParty, SipReplaces } from "../signaling.js";
+import type { IncomingSipCall, SipDialogId, SipParty, SipReplaces } from "../signaling.js";
 import type { CallContext, DialogOwner, LiveCall } from "./call-context.js";
 import { DialogSession } from "./dialog-session.js";
 import { acceptRemoteCSeq, dialogFromUasRequest, dialogKey, type Dialog } from "./dialog.js";
@@ -248,30 +249,26 @@ export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implem
       return;
     }
     this.earlyUpdatePending = true;
-    let answered = false;
-    this.earlyUpdateGuard = setTimeout(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
-    const respond = (answer: ReinviteAnswer): void => {
-      if (answered) return;
-      answered = true;
-      clearTimeout(this.earlyUpdateGuard);
-      this.earlyUpdateGuard = undefined;
-      this.earlyUpdatePending = false;
-      if (!this.answerable) return;
-      if (typeof answer !== "string") {
-        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
-        stack.respond(rq, status, answer.reason ?? "Rejected");
-        return;
-      }
-      this.offered = offer;
-      this.localAnswer = answer;
-      stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
-    };
-    try {
-      deliverUpdate(this, offer, respond, true);
-    } catch (err) {
-      this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw");
-      respond({ status: 500 });
-    }
+    const respond = answerOnce({
+      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
+      timers: { start: (fn, ms) => (this.earlyUpdateGuard = setTimeout(fn, ms)), clear: (t) => clearTimeout(t) },
+      settle: () => {
+        this.earlyUpdateGuard = undefined;
+        this.earlyUpdatePending = false;
+        return this.answerable;
+      },
+      refuse: (status, reason) => stack.respond(rq, status, reason ?? "Rejected"),
+      accept: (answer) => {
+        this.offered = offer;
+        this.localAnswer = answer;
+        stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
+      },
+    });
+    offerToListeners(
+      respond,
+      () => deliverUpdate(this, offer, respond, true),
+      (err) => this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw"),
+    );
   }
 
   /** A PRACK for one of our reliable provisionals: true when answered here, false when it matches none. */

@@ -2,10 +2,11 @@ import { checkUserPart, randomToken } from "../caller-input.js";
 import { deliverUpdate, dialogListeners } from "../dialog-events.js";
 import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags } from "../option-tags.js";
+import { answerOnce, offerToListeners } from "../listener-answer.js";
 import { OutgoingCallCore } from "../outgoing-call-core.js";
 import { classifyRSeq, formatRAck, parseRSeq } from "../reliable-provisional.js";
 import { retryAfter422, timerFromUacResponse } from "../session-timer.js";
-import { chosenSipCallId, failureKindForStatus, type OutgoingSipCall, type PlaceCallOptions, type ReinviteAnswer, type SipDialogId } from "../signaling.js";
+import { chosenSipCallId, failureKindForStatus, type OutgoingSipCall, type PlaceCallOptions, type SipDialogId } from "../signaling.js";
 import { DigestAuthenticator } from "./authenticator.js";
 import type { CallContext, DialogOwner, LiveCall } from "./call-context.js";
 import { DialogSession } from "./dialog-session.js";
@@ -388,29 +389,25 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
       stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(1 + Math.floor(Math.random() * 9)) } });
       return;
     }
-    let answered = false;
-    early.updateGuard = setTimeout(() => respond({ status: 500, reason: "No Answer From Application" }), this.ctx.timers.reinviteAnswerTimeoutMs);
-    const respond = (answer: ReinviteAnswer): void => {
-      if (answered) return;
-      answered = true;
-      clearTimeout(early.updateGuard);
-      early.updateGuard = undefined;
-      if (this.currentState === "terminated") return;
-      if (typeof answer !== "string") {
-        const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
-        stack.respond(rq, status, answer.reason ?? "Rejected");
-        return;
-      }
-      early.settledRemoteSdp = offer;
-      early.localSdp = answer;
-      stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
-    };
-    try {
-      deliverUpdate(this, offer, respond, true);
-    } catch (err) {
-      this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw");
-      respond({ status: 500 });
-    }
+    const respond = answerOnce({
+      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
+      timers: { start: (fn, ms) => (early.updateGuard = setTimeout(fn, ms)), clear: (t) => clearTimeout(t) },
+      settle: () => {
+        early.updateGuard = undefined;
+        return this.currentState !== "terminated";
+      },
+      refuse: (status, reason) => stack.respond(rq, status, reason ?? "Rejected"),
+      accept: (answer) => {
+        early.settledRemoteSdp = offer;
+        early.localSdp = answer;
+        stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
+      },
+    });
+    offerToListeners(
+      respond,
+      () => deliverUpdate(this, offer, respond, true),
+      (err) => this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw"),
+    );
   }
 
   private buildAck(rq: OutgoingRequest, dialog: ReturnType<typeof dialogFromUacResponse>): OutgoingRequest {

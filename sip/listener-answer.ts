@@ -1,0 +1,51 @@
+/**
+ * An SDP offer from the PBX (re-INVITE, UPDATE) goes to the call's listeners, and the request is
+ * answered exactly once: with their answer, with their refusal, with 500 when they throw or have not
+ * answered in time, or with a fallback when nobody listens. Both backends and both dialog phases
+ * (early and confirmed) answer offers this way; each says only how its answer goes on the wire.
+ */
+import type { ReinviteAnswer, ReinviteResponder } from "./signaling.js";
+
+export interface AnswerOnceOptions {
+  /** How long the listeners may take; then 500 "No Answer From Application". */
+  timeoutMs: number;
+  /** Where the deadline runs: a session's own timers (all cleared when it ends), or the call's. */
+  timers: { start(fn: () => void, ms: number): NodeJS.Timeout; clear(t: NodeJS.Timeout): void };
+  /** The request is being answered: bookkeeping first. False when the dialog is gone and nothing is sent. */
+  settle(): boolean;
+  /** The listeners' answer SDP. */
+  accept(sdp: string): void;
+  /** The listeners' refusal; a status outside 300–699 is 500. */
+  refuse(status: number, reason: string | undefined): void;
+}
+
+/** The responder handed to the listeners: only its first call counts. */
+export function answerOnce(o: AnswerOnceOptions): ReinviteResponder {
+  let answered = false;
+  const deadline = o.timers.start(() => respond({ status: 500, reason: "No Answer From Application" }), o.timeoutMs);
+  const respond = (answer: ReinviteAnswer): void => {
+    if (answered) return;
+    answered = true;
+    o.timers.clear(deadline);
+    if (!o.settle()) return;
+    if (typeof answer === "string") o.accept(answer);
+    else o.refuse(answer.status >= 300 && answer.status <= 699 ? answer.status : 500, answer.reason);
+  };
+  return respond;
+}
+
+/**
+ * Hands the offer over through `deliver` (false: nobody listens, and `fallback` answers). A listener
+ * that throws has the request refused 500 after `threw` has logged it.
+ */
+export function offerToListeners(respond: ReinviteResponder, deliver: () => boolean, threw: (err: unknown) => void, fallback?: () => ReinviteAnswer): void {
+  let listened: boolean;
+  try {
+    listened = deliver();
+  } catch (err) {
+    threw(err);
+    respond({ status: 500 });
+    return;
+  }
+  if (!listened && fallback) respond(fallback());
+}
