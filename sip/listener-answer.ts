@@ -15,8 +15,8 @@ export interface AnswerOnceOptions {
   settle(): boolean;
   /** The listeners' answer SDP. */
   accept(sdp: string): void;
-  /** The listeners' refusal; a status outside 300–699 is 500. */
-  refuse(status: number, reason: string | undefined): void;
+  /** The listeners' refusal: a status outside 300–699 is 500, a missing reason the status's usual phrase. */
+  refuse(status: number, reason: string): void;
 }
 
 /** The responder handed to the listeners: only its first call counts. */
@@ -29,7 +29,10 @@ export function answerOnce(o: AnswerOnceOptions): ReinviteResponder {
     o.timers.clear(deadline);
     if (!o.settle()) return;
     if (typeof answer === "string") o.accept(answer);
-    else o.refuse(answer.status >= 300 && answer.status <= 699 ? answer.status : 500, answer.reason);
+    else {
+      const status = answer.status >= 300 && answer.status <= 699 ? answer.status : 500;
+      o.refuse(status, answer.reason ?? refusalReason(status));
+    }
   };
   return respond;
 }
@@ -48,4 +51,19 @@ export function offerToListeners(respond: ReinviteResponder, deliver: () => bool
     return;
   }
   if (!listened && fallback) respond(fallback());
+}
+
+function refusalReason(status: number): string {
+  switch (status) {
+    case 488:
+      return "Not Acceptable Here";
+    case 491:
+      return "Request Pending";
+    case 500:
+      return "Server Internal Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Rejected";
+  }
 }

@@ -156,7 +156,7 @@ export class DrachtioSession {
         this.notifyIdle();
         return this.state !== "terminated";
       },
-      refuse: (status, reason) => this.send(res, status, reason ?? defaultReason(status)),
+      refuse: (status, reason) => this.send(res, status, reason),
       accept: (answer) => {
         this.localSdp = answer;
         if (offer) this.remoteSdp = offer;
@@ -383,19 +383,4 @@ function localFailure(status: number, reason: string): SrfResponse {
     get: () => undefined,
     has: () => false,
   };
-}
-
-function defaultReason(status: number): string {
-  switch (status) {
-    case 488:
-      return "Not Acceptable Here";
-    case 491:
-      return "Request Pending";
-    case 500:
-      return "Server Internal Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Rejected";
-  }
 }

@@ -273,7 +273,7 @@ export class DialogSession implements DialogOwner {
         return this.state !== "terminated";
       },
       refuse: (status, reason) => {
-        stack.respond(rq, status, reason ?? defaultReason(status));
+        stack.respond(rq, status, reason);
         this.notifyIdle();
       },
       accept: (answer) => {
@@ -331,7 +331,7 @@ export class DialogSession implements DialogOwner {
         this.incomingUpdate = undefined;
         return this.state !== "terminated";
       },
-      refuse: (status, reason) => stack.respond(rq, status, reason ?? defaultReason(status)),
+      refuse: (status, reason) => stack.respond(rq, status, reason),
       accept: (answer) => {
         this.localSdp = answer;
         this.remoteSdp = offer;
@@ -758,19 +758,4 @@ function makeLocalFailure(rq: OutgoingRequest, reason: SipEndReason): SipRespons
       cseq: rq.headers.cseq,
     },
   };
-}
-
-function defaultReason(status: number): string {
-  switch (status) {
-    case 488:
-      return "Not Acceptable Here";
-    case 491:
-      return "Request Pending";
-    case 500:
-      return "Server Internal Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Rejected";
-  }
 }

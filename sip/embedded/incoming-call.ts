@@ -257,7 +257,7 @@ export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implem
         this.earlyUpdatePending = false;
         return this.answerable;
       },
-      refuse: (status, reason) => stack.respond(rq, status, reason ?? "Rejected"),
+      refuse: (status, reason) => stack.respond(rq, status, reason),
       accept: (answer) => {
         this.offered = offer;
         this.localAnswer = answer;

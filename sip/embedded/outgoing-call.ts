@@ -396,7 +396,7 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
         early.updateGuard = undefined;
         return this.currentState !== "terminated";
       },
-      refuse: (status, reason) => stack.respond(rq, status, reason ?? "Rejected"),
+      refuse: (status, reason) => stack.respond(rq, status, reason),
       accept: (answer) => {
         early.settledRemoteSdp = offer;
         early.localSdp = answer;

@@ -10,7 +10,7 @@ function recorder(settles = true, timeoutMs = 1000) {
     timers: timeouts,
     settle: () => settles,
     accept: (sdp) => sent.push(`200 ${sdp}`),
-    refuse: (status, reason) => sent.push(`${status} ${reason ?? "-"}`),
+    refuse: (status, reason) => sent.push(`${status} ${reason}`),
   };
   return { sent, o, timeouts };
 }
@@ -31,7 +31,7 @@ describe("an offer answered once by the call's listeners", () => {
     const second = recorder();
     answerOnce(second.o)({ status: 606 });
     expect(sent).toEqual(["500 fine"]);
-    expect(second.sent).toEqual(["606 -"]);
+    expect(second.sent).toEqual(["606 Rejected"]);
   });
 
   it("answers 500 when the listeners take longer than the deadline", async () => {
@@ -54,7 +54,7 @@ describe("an offer answered once by the call's listeners", () => {
     const logged: unknown[] = [];
     const respond = answerOnce(thrown.o);
     offerToListeners(respond, () => { throw new Error("listener bug"); }, (err) => logged.push(err), () => "fallback");
-    expect(thrown.sent).toEqual(["500 -"]);
+    expect(thrown.sent).toEqual(["500 Server Internal Error"]);
     expect((logged[0] as Error).message).toBe("listener bug");
 
     const unheard = recorder();
