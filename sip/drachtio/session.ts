@@ -1,9 +1,9 @@
 import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
+import { answerOnce, offerToListeners } from "../listener-answer.js";
 import type { SipLogger } from "../logger.js";
 import { parseReferTo } from "../refer.js";
 import { glareDelayMs, SessionTimeouts } from "../session-timeouts.js";
-import { answerOnce, offerToListeners } from "../listener-answer.js";
 import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferTarget } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
 import { ReferSubscription, type ReferHost } from "../refer-subscription.js";

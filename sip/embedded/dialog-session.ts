@@ -1,8 +1,8 @@
 import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
+import { answerOnce, offerToListeners } from "../listener-answer.js";
 import { parseReferTo } from "../refer.js";
 import { glareDelayMs, SessionTimeouts } from "../session-timeouts.js";
-import { answerOnce, offerToListeners } from "../listener-answer.js";
 import {
   decideAsUas,
   expiryDelayMs,
