@@ -1,15 +1,15 @@
 import sip from "sip";
 import { randomToken } from "../caller-input.js";
-import { deliverUpdate, dialogListeners } from "../dialog-events.js";
+import { dialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError } from "../errors.js";
 import { IncomingCallCore } from "../incoming-call-core.js";
-import { answerOnce, offerToListeners } from "../listener-answer.js";
 import { parseRAck } from "../reliable-provisional.js";
 import type { UasTimerDecision } from "../session-timer.js";
 import type { IncomingSipCall, SipDialogId, SipParty, SipReplaces } from "../signaling.js";
 import type { CallContext, DialogOwner, LiveCall } from "./call-context.js";
 import { DialogSession } from "./dialog-session.js";
 import { acceptRemoteCSeq, dialogFromUasRequest, dialogKey, type Dialog } from "./dialog.js";
+import { answerEarlyUpdate, type EarlyUpdateSlot } from "./early-update.js";
 import {
   ALLOWED_METHODS,
   fromWire,
@@ -52,8 +52,7 @@ export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implem
   private readonly reliable: ReliableProvisionalSender | undefined;
   private early: { dialog: Dialog; key: string; owner: DialogOwner } | undefined;
   /** An UPDATE offer on the early dialog not yet answered. */
-  private earlyUpdatePending = false;
-  private earlyUpdateGuard: NodeJS.Timeout | undefined;
+  private readonly earlyUpdate: EarlyUpdateSlot = { guard: undefined };
 
   constructor(
     private readonly ctx: CallContext,
@@ -244,31 +243,18 @@ export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implem
       stack.respond(rq, 200, "OK", { headers });
       return;
     }
-    if (!this.reliable?.sdpAcked || this.earlyUpdatePending || this.accepting) {
+    if (!this.reliable?.sdpAcked || this.earlyUpdate.guard || this.accepting) {
       stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(1 + Math.floor(Math.random() * 9)) } });
       return;
     }
-    this.earlyUpdatePending = true;
-    const respond = answerOnce({
-      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
-      timers: { start: (fn, ms) => (this.earlyUpdateGuard = setTimeout(fn, ms)), clear: (t) => clearTimeout(t) },
-      settle: () => {
-        this.earlyUpdateGuard = undefined;
-        this.earlyUpdatePending = false;
-        return this.answerable;
-      },
-      refuse: (status, reason) => stack.respond(rq, status, reason),
-      accept: (answer) => {
+    answerEarlyUpdate(this.ctx, this, rq, offer, headers, {
+      slot: this.earlyUpdate,
+      open: () => this.answerable,
+      settled: (answer) => {
         this.offered = offer;
         this.localAnswer = answer;
-        stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
       },
     });
-    offerToListeners(
-      respond,
-      () => deliverUpdate(this, offer, respond, true),
-      (err) => this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw"),
-    );
   }
 
   /** A PRACK for one of our reliable provisionals: true when answered here, false when it matches none. */
@@ -292,7 +278,7 @@ export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implem
   }
 
   protected released(): void {
-    clearTimeout(this.earlyUpdateGuard);
+    clearTimeout(this.earlyUpdate.guard);
     if (this.early) this.ctx.unregisterDialog(this.early.key, this.early.owner);
     this.ctx.callEnded(this);
     this.onFinished();

@@ -1,8 +1,7 @@
 import { checkUserPart, randomToken } from "../caller-input.js";
-import { deliverUpdate, dialogListeners } from "../dialog-events.js";
+import { dialogListeners } from "../dialog-events.js";
 import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags } from "../option-tags.js";
-import { answerOnce, offerToListeners } from "../listener-answer.js";
 import { OutgoingCallCore } from "../outgoing-call-core.js";
 import { classifyRSeq, formatRAck, parseRSeq } from "../reliable-provisional.js";
 import { retryAfter422, timerFromUacResponse } from "../session-timer.js";
@@ -11,6 +10,7 @@ import { DigestAuthenticator } from "./authenticator.js";
 import type { CallContext, DialogOwner, LiveCall } from "./call-context.js";
 import { DialogSession } from "./dialog-session.js";
 import { acceptRemoteCSeq, dialogFromUacResponse, dialogKey, inDialogRequest, refreshTarget, type Dialog } from "./dialog.js";
+import { answerEarlyUpdate, type EarlyUpdateSlot } from "./early-update.js";
 import {
   ALLOWED_METHODS,
   checkExtraHeaders,
@@ -44,8 +44,8 @@ interface EarlyDialog {
   previewSdp: string | undefined;
   /** Our side of the early offer/answer (changes when we answer an UPDATE). */
   localSdp: string;
-  /** Bounds the wait for our answer to an UPDATE offer on this early dialog. */
-  updateGuard: NodeJS.Timeout | undefined;
+  /** An UPDATE offer on this early dialog not yet answered. */
+  update: EarlyUpdateSlot;
 }
 
 /**
@@ -314,7 +314,7 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
       settledRemoteSdp: undefined,
       previewSdp: undefined,
       localSdp: this.o.sdp,
-      updateGuard: undefined,
+      update: { guard: undefined },
     };
     this.early.set(remoteTag, early);
     this.lastEarly = early;
@@ -334,7 +334,7 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
   /** The early dialogs are over once the INVITE has its final answer. */
   private closeEarlyDialogs(): void {
     for (const e of this.early.values()) {
-      clearTimeout(e.updateGuard);
+      clearTimeout(e.update.guard);
       this.ctx.unregisterDialog(e.key, e.owner);
     }
     this.early.clear();
@@ -385,29 +385,18 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
       stack.respond(rq, 491, "Request Pending");
       return;
     }
-    if (early.updateGuard) {
+    if (early.update.guard) {
       stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(1 + Math.floor(Math.random() * 9)) } });
       return;
     }
-    const respond = answerOnce({
-      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
-      timers: { start: (fn, ms) => (early.updateGuard = setTimeout(fn, ms)), clear: (t) => clearTimeout(t) },
-      settle: () => {
-        early.updateGuard = undefined;
-        return this.currentState !== "terminated";
-      },
-      refuse: (status, reason) => stack.respond(rq, status, reason),
-      accept: (answer) => {
+    answerEarlyUpdate(this.ctx, this, rq, offer, headers, {
+      slot: early.update,
+      open: () => this.currentState !== "terminated",
+      settled: (answer) => {
         early.settledRemoteSdp = offer;
         early.localSdp = answer;
-        stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
       },
     });
-    offerToListeners(
-      respond,
-      () => deliverUpdate(this, offer, respond, true),
-      (err) => this.ctx.logger.error({ err, sipCallId: this.sipCallId }, "UPDATE listener threw"),
-    );
   }
 
   private buildAck(rq: OutgoingRequest, dialog: ReturnType<typeof dialogFromUacResponse>): OutgoingRequest {
