@@ -35,6 +35,13 @@ export abstract class OutgoingCallCore<Session extends AnsweredSession> extends 
   ) {
     super();
     this.finished = new Promise((resolve) => (this.finishedResolve = resolve));
+  }
+
+  /**
+   * Sends the INVITE on the next tick, so the caller can listen first. Called last in a backend's
+   * constructor: a constructor that throws has placed no call.
+   */
+  protected begin(): void {
     process.nextTick(() => this.start());
   }
 

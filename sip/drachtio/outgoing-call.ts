@@ -78,6 +78,7 @@ export class DrachtioOutgoingCall extends OutgoingCallCore<DrachtioSession> impl
       ...extra,
     };
     this.auth = new DigestAnswers(o.auth);
+    this.begin();
   }
 
   get dialogId(): SipDialogId | undefined {

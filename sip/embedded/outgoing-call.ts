@@ -99,6 +99,7 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
     this.sessionExpiresS = ctx.timers.sessionExpiresS;
     this.minSeS = ctx.timers.minSeS;
     ctx.callStarted(this);
+    this.begin();
   }
 
   get dialogId(): SipDialogId | undefined {
