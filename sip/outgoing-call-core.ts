@@ -93,7 +93,7 @@ export abstract class OutgoingCallCore<Session extends AnsweredSession> extends 
       case "early": {
         this.cancelRequested = true;
         this.setState("cancelling");
-        this.clearTimers();
+        this.stopRingTimer();
         if (this.canCancelNow()) {
           this.sendCancel();
         } else {
@@ -169,13 +169,13 @@ export abstract class OutgoingCallCore<Session extends AnsweredSession> extends 
     this.done();
   }
 
-  protected clearTimers(): void {
+  protected stopRingTimer(): void {
     if (this.ringTimer) clearTimeout(this.ringTimer);
     this.ringTimer = undefined;
   }
 
   private done(): void {
-    this.clearTimers();
+    this.stopRingTimer();
     this.released();
     this.finishedResolve();
   }

@@ -186,7 +186,7 @@ export class DrachtioOutgoingCall extends OutgoingCallCore<DrachtioSession> impl
       return;
     }
     const body = dialog.remote.sdp;
-    this.clearTimers();
+    this.stopRingTimer();
     this.session = new DrachtioSession(dialog, {
       callId: this.callId,
       localSdp: this.o.sdp,

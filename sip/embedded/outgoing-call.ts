@@ -239,7 +239,7 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
     this.closeEarlyDialogs();
     this.session.rememberAck(rq.headers.cseq.seq, ack);
     this.ctx.stack.sendAck(ack);
-    this.clearTimers();
+    this.stopRingTimer();
     if (this.cancelRequested) {
       // The answer crossed our CANCEL: the call exists now and must be ended with BYE (§9.1).
       void this.session.hangup();
