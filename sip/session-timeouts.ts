@@ -42,3 +42,21 @@ export function glareDelayMs(ownsCallId: boolean): number {
   const steps = ownsCallId ? 210 + Math.floor(Math.random() * 191) : Math.floor(Math.random() * 201);
   return steps * 10;
 }
+
+/** The longest Retry-After on a 500 we wait out: RFC 3261 §14.2 has the UAS pick 0–10 s. */
+const MAX_RETRY_AFTER_S = 10;
+
+/**
+ * How long to wait before sending a refused re-INVITE again, or undefined when it is not retried:
+ * a 491 (glare, §14.1) after `glareMs`, a 500 with Retry-After (the peer was still busy with an
+ * earlier INVITE, §14.2) after the time it asked for, up to 10 s.
+ */
+export function reinviteRetryDelayMs(status: number, retryAfter: string | undefined, glareMs: () => number): number | undefined {
+  if (status === 491) return glareMs();
+  if (status !== 500 || retryAfter === undefined) return undefined;
+  // Retry-After = delta-seconds [comment] *( ";" retry-param ) (RFC 3261 §20.33).
+  const m = /^\s*(\d{1,6})(?:\s|;|\(|$)/.exec(retryAfter);
+  if (!m) return undefined;
+  const seconds = Number(m[1]);
+  return seconds <= MAX_RETRY_AFTER_S ? seconds * 1000 : undefined;
+}

@@ -195,7 +195,7 @@ export interface SipDialogCall {
   readonly dialogId?: SipDialogId | undefined;
   /** CANCEL before answer, BYE after; resolves once the call is terminated. Idempotent. */
   hangup(): Promise<void>;
-  /** Sends a re-INVITE and resolves with the answer SDP; 491 glare is retried after the RFC 3261 delay. */
+  /** Sends a re-INVITE and resolves with the answer SDP; a 491 (glare) or a 500 with Retry-After is retried after the RFC 3261 delay. */
   reinvite(sdp: string): Promise<string>;
   /** Sends INFO; resolves with the final status, rejects with SipRequestError on non-2xx. */
   sendInfo(contentType: string, body: string): Promise<number>;

@@ -3,7 +3,7 @@ import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js
 import { answerOnce, offerToListeners } from "../listener-answer.js";
 import type { SipLogger } from "../logger.js";
 import { parseReferTo } from "../refer.js";
-import { glareDelayMs, SessionTimeouts } from "../session-timeouts.js";
+import { glareDelayMs, reinviteRetryDelayMs, SessionTimeouts } from "../session-timeouts.js";
 import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferTarget } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
 import { ReferSubscription, type ReferHost } from "../refer-subscription.js";
@@ -287,8 +287,9 @@ export class DrachtioSession {
         if (rs.body) this.remoteSdp = rs.body;
         return rs.body ?? "";
       }
-      if (rs.status === 491 && attempt < maxAttempts) {
-        await this.timeouts.sleep(glareDelayMs(this.o.ownsCallId));
+      const retryMs = reinviteRetryDelayMs(rs.status, rs.get("Retry-After"), () => glareDelayMs(this.o.ownsCallId));
+      if (retryMs !== undefined && attempt < maxAttempts) {
+        await this.timeouts.sleep(retryMs);
         continue;
       }
       throw new SipRequestError(...this.ids, "INVITE", rs.status, rs.reason);

@@ -2,7 +2,7 @@ import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
 import { answerOnce, offerToListeners } from "../listener-answer.js";
 import { parseReferTo } from "../refer.js";
-import { glareDelayMs, SessionTimeouts } from "../session-timeouts.js";
+import { glareDelayMs, reinviteRetryDelayMs, SessionTimeouts } from "../session-timeouts.js";
 import {
   decideAsUas,
   expiryDelayMs,
@@ -624,8 +624,11 @@ export class DialogSession implements DialogOwner {
         retried422 = true;
         continue;
       }
-      if (rs.status === 491 && attempt < maxAttempts) {
-        await this.timeouts.sleep(refresh ? this.refreshRetryDelayMs() : glareDelayMs(this.options.ownsCallId));
+      const retryMs = reinviteRetryDelayMs(rs.status, headerText(rs, "retry-after"), () =>
+        refresh ? this.refreshRetryDelayMs() : glareDelayMs(this.options.ownsCallId),
+      );
+      if (retryMs !== undefined && attempt < maxAttempts) {
+        await this.timeouts.sleep(retryMs);
         continue;
       }
       throw new SipRequestError(...this.ids, "INVITE", rs.status, rs.reason);

@@ -106,6 +106,8 @@ export class SipStack {
   private readonly limits: SipMessageLimits;
   private readonly refusalLog = new Map<string, { at: number; suppressed: number }>();
   private readonly resolver: SipResolver;
+  /** Per Call-ID, the tail of its requests still waiting for their next hop (see `inCallOrder`). */
+  private readonly hopQueues = new Map<string, Promise<void>>();
 
   constructor(
     private readonly options: SipStackOptions,
@@ -462,16 +464,14 @@ export class SipStack {
       });
       txn = own.txn;
     };
-    this.resolveNextHop(rq)
-      .then((targets) => {
-        if (cancelled) return;
-        if (this.stopped) return fail(503, "Stack Stopped");
-        attempt(targets, 0);
-      })
-      .catch((err: unknown) => {
-        this.logger.warn({ err, uri: rq.uri }, "cannot reach SIP next hop");
-        fail(err instanceof UnreachableError ? err.status : 503, err instanceof UnreachableError ? err.reason : "Service Unavailable");
-      });
+    this.inCallOrder(rq, (targets) => {
+      if (cancelled) return;
+      if (this.stopped) return fail(503, "Stack Stopped");
+      attempt(targets, 0);
+    }).catch((err: unknown) => {
+      this.logger.warn({ err, uri: rq.uri }, "cannot reach SIP next hop");
+      fail(err instanceof UnreachableError ? err.status : 503, err instanceof UnreachableError ? err.reason : "Service Unavailable");
+    });
     return {
       shutdown: () => {
         cancelled = true;
@@ -483,20 +483,35 @@ export class SipStack {
   /** Sends an ACK for a 2xx: end to end, outside any transaction (RFC 3261 §13.2.2.4). */
   sendAck(ack: OutgoingRequest): void {
     this.prepare(ack);
-    this.resolveNextHop(ack)
-      .then((targets) => {
-        if (this.stopped) return;
-        const target = targets[0]!;
-        const { via: _previous, ...rest } = ack.headers;
-        ack.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.portFor(target.protocol), params: { branch: newBranch() } }], ...rest };
-        const flow = this.transport.open(target);
-        try {
-          this.requestConnection(flow, ack).send(ack);
-        } finally {
-          flow.release();
-        }
-      })
-      .catch((err: unknown) => this.logger.warn({ err, uri: ack.uri }, "cannot send ACK"));
+    this.inCallOrder(ack, (targets) => {
+      if (this.stopped) return;
+      const target = targets[0]!;
+      const { via: _previous, ...rest } = ack.headers;
+      ack.headers = { via: [{ version: "2.0", protocol: target.protocol, host: this.host, port: this.portFor(target.protocol), params: { branch: newBranch() } }], ...rest };
+      const flow = this.transport.open(target);
+      try {
+        this.requestConnection(flow, ack).send(ack);
+      } finally {
+        flow.release();
+      }
+    }).catch((err: unknown) => this.logger.warn({ err, uri: ack.uri }, "cannot send ACK"));
+  }
+
+  /**
+   * Resolves `rq`'s next hop and runs `send` with it, after the requests sent earlier on the same
+   * Call-ID. Lookups of a name finish in any order, and an ACK overtaken by the next re-INVITE
+   * makes the peer refuse that re-INVITE (500, RFC 3261 §14.2): within a call, the wire order
+   * must be the order the dialog layer sent in.
+   */
+  private inCallOrder(rq: OutgoingRequest, send: (targets: TransportTarget[]) => void): Promise<void> {
+    const key = String(rq.headers["call-id"] ?? "");
+    const run = (this.hopQueues.get(key) ?? Promise.resolve()).then(async () => send(await this.resolveNextHop(rq)));
+    const tail = run.catch(() => {});
+    this.hopQueues.set(key, tail);
+    void tail.then(() => {
+      if (this.hopQueues.get(key) === tail) this.hopQueues.delete(key);
+    });
+    return run;
   }
 
   private prepare(rq: OutgoingRequest): void {

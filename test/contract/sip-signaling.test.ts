@@ -222,16 +222,21 @@ for (const backend of BACKENDS) {
         await expectSippOk(sipp);
       });
 
-      it("our re-INVITE meets 491 glare, is retried after the RFC 3261 delay and answered", async () => {
-        const { port, sipp } = await pbx("uas-reinvite-from-us.xml");
+      // RFC 3261 §14.1: we own the Call-ID, so a 491 is retried after 2.1–4 s; §14.2: a 500 with
+      // Retry-After after the seconds it asks for.
+      it.each([
+        { refusal: "491 glare", scenario: "uas-reinvite-from-us.xml", minMs: 2100, maxMs: 5000 },
+        { refusal: "500 with Retry-After: 1", scenario: "uas-reinvite-retry-after.xml", minMs: 1000, maxMs: 2100 },
+      ])("our re-INVITE meets $refusal, is sent again after the delay asked and answered", async ({ scenario, minMs, maxMs }) => {
+        const { port, sipp } = await pbx(scenario);
         const call = rig.sig.placeCall({ uri: `sip:agent@127.0.0.1:${port}`, sdp: OFFER });
         await answered(call);
         const withVideo = buildOffer({ mediaAddress: "127.0.0.1", audioPort: 40000, sessionId: "1", sessionVersion: 2, video: { port: 40002 } });
         const started = Date.now();
         const answer = await call.reinvite(withVideo);
         const waited = Date.now() - started;
-        expect(waited).toBeGreaterThanOrEqual(2100); // we own the Call-ID: 2.1–4 s
-        expect(waited).toBeLessThan(5000);
+        expect(waited).toBeGreaterThanOrEqual(minMs);
+        expect(waited).toBeLessThan(maxMs);
         expect(readRemoteMedia(answer).video?.port).toBeGreaterThan(0);
         expect(call.remoteSdp).toBe(answer);
         expect(call.localSdp).toBe(withVideo);

@@ -12,13 +12,15 @@ export interface TestZone {
   servfail?: string[];
   /** TTL of every record, and of negative answers (through the SOA); default 60 s. */
   ttlS?: number;
+  /** Names whose first answer of each type is held this long (a slow upstream), by owner name. */
+  slowFirstMs?: Record<string, number>;
 }
 
 /**
  * A small authoritative DNS server on 127.0.0.1 (UDP) for one test zone, encoded by dns-packet:
  * NAPTR, SRV, A and AAAA answers, NODATA for other types of a known name, NXDOMAIN (with an SOA
- * for negative caching) for unknown names, SERVFAIL where told. The zone can be swapped while it
- * runs; it counts the queries it saw.
+ * for negative caching) for unknown names, SERVFAIL where told, a name's first answers late where
+ * told. The zone can be swapped while it runs; it counts the queries it saw.
  */
 export class TestDnsServer {
   readonly queries: { name: string; type: string }[] = [];
@@ -28,8 +30,12 @@ export class TestDnsServer {
     public zone: TestZone,
   ) {
     socket.on("message", (msg, rinfo) => {
+      const seen = this.queries.length;
       const reply = this.answer(msg);
-      if (reply) socket.send(reply, rinfo.port, rinfo.address);
+      if (!reply) return;
+      const q = this.queries[seen];
+      const slowMs = q && this.count(q.name, q.type) === 1 ? (this.zone.slowFirstMs?.[q.name] ?? 0) : 0;
+      setTimeout(() => socket.send(reply, rinfo.port, rinfo.address), slowMs);
     });
   }
 
