@@ -37,20 +37,30 @@ export function answerOnce(o: AnswerOnceOptions): ReinviteResponder {
   return respond;
 }
 
-/**
- * Hands the offer over through `deliver` (false: nobody listens, and `fallback` answers). A listener
- * that throws has the request refused 500 after `threw` has logged it.
- */
-export function offerToListeners(respond: ReinviteResponder, deliver: () => boolean, threw: (err: unknown) => void, fallback?: () => ReinviteAnswer): void {
+export interface AnswerOfferOptions extends AnswerOnceOptions {
+  /** Keeps the responder while the offer is pending (e.g. so a BYE can answer it 487); before delivery. */
+  hold?(respond: ReinviteResponder): void;
+  /** Hands the offer to the listeners; false when nobody listens. */
+  deliver(respond: ReinviteResponder): boolean;
+  /** A listener threw: log it (the request is then refused 500). */
+  threw(err: unknown): void;
+  /** The answer when nobody listens; without one the deadline answers. */
+  fallback?(): ReinviteAnswer;
+}
+
+/** Hands an offer to the call's listeners through `deliver`, answered once as `answerOnce` says. */
+export function answerOffer(o: AnswerOfferOptions): void {
+  const respond = answerOnce(o);
+  o.hold?.(respond);
   let listened: boolean;
   try {
-    listened = deliver();
+    listened = o.deliver(respond);
   } catch (err) {
-    threw(err);
+    o.threw(err);
     respond({ status: 500 });
     return;
   }
-  if (!listened && fallback) respond(fallback());
+  if (!listened && o.fallback) respond(o.fallback());
 }
 
 function refusalReason(status: number): string {

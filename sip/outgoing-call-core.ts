@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { AnsweredSession } from "./answered-session.js";
-import { SipCallStateError } from "./errors.js";
+import { throughSession, type AnsweredSession } from "./answered-session.js";
 import type { SipLogger } from "./logger.js";
 import type { OutgoingCallState, OutgoingSipCallEvents, PlaceCallOptions, SipEndReason, SipFailureKind } from "./signaling.js";
 
@@ -120,17 +119,11 @@ export abstract class OutgoingCallCore<Session extends AnsweredSession> extends 
   }
 
   reinvite(sdp: string): Promise<string> {
-    if (this.currentState !== "confirmed" || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot re-INVITE in state ${this.currentState}`));
-    }
-    return this.session.reinvite(sdp);
+    return throughSession(this, this.currentState, ["confirmed"], this.session, "re-INVITE", (s) => s.reinvite(sdp));
   }
 
   sendInfo(contentType: string, body: string): Promise<number> {
-    if (this.currentState !== "confirmed" || !this.session) {
-      return Promise.reject(new SipCallStateError(this.callId, this.sipCallId, `cannot send INFO in state ${this.currentState}`));
-    }
-    return this.session.sendInfo(contentType, body);
+    return throughSession(this, this.currentState, ["confirmed"], this.session, "send INFO", (s) => s.sendInfo(contentType, body));
   }
 
   /** Ends the call at once (BYE or CANCEL sent best effort): the signalling is stopping. */

@@ -43,8 +43,13 @@ export function glareDelayMs(ownsCallId: boolean): number {
   return steps * 10;
 }
 
-/** The longest Retry-After on a 500 we wait out: RFC 3261 §14.2 has the UAS pick 0–10 s. */
+/** RFC 3261 §14.2: a 500 refusing an offer while an earlier one is unanswered says retry in 0–10 s. */
 const MAX_RETRY_AFTER_S = 10;
+
+/** The Retry-After of such a 500: chosen at random, so the two sides' retries spread out. */
+export function overlapRetryAfter(): string {
+  return String(Math.floor(Math.random() * (MAX_RETRY_AFTER_S + 1)));
+}
 
 /**
  * How long to wait before sending a refused re-INVITE again, or undefined when it is not retried:

@@ -1,9 +1,9 @@
 import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
-import { answerOnce, offerToListeners } from "../listener-answer.js";
+import { answerOffer } from "../listener-answer.js";
 import type { SipLogger } from "../logger.js";
 import { parseReferTo } from "../refer.js";
-import { glareDelayMs, reinviteRetryDelayMs, SessionTimeouts } from "../session-timeouts.js";
+import { glareDelayMs, overlapRetryAfter, reinviteRetryDelayMs, SessionTimeouts } from "../session-timeouts.js";
 import type { ReinviteAnswer, SipDialogId, SipEndReason, SipReferTarget } from "../signaling.js";
 import { ALLOWED_METHODS, DigestAnswers } from "./message.js";
 import { ReferSubscription, type ReferHost } from "../refer-subscription.js";
@@ -144,11 +144,12 @@ export class DrachtioSession {
       return;
     }
     if (this.incomingInvite) {
-      this.send(res, 500, "Server Internal Error", { headers: { "Retry-After": String(Math.floor(Math.random() * 10)) } });
+      this.send(res, 500, "Server Internal Error", { headers: { "Retry-After": overlapRetryAfter() } });
       return;
     }
     const offer = req.body ?? "";
-    const respond = answerOnce({
+    const method = kind === "update" ? "UPDATE" : "re-INVITE";
+    answerOffer({
       timeoutMs: this.o.reinviteAnswerTimeoutMs,
       timers: this.timeouts,
       settle: () => {
@@ -166,14 +167,11 @@ export class DrachtioSession {
           body: answer,
         });
       },
+      hold: (respond) => (this.incomingInvite = { respond }),
+      deliver: (respond) => (kind === "update" ? this.o.hooks.onUpdate(offer, respond) : this.o.hooks.onReinvite(offer, respond)),
+      threw: (err) => this.o.logger.error({ err, callId: this.o.callId, sipCallId: this.sipCallId }, `${method} listener threw`),
+      fallback: () => this.localSdp,
     });
-    this.incomingInvite = { respond };
-    offerToListeners(
-      respond,
-      () => (kind === "update" ? this.o.hooks.onUpdate(offer, respond) : this.o.hooks.onReinvite(offer, respond)),
-      (err) => this.o.logger.error({ err, callId: this.o.callId, sipCallId: this.sipCallId }, `${kind === "update" ? "UPDATE" : "re-INVITE"} listener threw`),
-      () => this.localSdp,
-    );
   }
 
   private onRefer(req: SrfRequest, res: SrfServerResponse): void {

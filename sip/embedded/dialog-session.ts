@@ -1,8 +1,8 @@
 import type { DialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError, SipRequestError } from "../errors.js";
-import { answerOnce, offerToListeners } from "../listener-answer.js";
+import { answerOffer, type AnswerOfferOptions } from "../listener-answer.js";
 import { parseReferTo } from "../refer.js";
-import { glareDelayMs, reinviteRetryDelayMs, SessionTimeouts } from "../session-timeouts.js";
+import { glareDelayMs, overlapRetryAfter, reinviteRetryDelayMs, SessionTimeouts } from "../session-timeouts.js";
 import {
   decideAsUas,
   expiryDelayMs,
@@ -256,7 +256,7 @@ export class DialogSession implements DialogOwner {
       return;
     }
     if (this.incomingInvite || this.pendingAck || this.incomingUpdate) {
-      stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(Math.floor(Math.random() * 10)) } });
+      stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": overlapRetryAfter() } });
       return;
     }
     const decision = this.uasTimerDecision(rq);
@@ -265,9 +265,7 @@ export class DialogSession implements DialogOwner {
     refreshTarget(this.dialog, rq);
     this.notePeerAllow(rq);
     const offer = fromWire(rq.content);
-    const respond = answerOnce({
-      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
-      timers: this.timeouts,
+    this.offerToHooks("re-INVITE", {
       settle: () => {
         this.incomingInvite = undefined;
         return this.state !== "terminated";
@@ -287,14 +285,9 @@ export class DialogSession implements DialogOwner {
         this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
         this.awaitAck(rq.headers.cseq.seq, () => stack.sendResponse(rs), offer === "").catch(() => {});
       },
+      hold: (respond) => (this.incomingInvite = { rq, respond }),
+      deliver: (respond) => this.options.hooks.onReinvite(offer, respond),
     });
-    this.incomingInvite = { rq, respond };
-    offerToListeners(
-      respond,
-      () => this.options.hooks.onReinvite(offer, respond),
-      (err) => this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "re-INVITE listener threw"),
-      () => this.localSdp,
-    );
   }
 
   /**
@@ -311,7 +304,7 @@ export class DialogSession implements DialogOwner {
         return;
       }
       if (this.incomingInvite || this.incomingUpdate || this.pendingAck?.expectsAnswer) {
-        stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(Math.floor(Math.random() * 10)) } });
+        stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": overlapRetryAfter() } });
         return;
       }
     }
@@ -324,9 +317,7 @@ export class DialogSession implements DialogOwner {
       this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
       return;
     }
-    const respond = answerOnce({
-      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
-      timers: this.timeouts,
+    this.offerToHooks("UPDATE", {
       settle: () => {
         this.incomingUpdate = undefined;
         return this.state !== "terminated";
@@ -338,14 +329,20 @@ export class DialogSession implements DialogOwner {
         stack.respond(rq, 200, "OK", { headers: this.answerHeaders(decision), body: answer, contentType: "application/sdp" });
         this.applyTimer(decision.kind === "timer" ? decision.timer : undefined, "remote");
       },
+      hold: (respond) => (this.incomingUpdate = { respond }),
+      deliver: (respond) => this.options.hooks.onUpdate(offer, respond),
     });
-    this.incomingUpdate = { respond };
-    offerToListeners(
-      respond,
-      () => this.options.hooks.onUpdate(offer, respond),
-      (err) => this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, "UPDATE listener threw"),
-      () => this.localSdp,
-    );
+  }
+
+  /** The peer's offer to the call's listeners, under the session's deadline; the current SDP when nobody listens. */
+  private offerToHooks(method: "re-INVITE" | "UPDATE", o: Omit<AnswerOfferOptions, "timeoutMs" | "timers" | "threw" | "fallback">): void {
+    answerOffer({
+      ...o,
+      timeoutMs: this.ctx.timers.reinviteAnswerTimeoutMs,
+      timers: this.timeouts,
+      threw: (err) => this.ctx.logger.error({ err, sipCallId: this.dialog.callId }, `${method} listener threw`),
+      fallback: () => this.localSdp,
+    });
   }
 
   private onRefer(rq: SipRequest): void {

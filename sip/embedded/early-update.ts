@@ -1,5 +1,5 @@
 import { deliverUpdate, type DialogEventTarget } from "../dialog-events.js";
-import { answerOnce, offerToListeners } from "../listener-answer.js";
+import { answerOffer } from "../listener-answer.js";
 import type { CallContext } from "./call-context.js";
 import type { SipRequest } from "./message.js";
 
@@ -23,7 +23,7 @@ export function answerEarlyUpdate(
   on: { slot: EarlyUpdateSlot; open(): boolean; settled(answer: string): void },
 ): void {
   const stack = ctx.stack;
-  const respond = answerOnce({
+  answerOffer({
     timeoutMs: ctx.timers.reinviteAnswerTimeoutMs,
     timers: { start: (fn, ms) => (on.slot.guard = setTimeout(fn, ms)), clear: (t) => clearTimeout(t) },
     settle: () => {
@@ -35,10 +35,7 @@ export function answerEarlyUpdate(
       on.settled(answer);
       stack.respond(rq, 200, "OK", { headers, body: answer, contentType: "application/sdp" });
     },
+    deliver: (respond) => deliverUpdate(call, offer, respond, true),
+    threw: (err) => ctx.logger.error({ err, sipCallId: call.sipCallId }, "UPDATE listener threw"),
   });
-  offerToListeners(
-    respond,
-    () => deliverUpdate(call, offer, respond, true),
-    (err) => ctx.logger.error({ err, sipCallId: call.sipCallId }, "UPDATE listener threw"),
-  );
 }

@@ -4,6 +4,7 @@ import { dialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError } from "../errors.js";
 import { IncomingCallCore } from "../incoming-call-core.js";
 import { parseRAck } from "../reliable-provisional.js";
+import { overlapRetryAfter } from "../session-timeouts.js";
 import type { UasTimerDecision } from "../session-timer.js";
 import type { IncomingSipCall, SipDialogId, SipParty, SipReplaces } from "../signaling.js";
 import type { CallContext, DialogOwner, LiveCall } from "./call-context.js";
@@ -244,7 +245,7 @@ export class EmbeddedIncomingCall extends IncomingCallCore<DialogSession> implem
       return;
     }
     if (!this.reliable?.sdpAcked || this.earlyUpdate.guard || this.accepting) {
-      stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(1 + Math.floor(Math.random() * 9)) } });
+      stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": overlapRetryAfter() } });
       return;
     }
     answerEarlyUpdate(this.ctx, this, rq, offer, headers, {

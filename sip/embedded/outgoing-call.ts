@@ -4,6 +4,7 @@ import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags } from "../option-tags.js";
 import { OutgoingCallCore } from "../outgoing-call-core.js";
 import { classifyRSeq, formatRAck, parseRSeq } from "../reliable-provisional.js";
+import { overlapRetryAfter } from "../session-timeouts.js";
 import { retryAfter422, timerFromUacResponse } from "../session-timer.js";
 import { chosenSipCallId, failureKindForStatus, type OutgoingSipCall, type PlaceCallOptions, type SipDialogId } from "../signaling.js";
 import { DigestAuthenticator } from "./authenticator.js";
@@ -387,7 +388,7 @@ export class EmbeddedOutgoingCall extends OutgoingCallCore<DialogSession> implem
       return;
     }
     if (early.update.guard) {
-      stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": String(1 + Math.floor(Math.random() * 9)) } });
+      stack.respond(rq, 500, "Server Internal Error", { headers: { "retry-after": overlapRetryAfter() } });
       return;
     }
     answerEarlyUpdate(this.ctx, this, rq, offer, headers, {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { answerOnce, offerToListeners, type AnswerOnceOptions } from "../../sip/listener-answer.js";
+import { answerOffer, answerOnce, type AnswerOnceOptions } from "../../sip/listener-answer.js";
 import { SessionTimeouts } from "../../sip/session-timeouts.js";
 
 function recorder(settles = true, timeoutMs = 1000) {
@@ -52,13 +52,23 @@ describe("an offer answered once by the call's listeners", () => {
   it("refuses 500 when a listener throws, and falls back when nobody listens", () => {
     const thrown = recorder();
     const logged: unknown[] = [];
-    const respond = answerOnce(thrown.o);
-    offerToListeners(respond, () => { throw new Error("listener bug"); }, (err) => logged.push(err), () => "fallback");
+    let held: unknown;
+    answerOffer({
+      ...thrown.o,
+      hold: (respond) => (held = respond),
+      deliver: () => {
+        throw new Error("listener bug");
+      },
+      threw: (err) => logged.push(err),
+      fallback: () => "fallback",
+    });
     expect(thrown.sent).toEqual(["500 Server Internal Error"]);
     expect((logged[0] as Error).message).toBe("listener bug");
+    expect(typeof held).toBe("function");
+    thrown.timeouts.clearAll();
 
     const unheard = recorder();
-    offerToListeners(answerOnce(unheard.o), () => false, () => {}, () => "v=0 current");
+    answerOffer({ ...unheard.o, deliver: () => false, threw: () => {}, fallback: () => "v=0 current" });
     expect(unheard.sent).toEqual(["200 v=0 current"]);
   });
 });
