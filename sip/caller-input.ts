@@ -1,5 +1,4 @@
 /** What the gateway passes to a SIP backend for a call it places, checked the same way on both. */
-import { randomBytes } from "node:crypto";
 import { SipArgumentError } from "./errors.js";
 
 const USER_PART = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$/;
@@ -48,8 +47,4 @@ export function checkCallerHeaders(headers: Record<string, string> | undefined, 
 /** A display name's text inside a quoted-string (RFC 3261 §25.1): line breaks blanked, `\` and `"` escaped. */
 export function escapeDisplayName(name: string): string {
   return name.replace(/[\r\n\0]/g, " ").replace(/[\\"]/g, (c) => `\\${c}`);
-}
-
-export function randomToken(bytes = 8): string {
-  return randomBytes(bytes).toString("hex");
 }

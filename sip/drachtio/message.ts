@@ -12,7 +12,6 @@ import { parseDigestParams } from "../digest-verifier.js";
 
 export const ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
-
 /**
  * Every value of a header in a raw message, one per line (continuation lines joined). drachtio-srf
  * joins repeated headers with commas, which cannot be split back for challenges whose parameters

@@ -1,4 +1,5 @@
-import { checkUserPart, randomToken } from "../caller-input.js";
+import { checkUserPart } from "../caller-input.js";
+import { randomToken } from "../random-token.js";
 import type { SipLogger } from "../logger.js";
 import { RegistrationMachine, type RegisterAttempt, type RegisterOutcome, type RegistrationTransport } from "../registration-machine.js";
 import { SipArgumentError } from "../errors.js";

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { randomToken } from "../caller-input.js";
+import { randomToken } from "../random-token.js";
 import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags, unsupportedTags } from "../option-tags.js";
 import { parseReplaces } from "../refer.js";

@@ -1,5 +1,5 @@
 import sip from "sip";
-import { randomToken } from "../caller-input.js";
+import { randomToken } from "../random-token.js";
 import { dialogListeners } from "../dialog-events.js";
 import { SipCallStateError, SipHeaderError } from "../errors.js";
 import { IncomingCallCore } from "../incoming-call-core.js";

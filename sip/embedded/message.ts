@@ -1,5 +1,6 @@
 import sip from "sip";
-import { checkCallerHeaders, escapeDisplayName, randomToken, STACK_HEADERS } from "../caller-input.js";
+import { checkCallerHeaders, escapeDisplayName, STACK_HEADERS } from "../caller-input.js";
+import { randomToken } from "../random-token.js";
 import { SipArgumentError } from "../errors.js";
 import { SUPPORTED_OPTION_TAGS } from "../option-tags.js";
 
@@ -65,7 +66,6 @@ export function toWire(text: string): string {
 export function fromWire(text: string | undefined): string {
   return text === undefined ? "" : Buffer.from(text, "latin1").toString("utf8");
 }
-
 
 /** RFC 3261 §8.1.1.7: branches start with the magic cookie. */
 export function newBranch(): string {

@@ -1,4 +1,5 @@
-import { checkUserPart, randomToken } from "../caller-input.js";
+import { checkUserPart } from "../caller-input.js";
+import { randomToken } from "../random-token.js";
 import { dialogListeners } from "../dialog-events.js";
 import { SipArgumentError, SipHeaderError } from "../errors.js";
 import { parseOptionTags } from "../option-tags.js";

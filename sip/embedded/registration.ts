@@ -1,5 +1,5 @@
 import sip from "sip";
-import { randomToken } from "../caller-input.js";
+import { randomToken } from "../random-token.js";
 import type { SipLogger } from "../logger.js";
 import { RegistrationMachine, type RegisterAttempt, type RegisterOutcome, type RegistrationTransport } from "../registration-machine.js";
 import { DigestAuthenticator } from "./authenticator.js";

@@ -1,6 +1,6 @@
 import net from "node:net";
 import sip from "sip";
-import { randomToken } from "../caller-input.js";
+import { randomToken } from "../random-token.js";
 import { SipArgumentError, SipTransportError } from "../errors.js";
 import type { SipLogger } from "../logger.js";
 import {
